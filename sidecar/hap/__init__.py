@@ -1,0 +1,1 @@
+"""hap layer (see ARCHITECTURE.md)."""

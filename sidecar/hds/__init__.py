@@ -1,0 +1,1 @@
+"""hds layer (see ARCHITECTURE.md)."""
