@@ -17,9 +17,9 @@ __all__ = [
     "encode",
     "encode_list",
     "item",
+    "read_uint_le",
     "split_list",
     "uint_le",
-    "read_uint_le",
 ]
 
 MAX_FRAGMENT = 255

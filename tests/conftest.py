@@ -7,6 +7,7 @@ that holds the loop longer than ``BLOCK_LIMIT_S`` fails the test (the log record
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -60,10 +61,8 @@ def _no_leaked_threads_or_children(request: pytest.FixtureRequest) -> Iterator[N
             break
         time.sleep(0.05)
     for pid in leaked_children:
-        try:
+        with contextlib.suppress(psutil.Error):
             psutil.Process(pid).kill()
-        except psutil.Error:
-            pass
     assert not leaked_threads, f"test left threads running: {leaked_threads}"
     assert not leaked_children, f"test left child processes: {sorted(leaked_children)}"
 
@@ -76,13 +75,14 @@ async def _no_leaked_tasks_or_blocking() -> AsyncIterator[None]:
     catcher = _SlowCallbackCatcher()
     asyncio_logger = logging.getLogger("asyncio")
     asyncio_logger.addHandler(catcher)
-    me = asyncio.current_task()
+    baseline = set(asyncio.all_tasks())
     try:
         yield
         # Give cancelled tasks one turn of the loop to finish unwinding.
         for _ in range(3):
             await asyncio.sleep(0)
-        leaked = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+        me = asyncio.current_task()
+        leaked = [t for t in asyncio.all_tasks() - baseline if t is not me and not t.done()]
         for task in leaked:
             task.cancel()
         assert not leaked, f"test left tasks running: {leaked}"

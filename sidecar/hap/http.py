@@ -1,0 +1,165 @@
+"""HTTP/1.1 for HAP, parsed with h11 (sans-IO), plus HAP's own EVENT/1.0 messages.
+
+h11 gives us a strict, well-tested parser with size limits; we keep one h11 connection per
+phase (plaintext, then encrypted) because the byte stream changes meaning after pair-verify:
+bytes h11 has buffered past the M4 request are handed back (:meth:`RequestParser.trailing`)
+and go through the decryptor instead. Responses are written through h11 as well so its state
+machine stays in step for the next request on the same connection.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import h11
+
+__all__ = [
+    "JSON_TYPE",
+    "TLV_TYPE",
+    "HttpError",
+    "HttpRequest",
+    "RequestParser",
+    "encode_event",
+    "json_body",
+]
+
+JSON_TYPE = b"application/hap+json"
+TLV_TYPE = b"application/pairing+tlv8"
+MAX_HEADER_BYTES = 16 * 1024
+MAX_BODY_BYTES = 256 * 1024
+
+_REASONS = {
+    200: b"OK",
+    204: b"No Content",
+    207: b"Multi-Status",
+    400: b"Bad Request",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    413: b"Payload Too Large",
+    422: b"Unprocessable Entity",
+    470: b"Connection Authorization Required",
+    500: b"Internal Server Error",
+    503: b"Service Unavailable",
+}
+
+
+class HttpError(Exception):
+    """The peer sent something that is not acceptable HTTP; answer ``status`` and close."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+    @property
+    def query(self) -> str:
+        parts = self.target.split("?", 1)
+        return parts[1] if len(parts) == 2 else ""
+
+
+def json_body(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def encode_event(body: bytes) -> bytes:
+    return (
+        b"EVENT/1.0 200 OK\r\nContent-Type: application/hap+json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+
+
+class RequestParser:
+    """One h11 server connection: feed bytes, take complete requests one at a time."""
+
+    def __init__(self) -> None:
+        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        self._request: h11.Request | None = None
+        self._body = bytearray()
+
+    def receive(self, data: bytes) -> None:
+        self._conn.receive_data(data)
+
+    def next_request(self) -> HttpRequest | None:
+        """Return the next complete request, or None if more bytes are needed.
+
+        Raises HttpError for malformed or oversized requests, and EOFError when the peer
+        closed its side.
+        """
+        conn = self._conn
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise HttpError(exc.error_status_hint or 400, str(exc)) from None
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return None
+            if isinstance(event, h11.Request):
+                length = 0
+                for name, value in event.headers:
+                    if name == b"content-length":
+                        length = int(value)
+                if length > MAX_BODY_BYTES:
+                    raise HttpError(413, "request body too large")
+                self._request = event
+                self._body.clear()
+            elif isinstance(event, h11.Data):
+                self._body += event.data
+                if len(self._body) > MAX_BODY_BYTES:
+                    raise HttpError(413, "request body too large")
+            elif isinstance(event, h11.EndOfMessage):
+                request = self._request
+                assert request is not None
+                self._request = None
+                headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers}
+                return HttpRequest(
+                    method=request.method.decode("ascii", "replace"),
+                    target=request.target.decode("ascii", "replace"),
+                    headers=headers,
+                    body=bytes(self._body),
+                )
+            elif isinstance(event, h11.ConnectionClosed):
+                raise EOFError
+
+    def respond(self, status: int, body: bytes = b"", content_type: bytes = JSON_TYPE) -> bytes:
+        """Serialise a response and make the parser ready for the next request."""
+        headers: list[tuple[bytes, bytes]] = []
+        if body or status not in (204,):
+            headers.append((b"Content-Type", content_type))
+            headers.append((b"Content-Length", str(len(body)).encode()))
+        conn = self._conn
+        out = conn.send(h11.Response(status_code=status, headers=headers,
+                                     reason=_REASONS.get(status, b"")))
+        parts = [out or b""]
+        if body:
+            parts.append(conn.send(h11.Data(data=body)) or b"")
+        parts.append(conn.send(h11.EndOfMessage()) or b"")
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+        return b"".join(parts)
+
+    def respond_error_and_close(self, status: int) -> bytes:
+        """A last response for a request h11 could not parse; the connection closes after it."""
+        body = json_body({"status": -70410})
+        return (
+            b"HTTP/1.1 %d %s\r\nContent-Type: application/hap+json\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n" % (status, _REASONS.get(status, b"Error"), len(body))
+        ) + body
+
+    def trailing(self) -> bytes:
+        data, _closed = self._conn.trailing_data
+        return bytes(data)

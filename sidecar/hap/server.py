@@ -1,0 +1,262 @@
+"""The asyncio adapter around :class:`ServerCore`: sockets, one timer, snapshots, persistence.
+
+Deliberately thin: it moves bytes between sockets and the core, arms the single timer the
+core asks for, runs ``/resource`` requests as tasks under a timeout (so a hung camera can
+never stall the server), writes the state file when told, and keeps the mDNS record in step.
+A client that stops reading while events pile up is disconnected once its write buffer passes
+``MAX_WRITE_BUFFER``: memory stays bounded whatever the peer does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from .advertiser import Advertiser
+from .core import Connection, CoreConfig, ServerCore
+from .model import Accessory
+from .setup_payload import setup_uri
+from .state import AccessoryState
+from .status import HapError, HapStatus
+
+__all__ = ["AccessoryServer", "ResourceHandler"]
+
+log = logging.getLogger(__name__)
+
+MAX_WRITE_BUFFER = 1 << 20
+ResourceHandler = Callable[[int, int, "int | None"], Awaitable[bytes]]
+
+
+class _HapProtocol(asyncio.Protocol):
+    def __init__(self, server: AccessoryServer) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self.conn: Connection | None = None
+        self._resource_task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        conn = self._server.core.open_connection(self._server.loop.time())
+        if conn is None:
+            log.warning("%s: connection limit reached; refusing a connection", self._server.name)
+            transport.abort()
+            return
+        self.conn = conn
+        self._server._protocols[conn.id] = self
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        self._server._rearm()
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn is None:
+            return
+        self.conn.receive_data(data, self._server.loop.time())
+        self.flush()
+
+    def eof_received(self) -> bool | None:
+        return False  # close our side too
+
+    def flush(self) -> None:
+        """Write what the core produced, start deferred work, close if asked."""
+        conn, transport = self.conn, self._transport
+        if conn is None or transport is None or transport.is_closing():
+            return
+        data = conn.data_to_send()
+        if data:
+            transport.write(data)
+        conn.sent()
+        if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            log.warning("%s: connection %d is not reading; dropping it", self._server.name, conn.id)
+            transport.abort()
+            return
+        if conn.pending_resource is not None and self._resource_task is None:
+            self._resource_task = self._server.loop.create_task(self._run_resource())
+        if conn.close_after_send:
+            transport.close()
+        self._server._rearm()
+
+    async def _run_resource(self) -> None:
+        conn = self.conn
+        assert conn is not None and conn.pending_resource is not None
+        request = conn.pending_resource
+        handler = self._server.resource_handler
+        image: bytes | None = None
+        status: HapStatus | None = None
+        try:
+            assert handler is not None
+            image = await asyncio.wait_for(
+                handler(request.width, request.height, request.reason), self._server.resource_timeout
+            )
+        except TimeoutError:
+            status = HapStatus.OPERATION_TIMED_OUT
+        except HapError as exc:
+            status = exc.status
+        except Exception:
+            log.exception("%s: snapshot failed", self._server.name)
+            status = HapStatus.SERVICE_COMMUNICATION_FAILURE
+        finally:
+            self._resource_task = None
+        conn.complete_resource(image, status, self._server.loop.time())
+        self.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._resource_task is not None:
+            self._resource_task.cancel()
+            self._resource_task = None
+        if self.conn is not None:
+            self._server._protocols.pop(self.conn.id, None)
+            self.conn.connection_lost()
+            self.conn = None
+        self._transport = None
+        self._server._rearm()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+class AccessoryServer:
+    """Serve one accessory: its own TCP port, identity, pairings and mDNS record."""
+
+    def __init__(
+        self,
+        accessory: Accessory,
+        state_path: Path,
+        *,
+        name: str,
+        host: str = "0.0.0.0",  # noqa: S104 - a real user serves the LAN; tests pass 127.0.0.1
+        port: int = 0,
+        setup_code: str | None = None,
+        config: CoreConfig | None = None,
+        advertiser: Advertiser | None = None,
+        resource_handler: ResourceHandler | None = None,
+        resource_timeout: float = 25.0,
+        on_identify: Callable[[], None] | None = None,
+        on_factory_reset: Callable[[], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.accessory = accessory
+        self.state_path = state_path
+        self.host = host
+        self._requested_port = port
+        self.state = AccessoryState.load_or_create(state_path, setup_code)
+        self.loop = asyncio.get_running_loop()
+        self.core = ServerCore(accessory, self.state, clock=self.loop.time, config=config)
+        if self.core.state_changed_at_start:
+            self.save_state()
+        self.resource_handler = resource_handler
+        self.resource_timeout = resource_timeout
+        self.advertiser = advertiser
+        self._on_factory_reset = on_factory_reset
+        self.core.callbacks.on_output = self._on_output
+        self.core.callbacks.on_state_dirty = self.save_state
+        self.core.callbacks.on_advertise = self._advertise
+        self.core.callbacks.on_factory_reset = self._factory_reset
+        self.core.callbacks.has_resource = resource_handler is not None
+        if on_identify is not None:
+            self.core.callbacks.on_identify = on_identify
+        self._protocols: dict[int, _HapProtocol] = {}
+        self._server: asyncio.Server | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._advert_task: asyncio.Task[None] | None = None
+        self.port = 0
+
+    # -- identity for the user ----------------------------------------------------------------
+    @property
+    def setup_code(self) -> str:
+        return self.state.setup_code
+
+    @property
+    def setup_uri(self) -> str:
+        return setup_uri(self.state.setup_code, self.state.setup_id, self.accessory.category)
+
+    @property
+    def paired(self) -> bool:
+        return self.state.paired
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._server = await self.loop.create_server(
+            lambda: _HapProtocol(self), self.host, self._requested_port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        if self.advertiser is not None:
+            await self.advertiser.register(self.name, self.port, self.core.txt_record())
+        log.info("%s: HAP server on %s:%d (paired: %s)", self.name, self.host, self.port, self.paired)
+
+    async def stop(self) -> None:
+        if self._advert_task is not None:
+            await self._advert_task
+        if self.advertiser is not None:
+            await self.advertiser.unregister()
+        if self._server is not None:
+            self._server.close()
+        for proto in list(self._protocols.values()):
+            proto.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.core.close()
+        self.save_state()
+
+    # -- callbacks from the core --------------------------------------------------------------
+    def save_state(self) -> None:
+        self.state.save(self.state_path)
+
+    def _on_output(self, conn: Connection) -> None:
+        proto = self._protocols.get(conn.id)
+        if proto is not None:
+            proto.flush()
+
+    def _advertise(self) -> None:
+        if self.advertiser is None:
+            return
+        txt = self.core.txt_record()
+        previous = self._advert_task
+
+        async def update() -> None:
+            if previous is not None:
+                await previous
+            assert self.advertiser is not None
+            await self.advertiser.update(txt)
+
+        self._advert_task = self.loop.create_task(update())
+        self._advert_task.add_done_callback(self._advert_done)
+
+    def _advert_done(self, task: asyncio.Task[None]) -> None:
+        if self._advert_task is task:
+            self._advert_task = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s: mDNS update failed: %s", self.name, task.exception())
+
+    def _factory_reset(self) -> None:
+        log.info("%s: last admin removed; back to factory state (unpaired)", self.name)
+        if self._on_factory_reset is not None:
+            self._on_factory_reset()
+
+    def _rearm(self) -> None:
+        deadline = self.core.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self.loop.call_at(max(deadline, self.loop.time()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.core.handle_timers(self.loop.time())
+        self._rearm()

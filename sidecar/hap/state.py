@@ -1,0 +1,232 @@
+"""An accessory's persistent identity and pairings, written atomically with mode 0600.
+
+One JSON file per accessory holds everything that must survive a restart: the pairing id
+(a random MAC-like id), the Ed25519 long-term key, the setup code and setup id, the pairings
+with their admin flags, the failed pair-setup counter (so MaxTries cannot be reset by a
+restart), the iid map (so iids stay stable), the config number and the database hash, and an
+``app`` namespace for the layers above (camera modes, selected recording configuration).
+
+Nothing in here is ever logged: ``__repr__`` is redacted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+__all__ = [
+    "MAX_PAIRINGS",
+    "AccessoryState",
+    "Pairing",
+    "StateError",
+    "atomic_write",
+    "generate_setup_code",
+    "generate_setup_id",
+    "is_valid_setup_code",
+]
+
+MAX_PAIRINGS = 32  # HAP requires at least 16
+FORMAT_VERSION = 1
+_TRIVIAL_CODES = {f"{d}{d}{d}-{d}{d}-{d}{d}{d}" for d in "0123456789"} | {"123-45-678", "876-54-321"}
+_SETUP_ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class StateError(Exception):
+    """The state file exists but cannot be used (corrupt JSON, wrong types, bad key)."""
+
+
+def is_valid_setup_code(code: str) -> bool:
+    """Setup codes look like 123-45-678 and must not be trivial (HAP forbids those)."""
+    if len(code) != 10 or code[3] != "-" or code[6] != "-":
+        return False
+    digits = code.replace("-", "")
+    return digits.isdigit() and len(digits) == 8 and code not in _TRIVIAL_CODES
+
+
+def generate_setup_code() -> str:
+    while True:
+        digits = f"{secrets.randbelow(10**8):08d}"
+        code = f"{digits[:3]}-{digits[3:5]}-{digits[5:]}"
+        if is_valid_setup_code(code):
+            return code
+
+
+def generate_setup_id() -> str:
+    return "".join(secrets.choice(_SETUP_ID_ALPHABET) for _ in range(4))
+
+
+def _generate_device_id() -> str:
+    raw = bytearray(secrets.token_bytes(6))
+    raw[0] = (raw[0] | 0x02) & 0xFE  # locally administered, unicast: never a real vendor MAC
+    return ":".join(f"{b:02X}" for b in raw)
+
+
+@dataclass
+class Pairing:
+    """A paired controller: its identifier bytes exactly as it sent them, its LTPK, admin flag."""
+
+    identifier: bytes
+    public_key: bytes
+    admin: bool
+
+    def __repr__(self) -> str:
+        return f"Pairing(identifier={self.identifier!r}, admin={self.admin})"
+
+
+@dataclass
+class AccessoryState:
+    device_id: str
+    signing_seed: bytes
+    setup_code: str
+    setup_id: str
+    pairings: dict[bytes, Pairing] = field(default_factory=dict)
+    failed_attempts: int = 0
+    config_number: int = 1
+    db_hash: str = ""
+    iids: dict[str, int] = field(default_factory=dict)
+    app: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"AccessoryState(device_id={self.device_id}, pairings={len(self.pairings)}, <secrets redacted>)"
+
+    @classmethod
+    def create(cls, setup_code: str | None = None, setup_id: str | None = None) -> AccessoryState:
+        if setup_code is not None and not is_valid_setup_code(setup_code):
+            raise StateError("setup code must look like 123-45-678 and not be trivial")
+        return cls(
+            device_id=_generate_device_id(),
+            signing_seed=secrets.token_bytes(32),
+            setup_code=setup_code or generate_setup_code(),
+            setup_id=setup_id or generate_setup_id(),
+        )
+
+    # -- keys ---------------------------------------------------------------------------------
+    @property
+    def signing_key(self) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.from_private_bytes(self.signing_seed)
+
+    @property
+    def public_key(self) -> bytes:
+        return self.signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    @property
+    def paired(self) -> bool:
+        return bool(self.pairings)
+
+    def has_admin(self) -> bool:
+        return any(p.admin for p in self.pairings.values())
+
+    # -- (de)serialisation --------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "device_id": self.device_id,
+            "signing_seed": self.signing_seed.hex(),
+            "setup_code": self.setup_code,
+            "setup_id": self.setup_id,
+            "pairings": [
+                {"identifier": p.identifier.hex(), "public_key": p.public_key.hex(), "admin": p.admin}
+                for p in self.pairings.values()
+            ],
+            "failed_attempts": self.failed_attempts,
+            "config_number": self.config_number,
+            "db_hash": self.db_hash,
+            "iids": self.iids,
+            "app": self.app,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> AccessoryState:
+        try:
+            if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+                raise StateError("unknown state file format")
+            pairings: dict[bytes, Pairing] = {}
+            for item in data["pairings"]:
+                ident = bytes.fromhex(item["identifier"])
+                pairings[ident] = Pairing(ident, bytes.fromhex(item["public_key"]), bool(item["admin"]))
+            state = cls(
+                device_id=str(data["device_id"]),
+                signing_seed=bytes.fromhex(data["signing_seed"]),
+                setup_code=str(data["setup_code"]),
+                setup_id=str(data["setup_id"]),
+                pairings=pairings,
+                failed_attempts=int(data["failed_attempts"]),
+                config_number=int(data["config_number"]),
+                db_hash=str(data["db_hash"]),
+                iids={str(k): int(v) for k, v in dict(data["iids"]).items()},
+                app=dict(data.get("app", {})),
+            )
+        except StateError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"state file is damaged: {type(exc).__name__}") from None
+        if len(state.signing_seed) != 32 or not is_valid_setup_code(state.setup_code):
+            raise StateError("state file holds an invalid key or setup code")
+        return state
+
+    @classmethod
+    def load(cls, path: Path) -> AccessoryState:
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise StateError(f"cannot read {path}: {exc.strerror}") from None
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError:
+            raise StateError(f"{path} is not valid JSON") from None
+        return cls.from_json(data)
+
+    @classmethod
+    def load_or_create(
+        cls, path: Path, setup_code: str | None = None, setup_id: str | None = None
+    ) -> AccessoryState:
+        """Load the state, or create and save a fresh identity when there is no file yet.
+
+        A damaged file is an error, never silently replaced: replacing it would orphan the
+        user's pairings without telling them.
+        """
+        if path.exists():
+            state = cls.load(path)
+            if setup_code is not None and setup_code != state.setup_code and not state.paired:
+                if not is_valid_setup_code(setup_code):
+                    raise StateError("setup code must look like 123-45-678 and not be trivial")
+                state.setup_code = setup_code
+                state.save(path)
+            return state
+        state = cls.create(setup_code, setup_id)
+        state.save(path)
+        return state
+
+    def save(self, path: Path) -> None:
+        atomic_write(path, json.dumps(self.to_json(), indent=1, sort_keys=True).encode())
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same directory, fsync, rename; mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
