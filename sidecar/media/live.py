@@ -1,0 +1,88 @@
+"""Asyncio face of a prebuffer :class:`~sidecar.media.prebuffer.Subscription`.
+
+The sans-IO subscription owns the bounded queue and the close reason; this wrapper only turns
+"an item was queued" into an awaitable. It holds no queue of its own, so it adds no buffering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+from .fmp4 import Fragment, InitSegment
+from .prebuffer import CloseReason, Subscription
+
+__all__ = ["LiveSubscription", "SubscriptionClosed"]
+
+
+class SubscriptionClosed(Exception):
+    """The live subscription ended; ``reason`` says why (slow consumer, new generation, stop)."""
+
+    def __init__(self, reason: CloseReason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+class LiveSubscription:
+    """Await the init segment, the prebuffer fragments, then live fragments, in order.
+
+    Use as an async iterator (it ends when the subscription closes; read :attr:`close_reason`)
+    or call :meth:`get` (raises :class:`SubscriptionClosed`). Always close it (``async with``
+    or :meth:`close`) so the prebuffer stops feeding it.
+    """
+
+    def __init__(self, core: Subscription) -> None:
+        self._core = core
+        self._event = asyncio.Event()
+        core.on_ready = self._event.set
+        self._event.set()
+
+    @property
+    def generation(self) -> int:
+        return self._core.generation
+
+    @property
+    def close_reason(self) -> CloseReason | None:
+        return self._core.close_reason
+
+    @property
+    def pending(self) -> int:
+        return self._core.pending
+
+    async def get(self) -> InitSegment | Fragment:
+        """Next item; waits for it. Raises :class:`SubscriptionClosed` once closed and drained."""
+        while True:
+            item = self._core.pop()
+            if item is not None:
+                return item
+            reason = self._core.close_reason
+            if reason is not None:
+                raise SubscriptionClosed(reason)
+            self._event.clear()
+            await self._event.wait()
+
+    def close(self, reason: CloseReason = CloseReason.CLOSED) -> None:
+        """Stop receiving (idempotent)."""
+        self._core.close(reason)
+
+    def __aiter__(self) -> AsyncIterator[InitSegment | Fragment]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[InitSegment | Fragment]:
+        while True:
+            try:
+                yield await self.get()
+            except SubscriptionClosed:
+                return
+
+    async def __aenter__(self) -> LiveSubscription:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

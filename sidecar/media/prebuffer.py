@@ -1,0 +1,325 @@
+"""Sans-IO prebuffer: a ring of recent fragments per camera, plus bounded live subscriptions.
+
+A hub asks for recordings that start *before* the motion event (``prebufferLength``, 4-8 s), so
+the newest fragments of the current ffmpeg run are kept in a ring sized by media duration and
+capped in bytes. Each ffmpeg run is a *generation*: its init segment and its fragments only make
+sense together (timestamps restart at 0, SPS/PPS may change: field notes, trap 24), so a new init
+segment empties the ring and closes every live subscription of the old generation.
+
+Nothing here sleeps, awaits or reads a clock: ``now`` (monotonic seconds) is passed in. A
+subscription's only link to the async world is an optional ``on_ready`` callback, which the
+asyncio side (:class:`sidecar.media.live.LiveSubscription`) uses to wake its waiter.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .fmp4 import Fragment, InitSegment
+
+__all__ = [
+    "CloseReason",
+    "Prebuffer",
+    "PrebufferNotReady",
+    "PrebufferSnapshot",
+    "StoredFragment",
+    "Subscription",
+]
+
+
+class CloseReason(enum.Enum):
+    """Why a live subscription ended; the camera layer maps these to HDS close reasons."""
+
+    SLOW_CONSUMER = "slow-consumer"  # its queue hit the bound: the hub is not keeping up
+    NEW_GENERATION = "new-generation"  # ffmpeg restarted; the old init segment is void
+    STOPPED = "stopped"  # the pipeline stopped (or the source went away and was reset)
+    CLOSED = "closed"  # the consumer closed it
+
+
+class PrebufferNotReady(Exception):
+    """No init segment (or no keyframe-started fragment) yet: the pipeline is still warming up."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFragment:
+    """A fragment with the monotonic time it arrived, as kept in the ring."""
+
+    fragment: Fragment
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PrebufferSnapshot:
+    """Init segment and the fragments covering the requested span, oldest first.
+
+    The first fragment starts on a keyframe. ``duration_s`` is the media duration of
+    ``fragments`` (it may exceed the requested span by up to one GOP, never fall short unless
+    the ring holds less).
+    """
+
+    generation: int
+    init: InitSegment
+    fragments: tuple[Fragment, ...]
+
+    @property
+    def duration_s(self) -> float:
+        return sum(f.duration_s for f in self.fragments)
+
+    @property
+    def size(self) -> int:
+        return len(self.init.data) + sum(f.size for f in self.fragments)
+
+
+class Subscription:
+    """One consumer's bounded queue of live fragments (sans-IO core).
+
+    Created by :meth:`Prebuffer.subscribe`. The queue starts with the init segment and the
+    prebuffer snapshot, then receives every new fragment of the same generation. If more than
+    ``max_pending`` fragments (or ``max_pending_bytes``) wait unread, the subscription is closed
+    with :attr:`CloseReason.SLOW_CONSUMER` and its queue is dropped at once, so a stalled hub can
+    never make memory grow (field notes, trap 23).
+    """
+
+    def __init__(
+        self,
+        prebuffer: Prebuffer,
+        generation: int,
+        max_pending: int,
+        max_pending_bytes: int,
+    ) -> None:
+        self._prebuffer: Prebuffer | None = prebuffer
+        self.generation = generation
+        self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self._queue: deque[InitSegment | Fragment] = deque()
+        self._queued_bytes = 0
+        self._queued_fragments = 0
+        self.close_reason: CloseReason | None = None
+        #: Called (synchronously) whenever an item is queued or the subscription closes.
+        self.on_ready: Callable[[], None] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.close_reason is not None
+
+    @property
+    def pending(self) -> int:
+        """Fragments waiting to be read."""
+        return self._queued_fragments
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._queued_bytes
+
+    def pop(self) -> InitSegment | Fragment | None:
+        """Next item, or ``None`` if the queue is empty (check :attr:`closed` then)."""
+        if not self._queue:
+            return None
+        item = self._queue.popleft()
+        if isinstance(item, Fragment):
+            self._queued_fragments -= 1
+            self._queued_bytes -= item.size
+        else:
+            self._queued_bytes -= len(item.data)
+        return item
+
+    def close(self, reason: CloseReason = CloseReason.CLOSED) -> None:
+        """Close (idempotent). Items already queued stay readable unless the reason is
+        :attr:`CloseReason.SLOW_CONSUMER` or :attr:`CloseReason.NEW_GENERATION`, where they would
+        only waste memory or be wrong."""
+        if self.close_reason is not None:
+            return
+        self.close_reason = reason
+        if reason in (CloseReason.SLOW_CONSUMER, CloseReason.NEW_GENERATION):
+            self._queue.clear()
+            self._queued_bytes = self._queued_fragments = 0
+        if self._prebuffer is not None:
+            self._prebuffer._forget(self)
+            self._prebuffer = None
+        self._wake()
+
+    def _put(self, item: InitSegment | Fragment) -> None:
+        if self.close_reason is not None:
+            return
+        self._queue.append(item)
+        if isinstance(item, Fragment):
+            self._queued_fragments += 1
+            self._queued_bytes += item.size
+            if self._queued_fragments > self.max_pending or self._queued_bytes > self.max_pending_bytes:
+                self.close(CloseReason.SLOW_CONSUMER)
+                return
+        else:
+            self._queued_bytes += len(item.data)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.on_ready is not None:
+            self.on_ready()
+
+
+class Prebuffer:
+    """Ring of the newest fragments of the current generation, by duration and by bytes.
+
+    Args:
+        capacity_s: media seconds to keep *behind* the newest fragment. The default (8 s, the
+            largest prebuffer a hub may select, plus 4 s) keeps the longest request servable
+            while the next fragment is still being recorded.
+        max_bytes: hard cap whatever the durations say (a broken source with zero-length
+            fragments must not grow memory).
+        max_fragments: another hard cap, for the same reason.
+        stale_after_s: fragments that arrived longer ago than the requested span plus this
+            slack are not served: after a stall they no longer describe "the last N seconds".
+    """
+
+    def __init__(
+        self,
+        *,
+        capacity_s: float = 12.0,
+        max_bytes: int = 32 * 1024 * 1024,
+        max_fragments: int = 64,
+        stale_after_s: float = 8.0,
+    ) -> None:
+        self.capacity_s = capacity_s
+        self.max_bytes = max_bytes
+        self.max_fragments = max_fragments
+        self.stale_after_s = stale_after_s
+        self.generation = 0
+        self.init: InitSegment | None = None
+        self._ring: deque[StoredFragment] = deque()
+        self._bytes = 0
+        self._duration = 0.0
+        self._subscribers: list[Subscription] = []
+        self.last_fragment_at: float | None = None
+
+    # -- producer side (the supervisor) ------------------------------------------------------
+
+    def start_generation(self, init: InitSegment, now: float) -> int:
+        """A new ffmpeg run produced ``init``: drop the old fragments and subscribers.
+
+        Returns the new generation number (strictly increasing from 1).
+        """
+        self.reset(CloseReason.NEW_GENERATION)
+        self.generation += 1
+        self.init = init
+        return self.generation
+
+    def reset(self, reason: CloseReason = CloseReason.STOPPED) -> None:
+        """Forget the init segment and every fragment; close all subscriptions with ``reason``."""
+        self.init = None
+        self._ring.clear()
+        self._bytes = 0
+        self._duration = 0.0
+        self.last_fragment_at = None
+        for sub in list(self._subscribers):
+            sub.close(reason)
+        self._subscribers.clear()
+
+    def push(self, fragment: Fragment, now: float) -> None:
+        """Append a fragment of the current generation, evict old ones, feed subscribers."""
+        if self.init is None:
+            raise PrebufferNotReady("push before start_generation")
+        self._ring.append(StoredFragment(fragment, now))
+        self._bytes += fragment.size
+        self._duration += fragment.duration_s
+        self.last_fragment_at = now
+        while len(self._ring) > 1 and (
+            self._duration - self._ring[0].fragment.duration_s >= self.capacity_s
+            or self._bytes > self.max_bytes
+            or len(self._ring) > self.max_fragments
+        ):
+            old = self._ring.popleft().fragment
+            self._bytes -= old.size
+            self._duration -= old.duration_s
+        for sub in list(self._subscribers):
+            sub._put(fragment)
+
+    # -- consumer side (the camera layer) ----------------------------------------------------
+
+    @property
+    def bytes(self) -> int:
+        """Bytes held by the ring (fragments only)."""
+        return self._bytes
+
+    @property
+    def duration_s(self) -> float:
+        """Media seconds held by the ring."""
+        return self._duration
+
+    @property
+    def fragment_count(self) -> int:
+        return len(self._ring)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def fragments(self) -> tuple[Fragment, ...]:
+        """Everything in the ring, oldest first (for diagnostics and tests)."""
+        return tuple(s.fragment for s in self._ring)
+
+    def ready(self, ms: int, now: float) -> bool:
+        """True if :meth:`fragments_since` can serve ``ms`` milliseconds in full right now."""
+        snap = self.fragments_since(ms, now)
+        return snap is not None and snap.duration_s * 1000 >= ms - 1
+
+    def fragments_since(self, ms: int, now: float) -> PrebufferSnapshot | None:
+        """Init segment + the newest fragments covering at least ``ms`` milliseconds.
+
+        Walks back from the newest fragment until the span is covered, then further back to the
+        nearest keyframe-started fragment, so the result always starts on a keyframe. Returns
+        ``None`` when there is no init segment or no usable (fresh, keyframe-started) fragment;
+        the result may cover less than ``ms`` while the ring is still filling.
+        """
+        if self.init is None or not self._ring:
+            return None
+        cutoff = now - (ms / 1000.0 + self.stale_after_s)
+        span = 0.0
+        chosen: list[Fragment] = []
+        start_index: int | None = None
+        for index in range(len(self._ring) - 1, -1, -1):
+            stored = self._ring[index]
+            if stored.received_at < cutoff:
+                break
+            chosen.append(stored.fragment)
+            span += stored.fragment.duration_s
+            if stored.fragment.keyframe:
+                start_index = len(chosen)
+                if span * 1000 >= ms:
+                    break
+        if start_index is None:
+            return None
+        frags = tuple(reversed(chosen[:start_index]))
+        return PrebufferSnapshot(self.generation, self.init, frags)
+
+    def subscribe(
+        self,
+        ms: int,
+        now: float,
+        *,
+        max_pending: int = 16,
+        max_pending_bytes: int = 16 * 1024 * 1024,
+    ) -> Subscription:
+        """Open a live subscription: init, the last ``ms`` of fragments, then every new one.
+
+        The bound covers the prebuffer snapshot as well, so it must be large enough for it
+        (16 fragments is 64 s of 4 s fragments; the default 16 MiB is 64 s at 2 Mbps).
+
+        Raises:
+            PrebufferNotReady: no init segment or no keyframe-started fragment yet.
+        """
+        snap = self.fragments_since(ms, now)
+        if snap is None:
+            raise PrebufferNotReady("no init segment or keyframe fragment yet")
+        sub = Subscription(self, self.generation, max_pending, max_pending_bytes)
+        self._subscribers.append(sub)
+        sub._put(snap.init)
+        for fragment in snap.fragments:
+            sub._put(fragment)
+        return sub
+
+    def _forget(self, sub: Subscription) -> None:
+        if sub in self._subscribers:
+            self._subscribers.remove(sub)

@@ -1,0 +1,701 @@
+"""One camera's media pipeline: a supervised, long-lived ffmpeg feeding a prebuffer.
+
+:class:`MediaPipeline` is the asyncio adapter around the sans-IO parts (fMP4 reader, prebuffer,
+keyframe monitor). It owns exactly one task (``_main``) which owns, per ffmpeg run, the stdout
+pump and the stderr drain; ``stop()`` cancels nothing it does not own and returns only when
+ffmpeg has been reaped.
+
+Why it restarts so readily: ffmpeg exits 0 when an RTSP camera drops, and with ``-timeout`` it
+also exits when the camera stalls (ecosystem.md §4.3), so *any* exit means "the source is gone".
+A run that stops producing bytes (a hung source that did not trip the socket timeout) is killed
+by the silence watchdog (field notes, trap 26). Restarts back off exponentially, capped, and the
+backoff resets once a run has been healthy for a while.
+
+Every run is a new prebuffer generation: its init segment replaces the old one and any live
+subscription of the old run is closed (``NEW_GENERATION``), because the hub cannot splice two
+runs into one recording (trap 24).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+from .command import AudioMode, FfmpegCommand, build_command
+from .fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
+from .keyframes import GopVerdict, KeyframeMonitor
+from .live import LiveSubscription
+from .prebuffer import CloseReason, Prebuffer, PrebufferSnapshot
+from .probe import SourceProbe, probe_from_init, probe_source
+from .profiles import Profile, load_profiles
+from .settings import RecordingSettings
+from .sources import Source
+
+__all__ = [
+    "MediaPipeline",
+    "PipelineConfig",
+    "PipelineState",
+    "PipelineStatus",
+    "ReconfigureResult",
+]
+
+log = logging.getLogger(__name__)
+
+_READ_SIZE = 1 << 20
+
+
+class PipelineState(enum.Enum):
+    STOPPED = "stopped"
+    STARTING = "starting"  # ffmpeg spawned, no init segment yet
+    RUNNING = "running"  # init segment received, fragments flowing
+    BACKOFF = "backoff"  # ffmpeg exited; waiting before the next start
+    STOPPING = "stopping"
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """Everything one camera's pipeline needs. Timing fields are seconds.
+
+    Attributes:
+        profile: name of the encoding profile (``copy``, ``libx264``, a hardware or user one).
+        transcode_fallback: in copy mode, switch to ``fallback_profile`` when the camera's
+            fragments exceed 4 s (the warning is logged either way).
+        merge_short_gops: in copy mode, merge 1-2 s GOPs into ~4 s fragments with
+            ``-min_frag_duration`` (one extra restart once the GOP has been measured).
+        silence_timeout_s: kill ffmpeg when stdout has been silent this long...
+        startup_timeout_s: ...or, before the first byte of a run, this long.
+        stop_timeout_s: SIGTERM grace before SIGKILL.
+    """
+
+    source: Source
+    profile: str = "copy"
+    settings: RecordingSettings = field(default_factory=RecordingSettings)
+    name: str = "camera"
+    fallback_profile: str = "libx264"
+    transcode_fallback: bool = False
+    merge_short_gops: bool = True
+    ffmpeg_bin: str = "ffmpeg"
+    profiles: Mapping[str, Profile] | None = None  # None: load_profiles()
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 15.0
+    backoff_reset_after_s: float = 30.0
+    silence_timeout_s: float = 10.0
+    startup_timeout_s: float = 20.0
+    stop_timeout_s: float = 3.0
+    prebuffer_capacity_s: float = 12.0
+    prebuffer_max_bytes: int = 32 * 1024 * 1024
+    stderr_burst: int = 10  # stderr lines logged at once before rate limiting...
+    stderr_refill_s: float = 6.0  # ...then one more line per this many seconds
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineStatus:
+    """A snapshot for the status page (all times monotonic seconds or durations)."""
+
+    name: str
+    state: PipelineState
+    running: bool
+    pid: int | None
+    generation: int
+    restarts: int
+    last_error: str | None
+    last_exit_code: int | None
+    profile: str
+    audio: str
+    source: str
+    uptime_s: float | None
+    keyframe_interval_s: float | None
+    max_fragment_s: float | None
+    bitrate_kbps: float | None
+    fps: float | None
+    width: int | None
+    height: int | None
+    codec: str | None
+    h264_profile: str | None
+    h264_level: str | None
+    has_audio: bool | None
+    gop_verdict: str
+    warning: str | None
+    prebuffer_s: float
+    prebuffer_bytes: int
+    fragments: int
+    bytes_in: int
+    ignored_settings: tuple[str, ...]
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReconfigureResult:
+    """What :meth:`MediaPipeline.reconfigure` did."""
+
+    restarted: bool
+    ignored: tuple[str, ...]  # settings the profile cannot honour (copy: the camera's own)
+    message: str
+
+
+class _Backoff:
+    def __init__(self, initial: float, maximum: float, reset_after: float) -> None:
+        self.initial, self.maximum, self.reset_after = initial, maximum, reset_after
+        self.failures = 0
+
+    def next_delay(self, run_seconds: float, healthy: bool) -> float:
+        if healthy and run_seconds >= self.reset_after:
+            self.failures = 0
+        delay = float(min(self.maximum, self.initial * (2**self.failures)))
+        self.failures = min(self.failures + 1, 30)
+        return delay
+
+
+class _StderrLog:
+    """Logs ffmpeg's stderr lines with a token bucket, keeps the last few for ``last_error``."""
+
+    def __init__(self, name: str, burst: int, refill_s: float, clock: Callable[[], float]) -> None:
+        self.name, self.burst, self.refill_s, self.clock = name, burst, refill_s, clock
+        self.tokens = float(burst)
+        self.stamp = clock()
+        self.suppressed = 0
+        self.recent: deque[str] = deque(maxlen=20)
+
+    def line(self, text: str) -> None:
+        text = text.rstrip()
+        if not text:
+            return
+        self.recent.append(text[:500])
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) / self.refill_s)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            if self.suppressed:
+                log.warning("%s: ffmpeg: (%d lines suppressed)", self.name, self.suppressed)
+                self.suppressed = 0
+            log.warning("%s: ffmpeg: %s", self.name, text[:500])
+        else:
+            self.suppressed += 1
+
+
+class MediaPipeline:
+    """A camera's ffmpeg, supervised, feeding :attr:`prebuffer`.
+
+    Life cycle, for the camera layer::
+
+        pipeline = MediaPipeline(PipelineConfig(source=parse_source(url), profile="copy"))
+        await pipeline.start()                    # returns at once; ffmpeg starts in the background
+        probe = await pipeline.probe()            # codec, size, fps, profile/level, audio
+        await pipeline.wait_ready(4000)           # prebuffer holds 4 s from a keyframe
+        snap = pipeline.fragments_since(4000)     # init + fragments (e.g. for a snapshot or test)
+        async with pipeline.subscribe(4000) as sub:   # one per HKSV recording stream
+            async for item in sub: ...            # InitSegment, then Fragments; ends with a reason
+        await pipeline.reconfigure(settings)      # the hub selected a recording configuration
+        pipeline.status()                         # PipelineStatus for the status page
+        await pipeline.stop()                     # ffmpeg terminated and reaped
+
+    Args:
+        config: see :class:`PipelineConfig`.
+        clock: monotonic seconds; injectable for tests of the pure parts.
+    """
+
+    def __init__(self, config: PipelineConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._clock = clock
+        self._profiles = dict(config.profiles) if config.profiles is not None else load_profiles()
+        if config.profile not in self._profiles:
+            raise KeyError(f"unknown ffmpeg profile {config.profile!r} (have {sorted(self._profiles)})")
+        self._profile_name = config.profile
+        if self._profiles[config.profile].is_copy and config.source.must_encode:
+            log.info("%s: the %s source must be encoded; using %s", config.name, config.source.url,
+                     config.fallback_profile)
+            self._profile_name = config.fallback_profile
+        self._settings = config.settings
+        self._source_has_audio: bool | None = config.source.known_audio
+        self._min_frag_us: int | None = None
+        self.prebuffer = Prebuffer(capacity_s=config.prebuffer_capacity_s, max_bytes=config.prebuffer_max_bytes)
+        self._monitor = KeyframeMonitor()
+        self._backoff = _Backoff(config.backoff_initial_s, config.backoff_max_s, config.backoff_reset_after_s)
+        self._stderr = _StderrLog(config.name, config.stderr_burst, config.stderr_refill_s, clock)
+        self._task: asyncio.Task[None] | None = None
+        self._state = PipelineState.STOPPED
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._restart_reason: str | None = None  # a planned restart (reconfigure, audio, fallback)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._command: FfmpegCommand | None = None
+        self._run_started: float | None = None
+        self._last_byte_at: float | None = None
+        self._run_fragments = 0
+        self._silent_audio_fragments = 0
+        self._restarts = 0
+        self._runs = 0
+        self._last_error: str | None = None
+        self._last_exit: int | None = None
+        self._warning: str | None = None
+        self._warned_verdict: GopVerdict | None = None
+        self._probe: SourceProbe | None = None
+        self._bytes_in = 0
+        self._fragments = 0
+        self._run_failure: str | None = None
+
+    # -- public API ----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> PipelineState:
+        return self._state
+
+    @property
+    def profile(self) -> Profile:
+        """The profile in use (it changes on a transcode fallback)."""
+        return self._profiles[self._profile_name]
+
+    @property
+    def settings(self) -> RecordingSettings:
+        return self._settings
+
+    @property
+    def restarts(self) -> int:
+        """ffmpeg starts after the first one, whatever their cause."""
+        return self._restarts
+
+    @property
+    def pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    async def start(self) -> None:
+        """Start supervising (idempotent). Returns at once; ffmpeg starts in the background."""
+        if self._task is not None and not self._task.done():
+            return
+        self._stopping = False
+        self._wake.clear()
+        self._task = asyncio.get_running_loop().create_task(self._main(), name=f"media:{self.config.name}")
+
+    async def stop(self) -> None:
+        """Stop ffmpeg (SIGTERM, then SIGKILL after ``stop_timeout_s``), reap it, close every
+        live subscription (``STOPPED``) and empty the prebuffer. Idempotent."""
+        self._stopping = True
+        self._wake.set()
+        task = self._task
+        if task is not None:
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                # Our caller is being cancelled: still make sure ffmpeg dies before we go.
+                await task
+                raise
+        self._task = None
+        self.prebuffer.reset(CloseReason.STOPPED)
+        self._set_state(PipelineState.STOPPED)
+
+    async def reconfigure(self, settings: RecordingSettings) -> ReconfigureResult:
+        """Apply a hub-selected recording configuration.
+
+        ffmpeg restarts (new generation) only if the command line changes. A copy profile keeps
+        the camera's video: only audio on/off (and the audio format) can change, and the
+        result says which settings were ignored.
+        """
+        old = self._build_command(self._settings)
+        new = self._build_command(settings)
+        self._settings = settings
+        ignored = new.ignored
+        if self.profile.is_copy:
+            note = (
+                f"copy mode keeps the camera's stream (ignoring {', '.join(ignored)}); "
+                "set resolution, frame rate and bitrate on the camera itself"
+            )
+            log.info("%s: %s", self.config.name, note)
+        else:
+            note = f"{self.profile.name} encodes {settings.width}x{settings.height}@{settings.fps} " \
+                   f"{settings.bitrate_kbps} kbps {settings.profile} {settings.level}"
+        if old.argv == new.argv:
+            return ReconfigureResult(False, ignored, f"no change needed; {note}")
+        if self._task is not None and not self._task.done():
+            self._request_restart("reconfigured")
+        return ReconfigureResult(True, ignored, f"restarting ffmpeg; {note}")
+
+    def fragments_since(self, ms: int) -> PrebufferSnapshot | None:
+        """Init + fragments covering the last ``ms`` ms, from a keyframe (see :class:`Prebuffer`)."""
+        return self.prebuffer.fragments_since(ms, self._clock())
+
+    def subscribe(self, prebuffer_ms: int, *, max_pending: int = 16,
+                  max_pending_bytes: int = 16 * 1024 * 1024) -> LiveSubscription:
+        """A bounded live subscription starting with init + the last ``prebuffer_ms``.
+
+        Raises :class:`~sidecar.media.prebuffer.PrebufferNotReady` while warming up.
+        """
+        core = self.prebuffer.subscribe(prebuffer_ms, self._clock(), max_pending=max_pending,
+                                        max_pending_bytes=max_pending_bytes)
+        return LiveSubscription(core)
+
+    async def wait_ready(self, prebuffer_ms: int = 4000, timeout_s: float | None = None) -> PrebufferSnapshot:
+        """Wait until the prebuffer serves ``prebuffer_ms`` in full; return that snapshot."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                snap = self.prebuffer.fragments_since(prebuffer_ms, self._clock())
+                if snap is not None and snap.duration_s * 1000 >= prebuffer_ms - 1:
+                    return snap
+                await self._next_change()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float | None = None) -> None:
+        """Wait until ``predicate()`` holds; it is re-checked on every pipeline event
+        (state change, init segment, fragment). For tests and the camera layer alike."""
+        async with asyncio.timeout(timeout_s):
+            while not predicate():
+                await self._next_change()
+
+    async def probe(self, timeout_s: float = 20.0) -> SourceProbe:
+        """What the source delivers: codec, size, fps, H.264 profile/level, audio.
+
+        Copy mode reads it from this pipeline's own init segment and first fragments (no extra
+        connection to the camera). A transcoding pipeline's output says nothing about the
+        source, so a short separate copy-mode ffmpeg probes it (the demo source is known).
+        """
+        if not self.profile.is_copy:
+            if self._probe is None:
+                self._probe = await probe_source(self.config.source, ffmpeg_bin=self.config.ffmpeg_bin,
+                                                 timeout_s=timeout_s)
+            return self._probe
+        await self.wait_for(
+            lambda: self._probe is not None and self._probe.fps is not None and self._restart_reason is None,
+            timeout_s,
+        )
+        assert self._probe is not None
+        return self._probe
+
+    def status(self) -> PipelineStatus:
+        m = self._monitor.measurement
+        init = self.prebuffer.init
+        video = init.video if init is not None else None
+        now = self._clock()
+        command = self._command
+        return PipelineStatus(
+            name=self.config.name,
+            state=self._state,
+            running=self._state is PipelineState.RUNNING,
+            pid=self.pid,
+            generation=self.prebuffer.generation,
+            restarts=self._restarts,
+            last_error=self._last_error,
+            last_exit_code=self._last_exit,
+            profile=self._profile_name,
+            audio=command.audio.value if command is not None else "unknown",
+            source=self.config.source.describe(),
+            uptime_s=(now - self._run_started) if self._run_started is not None and self.pid else None,
+            keyframe_interval_s=m.keyframe_interval_s,
+            max_fragment_s=m.max_fragment_s,
+            bitrate_kbps=m.bitrate_kbps,
+            fps=m.fps,
+            width=video.width if video else None,
+            height=video.height if video else None,
+            codec=video.codec_string if video else None,
+            h264_profile=video.profile_name if video and video.profile_idc else None,
+            h264_level=video.level if video and video.level_idc else None,
+            has_audio=self._source_has_audio,
+            gop_verdict=self._monitor.verdict.value,
+            warning=self._warning,
+            prebuffer_s=self.prebuffer.duration_s,
+            prebuffer_bytes=self.prebuffer.bytes,
+            fragments=self._fragments,
+            bytes_in=self._bytes_in,
+            ignored_settings=command.ignored if command is not None else (),
+            argv=command.argv if command is not None else (),
+        )
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _build_command(self, settings: RecordingSettings) -> FfmpegCommand:
+        profile = self._profiles[self._profile_name]
+        return build_command(
+            self.config.source,
+            profile,
+            settings,
+            source_has_audio=self._source_has_audio,
+            min_frag_duration_us=self._min_frag_us if profile.is_copy else None,
+            ffmpeg_bin=self.config.ffmpeg_bin,
+        )
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _next_change(self) -> None:
+        await self._changed.wait()
+
+    def _set_state(self, state: PipelineState) -> None:
+        if state is not self._state:
+            self._state = state
+            self._notify()
+
+    def _stop_requested(self) -> bool:
+        return self._stopping
+
+    def _planned_restart(self) -> str | None:
+        """The reason for a restart requested during the run (reconfigure, fallback...)."""
+        return self._restart_reason
+
+    def _request_restart(self, reason: str) -> None:
+        if self._restart_reason is None:
+            self._restart_reason = reason
+        self._wake.set()
+
+    async def _main(self) -> None:
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                self._restart_reason = None
+                healthy, run_seconds = await self._run_once()
+                if self._stop_requested():
+                    break
+                planned = self._planned_restart()
+                if planned is not None:
+                    log.info("%s: restarting ffmpeg: %s", self.config.name, planned)
+                    continue
+                delay = self._backoff.next_delay(run_seconds, healthy)
+                self._set_state(PipelineState.BACKOFF)
+                log.warning("%s: ffmpeg stopped (%s); restarting in %.1f s", self.config.name,
+                            self._last_error, delay)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+        finally:
+            self._set_state(PipelineState.STOPPED)
+
+    async def _run_once(self) -> tuple[bool, float]:
+        """One ffmpeg run, from spawn to reaping. Returns (produced fragments, seconds run)."""
+        command = self._build_command(self._settings)
+        self._command = command
+        if self._runs:
+            self._restarts += 1
+        self._runs += 1
+        self._set_state(PipelineState.STARTING)
+        started = self._clock()
+        self._run_started = started
+        self._last_byte_at = None
+        self._run_fragments = 0
+        self._silent_audio_fragments = 0
+        log.info("%s: starting ffmpeg (%s, audio %s): %s", self.config.name, command.profile.name,
+                 command.audio.value, " ".join(command.argv))
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                limit=_READ_SIZE,
+            )
+        except OSError as exc:
+            self._last_error = f"cannot start ffmpeg: {exc}"
+            return False, 0.0
+        self._proc = proc
+        reader = Fmp4Reader()
+        loop = asyncio.get_running_loop()
+        pump = loop.create_task(self._pump(proc, reader), name=f"media:{self.config.name}:stdout")
+        drain = loop.create_task(self._drain_stderr(proc), name=f"media:{self.config.name}:stderr")
+        reason: str | None = None
+        try:
+            reason = await self._watch(pump, started)
+        finally:
+            await self._terminate(proc, pump, drain)
+            self._proc = None
+            self._last_exit = proc.returncode
+            self.prebuffer.reset(CloseReason.NEW_GENERATION if not self._stopping else CloseReason.STOPPED)
+            self._notify()
+        run_seconds = self._clock() - started
+        if reason is not None and self._restart_reason is None:
+            tail = self._stderr.recent[-1] if self._stderr.recent else None
+            self._last_error = f"{reason}" + (f" (ffmpeg: {tail})" if tail and "exited" in reason else "")
+        return self._run_fragments > 0, run_seconds
+
+    async def _watch(self, pump: asyncio.Task[str], started: float) -> str | None:
+        """Wait for the run to end: ffmpeg's stdout closing, the watchdog, stop or a planned
+        restart. Returns the reason when the run failed, ``None`` for stop/planned restarts."""
+        cfg = self.config
+        while True:
+            if self._stopping or self._restart_reason is not None:
+                return None
+            if self._run_failure is not None:
+                return self._run_failure
+            if pump.done():
+                return pump.result()
+            if self._last_byte_at is None:
+                deadline = started + cfg.startup_timeout_s
+            else:
+                deadline = self._last_byte_at + cfg.silence_timeout_s
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                silent_for = self._clock() - (self._last_byte_at or started)
+                return f"no output from ffmpeg for {silent_for:.1f} s (watchdog)"
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, 1.0)):
+                    await self._wake.wait()
+
+    async def _pump(self, proc: asyncio.subprocess.Process, reader: Fmp4Reader) -> str:
+        """Read stdout to EOF. Keeps draining after a parse error so ffmpeg never blocks on a
+        full pipe while it is being stopped."""
+        assert proc.stdout is not None
+        stdout = proc.stdout
+        failed: str | None = None
+        self._run_failure = None
+        try:
+            while True:
+                chunk = await stdout.read(_READ_SIZE)
+                if not chunk:
+                    break
+                now = self._clock()
+                self._last_byte_at = now
+                self._bytes_in += len(chunk)
+                if failed is not None:
+                    continue
+                try:
+                    events = reader.feed(chunk)
+                except Fmp4Error as exc:
+                    failed = f"malformed fMP4 from ffmpeg: {exc}"
+                    log.warning("%s: %s", self.config.name, failed)
+                    self._run_failure = failed
+                    self._wake.set()
+                    continue
+                for event in events:
+                    if isinstance(event, InitSegment):
+                        self._on_init(event, now)
+                    else:
+                        self._on_fragment(event, now)
+            if failed is not None:
+                return failed
+            await proc.wait()
+            return f"ffmpeg exited with code {proc.returncode}"
+        finally:
+            self._wake.set()
+
+    async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        pending = b""
+        while True:
+            chunk = await proc.stderr.read(4096)
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                self._stderr.line(line.decode("utf-8", "replace"))
+            if len(pending) > 4096:  # a "line" that never ends: log it in pieces
+                self._stderr.line(pending.decode("utf-8", "replace"))
+                pending = b""
+        if pending:
+            self._stderr.line(pending.decode("utf-8", "replace"))
+
+    async def _terminate(self, proc: asyncio.subprocess.Process, pump: asyncio.Task[str],
+                         drain: asyncio.Task[None]) -> None:
+        """SIGTERM, wait (pump and drain keep reading so ffmpeg can flush), SIGKILL, reap.
+
+        Shielded from cancellation: whoever cancels us still gets a reaped child.
+        """
+        self._set_state(PipelineState.STOPPING if self._stopping else self._state)
+
+        async def finish() -> None:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+                try:
+                    async with asyncio.timeout(self.config.stop_timeout_s):
+                        await proc.wait()
+                except TimeoutError:
+                    log.warning("%s: ffmpeg ignored SIGTERM; killing it", self.config.name)
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    await proc.wait()
+            # The pipes close when ffmpeg exits; give the readers a moment to see EOF.
+            _done, pending = await asyncio.wait({pump, drain}, timeout=5.0)
+            for task in pending:
+                task.cancel()
+            for task in (pump, drain):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+        inner = asyncio.get_running_loop().create_task(finish())
+        try:
+            await asyncio.shield(inner)
+        except asyncio.CancelledError:
+            await inner
+            raise
+
+    # -- stream events -------------------------------------------------------------------------
+
+    def _on_init(self, init: InitSegment, now: float) -> None:
+        generation = self.prebuffer.start_generation(init, now)
+        self._monitor.reset(init)
+        command = self._command
+        if command is not None and command.audio is AudioMode.SOURCE and self._source_has_audio is None:
+            self._source_has_audio = init.has_audio
+        if command is not None and command.audio is AudioMode.SOURCE and not init.has_audio and self._settings.audio:
+            self._source_has_audio = False
+            log.info("%s: the source has no audio; restarting with a silent track", self.config.name)
+            self._request_restart("source has no audio: adding a silent track")
+        if self.profile.is_copy:
+            self._probe = probe_from_init(init, has_audio=self._source_has_audio)
+        video = init.video
+        log.info("%s: generation %d: %s %sx%s, audio %s", self.config.name, generation,
+                 video.codec_string if video else "no video", video.width if video else "?",
+                 video.height if video else "?", "yes" if init.has_audio else "no")
+        self._set_state(PipelineState.RUNNING)
+        self._notify()
+
+    def _on_fragment(self, fragment: Fragment, now: float) -> None:
+        self._fragments += 1
+        self._run_fragments += 1
+        self.prebuffer.push(fragment, now)
+        self._monitor.observe(fragment)
+        init = self.prebuffer.init
+        self._check_audio(fragment, init)
+        if self.profile.is_copy:
+            self._check_gop()
+            if self._probe is not None and init is not None:
+                m = self._monitor.measurement
+                self._probe = replace(self._probe, fps=m.fps, keyframe_interval_s=m.keyframe_interval_s)
+        self._notify()
+
+    def _check_audio(self, fragment: Fragment, init: InitSegment | None) -> None:
+        """A camera that announces audio but never sends any would leave an empty audio track
+        (trap 14): after three fragments without audio samples, switch to a silent track."""
+        command = self._command
+        if init is None or init.audio is None or command is None or command.audio is not AudioMode.SOURCE:
+            return
+        track = fragment.track(init.audio.track_id)
+        if track is not None and track.sample_count > 0:
+            self._silent_audio_fragments = 0
+            return
+        self._silent_audio_fragments += 1
+        if self._silent_audio_fragments >= 3 and self._source_has_audio is not False:
+            self._source_has_audio = False
+            log.warning("%s: the source announces audio but sends none; using a silent track",
+                        self.config.name)
+            self._request_restart("source sends no audio: adding a silent track")
+
+    def _check_gop(self) -> None:
+        verdict = self._monitor.verdict
+        if verdict in (GopVerdict.TOO_LONG, GopVerdict.NOT_KEYFRAME_ALIGNED):
+            advice = self._monitor.advice()
+            self._warning = advice
+            if self._warned_verdict is not verdict:
+                self._warned_verdict = verdict
+                log.warning("%s: %s", self.config.name, advice)
+            if self.config.transcode_fallback and self.config.fallback_profile in self._profiles:
+                log.warning("%s: falling back to the %s profile", self.config.name, self.config.fallback_profile)
+                self._profile_name = self.config.fallback_profile
+                self._request_restart(f"copy mode unusable ({verdict.value}): transcoding")
+        elif verdict is GopVerdict.SHORT and self.config.merge_short_gops and self._min_frag_us is None:
+            suggestion = self._monitor.suggested_min_frag_duration_us()
+            if suggestion:
+                m = self._monitor.measurement
+                log.info("%s: camera keyframes every %.2f s; merging them into ~4 s fragments "
+                         "(-min_frag_duration %d)", self.config.name, m.keyframe_interval_s or 0, suggestion)
+                self._min_frag_us = suggestion
+                self._request_restart("merging short GOPs into 4 s fragments")
+        elif verdict is GopVerdict.OK:
+            self._warning = None
