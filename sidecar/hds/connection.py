@@ -1,0 +1,350 @@
+"""One HDS connection as a sans-IO state machine (in the manner of h11 and aioquic).
+
+Feed it received bytes with ``receive_data(data, now)``; take ``data_to_send()`` (whole frames,
+each one buffer) and ``events()``; arm a timer for ``next_deadline()`` and call
+``handle_timeout(now)`` when it fires. No sockets, no asyncio, no clock inside.
+
+States::
+
+    unidentified --first frame decrypts under a pending prepared session--> awaiting-hello
+    awaiting-hello --control/hello request--> ready
+    any --bad tag, oversize frame, garbage, no hello 10 s after accept, close()--> closed
+
+The hello deadline runs from *accept*, not from identification (hksv-protocol.md §5). Protocol
+errors never escape as exceptions: they become a header status in a response, a dataSend close
+reason, or the ``closed`` state with a :class:`ConnectionClosed` event saying why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from . import messages
+from .datasend import (
+    END_OF_STREAM_TIMEOUT,
+    ClosedBy,
+    CloseReason,
+    DataSendStream,
+    StreamRegistry,
+    reason_code,
+)
+from .datasend import PROTOCOL as DATASEND
+from .errors import DecodeError, EncodeError, FrameError, ProtocolError, StreamClosedError
+from .frames import FRAME_TYPE_ENCRYPTED, MAX_PAYLOAD, Frame, FrameDecryptor, FrameEncryptor, FrameReader
+from .messages import HDSStatus, Kind
+from .opack import Value
+from .transport import PreparedSession
+
+__all__ = [
+    "HELLO_TIMEOUT",
+    "MAX_FIRST_FRAME",
+    "ConnectionClosed",
+    "ConnectionState",
+    "Event",
+    "HDSConnection",
+    "HelloReceived",
+    "Identified",
+    "StreamEnded",
+    "StreamOpened",
+]
+
+_log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT: Final = 10.0
+MAX_FIRST_FRAME: Final = 4096
+"""The first frame must be a hello (a few dozen bytes): an unidentified socket may not make us
+buffer a megabyte."""
+CONTROL: Final = "control"
+HELLO: Final = "hello"
+
+ConnectionState = Literal["unidentified", "awaiting-hello", "ready", "closed"]
+Identify = Callable[[Frame, float], "tuple[PreparedSession, bytes] | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Identified:
+    """The first frame matched a prepared session (the adapter binds the HAP close to it)."""
+
+    session: PreparedSession
+
+
+@dataclass(frozen=True, slots=True)
+class HelloReceived:
+    """The hub said hello; the connection is ready."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOpened:
+    """A hub's dataSend ``open`` was accepted (the response is already queued)."""
+
+    stream: DataSendStream
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded:
+    """A recording stream ended: closed by the hub (with its reason), acknowledged by the hub
+    (``by="ack"``), closed by us (with our reason) or lost with the connection."""
+
+    stream: DataSendStream
+    by: ClosedBy
+    reason: CloseReason | int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The connection is closed; ``reason`` is for logs."""
+
+    reason: str
+
+
+Event = Identified | HelloReceived | StreamOpened | StreamEnded | ConnectionClosed
+
+
+class HDSConnection:
+    """Accessory side of one HDS TCP connection."""
+
+    def __init__(
+        self,
+        identify: Identify,
+        registry: StreamRegistry | None,
+        now: float,
+        *,
+        hello_timeout: float = HELLO_TIMEOUT,
+        end_of_stream_timeout: float = END_OF_STREAM_TIMEOUT,
+        max_payload: int = MAX_PAYLOAD,
+    ) -> None:
+        self._identify = identify
+        self._registry = registry
+        self.accepted_at = now
+        self.hello_timeout = hello_timeout
+        self.end_of_stream_timeout = end_of_stream_timeout
+        self.max_payload = max_payload
+        self.state: ConnectionState = "unidentified"
+        self.close_reason: str | None = None
+        self.session: PreparedSession | None = None
+        self.stream: DataSendStream | None = None
+        self._reader = FrameReader(min(MAX_FIRST_FRAME, max_payload))
+        self._decryptor: FrameDecryptor | None = None
+        self._encryptor: FrameEncryptor | None = None
+        self._out: list[bytearray] = []
+        self._events: list[Event] = []
+        self.frames_skipped = 0
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self.state == "closed"
+
+    def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        """Process received bytes: every complete frame in them is handled at once."""
+        if self.closed:
+            return  # half-closed: incoming data is ignored (§5.10)
+        self._reader.feed(data)
+        while not self.closed:
+            try:
+                frame = self._reader.next_frame()
+            except FrameError as exc:
+                self.close(f"oversize frame: {exc}")
+                return
+            if frame is None:
+                return
+            if self._decryptor is None:
+                self._identify_with(frame, now)
+                continue
+            if frame.frame_type != FRAME_TYPE_ENCRYPTED:
+                self.frames_skipped += 1  # HN skips other frame types without a nonce step
+                continue
+            try:
+                plaintext = self._decryptor.open(frame)
+            except FrameError as exc:
+                self.close(f"bad frame: {exc}")
+                return
+            self._handle_plaintext(plaintext, now)
+
+    def connection_lost(self, reason: str = "peer closed the connection") -> None:
+        """The socket is gone (EOF or error)."""
+        self.close(reason)
+
+    def close(self, reason: str) -> None:
+        """Close the connection (idempotent); the adapter closes the socket after flushing."""
+        if self.closed:
+            return
+        self.state = "closed"
+        self.close_reason = reason
+        if self.stream is not None:
+            self._end_stream("connection", None)
+        if self.session is not None:
+            self.session.release()
+        _log.debug("HDS connection closed: %s", reason)
+        self._events.append(ConnectionClosed(reason))
+
+    def next_deadline(self) -> float | None:
+        """When ``handle_timeout`` must next be called, or ``None``."""
+        deadlines: list[float] = []
+        if self.state in ("unidentified", "awaiting-hello"):
+            deadlines.append(self.accepted_at + self.hello_timeout)
+        if self.stream is not None:
+            eos = self.stream.end_of_stream_deadline(self.end_of_stream_timeout)
+            if eos is not None:
+                deadlines.append(eos)
+        return min(deadlines, default=None)
+
+    def handle_timeout(self, now: float) -> None:
+        """Act on expired timers: no hello in time, or no ack/close after endOfStream."""
+        if self.closed:
+            return
+        if self.state != "ready" and now >= self.accepted_at + self.hello_timeout:
+            self.close("no hello within the timeout")
+            return
+        if self.stream is not None:
+            eos = self.stream.end_of_stream_deadline(self.end_of_stream_timeout)
+            if eos is not None and now >= eos:
+                self.close_stream(self.stream, CloseReason.CANCELLED)
+
+    # -- outputs ---------------------------------------------------------------------------
+
+    def data_to_send(self) -> list[bytearray]:
+        """Frames to write, in order (each one complete buffer)."""
+        out, self._out = self._out, []
+        return out
+
+    def events(self) -> list[Event]:
+        """Events since the last call, in order."""
+        events, self._events = self._events, []
+        return events
+
+    # -- recording streams -----------------------------------------------------------------
+
+    def send_data_event(self, stream: DataSendStream, body: dict[str, Value]) -> None:
+        """Queue one ``data`` event (a body from ``stream.init_segment``/``fragment``)."""
+        if stream is not self.stream or stream.closed or self.state != "ready":
+            raise StreamClosedError(f"stream {stream.stream_id} is not running on this connection")
+        self._send(messages.encode_event(DATASEND, "data", body))
+
+    def send_init(self, stream: DataSendStream, data: bytes | bytearray | memoryview) -> None:
+        """Queue every chunk of the init segment."""
+        self._check_stream(stream)
+        self._send_all(stream, stream.init_segment(data))
+
+    def send_fragment(
+        self,
+        stream: DataSendStream,
+        data: bytes | bytearray | memoryview,
+        *,
+        end_of_stream: bool = False,
+        now: float,
+    ) -> None:
+        """Queue every chunk of one fragment."""
+        self._check_stream(stream)
+        self._send_all(stream, stream.fragment(data, end_of_stream=end_of_stream, now=now))
+
+    def close_stream(self, stream: DataSendStream, reason: CloseReason) -> None:
+        """Accessory-side ``close`` event with ``reason`` (idempotent)."""
+        if stream is not self.stream or stream.closed:
+            return
+        body = {"streamId": stream.stream_id, "reason": int(reason)}
+        if not self.closed:
+            self._send(messages.encode_event(DATASEND, "close", body))
+        self._end_stream("accessory", reason)
+
+    def _check_stream(self, stream: DataSendStream) -> None:
+        if stream is not self.stream or stream.closed or self.state != "ready":
+            raise StreamClosedError(f"stream {stream.stream_id} is not running on this connection")
+
+    def _send_all(self, stream: DataSendStream, bodies: Iterable[dict[str, Value]]) -> None:
+        for body in bodies:
+            self.send_data_event(stream, body)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _send(self, payload: bytearray) -> None:
+        assert self._encryptor is not None
+        self._out.append(self._encryptor.seal(payload))
+
+    def _identify_with(self, frame: Frame, now: float) -> None:
+        match = self._identify(frame, now) if frame.frame_type == FRAME_TYPE_ENCRYPTED else None
+        if match is None:
+            self.close("first frame matches no prepared session")
+            return
+        session, plaintext = match
+        self.session = session
+        self.state = "awaiting-hello"
+        self._decryptor = FrameDecryptor(session.keys.decrypt_key, counter=1)
+        self._encryptor = FrameEncryptor(session.keys.encrypt_key, max_payload=self.max_payload)
+        self._reader.max_payload = self.max_payload
+        self._events.append(Identified(session))
+        self._handle_plaintext(plaintext, now)
+
+    def _respond(self, header: messages.Header, status: HDSStatus, body: object) -> None:
+        assert header.id is not None
+        try:
+            payload = messages.encode_response(header.protocol, header.topic, header.id, status, body)
+        except EncodeError:  # e.g. a topic too long to echo in a 255-byte header
+            self.close("cannot encode a response to the request")
+            return
+        self._send(payload)
+
+    def _handle_plaintext(self, plaintext: bytes, now: float) -> None:
+        try:
+            header, raw_body = messages.parse_header(plaintext)
+        except ProtocolError as exc:
+            self.close(f"bad message header: {exc}")
+            return
+        if self.state == "awaiting-hello":
+            if header.kind is not Kind.REQUEST or (header.protocol, header.topic) != (CONTROL, HELLO):
+                self.close(f"first message is {header.protocol}/{header.topic}, not control/hello")
+                return
+            self.state = "ready"
+            self._respond(header, HDSStatus.SUCCESS, {})
+            self._events.append(HelloReceived())
+            return
+        try:
+            body = messages.decode_body(raw_body)
+        except DecodeError as exc:
+            if header.kind is Kind.REQUEST:
+                self._respond(header, HDSStatus.PAYLOAD_ERROR, {})
+            _log.debug("undecodable %s body: %s", header.kind.value, exc)
+            return
+        if header.kind is Kind.REQUEST:
+            self._handle_request(header, body)
+        elif header.kind is Kind.EVENT:
+            self._handle_event(header, body)
+        # Responses: we never send requests, so there is nothing to match them to.
+
+    def _handle_request(self, header: messages.Header, body: Value) -> None:
+        if header.protocol == CONTROL and header.topic == HELLO:
+            self._respond(header, HDSStatus.SUCCESS, {})
+        elif header.protocol == DATASEND and header.topic == "open" and self._registry is not None:
+            decision, stream = self._registry.open(body, self)
+            self._respond(header, decision.header_status, decision.body())
+            if stream is not None:
+                self.stream = stream
+                self._events.append(StreamOpened(stream))
+        elif header.protocol in (CONTROL, DATASEND) and self._registry is not None:
+            self._respond(header, HDSStatus.HEADER_ERROR, {})  # known protocol, unknown topic
+        else:
+            self._respond(header, HDSStatus.MISSING_PROTOCOL, {})
+
+    def _handle_event(self, header: messages.Header, body: Value) -> None:
+        stream = self.stream
+        if header.protocol != DATASEND or stream is None or not isinstance(body, dict):
+            return
+        stream_id = body.get("streamId")
+        if header.topic == "close" and stream_id == stream.stream_id:
+            self._end_stream("hub", reason_code(body.get("reason")))
+        elif header.topic == "ack" and stream_id in (None, stream.stream_id):
+            self._end_stream("ack", None)
+
+    def _end_stream(self, by: ClosedBy, reason: CloseReason | int | None) -> None:
+        stream = self.stream
+        if stream is None:
+            return
+        self.stream = None
+        stream.mark_closed(by, reason)
+        if self._registry is not None:
+            self._registry.release(stream)
+        self._events.append(StreamEnded(stream, by, reason))

@@ -1,0 +1,163 @@
+"""HDS frames (sans-IO): a 4-byte header, ChaCha20-Poly1305 ciphertext and a 16-byte tag.
+
+Layout (hksv-protocol.md §4): type (1 byte, 0x01 = encrypted OPACK message), payload length
+(24-bit big-endian, ciphertext only), ciphertext, tag. The 4 header bytes are the AAD; the nonce
+is four zero bytes and a 64-bit little-endian counter, one counter per direction, starting at 0.
+
+The reader is split from the cipher on purpose: an accepted socket does not know its keys yet,
+so the first complete frame is handed out raw and trial-decrypted against every pending
+prepared session (:func:`try_open`) before a :class:`FrameDecryptor` takes over at counter 1.
+Any oversize length or failed tag raises :class:`~sidecar.hds.errors.FrameError`; the caller
+closes the connection, because after that the two counters can never agree again.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from .errors import FrameError
+
+__all__ = [
+    "FRAME_TYPE_ENCRYPTED",
+    "HEADER_LENGTH",
+    "MAX_PAYLOAD",
+    "TAG_LENGTH",
+    "Frame",
+    "FrameDecryptor",
+    "FrameEncryptor",
+    "FrameReader",
+    "nonce",
+    "try_open",
+]
+
+FRAME_TYPE_ENCRYPTED: Final = 0x01
+HEADER_LENGTH: Final = 4
+TAG_LENGTH: Final = 16
+MAX_PAYLOAD: Final = (1 << 20) - 1
+"""HN's limit in both directions (1 MiB - 1); larger incoming frames close the connection."""
+_MAX_COUNTER: Final = (1 << 64) - 1
+_NONCE = struct.Struct("<4xQ")
+
+
+def nonce(counter: int) -> bytes:
+    """The 12-byte nonce for a frame counter."""
+    return _NONCE.pack(counter)
+
+
+def _header(frame_type: int, length: int) -> bytes:
+    return bytes((frame_type, (length >> 16) & 0xFF, (length >> 8) & 0xFF, length & 0xFF))
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One complete frame as read off the wire, not yet decrypted."""
+
+    frame_type: int
+    header: bytes
+    body: bytes
+    """Ciphertext followed by the 16-byte tag."""
+
+
+class FrameReader:
+    """Splits a byte stream into frames; holds at most one partial frame.
+
+    ``feed`` then ``next_frame`` until it returns ``None``. The length field is checked as soon
+    as the 4 header bytes are in, so an oversize frame is refused before its body is buffered.
+    """
+
+    __slots__ = ("_buf", "max_payload")
+
+    def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
+        self.max_payload = max_payload
+        self._buf = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as frames."""
+        return len(self._buf)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append received bytes."""
+        self._buf += data
+
+    def next_frame(self) -> Frame | None:
+        """The next complete frame, or ``None`` until more bytes arrive."""
+        buf = self._buf
+        if len(buf) < HEADER_LENGTH:
+            return None
+        length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
+        if length > self.max_payload:
+            raise FrameError(f"frame payload of {length} bytes exceeds {self.max_payload}")
+        total = HEADER_LENGTH + length + TAG_LENGTH
+        if len(buf) < total:
+            return None
+        with memoryview(buf) as view:
+            frame = Frame(buf[0], bytes(view[:HEADER_LENGTH]), bytes(view[HEADER_LENGTH:total]))
+        del buf[:total]  # CPython trims the front of a bytearray in O(1)
+        return frame
+
+
+def try_open(key: bytes, frame: Frame, counter: int = 0) -> bytes | None:
+    """Decrypt ``frame`` with ``key`` and ``counter``; ``None`` if the tag does not verify."""
+    if frame.frame_type != FRAME_TYPE_ENCRYPTED or len(frame.body) < TAG_LENGTH:
+        return None
+    try:
+        return ChaCha20Poly1305(key).decrypt(_NONCE.pack(counter), frame.body, frame.header)
+    except InvalidTag:
+        return None
+
+
+class FrameDecryptor:
+    """The receiving direction: decrypts frames in order, one counter step per frame."""
+
+    __slots__ = ("_aead", "counter")
+
+    def __init__(self, key: bytes, counter: int = 0) -> None:
+        self._aead = ChaCha20Poly1305(key)
+        self.counter = counter
+
+    def open(self, frame: Frame) -> bytes:
+        """Plaintext of the next frame; :class:`FrameError` if it does not authenticate."""
+        if self.counter > _MAX_COUNTER:
+            raise FrameError("receive counter exhausted")
+        try:
+            plaintext = self._aead.decrypt(_NONCE.pack(self.counter), frame.body, frame.header)
+        except InvalidTag:
+            raise FrameError(f"frame {self.counter} failed authentication") from None
+        self.counter += 1
+        return plaintext
+
+
+class FrameEncryptor:
+    """The sending direction: one whole frame per call, built in a single buffer."""
+
+    __slots__ = ("_aead", "counter", "max_payload")
+
+    def __init__(self, key: bytes, counter: int = 0, max_payload: int = MAX_PAYLOAD) -> None:
+        self._aead = ChaCha20Poly1305(key)
+        self.counter = counter
+        self.max_payload = max_payload
+
+    def seal(self, plaintext: bytes | bytearray | memoryview) -> bytearray:
+        """Header, ciphertext and tag in one buffer, ready for one ``transport.write``.
+
+        ``encrypt_into`` writes the ciphertext straight behind the header, so the payload is
+        touched once by the cipher and never copied again on our side.
+        """
+        length = memoryview(plaintext).nbytes
+        if length > self.max_payload:
+            raise FrameError(f"payload of {length} bytes exceeds the {self.max_payload}-byte frame limit")
+        if self.counter > _MAX_COUNTER:
+            raise FrameError("send counter exhausted")
+        header = _header(FRAME_TYPE_ENCRYPTED, length)
+        out = bytearray(HEADER_LENGTH + length + TAG_LENGTH)
+        out[:HEADER_LENGTH] = header
+        with memoryview(out) as view:
+            self._aead.encrypt_into(_NONCE.pack(self.counter), plaintext, header, view[HEADER_LENGTH:])
+        self.counter += 1
+        return out

@@ -1,0 +1,422 @@
+"""The asyncio side of HDS: one lazily bound TCP listener per camera, and the stream handles
+the camera layer writes recordings into.
+
+Thin by design (ARCHITECTURE.md): bytes move between sockets and the sans-IO
+:class:`~sidecar.hds.connection.HDSConnection`, timers are armed at the deadlines it asks for,
+and writes are paced by the transport's flow control. A hub that stops reading cannot make us
+buffer without bound: a producer awaits drain above ``high_water`` bytes, and if the buffer does
+not drain within ``stall_timeout`` the stream is closed (CANCELLED), the connection is closed,
+and it is aborted ``abort_grace`` seconds later at the latest, which releases its buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+from collections.abc import Callable, Iterator
+from typing import Final
+
+from .connection import (
+    HELLO_TIMEOUT,
+    ConnectionClosed,
+    HDSConnection,
+    HelloReceived,
+    Identified,
+    StreamEnded,
+    StreamOpened,
+)
+from .datasend import END_OF_STREAM_TIMEOUT, ClosedBy, CloseReason, DataSendStream, OpenGate, StreamRegistry
+from .errors import StreamClosedError
+from .opack import Value
+from .transport import (
+    MIN_PORT,
+    PREPARED_SESSION_TIMEOUT,
+    HapCloseRegistrar,
+    TransportManager,
+    parse_setup_write,
+)
+
+__all__ = ["DEFAULT_HIGH_WATER", "DEFAULT_STALL_TIMEOUT", "HDSServer", "RecordingStream"]
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_HIGH_WATER: Final = 1 << 20
+"""Bytes queued in the kernel-side transport buffer before a producer waits (4 chunks)."""
+DEFAULT_STALL_TIMEOUT: Final = 10.0
+"""A hub that reads nothing for this long is gone (its own data timeout is about 8 s)."""
+DEFAULT_ABORT_GRACE: Final = 1.0
+_MAX_EPHEMERAL_PORT: Final = 60999
+_BIND_ATTEMPTS: Final = 32
+
+
+class RecordingStream:
+    """What the camera layer holds while a hub records: feed init, then fragments.
+
+    ``send_init`` and ``send_fragment`` return once the data is handed to the socket (waiting for
+    the hub to read when the buffer is full) and raise :class:`StreamClosedError` as soon as the
+    stream is over, whoever ended it; ``wait_closed`` then tells how (``closed_by``,
+    ``close_reason``). Calls are serialised; ``close`` may be called at any time.
+    """
+
+    def __init__(self, protocol: _HDSProtocol, stream: DataSendStream) -> None:
+        self._protocol = protocol
+        self._stream = stream
+        self._lock = asyncio.Lock()
+        self._closed = asyncio.Event()
+
+    @property
+    def stream_id(self) -> int:
+        return self._stream.stream_id
+
+    @property
+    def closed(self) -> bool:
+        return self._stream.closed
+
+    @property
+    def closed_by(self) -> ClosedBy | None:
+        return self._stream.closed_by
+
+    @property
+    def close_reason(self) -> CloseReason | int | None:
+        return self._stream.close_reason
+
+    @property
+    def bytes_sent(self) -> int:
+        return self._stream.bytes_sent
+
+    async def send_init(self, data: bytes | bytearray | memoryview) -> None:
+        """Send the initialization segment (dataSequenceNumber 1)."""
+        async with self._lock:
+            await self._send_chunks(self._stream.init_segment(data))
+
+    async def send_fragment(self, data: bytes | bytearray | memoryview, *, end_of_stream: bool = False) -> None:
+        """Send one fMP4 fragment; ``end_of_stream`` only on the very last one."""
+        async with self._lock:
+            now = self._protocol.server.clock()
+            await self._send_chunks(self._stream.fragment(data, end_of_stream=end_of_stream, now=now))
+            self._protocol.arm_timer()
+
+    async def _send_chunks(self, bodies: Iterator[dict[str, Value]]) -> None:
+        protocol = self._protocol
+        for body in bodies:
+            protocol.conn.send_data_event(self._stream, body)  # raises once the stream is over
+            protocol.flush()
+            await protocol.drain(self)
+
+    def close(self, reason: CloseReason = CloseReason.NORMAL) -> None:
+        """End the stream with a ``close`` event carrying ``reason`` (idempotent)."""
+        self._protocol.conn.close_stream(self._stream, reason)
+        self._protocol.pump()
+
+    async def wait_closed(self) -> None:
+        """Return once the stream has ended."""
+        await self._closed.wait()
+
+    def _ended(self) -> None:
+        self._closed.set()
+
+
+class _HDSProtocol(asyncio.Protocol):
+    """Moves bytes between one accepted socket and its HDSConnection."""
+
+    def __init__(self, server: HDSServer) -> None:
+        self.server = server
+        self.conn = HDSConnection(
+            server.transports.identify,
+            server.registry,
+            server.clock(),
+            hello_timeout=server.hello_timeout,
+            end_of_stream_timeout=server.end_of_stream_timeout,
+        )
+        self.transport: asyncio.Transport | None = None
+        self.handles: dict[int, RecordingStream] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._abort_timer: asyncio.TimerHandle | None = None
+        self._paused = False
+        self._drained: asyncio.Future[None] | None = None
+        self.lost = asyncio.get_running_loop().create_future()
+
+    # -- asyncio callbacks -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        transport.set_write_buffer_limits(high=self.server.high_water)
+        self.server.connections.add(self)
+        self.arm_timer()
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data, self.server.clock())
+        self.pump()
+
+    def eof_received(self) -> bool:
+        self.conn.connection_lost("peer sent EOF")
+        self.pump()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.connection_lost(f"socket closed: {exc}" if exc else "socket closed")
+        self.transport = None
+        self.pump()
+        for timer in (self._timer, self._abort_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._abort_timer = None
+        self._wake_writer()
+        self.server.connections.discard(self)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._wake_writer()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _wake_writer(self) -> None:
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def flush(self) -> None:
+        """Write queued frames (each one buffer: no joins, no further copies on our side)."""
+        frames = self.conn.data_to_send()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        for frame in frames:
+            transport.write(frame)
+
+    def pump(self) -> None:
+        """Flush, then act on the connection's events."""
+        self.flush()
+        for event in self.conn.events():
+            if isinstance(event, Identified):
+                event.session.bind(self.hap_session_closed)
+            elif isinstance(event, StreamOpened):
+                self._stream_opened(event.stream)
+            elif isinstance(event, StreamEnded):
+                handle = self.handles.pop(id(event.stream), None)
+                if handle is not None:
+                    handle._ended()
+                self.server._stream_ended(event)
+            elif isinstance(event, HelloReceived):
+                _log.debug("HDS hello from %s", self._peer())
+            elif isinstance(event, ConnectionClosed):
+                self._close_transport(event.reason)
+        self.flush()
+        self.arm_timer()
+
+    def _stream_opened(self, stream: DataSendStream) -> None:
+        handle = RecordingStream(self, stream)
+        self.handles[id(stream)] = handle
+        try:
+            self.server.on_stream(handle)
+        except Exception:  # a camera-layer bug must not take the connection down silently
+            _log.exception("on_stream callback failed; closing stream %d", stream.stream_id)
+            self.conn.close_stream(stream, CloseReason.UNEXPECTED_FAILURE)
+
+    def _close_transport(self, reason: str) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        _log.info("HDS connection from %s closed: %s", self._peer(), reason)
+        self.flush()
+        transport.close()
+        if transport.get_write_buffer_size() and self._abort_timer is None:
+            loop = asyncio.get_running_loop()
+            self._abort_timer = loop.call_later(self.server.abort_grace, self._abort)
+
+    def _abort(self) -> None:
+        self._abort_timer = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _peer(self) -> object:
+        return self.transport.get_extra_info("peername") if self.transport is not None else None
+
+    def arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.conn.next_deadline()
+        if deadline is None or self.conn.closed:
+            return
+        delay = max(0.0, deadline - self.server.clock())
+        self._timer = asyncio.get_running_loop().call_later(delay, self.check_timers)
+
+    def check_timers(self) -> None:
+        self._timer = None
+        self.conn.handle_timeout(self.server.clock())
+        self.pump()
+
+    def hap_session_closed(self) -> None:
+        self.conn.close("HAP session closed")
+        self.pump()
+
+    async def drain(self, handle: RecordingStream) -> None:
+        """Wait while the socket buffer is above the high-water mark; close a stalled hub."""
+        while self._paused and self.transport is not None and not handle.closed:
+            loop = asyncio.get_running_loop()
+            self._drained = loop.create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._drained), self.server.stall_timeout)
+            except TimeoutError:
+                _log.warning("hub %s stopped reading; closing stream %d", self._peer(), handle.stream_id)
+                self.conn.close_stream(handle._stream, CloseReason.CANCELLED)
+                self.conn.close("hub stopped reading")
+                self.pump()
+            finally:
+                self._drained = None
+        if handle.closed or self.transport is None:
+            raise StreamClosedError(f"stream {handle.stream_id} ended")
+
+
+class HDSServer:
+    """Per camera: DataStreamTransportManagement, the HDS listener and the recording slot."""
+
+    def __init__(
+        self,
+        gate: OpenGate,
+        on_stream: Callable[[RecordingStream], None],
+        *,
+        host: str = "0.0.0.0",  # noqa: S104 - hubs connect from the LAN; callers pass the bind address
+        clock: Callable[[], float] | None = None,
+        hello_timeout: float = HELLO_TIMEOUT,
+        session_timeout: float = PREPARED_SESSION_TIMEOUT,
+        end_of_stream_timeout: float = END_OF_STREAM_TIMEOUT,
+        high_water: int = DEFAULT_HIGH_WATER,
+        stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+        abort_grace: float = DEFAULT_ABORT_GRACE,
+        min_port: int = MIN_PORT,
+    ) -> None:
+        self.host = host
+        self.on_stream = on_stream
+        self.clock: Callable[[], float] = clock or (lambda: asyncio.get_running_loop().time())
+        self.hello_timeout = hello_timeout
+        self.end_of_stream_timeout = end_of_stream_timeout
+        self.high_water = high_water
+        self.stall_timeout = stall_timeout
+        self.abort_grace = abort_grace
+        self.min_port = min_port
+        self.transports = TransportManager(session_timeout=session_timeout)
+        self.registry = StreamRegistry(gate)
+        self.connections: set[_HDSProtocol] = set()
+        self._server: asyncio.Server | None = None
+        self._bind_lock = asyncio.Lock()
+        self._expiry: asyncio.TimerHandle | None = None
+        self.stream_ends: list[StreamEnded] = []
+        """The last few stream endings, for status pages (bounded)."""
+
+    @property
+    def port(self) -> int | None:
+        """The listening port, once bound."""
+        if self._server is None or not self._server.sockets:
+            return None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> int:
+        """Bind the listener if it is not bound yet; return its port (always >= min_port)."""
+        async with self._bind_lock:
+            port = self.port
+            if port is not None:
+                return port
+            loop = asyncio.get_running_loop()
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            candidates = [0] + [random.randint(self.min_port, _MAX_EPHEMERAL_PORT) for _ in range(_BIND_ATTEMPTS)]
+            for candidate in candidates:
+                try:
+                    server = await loop.create_server(
+                        lambda: _HDSProtocol(self), self.host, candidate, family=family, backlog=16
+                    )
+                except OSError:
+                    continue
+                bound: int = server.sockets[0].getsockname()[1]
+                if bound >= self.min_port:
+                    self._server = server
+                    _log.info("HDS listener on %s:%d", self.host, bound)
+                    return bound
+                server.close()
+                await server.wait_closed()
+            raise OSError(f"no free HDS port >= {self.min_port} on {self.host}")
+
+    async def setup(
+        self,
+        value: bytes | bytearray | memoryview | str,
+        *,
+        shared_secret: bytes,
+        on_hap_close: HapCloseRegistrar | None = None,
+    ) -> bytes:
+        """Handle a SetupDataStreamTransport write; return the write-response TLV bytes.
+
+        Raises :class:`~sidecar.hds.errors.SetupError` for a write that must get -70410 (the
+        write is validated before anything is bound).
+        """
+        parse_setup_write(value)  # refuse bad writes before binding anything
+        port = await self.start()
+        response = self.transports.setup(
+            value, shared_secret=shared_secret, port=port, now=self.clock(), on_hap_close=on_hap_close
+        )
+        self._arm_expiry()
+        return response
+
+    def read_value(self) -> bytes:
+        """Value for a GET of SetupDataStreamTransport (status + port, no salt)."""
+        return self.transports.read_value()
+
+    def check_timers(self) -> None:
+        """Run every timer that is due at ``clock()`` now (tests with a fake clock call this)."""
+        self.transports.expire(self.clock())
+        for protocol in list(self.connections):
+            protocol.check_timers()
+
+    def _arm_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        deadline = self.transports.next_deadline()
+        if deadline is None:
+            return
+        delay = max(0.0, deadline - self.clock())
+        self._expiry = asyncio.get_running_loop().call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        self._expiry = None
+        self.transports.expire(self.clock())
+        self._arm_expiry()
+
+    def _stream_ended(self, event: StreamEnded) -> None:
+        self.stream_ends.append(event)
+        del self.stream_ends[:-16]
+
+    async def aclose(self) -> None:
+        """Stop listening, close every connection and forget pending sessions."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        self.transports.clear()
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for protocol in list(self.connections):
+            protocol.conn.close("server shutting down")
+            protocol.pump()
+        waiters = [p.lost for p in list(self.connections)]
+        for protocol in list(self.connections):
+            if protocol.transport is not None:
+                protocol.transport.abort()
+        if waiters:
+            await asyncio.gather(*waiters)
+        if server is not None:
+            await server.wait_closed()

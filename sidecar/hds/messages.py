@@ -1,0 +1,162 @@
+"""The HDS message layer: one frame plaintext = header length, OPACK header, OPACK body.
+
+The header says what a message is (event, request or response), for which protocol and topic,
+and carries the request id and response status; the body is an OPACK value (a dictionary in
+practice). Splitting header from body lets a request whose body is garbage still be answered
+with ``PAYLOAD_ERROR`` under the right id, instead of being dropped.
+
+Headers are written the way HAP-NodeJS writes them (key order protocol, topic kind, id, status;
+``id`` and ``status`` as Int64), because that is the byte stream hubs have been receiving from
+working accessories for years.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Final
+
+from . import opack
+from .errors import DecodeError, EncodeError, ProtocolError
+
+__all__ = [
+    "MAX_HEADER_LENGTH",
+    "HDSStatus",
+    "Header",
+    "Kind",
+    "Message",
+    "decode_body",
+    "encode_event",
+    "encode_request",
+    "encode_response",
+    "parse_header",
+    "parse_message",
+]
+
+MAX_HEADER_LENGTH: Final = 255
+_MAX_HEADER_DEPTH: Final = 2
+_MAX_HEADER_VALUES: Final = 64
+
+
+class HDSStatus(enum.IntEnum):
+    """Status in a response header (hksv-protocol.md §6.3)."""
+
+    SUCCESS = 0
+    OUT_OF_MEMORY = 1
+    TIMEOUT = 2
+    HEADER_ERROR = 3
+    PAYLOAD_ERROR = 4
+    MISSING_PROTOCOL = 5
+    PROTOCOL_SPECIFIC_ERROR = 6
+
+
+class Kind(enum.Enum):
+    EVENT = "event"
+    REQUEST = "request"
+    RESPONSE = "response"
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """A decoded header. ``id`` is set for requests and responses, ``status`` for responses."""
+
+    kind: Kind
+    protocol: str
+    topic: str
+    id: int | None = None
+    status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A decoded message: its header and its body value."""
+
+    header: Header
+    body: opack.Value
+
+
+def parse_header(payload: bytes | bytearray | memoryview) -> tuple[Header, memoryview]:
+    """Decode the header of a frame plaintext; return it and a view of the undecoded body.
+
+    Raises :class:`ProtocolError` for anything that is not a well-formed header (the kind is
+    decided by the presence of ``event``, then ``request``, then ``response``, as HN does).
+    """
+    view = memoryview(payload)
+    if view.nbytes < 1:
+        raise ProtocolError("empty payload")
+    length = view[0]
+    if view.nbytes < 1 + length:
+        raise ProtocolError(f"header of {length} bytes in a {view.nbytes}-byte payload")
+    try:
+        raw = opack.decode(view[1 : 1 + length], max_depth=_MAX_HEADER_DEPTH, max_values=_MAX_HEADER_VALUES)
+    except DecodeError as exc:
+        raise ProtocolError(f"undecodable header: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError("header is not a dictionary")
+    protocol = raw.get("protocol")
+    if not isinstance(protocol, str):
+        raise ProtocolError("header without a protocol")
+    for kind in Kind:
+        topic = raw.get(kind.value)
+        if topic is not None:
+            break
+    else:
+        raise ProtocolError("header is neither event, request nor response")
+    if not isinstance(topic, str):
+        raise ProtocolError(f"{kind.value} topic is not a string")
+    msg_id = raw.get("id")
+    status = raw.get("status")
+    if kind is not Kind.EVENT and (not isinstance(msg_id, int) or isinstance(msg_id, bool)):
+        raise ProtocolError(f"{kind.value} without an integer id")
+    if kind is Kind.RESPONSE and (not isinstance(status, int) or isinstance(status, bool)):
+        raise ProtocolError("response without an integer status")
+    return (
+        Header(
+            kind,
+            protocol,
+            topic,
+            msg_id if kind is not Kind.EVENT else None,  # type: ignore[arg-type]
+            status if kind is Kind.RESPONSE else None,  # type: ignore[arg-type]
+        ),
+        view[1 + length :],
+    )
+
+
+def decode_body(body: bytes | bytearray | memoryview) -> opack.Value:
+    """Decode a message body (bounded as :func:`opack.decode`); raises DecodeError."""
+    return opack.decode(body)
+
+
+def parse_message(payload: bytes | bytearray | memoryview) -> Message:
+    """Header and body in one step (raises ProtocolError or DecodeError)."""
+    header, body = parse_header(payload)
+    return Message(header, decode_body(body))
+
+
+def _payload(header: dict[str, object], body: object) -> bytearray:
+    out = bytearray(1)
+    opack.encode_into(out, header)
+    length = len(out) - 1
+    if length > MAX_HEADER_LENGTH:
+        raise EncodeError(f"header of {length} bytes exceeds {MAX_HEADER_LENGTH}")
+    out[0] = length
+    opack.encode_into(out, body)
+    return out
+
+
+def encode_event(protocol: str, topic: str, body: object) -> bytearray:
+    """Plaintext of an event; the body is encoded straight into the same buffer."""
+    return _payload({"protocol": protocol, "event": topic}, body)
+
+
+def encode_request(protocol: str, topic: str, msg_id: int, body: object) -> bytearray:
+    """Plaintext of a request (``id`` as Int64, like HN)."""
+    return _payload({"protocol": protocol, "request": topic, "id": opack.Int64(msg_id)}, body)
+
+
+def encode_response(protocol: str, topic: str, msg_id: int, status: int, body: object) -> bytearray:
+    """Plaintext of a response (``id`` and ``status`` as Int64, like HN)."""
+    return _payload(
+        {"protocol": protocol, "response": topic, "id": opack.Int64(msg_id), "status": opack.Int64(status)},
+        body,
+    )
