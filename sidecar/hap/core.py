@@ -149,6 +149,8 @@ class Connection:
         try:
             if self._channel is not None:
                 data = self._channel.decrypt(data)
+            if not data:
+                return  # an incomplete frame (h11 would read b"" as end of stream)
             self._parser.receive(data)
         except SecureChannelError as exc:
             log.info("connection %d: %s; closing", self.id, exc)

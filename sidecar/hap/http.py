@@ -39,6 +39,7 @@ _REASONS = {
     405: b"Method Not Allowed",
     413: b"Payload Too Large",
     422: b"Unprocessable Entity",
+    431: b"Request Header Fields Too Large",
     470: b"Connection Authorization Required",
     500: b"Internal Server Error",
     503: b"Service Unavailable",
@@ -110,9 +111,13 @@ class RequestParser:
                 return None
             if isinstance(event, h11.Request):
                 length = 0
+                header_bytes = len(event.target)
                 for name, value in event.headers:
+                    header_bytes += len(name) + len(value) + 4
                     if name == b"content-length":
                         length = int(value)
+                if header_bytes > MAX_HEADER_BYTES:
+                    raise HttpError(431, "request headers too large")
                 if length > MAX_BODY_BYTES:
                     raise HttpError(413, "request body too large")
                 self._request = event
