@@ -101,6 +101,7 @@ SERVERS: dict[str, ServerSpec] = {
 # Issue 2 targets, checked for every server other than the baseline.
 TARGET_CPU_RATIO = 0.5
 TARGET_PAIR_VERIFY_MS = 1.5
+BACKGROUND_WARN_PCT = 10  # other programs' CPU (% of one core) above which a run is flagged as noisy
 
 
 # --------------------------------------------------------------------------------------------------
@@ -167,6 +168,12 @@ class CpuMeter:
 
     def snapshot(self) -> tuple[float, float, float]:
         return time.perf_counter(), self._cpu(self.server), self._cpu(self.client)
+
+    @staticmethod
+    def machine_busy_s() -> float:
+        """Busy CPU seconds of the whole machine, to see how much *other* programs used meanwhile."""
+        t = psutil.cpu_times()
+        return float(t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0))
 
     def rss_mib(self) -> float:
         return float(self.server.memory_info().rss) / (1024 * 1024)
@@ -762,6 +769,7 @@ async def bench_server(spec: ServerSpec, prof: Profile, log: Callable[[str], Non
         meter = CpuMeter(server.pid)
         await asyncio.sleep(0.5)  # let start-up work (state files, JIT) settle before the idle RSS
         result["memory"] = {"rss_idle_mib": meter.rss_mib()}
+        busy0, (wall0, srv0, cli0) = meter.machine_busy_s(), meter.snapshot()
         controller = Controller()
         try:
             log("pair-setup")
@@ -810,6 +818,11 @@ async def bench_server(spec: ServerSpec, prof: Profile, log: Callable[[str], Non
             result["events_coalesced"] = await phase_events_coalesced(primary, subs, iids, meter, prof)
 
             result["memory"]["rss_after_mib"] = meter.rss_mib()
+            # CPU used by neither the server nor us during this run (other jobs on the machine): when it
+            # is high, latency and req/s are unreliable and even CPU/request shifts a little.
+            wall1, srv1, cli1 = meter.snapshot()
+            other = meter.machine_busy_s() - busy0 - (srv1 - srv0) - (cli1 - cli0)
+            result["memory"]["background_cpu_pct"] = max(0.0, 100 * other / (wall1 - wall0))
             result["memory"]["server_errors"] = sum(
                 result[p]["errors"] for p in ("get_seq", "put_seq", "get_32", "put_32")
             )
@@ -942,6 +955,7 @@ TABLES = (
             Column("characteristics", "chars", "{:.0f}"),
             Column("rss_idle_mib", "RSS idle MiB", "{:.1f}"),
             Column("rss_after_mib", "RSS after load MiB", "{:.1f}"),
+            Column("background_cpu_pct", "other procs CPU %", "{:.0f}"),
         ),
         ("rss_after_mib",),
     ),
@@ -1102,7 +1116,28 @@ def select_servers(names: Iterable[str], overrides: dict[str, Path]) -> list[Ser
     return chosen
 
 
+class Interrupted(Exception):
+    """SIGINT/SIGTERM arrived: unwind through every ``finally`` so each server is stopped by PID."""
+
+
 async def amain(args: argparse.Namespace) -> int:
+    # Handle both signals ourselves: SIGINT may be ignored when started in the background, and the
+    # default SIGTERM action would kill us without stopping the servers.
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await _amain(args)
+    except asyncio.CancelledError:
+        raise Interrupted from None
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _amain(args: argparse.Namespace) -> int:
     prof = QUICK if args.quick else Profile()
     runs = 1 if args.quick else args.runs
     specs = select_servers((n for n in args.servers.split(",") if n), args.overrides)
@@ -1111,6 +1146,7 @@ async def amain(args: argparse.Namespace) -> int:
         return 1
     per_server: dict[str, list[Result]] = {s.name: [] for s in specs}
     failures: list[str] = []
+    noisy: list[str] = []
     started = time.monotonic()
     for run in range(1, runs + 1):
         # Interleave servers within each run so slow drift of the machine hits all of them alike.
@@ -1120,7 +1156,11 @@ async def amain(args: argparse.Namespace) -> int:
                 print(f"[{time.monotonic() - started:6.1f}s] run {run}/{runs} {name}: {phase}", flush=True)
 
             try:
-                per_server[spec.name].append(await bench_server(spec, prof, log))
+                res = await bench_server(spec, prof, log)
+                per_server[spec.name].append(res)
+                background = res["memory"].get("background_cpu_pct", 0.0)
+                if background > BACKGROUND_WARN_PCT:
+                    noisy.append(f"run {run} {spec.name}: {background:.0f}%")
             except Exception as exc:
                 msg = f"run {run} {spec.name}: {type(exc).__name__}: {exc}"
                 failures.append(msg)
@@ -1129,6 +1169,11 @@ async def amain(args: argparse.Namespace) -> int:
     print()
     print(render_tables(medians, runs))
     print(render_targets(medians))
+    if noisy:
+        print(
+            f"WARNING: other programs used more than {BACKGROUND_WARN_PCT}% of a core during some runs; "
+            "latency and req/s are unreliable there:\n  " + "\n  ".join(noisy)
+        )
     if failures:
         print("Failed runs (excluded from the medians):\n  " + "\n  ".join(failures))
     print(f"total time {time.monotonic() - started:.0f} s")
@@ -1149,8 +1194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         return asyncio.run(amain(args))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, Interrupted):
+        print("interrupted; servers stopped", file=sys.stderr)
         return 130
     finally:
         kill_all_servers()
