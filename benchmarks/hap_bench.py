@@ -1144,6 +1144,12 @@ async def _amain(args: argparse.Namespace) -> int:
     if not specs:
         print("no server to benchmark", file=sys.stderr)
         return 1
+    machine = machine_info()
+    print(
+        f"{machine['date']}  {machine['cpus']} CPUs, {machine['mem_gib']} GiB, {machine['platform']}, "
+        f"Python {machine['python']}, node {machine['node'] or '-'}, {machine['versions']}",
+        flush=True,
+    )
     per_server: dict[str, list[Result]] = {s.name: [] for s in specs}
     failures: list[str] = []
     noisy: list[str] = []
@@ -1179,7 +1185,7 @@ async def _amain(args: argparse.Namespace) -> int:
     print(f"total time {time.monotonic() - started:.0f} s")
     if args.json:
         payload = {
-            "machine": machine_info(),
+            "machine": machine,
             "profile": dataclasses.asdict(prof),
             "runs": per_server,
             "median": medians,
