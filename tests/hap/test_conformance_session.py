@@ -36,7 +36,8 @@ def test_10_secure_session_framing_rules() -> None:
     peer, data = h.paired_peer()
     assert peer.channel is not None
     # Several requests in one frame, then one request split across frames.
-    two = peer.encode_request("GET", "/accessories") + peer.encode_request("GET", f"/characteristics?id=1.{h.test.on.iid}")
+    two = peer.encode_request("GET", "/accessories") + peer.encode_request(
+        "GET", f"/characteristics?id=1.{h.test.on.iid}")
     responses = peer.feed(peer.channel.encrypt(two))
     assert [r.status for r in responses] == [200, 200]
     big = peer.encode_request("PUT", "/characteristics",
