@@ -1,0 +1,134 @@
+"""Key derivation and frames: the vectors of hksv-protocol.md §3-4, counters, limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from sidecar.hds import frames, keys, messages
+from sidecar.hds.errors import FrameError, SetupError
+
+READ_KEY = "fc265ba8c83f642c8153fb71ce770e5cbcff453083dfb450b6aa487d52d6db12"
+WRITE_KEY = "83c1a7e88f5b5e1282d36a1ef7a181cd9ddb485af4a32bc3fcdaa0a8d9b25874"
+HELLO_FRAME = (
+    "0100003fdb039b2a63580ff945d7e0eba5a55362acdfe77a44186353fc499cddfb343cba8d64e522cbf665c483eef3a3f31636"
+    "7d168d1bf4de440aeb20d0a2404fec8849d8764873f673e143c38ffc5fe5dd54"
+)
+IKM = bytes(range(32))
+
+
+def test_key_derivation_vector_both_sides() -> None:
+    acc = keys.accessory_keys(IKM, b"\xaa" * 32, b"\xbb" * 32)
+    ctl = keys.controller_keys(IKM, b"\xaa" * 32, b"\xbb" * 32)
+    assert acc.encrypt_key.hex() == READ_KEY and acc.decrypt_key.hex() == WRITE_KEY
+    assert ctl.encrypt_key.hex() == WRITE_KEY and ctl.decrypt_key.hex() == READ_KEY
+    assert "fc26" not in repr(acc)
+
+
+def test_salt_order_matters_and_lengths_are_checked() -> None:
+    swapped = keys.accessory_keys(IKM, b"\xbb" * 32, b"\xaa" * 32)
+    assert swapped.encrypt_key.hex() != READ_KEY
+    with pytest.raises(SetupError):
+        keys.accessory_keys(IKM, b"\xaa" * 31, b"\xbb" * 32)
+    with pytest.raises(SetupError):
+        keys.accessory_keys(b"", b"\xaa" * 32, b"\xbb" * 32)
+
+
+def test_hello_response_frame_vector() -> None:
+    acc = keys.accessory_keys(IKM, b"\xaa" * 32, b"\xbb" * 32)
+    payload = messages.encode_response("control", "hello", 1, 0, {})
+    assert len(payload) == 63
+    frame = frames.FrameEncryptor(acc.encrypt_key).seal(payload)
+    assert bytes(frame).hex() == HELLO_FRAME
+    # and the controller reads it back
+    reader = frames.FrameReader()
+    reader.feed(frame)
+    got = reader.next_frame()
+    assert got is not None and got.header == bytes.fromhex("0100003f")
+    ctl = keys.controller_keys(IKM, b"\xaa" * 32, b"\xbb" * 32)
+    assert frames.FrameDecryptor(ctl.decrypt_key).open(got) == payload
+
+
+def test_counters_advance_per_frame_and_nonce_layout() -> None:
+    assert frames.nonce(1) == bytes(4) + (1).to_bytes(8, "little")
+    key = bytes(32)
+    enc = frames.FrameEncryptor(key)
+    dec = frames.FrameDecryptor(key)
+    reader = frames.FrameReader()
+    for i in range(3):
+        reader.feed(enc.seal(b"message %d" % i))
+    assert enc.counter == 3
+    opened = []
+    while (frame := reader.next_frame()) is not None:
+        opened.append(dec.open(frame))
+    assert opened == [b"message 0", b"message 1", b"message 2"]
+    assert dec.counter == 3
+
+
+def test_out_of_order_or_replayed_frame_fails() -> None:
+    key = bytes(32)
+    enc = frames.FrameEncryptor(key)
+    first, second = bytes(enc.seal(b"a")), bytes(enc.seal(b"b"))
+    reader = frames.FrameReader()
+    reader.feed(second + first)
+    dec = frames.FrameDecryptor(key)
+    frame = reader.next_frame()
+    assert frame is not None
+    with pytest.raises(FrameError):
+        dec.open(frame)
+
+
+def test_tampered_header_or_body_fails_authentication() -> None:
+    key = bytes(32)
+    sealed = bytearray(frames.FrameEncryptor(key).seal(b"hello"))
+    for index in (0, 5, len(sealed) - 1):
+        bad = bytearray(sealed)
+        bad[index] ^= 1
+        reader = frames.FrameReader()
+        reader.feed(bad)
+        frame = reader.next_frame()
+        assert frame is not None
+        with pytest.raises(FrameError):
+            frames.FrameDecryptor(key).open(frame)
+        assert frames.try_open(key, frame) is None
+
+
+def test_frames_split_across_reads() -> None:
+    key = bytes(32)
+    data = bytes(frames.FrameEncryptor(key).seal(b"x" * 1000))
+    reader = frames.FrameReader()
+    for i in range(len(data) - 1):
+        reader.feed(data[i : i + 1])
+        assert reader.next_frame() is None
+    reader.feed(data[-1:])
+    frame = reader.next_frame()
+    assert frame is not None and frames.FrameDecryptor(key).open(frame) == b"x" * 1000
+    assert reader.buffered == 0
+
+
+def test_oversize_frame_is_refused_from_its_header() -> None:
+    reader = frames.FrameReader()
+    reader.feed(bytes([1, 0x10, 0x00, 0x00]))  # 2**20 > 2**20 - 1
+    with pytest.raises(FrameError):
+        reader.next_frame()
+    reader = frames.FrameReader()
+    reader.feed(bytes([1, 0x0F, 0xFF, 0xFF]))  # exactly the limit: wait for the body
+    assert reader.next_frame() is None
+
+
+def test_max_payload_on_send() -> None:
+    enc = frames.FrameEncryptor(bytes(32))
+    assert len(enc.seal(bytes(frames.MAX_PAYLOAD))) == frames.MAX_PAYLOAD + 20
+    with pytest.raises(FrameError):
+        enc.seal(bytes(frames.MAX_PAYLOAD + 1))
+    assert enc.counter == 1
+
+
+def test_try_open_ignores_other_frame_types() -> None:
+    key = bytes(32)
+    sealed = bytearray(frames.FrameEncryptor(key).seal(b"x"))
+    sealed[0] = 3
+    reader = frames.FrameReader()
+    reader.feed(sealed)
+    frame = reader.next_frame()
+    assert frame is not None and frame.frame_type == 3
+    assert frames.try_open(key, frame) is None
