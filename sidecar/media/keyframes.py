@@ -53,7 +53,7 @@ class KeyframeMonitor:
         min_fragments: fragments (after the ignored first) needed before a verdict.
     """
 
-    def __init__(self, *, limit_s: float = HKSV_FRAGMENT_LIMIT_S, window: int = 8, min_fragments: int = 2) -> None:
+    def __init__(self, *, limit_s: float = HKSV_FRAGMENT_LIMIT_S, window: int = 8, min_fragments: int = 1) -> None:
         self.limit_s = limit_s
         self.window = window
         self.min_fragments = min_fragments

@@ -225,8 +225,10 @@ class Prebuffer:
         self._bytes += fragment.size
         self._duration += fragment.duration_s
         self.last_fragment_at = now
+        # Evict the oldest while what remains *behind the newest fragment* still covers the
+        # capacity, or a hard cap is exceeded.
         while len(self._ring) > 1 and (
-            self._duration - self._ring[0].fragment.duration_s >= self.capacity_s
+            self._duration - self._ring[0].fragment.duration_s - fragment.duration_s >= self.capacity_s
             or self._bytes > self.max_bytes
             or len(self._ring) > self.max_fragments
         ):

@@ -1,0 +1,57 @@
+"""A real RTSP camera for tests: GStreamer's RTSP server on 127.0.0.1.
+
+Runs under Debian's /usr/bin/python3 (which has ``gi``), as a subprocess of the test. Prints
+``READY <port>`` once it listens. H.264 from x264enc with a fixed keyframe interval (``--gop``
+frames), optional AAC audio, the ball pattern so the picture moves.
+"""
+
+import argparse
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--width", type=int, default=320)
+    parser.add_argument("--height", type=int, default=240)
+    parser.add_argument("--fps", type=int, default=15)
+    parser.add_argument("--gop", type=int, default=60, help="keyframe interval in frames")
+    parser.add_argument("--bitrate", type=int, default=400, help="kbit/s")
+    parser.add_argument("--no-audio", action="store_true")
+    args = parser.parse_args()
+
+    Gst.init(None)
+    video = (
+        f"videotestsrc is-live=true pattern=ball ! video/x-raw,width={args.width},height={args.height},"
+        f"framerate={args.fps}/1 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.gop} "
+        f"bitrate={args.bitrate} bframes=0 ! video/x-h264,profile=main ! h264parse ! rtph264pay name=pay0 pt=96"
+    )
+    audio = (
+        " audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audioresample ! "
+        "audio/x-raw,rate=32000,channels=1 ! avenc_aac ! aacparse ! rtpmp4gpay name=pay1 pt=97"
+    )
+    launch = f"( {video}{'' if args.no_audio else audio} )"
+
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(launch)
+    factory.set_shared(True)
+    server.get_mount_points().add_factory("/cam", factory)
+    server.attach(None)
+    print(f"READY {server.get_bound_port()}", flush=True)
+    GLib.MainLoop().run()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(0)

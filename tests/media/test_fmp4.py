@@ -1,0 +1,192 @@
+"""The fMP4 reader, sans-IO: real ffmpeg output fed in every split, and corrupt input."""
+
+from __future__ import annotations
+
+import struct
+import tracemalloc
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sidecar.media import AudioTrack, Fmp4Error, Fmp4Reader, Fragment, InitSegment, VideoTrack
+
+
+def _feed_all(data: bytes, cuts: list[int]) -> list[InitSegment | Fragment]:
+    reader = Fmp4Reader()
+    events: list[InitSegment | Fragment] = []
+    pos = 0
+    for cut in sorted(set(cuts)):
+        events += reader.feed(data[pos:cut])
+        pos = cut
+    events += reader.feed(data[pos:])
+    reader.eof()
+    return events
+
+
+def _summary(events: list[InitSegment | Fragment]) -> list[tuple[object, ...]]:
+    out: list[tuple[object, ...]] = []
+    for e in events:
+        if isinstance(e, InitSegment):
+            out.append(("init", e.data, e.tracks))
+        else:
+            out.append(("frag", bytes(e.data), e.sequence_number, e.keyframe, e.duration_s, e.tracks, e.keyframe_times_s))
+    return out
+
+
+def test_reads_ffmpeg_output(sample_fmp4: bytes) -> None:
+    events = _feed_all(sample_fmp4, [])
+    init = events[0]
+    assert isinstance(init, InitSegment)
+    video, audio = init.video, init.audio
+    assert isinstance(video, VideoTrack) and isinstance(audio, AudioTrack)
+    assert (video.codec, video.width, video.height) == ("avc1", 320, 240)
+    assert video.profile_idc in (66, 77, 100) and video.level_idc > 0
+    assert video.codec_string.startswith("avc1.")
+    assert (audio.codec, audio.sample_rate, audio.channels, audio.audio_object_type) == ("mp4a", 32000, 1, 2)
+    assert init.data[4:8] == b"ftyp"
+    fragments = [e for e in events[1:] if isinstance(e, Fragment)]
+    assert len(fragments) == len(events) - 1 == 4
+    assert all(f.keyframe for f in fragments)
+    assert [round(f.duration_s, 2) for f in fragments][1:] == [4.0, 4.0, 1.0]
+    assert fragments[0].duration_s <= 4.0 + 1 / 15
+    assert [f.sequence_number for f in fragments] == [1, 2, 3, 4]
+    assert len(init.data) + sum(f.size for f in fragments) == len(sample_fmp4)
+    for f in fragments:
+        assert bytes(f.data[4:8]) == b"moof"
+        assert f.tracks[0].track_id == video.track_id and f.tracks[0].sample_count in (60, 15)
+        assert f.track(audio.track_id) is not None
+        assert f.keyframe_times_s[0] == pytest.approx(f.start_s)
+
+
+def test_single_chunk_fragments_are_zero_copy_slices(sample_fmp4: bytes) -> None:
+    reader = Fmp4Reader()
+    events = reader.feed(sample_fmp4)
+    fragment = events[1]
+    assert isinstance(fragment, Fragment)
+    assert fragment.data.obj is sample_fmp4  # a view of the bytes we fed, not a copy
+    assert fragment.data.readonly
+
+
+def test_byte_by_byte(sample_fmp4: bytes) -> None:
+    init_and_first = _feed_all(sample_fmp4, [])[:2]
+    size = len(init_and_first[0].data) + init_and_first[1].size  # type: ignore[union-attr]
+    reader = Fmp4Reader()
+    events: list[InitSegment | Fragment] = []
+    for i in range(size):
+        events += reader.feed(sample_fmp4[i : i + 1])
+    assert _summary(events) == _summary(init_and_first)
+    assert reader.buffered == 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(min_value=0, max_value=2_000_000), max_size=40))
+def test_random_splits_give_identical_events(sample_fmp4: bytes, cuts: list[int]) -> None:
+    cuts = [c % (len(sample_fmp4) + 1) for c in cuts]
+    assert _summary(_feed_all(sample_fmp4, cuts)) == _summary(_feed_all(sample_fmp4, []))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=4096))
+def test_random_bytes_raise_only_fmp4error(data: bytes) -> None:
+    reader = Fmp4Reader()
+    try:
+        reader.feed(data)
+        reader.eof()
+    except Fmp4Error:
+        pass
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_mutated_headers_raise_only_fmp4error(sample_fmp4: bytes, data: st.DataObject) -> None:
+    # Mutate the metadata (init segment and the first moof), where the parser actually looks.
+    head = bytearray(sample_fmp4[:120_000])
+    for _ in range(data.draw(st.integers(1, 8))):
+        pos = data.draw(st.integers(0, 3000))
+        head[pos] = data.draw(st.integers(0, 255))
+    split = data.draw(st.integers(0, len(head)))
+    reader = Fmp4Reader()
+    try:
+        reader.feed(bytes(head[:split]))
+        reader.feed(bytes(head[split:]))
+    except Fmp4Error:
+        pass
+
+
+def test_giant_box_size_fails_fast_without_allocating() -> None:
+    tracemalloc.start()
+    try:
+        reader = Fmp4Reader()
+        with pytest.raises(Fmp4Error, match="exceeds the cap"):
+            reader.feed(struct.pack(">I4s", 0xFFFF_FFF0, b"mdat"))
+        reader = Fmp4Reader()
+        with pytest.raises(Fmp4Error, match="exceeds the cap"):
+            reader.feed(struct.pack(">I4sQ", 1, b"moov", 1 << 62))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 1024
+
+
+def test_giant_mdat_inside_a_fragment_is_refused(sample_fmp4: bytes) -> None:
+    events = _feed_all(sample_fmp4, [])
+    init = events[0]
+    fragment = events[1]
+    assert isinstance(init, InitSegment) and isinstance(fragment, Fragment)
+    moof_size = struct.unpack(">I", fragment.data[:4])[0]
+    corrupt = bytes(fragment.data[:moof_size]) + struct.pack(">I4s", 0xF000_0000, b"mdat")
+    reader = Fmp4Reader()
+    reader.feed(init.data)
+    with pytest.raises(Fmp4Error):
+        reader.feed(corrupt)
+
+
+def test_reader_stays_failed_after_an_error() -> None:
+    reader = Fmp4Reader()
+    with pytest.raises(Fmp4Error):
+        reader.feed(b"\x00\x00\x00\x08\xff\xfe\xfd\xfc")
+    with pytest.raises(Fmp4Error):
+        reader.feed(b"")
+
+
+def test_truncated_stream_is_reported_at_eof(sample_fmp4: bytes) -> None:
+    reader = Fmp4Reader()
+    events = reader.feed(sample_fmp4[:-100])
+    assert len(events) == 4  # init + 3 complete fragments; the last is cut
+    with pytest.raises(Fmp4Error, match="stream ended"):
+        reader.eof()
+
+
+def test_structure_errors(sample_fmp4: bytes) -> None:
+    init = _feed_all(sample_fmp4, [])[0]
+    assert isinstance(init, InitSegment)
+    with pytest.raises(Fmp4Error, match="before the init"):
+        Fmp4Reader().feed(struct.pack(">I4s", 8, b"moof"))
+    with pytest.raises(Fmp4Error, match="mdat outside"):
+        Fmp4Reader().feed(struct.pack(">I4s", 8, b"mdat"))
+    with pytest.raises(Fmp4Error, match="without a preceding ftyp"):
+        Fmp4Reader().feed(init.data[init.data.index(b"moov") - 4 :])
+    with pytest.raises(Fmp4Error, match="size 0"):
+        Fmp4Reader().feed(struct.pack(">I4s", 0, b"mdat"))
+    with pytest.raises(Fmp4Error, match="smaller than its header"):
+        Fmp4Reader().feed(struct.pack(">I4s", 4, b"free"))
+
+
+def test_skippable_boxes_between_fragments_are_dropped(sample_fmp4: bytes) -> None:
+    events = _feed_all(sample_fmp4, [])
+    init, f1, f2 = events[0], events[1], events[2]
+    assert isinstance(init, InitSegment) and isinstance(f1, Fragment) and isinstance(f2, Fragment)
+    free = struct.pack(">I4s", 1000, b"free") + bytes(992)
+    sidx = struct.pack(">I4s", 20, b"sidx") + bytes(12)
+    stream = init.data + sidx + bytes(f1.data) + free + bytes(f2.data)
+    got = _feed_all(stream, list(range(0, len(stream), 333)))
+    assert _summary(got) == _summary([init, f1, f2])
+
+
+def test_a_second_init_segment_starts_over(sample_fmp4: bytes) -> None:
+    events = _feed_all(sample_fmp4, [])
+    init, f1 = events[0], events[1]
+    assert isinstance(init, InitSegment) and isinstance(f1, Fragment)
+    got = _feed_all(init.data + bytes(f1.data) + init.data + bytes(f1.data), [])
+    assert [type(e).__name__ for e in got] == ["InitSegment", "Fragment", "InitSegment", "Fragment"]

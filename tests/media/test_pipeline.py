@@ -1,0 +1,343 @@
+"""The supervised pipeline with real ffmpeg and a real RTSP camera (GStreamer) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from sidecar.media import (
+    AudioMode,
+    CloseReason,
+    GopVerdict,
+    InitSegment,
+    MediaPipeline,
+    PipelineConfig,
+    PipelineState,
+    RecordingSettings,
+    Source,
+    parse_source,
+)
+
+from .conftest import CameraFactory, audio_stream, check_decodes, collect, run_tool
+
+SMALL = RecordingSettings(width=320, height=240, fps=15, bitrate_kbps=300, profile="high", level="3.1")
+FRAME = 1 / 15
+FAST_BACKOFF = {"backoff_initial_s": 0.1, "backoff_max_s": 0.5}
+
+
+def assert_hksv_fragments(fragments: list, fps: int = 15) -> None:  # type: ignore[type-arg]
+    for f in fragments:
+        assert f.keyframe, f"fragment {f.sequence_number} does not start on a keyframe"
+        assert f.duration_s <= 4.0 + 1 / fps + 1e-6, f"fragment {f.sequence_number} lasts {f.duration_s} s"
+
+
+def assert_aac_lc_32k_mono(init: InitSegment, info: dict[str, object]) -> None:
+    audio = init.audio
+    assert audio is not None
+    assert (audio.codec, audio.audio_object_type, audio.sample_rate, audio.channels) == ("mp4a", 2, 32000, 1)
+    stream = audio_stream(info)
+    assert stream is not None
+    assert (stream["codec_name"], stream["profile"], stream["sample_rate"], stream["channels"]) == (
+        "aac", "LC", "32000", 1)
+
+
+@pytest.mark.slow
+async def test_copy_from_rtsp_with_audio_then_audio_off(rtsp_camera: CameraFactory, tmp_path: Path) -> None:
+    cam = await rtsp_camera(gop=60, audio=True)
+    pipeline = MediaPipeline(PipelineConfig(source=parse_source(cam.url), profile="copy", settings=SMALL,
+                                            name="copycam"))
+    await pipeline.start()
+    try:
+        init, fragments = await collect(pipeline, 2)
+        assert_hksv_fragments(fragments)
+        info = await check_decodes(tmp_path / "copy.mp4", init, fragments)
+        assert_aac_lc_32k_mono(init, info)
+        video = init.video
+        assert video is not None and (video.width, video.height, video.codec) == (320, 240, "avc1")
+
+        probe = await pipeline.probe(timeout_s=20)
+        assert probe.is_h264 and (probe.width, probe.height) == (320, 240) and probe.has_audio
+        assert probe.h264_profile is not None and probe.h264_level is not None
+        assert probe.fps == pytest.approx(15, rel=0.1)
+        status = pipeline.status()
+        assert status.running and status.state is PipelineState.RUNNING and status.pid
+        assert status.keyframe_interval_s == pytest.approx(4.0, abs=2 * FRAME)
+        assert status.gop_verdict == GopVerdict.OK.value and status.warning is None
+        assert status.fps == pytest.approx(15, rel=0.1) and status.bitrate_kbps
+        assert set(status.ignored_settings) == {"resolution", "fps", "bitrate", "profile", "level",
+                                                "iframe_interval"}
+
+        # The hub turns recording audio off: a new run without any audio track.
+        result = await pipeline.reconfigure(RecordingSettings(width=320, height=240, fps=15, audio=False))
+        assert result.restarted and "copy mode keeps the camera's stream" in result.message
+        generation = pipeline.prebuffer.generation
+        init2, fragments2 = await collect(pipeline, 1, min_generation=generation + 1)
+        assert init2.audio is None and pipeline.status().audio == AudioMode.NONE.value
+        info2 = await check_decodes(tmp_path / "noaudio.mp4", init2, fragments2)
+        assert audio_stream(info2) is None
+        assert_hksv_fragments(fragments2)
+        # Same settings again: nothing to restart.
+        again = await pipeline.reconfigure(RecordingSettings(width=320, height=240, fps=15, audio=False))
+        assert not again.restarted
+    finally:
+        await pipeline.stop()
+    assert pipeline.state is PipelineState.STOPPED and pipeline.pid is None
+
+
+@pytest.mark.slow
+async def test_transcode_from_rtsp_and_reconfigure(rtsp_camera: CameraFactory, tmp_path: Path) -> None:
+    cam = await rtsp_camera(gop=45, audio=True)  # a 3 s camera GOP: the encoder sets its own
+    pipeline = MediaPipeline(PipelineConfig(source=parse_source(cam.url), profile="libx264", settings=SMALL,
+                                            name="x264cam"))
+    await pipeline.start()
+    try:
+        probe_task = asyncio.create_task(pipeline.probe(timeout_s=20))
+        init, fragments = await collect(pipeline, 2)
+        assert_hksv_fragments(fragments)
+        assert all(abs(f.duration_s - 4.0) <= FRAME for f in fragments[1:])
+        info = await check_decodes(tmp_path / "x264.mp4", init, fragments)
+        assert_aac_lc_32k_mono(init, info)
+        video = init.video
+        assert video is not None and (video.width, video.height) == (320, 240)
+        assert (video.profile_name, video.level) == ("high", "3.1")
+        probe = await probe_task  # the source itself, by a separate short copy-mode run
+        assert probe.is_h264 and (probe.width, probe.height) == (320, 240) and probe.has_audio
+
+        new = RecordingSettings(width=480, height=270, fps=15, bitrate_kbps=400, profile="baseline", level="3.1")
+        result = await pipeline.reconfigure(new)
+        assert result.restarted and result.ignored == ()
+        generation = pipeline.prebuffer.generation
+        init2, fragments2 = await collect(pipeline, 1, min_generation=generation + 1)
+        video2 = init2.video
+        assert video2 is not None and (video2.width, video2.height) == (480, 270)
+        assert (video2.profile_name, video2.level) == ("baseline", "3.1")
+        assert_hksv_fragments(fragments2)
+        await check_decodes(tmp_path / "x264b.mp4", init2, fragments2)
+    finally:
+        await pipeline.stop()
+
+
+@pytest.mark.slow
+async def test_source_without_audio_gets_a_silent_track(rtsp_camera: CameraFactory, tmp_path: Path) -> None:
+    cam = await rtsp_camera(gop=60, audio=False)
+    pipeline = MediaPipeline(PipelineConfig(source=parse_source(cam.url), profile="copy", settings=SMALL,
+                                            name="mutecam"))
+    await pipeline.start()
+    try:
+        # First run maps the source's audio optionally, sees none, restarts with anullsrc.
+        await pipeline.wait_for(lambda: pipeline.status().audio == AudioMode.SILENT.value, 20)
+        init, fragments = await collect(pipeline, 2)
+        assert_hksv_fragments(fragments)
+        info = await check_decodes(tmp_path / "silent.mp4", init, fragments)
+        assert_aac_lc_32k_mono(init, info)
+        for f in fragments:
+            track = f.track(init.audio.track_id)  # type: ignore[union-attr]
+            assert track is not None and track.sample_count > 0
+        assert pipeline.status().has_audio is False
+        assert (await pipeline.probe(timeout_s=20)).has_audio is False
+    finally:
+        await pipeline.stop()
+
+
+@pytest.mark.slow
+async def test_copy_with_long_gop_warns_and_falls_back_to_transcode(
+    rtsp_camera: CameraFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    cam = await rtsp_camera(gop=75, audio=False)  # 5 s keyframe interval: too long for HKSV
+    pipeline = MediaPipeline(PipelineConfig(source=Source(cam.url, has_audio=False), profile="copy",
+                                            settings=SMALL, transcode_fallback=True, name="longgop"))
+    await pipeline.start()
+    try:
+        await pipeline.wait_for(lambda: pipeline.profile.name == "libx264", 40)
+        assert any("set the camera's I-frame" in r.getMessage() for r in caplog.records)
+        assert pipeline.status().warning is not None
+        _, fragments = await collect(pipeline, 1, min_generation=pipeline.prebuffer.generation + 1)
+        assert_hksv_fragments(fragments)
+    finally:
+        await pipeline.stop()
+
+
+@pytest.mark.slow
+async def test_copy_merges_two_second_gops_into_four_second_fragments(rtsp_camera: CameraFactory) -> None:
+    cam = await rtsp_camera(gop=30, audio=False)
+    pipeline = MediaPipeline(PipelineConfig(source=Source(cam.url, has_audio=False), profile="copy",
+                                            settings=SMALL, name="shortgop"))
+    await pipeline.start()
+    try:
+        await pipeline.wait_for(lambda: "-min_frag_duration" in pipeline.status().argv, 30)
+        _, fragments = await collect(pipeline, 2, min_generation=pipeline.prebuffer.generation + 1)
+        assert_hksv_fragments(fragments)
+        for f in fragments[1:]:
+            assert f.duration_s == pytest.approx(4.0, abs=FRAME)
+            assert len(f.keyframe_times_s) == 2  # two camera GOPs per fragment
+    finally:
+        await pipeline.stop()
+
+
+@pytest.mark.slow
+async def test_camera_stalls_30_s_and_comes_back(rtsp_camera: CameraFactory) -> None:
+    cam = await rtsp_camera(gop=60, audio=False)
+    pipeline = MediaPipeline(PipelineConfig(
+        source=Source(cam.url, has_audio=False), profile="copy", settings=SMALL, name="stall",
+        backoff_initial_s=0.5, backoff_max_s=4.0,
+    ))
+    await pipeline.start()
+    try:
+        await pipeline.wait_ready(4000, timeout_s=20)
+        old_generation = pipeline.prebuffer.generation
+        old_init = pipeline.prebuffer.init
+        live = pipeline.subscribe(4000)
+        cam.pause()
+        paused_at = time.monotonic()
+        await pipeline.wait_for(lambda: pipeline.state is not PipelineState.RUNNING, 20)
+        noticed = time.monotonic() - paused_at
+        assert noticed <= 12.5, f"took {noticed:.1f} s to notice the stall"
+        assert live.close_reason is CloseReason.NEW_GENERATION  # the recording must end
+        assert pipeline.prebuffer.init is None and pipeline.status().last_error
+        await asyncio.sleep(max(0.0, 30 - (time.monotonic() - paused_at)))
+        restarts_during_outage = pipeline.restarts
+        assert restarts_during_outage >= 2  # retried with backoff while the camera was down
+        cam.resume()
+        snap = await pipeline.wait_ready(4000, timeout_s=30)
+        assert snap.generation > old_generation and snap.init is not old_init
+        assert pipeline.status().running
+    finally:
+        await pipeline.stop()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import subprocess
+
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15", "-t", "8",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+         "-bf", "0", "-pix_fmt", "yuv420p", str(path)],
+        check=True, timeout=60,
+    )
+    return path
+
+
+def _fds() -> int:
+    return psutil.Process().num_fds()
+
+
+async def test_sigkill_twenty_times(clip: Path) -> None:
+    pipeline = MediaPipeline(PipelineConfig(
+        source=Source(str(clip), loop=True, has_audio=False), profile="copy", settings=SMALL, name="kill",
+        **FAST_BACKOFF,
+    ))
+    fds_before = _fds()
+    await pipeline.start()
+    try:
+        pids: list[int] = []
+        tasks = None
+        for i in range(20):
+            await pipeline.wait_for(lambda: pipeline.prebuffer.init is not None and pipeline.pid is not None, 20)
+            pid = pipeline.pid
+            assert pid is not None and pid not in pids
+            pids.append(pid)
+            if tasks is None:
+                tasks = len(asyncio.all_tasks())
+            assert len(asyncio.all_tasks()) == tasks  # no task accumulates across restarts
+            os.kill(pid, signal.SIGKILL)
+            await pipeline.wait_for(lambda i=i: pipeline.restarts == i + 1, 20)  # type: ignore[misc]
+        await pipeline.wait_for(lambda: pipeline.prebuffer.init is not None, 20)
+        assert pipeline.restarts == 20
+        children = psutil.Process().children(recursive=True)
+        assert [c.pid for c in children if c.pid in pids] == []  # reaped: no zombies left
+        assert all(c.status() != psutil.STATUS_ZOMBIE for c in children)
+        assert "exited with code -9" in (pipeline.status().last_error or "")
+    finally:
+        await pipeline.stop()
+    assert _fds() == fds_before
+
+
+async def test_demo_source(tmp_path: Path) -> None:
+    pipeline = MediaPipeline(PipelineConfig(
+        source=Source("demo", demo_size=(320, 240), demo_fps=15), profile="copy", settings=SMALL, name="demo",
+    ))
+    assert pipeline.profile.name == "libx264"  # the pattern cannot be copied
+    await pipeline.start()
+    try:
+        init, fragments = await collect(pipeline, 1)
+        assert_hksv_fragments(fragments)
+        info = await check_decodes(tmp_path / "demo.mp4", init, fragments)
+        assert_aac_lc_32k_mono(init, info)
+        probe = await pipeline.probe()
+        assert (probe.codec, probe.width, probe.has_audio) == ("rawvideo", 320, True)
+    finally:
+        await pipeline.stop()
+
+
+def _fake_ffmpeg(tmp_path: Path, body: str) -> str:
+    script = tmp_path / "fake-ffmpeg"
+    script.write_text("#!/bin/sh\n" + body + "\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+async def test_watchdog_kills_a_silent_ffmpeg_that_ignores_sigterm(tmp_path: Path) -> None:
+    # Stands in for ffmpeg hung on a source: alive, silent, deaf to SIGTERM.
+    fake = _fake_ffmpeg(tmp_path, "trap '' TERM\nexec sleep 600")
+    pipeline = MediaPipeline(PipelineConfig(
+        source=parse_source("rtsp://127.0.0.1:9/none"), profile="copy", settings=SMALL, name="hung",
+        ffmpeg_bin=fake, startup_timeout_s=0.5, silence_timeout_s=0.5, stop_timeout_s=0.3, **FAST_BACKOFF,
+    ))
+    await pipeline.start()
+    try:
+        await pipeline.wait_for(lambda: pipeline.restarts >= 2, 10)
+        status = pipeline.status()
+        assert "watchdog" in (status.last_error or "") and status.last_exit_code == -signal.SIGKILL
+    finally:
+        await pipeline.stop()
+
+
+async def test_malformed_output_restarts_ffmpeg(tmp_path: Path) -> None:
+    fake = _fake_ffmpeg(tmp_path, "printf '\\000\\000\\000\\020\\377\\377\\377\\377garbage!'\nexec sleep 600")
+    pipeline = MediaPipeline(PipelineConfig(
+        source=parse_source("rtsp://127.0.0.1:9/none"), profile="copy", settings=SMALL, name="garbage",
+        ffmpeg_bin=fake, **FAST_BACKOFF,
+    ))
+    await pipeline.start()
+    try:
+        await pipeline.wait_for(lambda: pipeline.restarts >= 2, 10)
+        assert "malformed fMP4" in (pipeline.status().last_error or "")
+    finally:
+        await pipeline.stop()
+
+
+async def test_missing_ffmpeg_binary_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    pipeline = MediaPipeline(PipelineConfig(
+        source=parse_source("rtsp://127.0.0.1:9/none"), profile="copy", settings=SMALL, name="nobin",
+        ffmpeg_bin=str(tmp_path / "no-such-ffmpeg"), **FAST_BACKOFF,
+    ))
+    await pipeline.start()
+    try:
+        await pipeline.wait_for(lambda: pipeline.restarts >= 2, 10)
+        assert "cannot start ffmpeg" in (pipeline.status().last_error or "")
+    finally:
+        await pipeline.stop()
+
+
+async def test_stop_is_idempotent_and_start_again_works(clip: Path) -> None:
+    pipeline = MediaPipeline(PipelineConfig(source=Source(str(clip), loop=True, has_audio=False),
+                                            profile="copy", settings=SMALL, name="again"))
+    await pipeline.stop()
+    await pipeline.start()
+    await pipeline.wait_for(lambda: pipeline.prebuffer.init is not None, 20)
+    await pipeline.stop()
+    await pipeline.stop()
+    await pipeline.start()
+    await pipeline.wait_for(lambda: pipeline.prebuffer.init is not None, 20)
+    assert pipeline.prebuffer.generation >= 1
+    await pipeline.stop()
+    rc, _, _ = await run_tool("true")
+    assert rc == 0

@@ -1,0 +1,183 @@
+"""Prebuffer ring and live subscriptions, sans-IO with a fake clock (plus the asyncio wrapper)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sidecar.media import (
+    CloseReason,
+    Fragment,
+    InitSegment,
+    LiveSubscription,
+    Prebuffer,
+    PrebufferNotReady,
+    SubscriptionClosed,
+)
+
+from .fakes import make_fragment, make_init
+
+
+def fill(pb: Prebuffer, count: int, *, t0: float = 100.0, duration: float = 4.0, **kw: object) -> float:
+    now = t0
+    for i in range(count):
+        now = t0 + (i + 1) * duration
+        pb.push(make_fragment(i + 1, start_s=i * duration, duration_s=duration, **kw), now)  # type: ignore[arg-type]
+    return now
+
+
+def test_generation_and_init() -> None:
+    pb = Prebuffer()
+    assert pb.fragments_since(4000, 0.0) is None
+    with pytest.raises(PrebufferNotReady):
+        pb.push(make_fragment(1, start_s=0), 0.0)
+    init = make_init()
+    assert pb.start_generation(init, 1.0) == 1
+    assert pb.init is init
+    assert pb.start_generation(make_init(tag=b"2"), 2.0) == 2
+
+
+def test_ring_keeps_capacity_plus_the_newest_fragment() -> None:
+    pb = Prebuffer(capacity_s=12.0)
+    pb.start_generation(make_init(), 100.0)
+    fill(pb, 10)
+    # 12 s behind the newest fragment + the newest: 4 fragments of 4 s.
+    assert [f.sequence_number for f in pb.fragments()] == [7, 8, 9, 10]
+    assert pb.duration_s == pytest.approx(16.0)
+    assert pb.bytes == 4000
+
+
+def test_ring_byte_and_count_caps() -> None:
+    pb = Prebuffer(capacity_s=1000.0, max_bytes=5000, max_fragments=64)
+    pb.start_generation(make_init(), 0.0)
+    fill(pb, 20, size=1000)  # type: ignore[arg-type]
+    assert pb.bytes <= 5000 and pb.fragment_count == 5
+    pb = Prebuffer(capacity_s=1000.0, max_fragments=3)
+    pb.start_generation(make_init(), 0.0)
+    fill(pb, 20, duration=0.0)
+    assert pb.fragment_count == 3
+
+
+def test_fragments_since_covers_the_span_from_a_keyframe() -> None:
+    pb = Prebuffer()
+    pb.start_generation(make_init(), 0.0)
+    now = 0.0
+    # 2 s fragments; every other one starts on a keyframe (a 4 s GOP merged differently).
+    for i in range(8):
+        now = (i + 1) * 2.0
+        pb.push(make_fragment(i + 1, start_s=i * 2.0, duration_s=2.0, keyframe=(i % 2 == 0)), now)
+    snap = pb.fragments_since(4000, now)
+    assert snap is not None and snap.generation == 1
+    assert [f.sequence_number for f in snap.fragments] == [7, 8]
+    snap = pb.fragments_since(5000, now)
+    assert snap is not None
+    assert [f.sequence_number for f in snap.fragments] == [5, 6, 7, 8]
+    assert snap.fragments[0].keyframe and snap.duration_s == pytest.approx(8.0)
+    assert snap.size == len(snap.init.data) + 4000
+    assert pb.ready(4000, now)
+
+
+def test_fragments_since_while_filling_and_when_stale() -> None:
+    pb = Prebuffer(stale_after_s=8.0)
+    pb.start_generation(make_init(), 0.0)
+    pb.push(make_fragment(1, start_s=0.0), 4.0)
+    snap = pb.fragments_since(8000, 4.0)
+    assert snap is not None and len(snap.fragments) == 1
+    assert not pb.ready(8000, 4.0) and pb.ready(4000, 4.0)
+    # Nothing new for a long time: the old fragment no longer describes "the last 4 s".
+    assert pb.fragments_since(4000, 4.0 + 4.0 + 8.0 + 0.1) is None
+    # No keyframe-started fragment at all: nothing to serve.
+    pb2 = Prebuffer()
+    pb2.start_generation(make_init(), 0.0)
+    pb2.push(make_fragment(1, start_s=0.0, keyframe=False), 4.0)
+    assert pb2.fragments_since(4000, 4.0) is None
+    with pytest.raises(PrebufferNotReady):
+        pb2.subscribe(4000, 4.0)
+
+
+def test_subscription_gets_init_prebuffer_then_live() -> None:
+    pb = Prebuffer()
+    init = make_init()
+    pb.start_generation(init, 0.0)
+    now = fill(pb, 3)
+    sub = pb.subscribe(4000, now)
+    items = [sub.pop(), sub.pop()]
+    assert items[0] is init
+    assert isinstance(items[1], Fragment) and items[1].sequence_number == 3
+    assert sub.pop() is None
+    pb.push(make_fragment(4, start_s=12.0), now + 4)
+    item = sub.pop()
+    assert isinstance(item, Fragment) and item.sequence_number == 4
+    sub.close()
+    assert sub.close_reason is CloseReason.CLOSED and pb.subscriber_count == 0
+    pb.push(make_fragment(5, start_s=16.0), now + 8)
+    assert sub.pop() is None
+
+
+def test_slow_consumer_is_closed_and_its_queue_dropped() -> None:
+    pb = Prebuffer()
+    pb.start_generation(make_init(), 0.0)
+    now = fill(pb, 2)
+    sub = pb.subscribe(4000, now, max_pending=4)
+    for i in range(3):
+        pb.push(make_fragment(10 + i, start_s=100.0 + 4 * i), now + 4 * (i + 1))
+    assert not sub.closed and sub.pending == 4
+    pb.push(make_fragment(20, start_s=200.0), now + 20)
+    assert sub.close_reason is CloseReason.SLOW_CONSUMER
+    assert sub.pending == 0 and sub.pending_bytes == 0 and sub.pop() is None
+    assert pb.subscriber_count == 0
+    # Byte bound as well.
+    sub = pb.subscribe(4000, now + 20, max_pending=100, max_pending_bytes=2500)
+    pb.push(make_fragment(21, start_s=204.0, size=2000), now + 24)
+    assert sub.close_reason is CloseReason.SLOW_CONSUMER
+
+
+def test_new_generation_closes_old_subscribers() -> None:
+    pb = Prebuffer()
+    pb.start_generation(make_init(), 0.0)
+    now = fill(pb, 2)
+    sub = pb.subscribe(4000, now)
+    pb.start_generation(make_init(tag=b"new"), now + 1)
+    assert sub.close_reason is CloseReason.NEW_GENERATION and sub.pop() is None
+    assert pb.fragment_count == 0 and pb.generation == 2
+    pb.reset()
+    assert pb.init is None and pb.fragments_since(4000, now) is None
+
+
+async def test_live_subscription_async() -> None:
+    pb = Prebuffer()
+    init = make_init()
+    pb.start_generation(init, 0.0)
+    now = fill(pb, 2)
+    live = LiveSubscription(pb.subscribe(4000, now, max_pending=8))
+    got: list[InitSegment | Fragment] = []
+
+    async def consume() -> None:
+        async for item in live:
+            got.append(item)
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0)
+    for i in range(3):
+        pb.push(make_fragment(10 + i, start_s=50.0 + 4 * i), now + i)
+        await asyncio.sleep(0)
+    pb.reset(CloseReason.STOPPED)
+    async with asyncio.timeout(2):
+        await task
+    assert got[0] is init
+    assert [f.sequence_number for f in got[1:] if isinstance(f, Fragment)] == [2, 10, 11, 12]
+    assert live.close_reason is CloseReason.STOPPED
+    with pytest.raises(SubscriptionClosed) as info:
+        await live.get()
+    assert info.value.reason is CloseReason.STOPPED
+
+
+async def test_live_subscription_context_manager_unsubscribes() -> None:
+    pb = Prebuffer()
+    pb.start_generation(make_init(), 0.0)
+    now = fill(pb, 1)
+    async with LiveSubscription(pb.subscribe(4000, now)) as live:
+        assert isinstance(await live.get(), InitSegment)
+        assert pb.subscriber_count == 1
+    assert pb.subscriber_count == 0 and live.close_reason is CloseReason.CLOSED
