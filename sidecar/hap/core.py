@@ -219,6 +219,7 @@ class Connection:
             if request is None:
                 break
             self._busy = True
+            log.debug("connection %d: %s %s", self.id, request.method, request.path)
             try:
                 self._core._dispatch(self, request, now)
             except Exception:
