@@ -306,15 +306,19 @@ class ServerProcess:
         assert self.proc is not None
         return self.proc.pid
 
-    def stop(self) -> None:
+    def stop(self, keep_log: bool = False) -> None:
         if self.proc is not None:
             stop_process(self.proc)
         shutil.rmtree(self.state_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            self.log_path.unlink()
+        if keep_log:
+            print(f"note: {self.spec.name}'s output is kept in {self.log_path}", flush=True)
+        else:
+            with contextlib.suppress(OSError):
+                self.log_path.unlink()
 
-    async def __aexit__(self, *_exc: object) -> None:
-        self.stop()
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_rest: object) -> None:
+        # Keep the server's output when a phase failed: it usually says why.
+        self.stop(keep_log=exc_type is not None and issubclass(exc_type, Exception))
 
 
 # --------------------------------------------------------------------------------------------------
