@@ -637,9 +637,17 @@ class MediaPipeline:
             self._source_has_audio = False
             log.info("%s: the source has no audio; restarting with a silent track", self.config.name)
             self._request_restart("source has no audio: adding a silent track")
+        video = init.video
         if self.profile.is_copy:
             self._probe = probe_from_init(init, has_audio=self._source_has_audio)
-        video = init.video
+            if video is None or video.codec not in ("avc1", "avc3"):
+                codec = video.codec if video is not None else "no video"
+                self._warning = (f"the camera sends {codec}, but HomeKit records H.264 only: set the camera "
+                                 "to H.264 or use a transcoding profile")
+                log.warning("%s: %s", self.config.name, self._warning)
+                if self.config.transcode_fallback and self.config.fallback_profile in self._profiles:
+                    self._profile_name = self.config.fallback_profile
+                    self._request_restart(f"copy mode unusable ({codec}): transcoding")
         log.info("%s: generation %d: %s %sx%s, audio %s", self.config.name, generation,
                  video.codec_string if video else "no video", video.width if video else "?",
                  video.height if video else "?", "yes" if init.has_audio else "no")

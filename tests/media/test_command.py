@@ -131,7 +131,7 @@ def test_sources() -> None:
     http = build_command(parse_source("https://127.0.0.1/stream.flv"), x264, SETTINGS).argv
     assert opt(http, "-rw_timeout") == "5000000" and "-rtsp_transport" not in http
     assert "-timeout" not in http  # rw_timeout for http; -timeout means something else there
-    with pytest.raises(ValueError, match="no H.264 to copy"):
+    with pytest.raises(ValueError, match=r"no H\.264 to copy"):
         build_command(Source("demo"), load_profiles()["copy"], SETTINGS)
     assert RTSP.describe() == "rtsp://user:***@127.0.0.1:8554/cam"
 

@@ -30,7 +30,9 @@ def _summary(events: list[InitSegment | Fragment]) -> list[tuple[object, ...]]:
         if isinstance(e, InitSegment):
             out.append(("init", e.data, e.tracks))
         else:
-            out.append(("frag", bytes(e.data), e.sequence_number, e.keyframe, e.duration_s, e.tracks, e.keyframe_times_s))
+            out.append(
+                ("frag", bytes(e.data), e.sequence_number, e.keyframe, e.duration_s, e.tracks, e.keyframe_times_s)
+            )
     return out
 
 
