@@ -236,6 +236,10 @@ class Connection:
         message = self.events.take(now)
         if message is not None:
             self._write(message)
+        if len(self.events):
+            self._core._event_conns.add(self)
+        else:
+            self._core._event_conns.discard(self)
 
     def _switch_to_encryption(self, keys: VerifiedKeys) -> None:
         """Called after the M4 response is serialised: later bytes both ways are encrypted."""
@@ -256,13 +260,10 @@ class Connection:
         expiry = self._prepared.pop(pid, None)
         return expiry is not None and now <= expiry
 
-    def deadline(self) -> float:
+    def expired(self, now: float) -> bool:
         if self.session is None:
-            limit = self.opened_at + self._core.config.unverified_timeout
-        else:
-            limit = self.last_activity + self._core.config.idle_timeout
-        events = self.events.deadline()
-        return limit if events is None else min(limit, events)
+            return now >= self.opened_at + self._core.config.unverified_timeout
+        return now >= self.last_activity + self._core.config.idle_timeout
 
 
 @dataclass
@@ -301,6 +302,8 @@ class ServerCore:
         self.callbacks = Callbacks()
         self.pair_setup = pair_setup or PairSetup(state)
         self.connections: dict[int, Connection] = {}
+        self._event_conns: set[Connection] = set()  # connections holding coalesced events
+        self._housekeeping_at: float | None = None
         self._next_id = 1
         changed = self.accessory.assign_iids(self.state.iids)
         shape = self.accessory.shape_hash()
@@ -334,31 +337,43 @@ class ServerCore:
         conn = Connection(self, self._next_id, now)
         self._next_id += 1
         self.connections[conn.id] = conn
+        if self._housekeeping_at is None:
+            self._housekeeping_at = now + self.HOUSEKEEPING_S
         return conn
 
     def _forget(self, conn: Connection) -> None:
         self.connections.pop(conn.id, None)
+        self._event_conns.discard(conn)
+        if not self.connections:
+            self._housekeeping_at = None
         self.pair_setup.connection_closed(conn.id)
 
+    # Timeouts (unverified, idle) are checked on a coarse tick rather than tracked per
+    # connection: they are long, and recomputing a minimum over every connection after every
+    # request would cost more than the requests themselves with many sessions open.
+    HOUSEKEEPING_S = 1.0
+
     def next_deadline(self) -> float | None:
-        if not self.connections:
-            return None
-        return min(c.deadline() for c in self.connections.values())
+        deadline = self._housekeeping_at
+        for conn in self._event_conns:
+            due = conn.events.deadline()
+            if due is not None and (deadline is None or due < deadline):
+                deadline = due
+        return deadline
 
     def handle_timers(self, now: float) -> None:
-        for conn in list(self.connections.values()):
-            if conn.closed or conn.close_after_send:
-                continue
-            if conn.session is None and now >= conn.opened_at + self.config.unverified_timeout:
-                conn.close_after_send = True
-                self.callbacks.on_output(conn)
-                continue
-            if conn.session is not None and now >= conn.last_activity + self.config.idle_timeout:
-                conn.close_after_send = True
-                self.callbacks.on_output(conn)
-                continue
+        for conn in list(self._event_conns):
             if conn.events.deadline() is not None:
                 conn.flush_events(now)
+                self.callbacks.on_output(conn)
+            else:
+                self._event_conns.discard(conn)
+        if self._housekeeping_at is None or now < self._housekeeping_at:
+            return
+        self._housekeeping_at = now + self.HOUSEKEEPING_S if self.connections else None
+        for conn in list(self.connections.values()):
+            if not conn.closed and not conn.close_after_send and conn.expired(now):
+                conn.close_after_send = True
                 self.callbacks.on_output(conn)
 
     # -- advertisement ------------------------------------------------------------------------

@@ -1,10 +1,13 @@
 """HTTP/1.1 for HAP, parsed with h11 (sans-IO), plus HAP's own EVENT/1.0 messages.
 
-h11 gives us a strict, well-tested parser with size limits; we keep one h11 connection per
-phase (plaintext, then encrypted) because the byte stream changes meaning after pair-verify:
-bytes h11 has buffered past the M4 request are handed back (:meth:`RequestParser.trailing`)
-and go through the decryptor instead. Responses are written through h11 as well so its state
-machine stays in step for the next request on the same connection.
+h11 gives us a strict, well-tested request parser with size limits. We use it for parsing
+only: each request cycle gets a fresh h11 connection (about 2 µs) fed with the bytes the
+previous one had buffered, and responses are formatted here directly. Going through h11's
+writer as well would cost more than all the rest of a request together (measured: ~65 µs of
+~120 µs), and HAP responses are simple enough that the format below is the whole story.
+
+The byte stream changes meaning after pair-verify: bytes buffered past the M4 request are
+handed back (:meth:`RequestParser.trailing`) and go through the decryptor instead.
 """
 
 from __future__ import annotations
@@ -88,12 +91,17 @@ class RequestParser:
     """One h11 server connection: feed bytes, take complete requests one at a time."""
 
     def __init__(self) -> None:
-        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        self._conn = self._new()
         self._request: h11.Request | None = None
         self._body = bytearray()
 
+    @staticmethod
+    def _new() -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+
     def receive(self, data: bytes) -> None:
-        self._conn.receive_data(data)
+        if data:  # h11 reads b"" as end of stream
+            self._conn.receive_data(data)
 
     def next_request(self) -> HttpRequest | None:
         """Return the next complete request, or None if more bytes are needed.
@@ -130,6 +138,11 @@ class RequestParser:
                 request = self._request
                 assert request is not None
                 self._request = None
+                # Start the next cycle on a fresh parser with whatever is already buffered.
+                leftover = bytes(conn.trailing_data[0])
+                self._conn = self._new()
+                if leftover:
+                    self._conn.receive_data(leftover)
                 headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers}
                 return HttpRequest(
                     method=request.method.decode("ascii", "replace"),
@@ -141,21 +154,12 @@ class RequestParser:
                 raise EOFError
 
     def respond(self, status: int, body: bytes = b"", content_type: bytes = JSON_TYPE) -> bytes:
-        """Serialise a response and make the parser ready for the next request."""
-        headers: list[tuple[bytes, bytes]] = []
-        if body or status not in (204,):
-            headers.append((b"Content-Type", content_type))
-            headers.append((b"Content-Length", str(len(body)).encode()))
-        conn = self._conn
-        out = conn.send(h11.Response(status_code=status, headers=headers,
-                                     reason=_REASONS.get(status, b"")))
-        parts = [out or b""]
-        if body:
-            parts.append(conn.send(h11.Data(data=body)) or b"")
-        parts.append(conn.send(h11.EndOfMessage()) or b"")
-        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
-            conn.start_next_cycle()
-        return b"".join(parts)
+        """Format a response (HTTP/1.1, keep-alive)."""
+        reason = _REASONS.get(status, b"Status")
+        if status == 204:
+            return b"HTTP/1.1 204 No Content\r\n\r\n"
+        return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s" % (
+            status, reason, content_type, len(body), body)
 
     def respond_error_and_close(self, status: int) -> bytes:
         """A last response for a request h11 could not parse; the connection closes after it."""

@@ -65,7 +65,9 @@ class SrpServer:
         self.salt = salt if salt is not None else secrets.token_bytes(16)
         x = int.from_bytes(_h(self.salt, _h(USERNAME + b":" + pin.encode())), "big")
         self._verifier = pow(G, x, N)
-        self._b = private if private is not None else secrets.randbelow(N - 2) + 1
+        # 256 random bits, RFC 5054's minimum for the private value: a full-width exponent
+        # would make every pair-setup ~100x slower for no gain in security.
+        self._b = private if private is not None else secrets.randbits(256) | (1 << 255)
         self.B = (_K * self._verifier + pow(G, self._b, N)) % N
         self.public_key = _pad(self.B)
         self._session_key: bytes | None = None

@@ -1,0 +1,80 @@
+"""``hksv-sidecar``: a flag per camera, or a YAML file, or both (flags win)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .app import App
+from .config import Config, ConfigError, build_config, load_config, parse_camera_flag
+
+__all__ = ["main", "parse_args"]
+
+DEMO_SOURCE = "demo"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hksv-sidecar",
+        description="Make IP cameras HomeKit Secure Video cameras.",
+    )
+    p.add_argument("--camera", action="append", default=[], metavar="NAME=URL",
+                   help='a camera, e.g. --camera "Front Door=rtsp://user:pass@cam/stream" (repeatable)')
+    p.add_argument("--demo", action="store_true", help="add the built-in demo camera (no camera needed)")
+    p.add_argument("--demo-motion-every", type=float, default=30.0, metavar="S",
+                   help="demo camera: toggle motion every S seconds (default 30)")
+    p.add_argument("--config", type=Path, help="YAML configuration file")
+    p.add_argument("--state-dir", type=Path, help="where pairings and settings live (default ./hksv-state)")
+    p.add_argument("--bind", help="address the HAP servers listen on (default: all interfaces)")
+    p.add_argument("--hap-port", type=int, help="first HAP port; camera N gets PORT+N (default: any free port)")
+    p.add_argument("--setup-code", help="setup code for the first camera (default: random, printed at start)")
+    p.add_argument("--mdns-interface", action="append", metavar="IP",
+                   help="advertise only on this interface address (repeatable; default: all)")
+    p.add_argument("--no-mdns", action="store_true", help="do not advertise (pair by address)")
+    p.add_argument("--log-level", default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--version", action="version", version=f"hksv-sidecar {__version__}")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> Config:
+    args = _parser().parse_args(argv)
+    data: dict[str, Any] = load_config(args.config) if args.config else {}
+    cameras = list(data.get("cameras") or [])
+    cameras += [parse_camera_flag(text) for text in args.camera]
+    if args.demo:
+        cameras.append({"name": "Demo Camera", "source": DEMO_SOURCE, "motion_every": args.demo_motion_every})
+    if args.setup_code and cameras:
+        cameras[0] = {**cameras[0], "setup_code": args.setup_code}
+    data["cameras"] = cameras
+    for key, value in (("state_dir", args.state_dir), ("bind", args.bind), ("hap_base_port", args.hap_port),
+                       ("mdns_interfaces", args.mdns_interface), ("log_level", args.log_level)):
+        if value is not None:
+            data[key] = value
+    if args.no_mdns:
+        data["mdns"] = False
+    config = build_config(data)
+    if not config.cameras:
+        raise ConfigError("no cameras: add --camera NAME=URL, --demo, or a config file with cameras")
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = parse_args(argv)
+    except ConfigError as exc:
+        print(f"hksv-sidecar: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        asyncio.run(App(config).run())
+    except RuntimeError as exc:
+        print(f"hksv-sidecar: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,116 @@
+"""Configuration: one pydantic model shared by the YAML file, the command line and a parent process.
+
+Errors name the field (``cameras.0.setup_code: ...``) so a user can fix a config file without
+reading code. Defaults are what a real user wants on their LAN: bind every interface,
+advertise on every interface; tests pass 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .hap.state import is_valid_setup_code
+
+__all__ = ["CameraConfig", "Config", "ConfigError", "load_config", "parse_camera_flag"]
+
+
+class ConfigError(Exception):
+    """A configuration problem, with a message meant for the user."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraConfig(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    source: str = Field(min_length=1, description="rtsp://..., a file, or 'demo'")
+    hap_port: int | None = Field(default=None, ge=1, le=65535)
+    setup_code: str | None = None
+    motion_every: float | None = Field(default=None, gt=0, description="demo: toggle motion every N seconds")
+
+    @field_validator("setup_code")
+    @classmethod
+    def _code(cls, value: str | None) -> str | None:
+        if value is not None and not is_valid_setup_code(value):
+            raise ValueError("must look like 123-45-678 and not be trivial (e.g. 111-11-111, 123-45-678)")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[\w][\w .'\-]*", value):
+            raise ValueError("use letters, digits, spaces, dots, dashes or apostrophes")
+        return value.strip()
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "camera"
+
+
+class Config(_Strict):
+    state_dir: Path = Path("hksv-state")
+    bind: str = "0.0.0.0"  # noqa: S104 - the LAN is where the hubs are
+    hap_base_port: int = Field(default=0, ge=0, le=65535, description="0: any free port per camera")
+    mdns: bool = True
+    mdns_interfaces: list[str] | None = None
+    log_level: str = "INFO"
+    cameras: list[CameraConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Config:
+        names = [c.slug for c in self.cameras]
+        if len(set(names)) != len(names):
+            raise ValueError("camera names must be unique")
+        ports = [c.hap_port for c in self.cameras if c.hap_port is not None]
+        if len(set(ports)) != len(ports):
+            raise ValueError("two cameras share a hap_port")
+        return self
+
+    def port_for(self, index: int, camera: CameraConfig) -> int:
+        if camera.hap_port is not None:
+            return camera.hap_port
+        return self.hap_base_port + index if self.hap_base_port else 0
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        lines.append(f"{where}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def build_config(data: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Read a YAML file into a plain dict (validated later, merged with flags first)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    return data
+
+
+def parse_camera_flag(text: str) -> dict[str, Any]:
+    """``--camera "Front Door=rtsp://..."`` → {"name": ..., "source": ...}."""
+    name, sep, source = text.partition("=")
+    if not sep or not name.strip() or not source.strip():
+        raise ConfigError(f"--camera expects NAME=URL, got {text!r}")
+    return {"name": name.strip(), "source": source.strip()}

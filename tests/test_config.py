@@ -1,0 +1,53 @@
+"""Command line and YAML configuration: merging, validation, errors that name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sidecar.cli import main, parse_args
+from sidecar.config import ConfigError
+
+
+def test_flags_build_cameras() -> None:
+    cfg = parse_args(["--camera", "Front Door=rtsp://u:p@10.0.0.2/s", "--demo", "--bind", "127.0.0.1",
+                      "--hap-port", "51000", "--setup-code", "031-45-154", "--no-mdns"])
+    assert [c.name for c in cfg.cameras] == ["Front Door", "Demo Camera"]
+    assert cfg.cameras[0].setup_code == "031-45-154" and cfg.cameras[1].source == "demo"
+    assert cfg.bind == "127.0.0.1" and cfg.mdns is False
+    assert [cfg.port_for(i, c) for i, c in enumerate(cfg.cameras)] == [51000, 51001]
+
+
+def test_yaml_file_and_flags_merge(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("state_dir: /tmp/x\nmdns_interfaces: [127.0.0.1]\ncameras:\n"
+                    "  - {name: Garage, source: 'rtsp://g/s', hap_port: 52000}\n")
+    cfg = parse_args(["--config", str(path), "--camera", "Porch=rtsp://p/s"])
+    assert [c.name for c in cfg.cameras] == ["Garage", "Porch"]
+    assert cfg.state_dir == Path("/tmp/x") and cfg.mdns_interfaces == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--camera", "A=rtsp://x", "--setup-code", "123-45-678"], "cameras.0.setup_code"),
+        (["--camera", "A=rtsp://x", "--camera", "a=rtsp://y"], "unique"),
+        (["--camera", "no-equals-sign"], "NAME=URL"),
+        ([], "no cameras"),
+        (["--camera", "A=rtsp://x", "--hap-port", "70000"], "hap_base_port"),
+    ],
+)
+def test_errors_name_the_problem(argv: list[str], fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        parse_args(argv)
+
+
+def test_bad_yaml_and_unknown_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("cameras: [\n")
+    assert main(["--config", str(path)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    path.write_text("cameraz: []\n")
+    assert main(["--config", str(path), "--demo"]) == 2
+    assert "cameraz" in capsys.readouterr().err
