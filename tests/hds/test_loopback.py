@@ -1,0 +1,358 @@
+"""The real listener over 127.0.0.1 with the hub-side client: full sessions and bad inputs.
+
+Prepared sessions are created through ``HDSServer.setup`` with a known shared secret (what the
+HAP server will hand over per verified session); the hub client derives its keys from the same
+secret, controller side. Every wait has a timeout; nothing sleeps and hopes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from sidecar.hds import CloseReason, HDSServer, RecordingStream, SetupError, StreamClosedError, keys
+from tests.hub.hds_client import HubDataStreamClient, build_setup_write, parse_setup_response
+
+from .peers import Gate
+
+SECRET = os.urandom(32)
+HOST = "127.0.0.1"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Camera:
+    """Stands in for the camera layer: collects streams and runs one producer per stream."""
+
+    init: bytes = b"\x00\x00\x00\x18ftypiso5" + bytes(12)
+    fragments: list[bytes] = field(default_factory=list)
+    end_of_stream: bool = False
+    streams: list[RecordingStream] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+    produce_forever: bool = False
+
+    def on_stream(self, stream: RecordingStream) -> None:
+        self.streams.append(stream)
+        self.opened.set()
+        self.tasks.append(asyncio.create_task(self.produce(stream)))
+
+    async def produce(self, stream: RecordingStream) -> None:
+        try:
+            await stream.send_init(self.init)
+            for i, fragment in enumerate(self.fragments):
+                last = self.end_of_stream and i == len(self.fragments) - 1
+                await stream.send_fragment(fragment, end_of_stream=last)
+            while self.produce_forever:
+                await stream.send_fragment(self.fragments[0])
+        except StreamClosedError as exc:
+            self.errors.append(exc)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+@dataclass
+class Hap:
+    """Stands in for one verified HAP session: its secret and its close callbacks."""
+
+    secret: bytes = SECRET
+    callbacks: list[Callable[[], None]] = field(default_factory=list)
+
+    def register(self, callback: Callable[[], None]) -> None:
+        self.callbacks.append(callback)
+
+    def close(self) -> None:
+        for callback in self.callbacks:
+            callback()
+
+
+@pytest.fixture
+async def camera() -> AsyncIterator[Camera]:
+    cam = Camera(fragments=[bytes([i]) * size for i, size in enumerate([1000, 600_000, 262_144, 5], 1)])
+    yield cam
+    await cam.stop()
+
+
+@pytest.fixture
+async def server(camera: Camera) -> AsyncIterator[HDSServer]:
+    srv = HDSServer(Gate(), camera.on_stream, host=HOST)
+    yield srv
+    await srv.aclose()
+
+
+async def connect(
+    server: HDSServer, hap: Hap | None = None, *, secret: bytes | None = None, sock: socket.socket | None = None
+) -> HubDataStreamClient:
+    """Setup write (as the HAP characteristic would carry it) then TCP connect."""
+    hap = hap or Hap()
+    controller_salt = os.urandom(32)
+    response = parse_setup_response(
+        await server.setup(build_setup_write(controller_salt), shared_secret=hap.secret, on_hap_close=hap.register)
+    )
+    assert response.status == 0 and response.port >= 32768
+    if sock is None:
+        return await HubDataStreamClient.connect(
+            HOST, response.port, secret or hap.secret, controller_salt, response.accessory_salt
+        )
+    await asyncio.get_running_loop().sock_connect(sock, (HOST, response.port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    return HubDataStreamClient(
+        reader, writer, keys.controller_keys(hap.secret, controller_salt, response.accessory_salt)
+    )
+
+
+async def test_full_session_hello_open_data_close(server: HDSServer, camera: Camera) -> None:
+    assert server.port is None  # bound lazily
+    client = await connect(server)
+    try:
+        assert server.port is not None and server.port >= 32768
+        hello = await client.hello()
+        assert (hello.header.status, hello.body) == (0, {})
+        opened = await client.open(7)
+        assert (opened.header.status, opened.body) == (0, {"status": 0})
+        fragments, close = await client.collect(7, fragments=5)
+        assert close is None
+        assert [f.sequence for f in fragments] == [1, 2, 3, 4, 5]
+        assert [f.data_type for f in fragments] == ["mediaInitialization"] + ["mediaFragment"] * 4
+        assert fragments[0].data == camera.init
+        assert [bytes(f.data) for f in fragments[1:]] == camera.fragments
+        assert [len(f.chunks) for f in fragments] == [1, 1, 3, 1, 1]
+        assert all(f.total_size == len(f.data) for f in fragments)
+        assert all(f.end_of_stream is False for f in fragments)
+        (stream,) = camera.streams
+        await client.close_stream(7, reason=0)
+        async with asyncio.timeout(5):
+            await stream.wait_closed()
+        assert (stream.closed_by, stream.close_reason) == ("hub", CloseReason.NORMAL)
+        assert server.registry.active is None
+        # the socket options the doc asks for
+        (proto,) = server.connections
+        assert proto.transport is not None
+        sock = proto.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+    finally:
+        await client.aclose()
+
+
+async def test_end_of_stream_and_ack(server: HDSServer, camera: Camera) -> None:
+    camera.end_of_stream = True
+    client = await connect(server)
+    try:
+        await client.hello()
+        await client.open(1)
+        fragments, _ = await client.collect(1)
+        assert fragments[-1].end_of_stream is True and len(fragments) == 5
+        await client.ack(1)
+        async with asyncio.timeout(5):
+            await camera.streams[0].wait_closed()
+        assert camera.streams[0].closed_by == "ack"
+    finally:
+        await client.aclose()
+
+
+async def test_second_hub_and_second_open_get_busy(server: HDSServer, camera: Camera) -> None:
+    camera.fragments = []
+    first, second = await connect(server), await connect(server)
+    try:
+        await first.hello()
+        await second.hello()
+        assert (await first.open(1)).body == {"status": 0}
+        other = await second.open(2)
+        assert (other.header.status, other.body) == (6, {"status": 2})
+        again = await first.open(3)  # HN stays silent here; we answer BUSY
+        assert (again.header.status, again.body) == (6, {"status": 2})
+        await first.close_stream(1, 0)
+        async with asyncio.timeout(5):
+            await camera.streams[0].wait_closed()
+        assert (await second.open(4)).body == {"status": 0}
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def eventually(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait for a condition the test cannot be notified of (the server accepting a socket)."""
+    for _ in range(int(within / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached in time")
+
+
+async def assert_still_serving(server: HDSServer) -> None:
+    client = await connect(server)
+    try:
+        assert (await client.hello()).header.status == 0
+    finally:
+        await client.aclose()
+
+
+async def test_wrong_key_is_disconnected(server: HDSServer) -> None:
+    client = await connect(server, secret=b"\x01" * 32)
+    try:
+        await client.send_request("control", "hello", {})
+        assert await client.wait_eof()
+    finally:
+        await client.aclose()
+    await assert_still_serving(server)
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        pytest.param(lambda c: c.send_request("dataSend", "open", {"streamId": 1}), id="frame-before-hello"),
+        pytest.param(lambda c: c.send_raw(bytes([1, 0x10, 0, 0])), id="oversize"),
+        pytest.param(lambda c: c.send_raw(os.urandom(3000)), id="garbage"),
+        pytest.param(lambda c: c.send_raw(b"GET / HTTP/1.1\r\n\r\n" + bytes(64)), id="http"),
+    ],
+)
+async def test_bad_first_input_is_disconnected(server: HDSServer, send) -> None:  # type: ignore[no-untyped-def]
+    client = await connect(server)
+    try:
+        await send(client)
+        assert await client.wait_eof()
+    finally:
+        await client.aclose()
+    await assert_still_serving(server)
+
+
+async def test_oversize_frame_after_hello_is_disconnected(server: HDSServer) -> None:
+    client = await connect(server)
+    try:
+        await client.hello()
+        await client.send_raw(bytes([1, 0x10, 0, 0]) + bytes(100))
+        assert await client.wait_eof()
+    finally:
+        await client.aclose()
+    await assert_still_serving(server)
+
+
+async def test_no_hello_within_10_s_with_a_fake_clock(camera: Camera) -> None:
+    clock = FakeClock()
+    server = HDSServer(Gate(), camera.on_stream, host=HOST, clock=clock)
+    try:
+        client = await connect(server)
+        try:
+            await eventually(lambda: bool(server.connections))
+            clock.now += 9.9
+            server.check_timers()
+            assert server.connections
+            clock.now += 0.2
+            server.check_timers()
+            assert await client.wait_eof()
+        finally:
+            await client.aclose()
+    finally:
+        await server.aclose()
+
+
+async def test_prepared_session_expires_with_a_fake_clock(camera: Camera) -> None:
+    clock = FakeClock()
+    server = HDSServer(Gate(), camera.on_stream, host=HOST, clock=clock)
+    try:
+        client = await connect(server)
+        try:
+            clock.now += 10.5
+            server.check_timers()
+            assert server.transports.pending == 0
+            await client.send_request("control", "hello", {})
+            assert await client.wait_eof()
+        finally:
+            await client.aclose()
+    finally:
+        await server.aclose()
+
+
+async def test_hap_session_close_closes_the_hds_connection(server: HDSServer, camera: Camera) -> None:
+    camera.fragments = []
+    hap = Hap()
+    client = await connect(server, hap)
+    try:
+        await client.hello()
+        await client.open(1)
+        async with asyncio.timeout(5):
+            await camera.opened.wait()
+        hap.close()
+        assert await client.wait_eof()
+        async with asyncio.timeout(5):
+            await camera.streams[0].wait_closed()
+        assert camera.streams[0].closed_by == "connection"
+        assert server.registry.active is None
+    finally:
+        await client.aclose()
+
+
+async def test_hub_that_stops_reading_gets_its_stream_closed_and_memory_released(camera: Camera) -> None:
+    camera.fragments = [bytes(1 << 20)]
+    camera.produce_forever = True
+    server = HDSServer(Gate(), camera.on_stream, host=HOST, high_water=256 * 1024, stall_timeout=0.5, abort_grace=0.2)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    try:
+        client = await connect(server, sock=sock)
+        try:
+            await client.hello()
+            assert (await client.open(1)).body == {"status": 0}
+            # ... and now the hub reads nothing more.
+            async with asyncio.timeout(10):
+                await camera.opened.wait()
+                stream = camera.streams[0]
+                await stream.wait_closed()
+            assert (stream.closed_by, stream.close_reason) == ("accessory", CloseReason.CANCELLED)
+            async with asyncio.timeout(5):
+                await asyncio.gather(*(p.lost for p in list(server.connections)))
+            assert not server.connections
+            assert server.registry.active is None
+            async with asyncio.timeout(5):
+                await asyncio.gather(*camera.tasks)
+            assert isinstance(camera.errors[0], StreamClosedError)
+        finally:
+            await client.aclose()
+    finally:
+        await server.aclose()
+
+
+async def test_bad_setup_write_is_refused_before_binding(server: HDSServer) -> None:
+    with pytest.raises(SetupError):
+        await server.setup(build_setup_write(b"\x00" * 31), shared_secret=SECRET)
+    assert server.port is None
+    assert server.read_value() == b""
+    await server.setup(build_setup_write(b"\x00" * 32), shared_secret=SECRET)
+    assert parse_setup_response(server.read_value()).port == server.port
+
+
+async def test_listener_is_reused_and_aclose_closes_connections(camera: Camera) -> None:
+    server = HDSServer(Gate(), camera.on_stream, host=HOST)
+    client = await connect(server)
+    port = server.port
+    second = await connect(server)  # a second prepared session on the same port
+    try:
+        assert server.port == port
+        await client.hello()
+        await second.hello()
+        await server.aclose()
+        assert await client.wait_eof()
+        assert await second.wait_eof()
+        assert not server.connections
+    finally:
+        await client.aclose()
+        await second.aclose()
+        await server.aclose()
