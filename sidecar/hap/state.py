@@ -17,6 +17,7 @@ import os
 import secrets
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -109,12 +110,12 @@ class AccessoryState:
             setup_id=setup_id or generate_setup_id(),
         )
 
-    # -- keys ---------------------------------------------------------------------------------
-    @property
+    # -- keys (parsed once: every pair-verify signs with them) ---------------------------------
+    @cached_property
     def signing_key(self) -> Ed25519PrivateKey:
         return Ed25519PrivateKey.from_private_bytes(self.signing_seed)
 
-    @property
+    @cached_property
     def public_key(self) -> bytes:
         return self.signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
