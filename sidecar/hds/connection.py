@@ -223,7 +223,8 @@ class HDSConnection:
         """Queue one ``data`` event (a body from ``stream.init_segment``/``fragment``)."""
         if stream is not self.stream or stream.closed or self.state != "ready":
             raise StreamClosedError(f"stream {stream.stream_id} is not running on this connection")
-        self._send(messages.encode_event(DATASEND, "data", body))
+        assert self._encryptor is not None
+        self._out.append(self._encryptor.seal_parts(messages.encode_event_parts(DATASEND, "data", body)))
 
     def send_init(self, stream: DataSendStream, data: bytes | bytearray | memoryview) -> None:
         """Queue every chunk of the init segment."""

@@ -42,6 +42,7 @@ MAX_PAYLOAD: Final = (1 << 20) - 1
 """HN's limit in both directions (1 MiB - 1); larger incoming frames close the connection."""
 _MAX_COUNTER: Final = (1 << 64) - 1
 _NONCE = struct.Struct("<4xQ")
+_TAG_SPACE: Final = bytes(TAG_LENGTH)
 
 
 def nonce(counter: int) -> bytes:
@@ -159,5 +160,23 @@ class FrameEncryptor:
         out[:HEADER_LENGTH] = header
         with memoryview(out) as view:
             self._aead.encrypt_into(_NONCE.pack(self.counter), plaintext, header, view[HEADER_LENGTH:])
+        self.counter += 1
+        return out
+
+    def seal_parts(self, parts: list[bytes | memoryview]) -> bytearray:
+        """Like :meth:`seal` for a plaintext given in pieces: the pieces are joined once into the
+        frame buffer (``bytearray.join`` skips the zero-fill a sized ``bytearray`` would do),
+        which is then encrypted in place: no separate plaintext buffer, no second copy."""
+        length = sum(memoryview(p).nbytes for p in parts)
+        if length > self.max_payload:
+            raise FrameError(f"payload of {length} bytes exceeds the {self.max_payload}-byte frame limit")
+        if self.counter > _MAX_COUNTER:
+            raise FrameError("send counter exhausted")
+        header = _header(FRAME_TYPE_ENCRYPTED, length)
+        out = bytearray().join([header, *parts, _TAG_SPACE])
+        with memoryview(out) as view:
+            payload = view[HEADER_LENGTH : HEADER_LENGTH + length]
+            self._aead.encrypt_into(_NONCE.pack(self.counter), payload, header, view[HEADER_LENGTH:])
+            payload.release()
         self.counter += 1
         return out

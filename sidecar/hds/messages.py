@@ -13,6 +13,7 @@ working accessories for years.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -27,6 +28,7 @@ __all__ = [
     "Message",
     "decode_body",
     "encode_event",
+    "encode_event_parts",
     "encode_request",
     "encode_response",
     "parse_header",
@@ -142,6 +144,21 @@ def _payload(header: dict[str, object], body: object) -> bytearray:
     out[0] = length
     opack.encode_into(out, body)
     return out
+
+
+@functools.lru_cache(maxsize=32)
+def _event_prefix(protocol: str, topic: str) -> bytes:
+    """Header length byte and header of an event: the same bytes for every ``data`` event."""
+    raw = opack.encode({"protocol": protocol, "event": topic})
+    if len(raw) > MAX_HEADER_LENGTH:
+        raise EncodeError(f"header of {len(raw)} bytes exceeds {MAX_HEADER_LENGTH}")
+    return bytes((len(raw),)) + raw
+
+
+def encode_event_parts(protocol: str, topic: str, body: object) -> list[bytes | memoryview]:
+    """An event's plaintext as pieces; large byte strings in ``body`` are not copied (hot path:
+    dataSend ``data`` events go straight from the camera's buffer into the frame)."""
+    return opack.encode_parts(body, _event_prefix(protocol, topic))
 
 
 def encode_event(protocol: str, topic: str, body: object) -> bytearray:

@@ -42,6 +42,7 @@ __all__ = [
     "decode_prefix",
     "encode",
     "encode_into",
+    "encode_parts",
 ]
 
 Value: TypeAlias = "bool | int | float | str | bytes | uuid.UUID | Date | list[Value] | dict[Value, Value] | None"
@@ -175,12 +176,25 @@ def encode(value: object) -> bytes:
 
 
 def encode_into(out: bytearray, value: object) -> None:
-    """Append the encoding of ``value`` to ``out``.
+    """Append the encoding of ``value`` to ``out`` (lets a message share one buffer)."""
+    _encode(out, value, 0, None)
 
-    Lets the message layer build a whole frame plaintext in one buffer, so a 256 KiB video chunk
-    is copied exactly once on its way to the cipher.
+
+ZERO_COPY_MIN: Final = 4096
+
+
+def encode_parts(value: object, prefix: bytes = b"") -> list[bytes | memoryview]:
+    """Encode ``value`` as a list of pieces whose concatenation is the encoding.
+
+    Byte strings of ``ZERO_COPY_MIN`` bytes or more are not copied: they appear as memoryviews
+    of the caller's buffer. The frame layer then copies every piece exactly once, straight into
+    the frame it encrypts in place, so a 256 KiB video chunk is copied once on our side in all.
     """
-    _encode(out, value, 0)
+    parts: list[bytes | memoryview] = []
+    out = bytearray(prefix)
+    _encode(out, value, 0, parts)
+    parts.append(bytes(out))
+    return parts
 
 
 def _encode_length(out: bytearray, n: int, inline_tag: int, l1_tag: int) -> None:
@@ -215,7 +229,7 @@ def _encode_int(out: bytearray, value: int) -> None:
     raise EncodeError(f"integer {value} does not fit in int64")
 
 
-def _encode(out: bytearray, value: object, depth: int) -> None:
+def _encode(out: bytearray, value: object, depth: int, parts: list[bytes | memoryview] | None) -> None:
     if depth > DEFAULT_MAX_DEPTH:
         raise EncodeError("value nested too deeply")
     if value is None:
@@ -241,20 +255,25 @@ def _encode(out: bytearray, value: object, depth: int) -> None:
         if view.format != "B" or view.ndim != 1:
             view = view.cast("B")
         _encode_length(out, view.nbytes, T_DATA, T_DATA_L1)
-        out += view
+        if parts is not None and view.nbytes >= ZERO_COPY_MIN:
+            parts.append(bytes(out))
+            del out[:]
+            parts.append(view)
+        else:
+            out += view
     elif isinstance(value, dict):
         count = len(value)
         out.append(T_DICT + count if count <= _MAX_COUNTED else T_DICT_TERM)
         for key, item in value.items():
-            _encode(out, key, depth + 1)
-            _encode(out, item, depth + 1)
+            _encode(out, key, depth + 1, parts)
+            _encode(out, item, depth + 1, parts)
         if count > _MAX_COUNTED:
             out.append(T_TERMINATOR)
     elif isinstance(value, list | tuple):
         count = len(value)
         out.append(T_ARRAY + count if count <= _MAX_COUNTED else T_ARRAY_TERM)
         for item in value:
-            _encode(out, item, depth + 1)
+            _encode(out, item, depth + 1, parts)
         if count > _MAX_COUNTED:
             out.append(T_TERMINATOR)
     elif isinstance(value, uuid.UUID):

@@ -132,3 +132,22 @@ def test_try_open_ignores_other_frame_types() -> None:
     frame = reader.next_frame()
     assert frame is not None and frame.frame_type == 3
     assert frames.try_open(key, frame) is None
+
+
+def test_seal_parts_equals_seal_of_the_joined_plaintext() -> None:
+    big = bytearray(range(256)) * 40
+    parts: list[bytes | memoryview] = [b"head", memoryview(big)[3:9000], b"", b"tail"]
+    joined = b"".join(bytes(p) for p in parts)
+    a, b = frames.FrameEncryptor(bytes(32)), frames.FrameEncryptor(bytes(32))
+    assert a.seal_parts(parts) == b.seal(joined)
+    assert a.seal_parts([b"x"]) == b.seal(b"x")  # counters advance alike
+    with pytest.raises(FrameError):
+        a.seal_parts([bytes(frames.MAX_PAYLOAD), b"!"])
+
+
+def test_event_parts_do_not_copy_large_data_and_join_to_the_plain_encoding() -> None:
+    chunk = bytearray(b"v" * 300_000)
+    body = {"streamId": 1, "packets": [{"data": memoryview(chunk), "metadata": {"dataTotalSize": 300_000}}]}
+    parts = messages.encode_event_parts("dataSend", "data", body)
+    assert any(isinstance(p, memoryview) and p.obj is chunk for p in parts)
+    assert b"".join(bytes(p) for p in parts) == messages.encode_event("dataSend", "data", body)
