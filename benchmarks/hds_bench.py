@@ -155,7 +155,7 @@ async def relay_once(total: int, fragment_size: int, high_water: int, reads_only
     secret, controller_salt = os.urandom(32), os.urandom(32)
     from tests.hub.hds_client import build_setup_write, parse_setup_response
 
-    response = parse_setup_response(await server.setup(build_setup_write(controller_salt), shared_secret=secret))
+    response = parse_setup_response(server.setup(build_setup_write(controller_salt), shared_secret=secret))
     hub = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,

@@ -312,8 +312,8 @@ class HDSServer:
         self.transports = TransportManager(session_timeout=session_timeout)
         self.registry = StreamRegistry(gate)
         self.connections: set[_HDSProtocol] = set()
-        self._server: asyncio.Server | None = None
-        self._bind_lock = asyncio.Lock()
+        self._sock: socket.socket | None = None
+        self._serving: asyncio.Task[asyncio.Server] | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self.stream_ends: list[StreamEnded] = []
         """The last few stream endings, for status pages (bounded)."""
@@ -321,37 +321,56 @@ class HDSServer:
     @property
     def port(self) -> int | None:
         """The listening port, once bound."""
-        if self._server is None or not self._server.sockets:
+        if self._sock is None:
             return None
-        port: int = self._server.sockets[0].getsockname()[1]
+        port: int = self._sock.getsockname()[1]
+        return port
+
+    def _bind_socket(self) -> socket.socket:
+        """A listening socket on ``host``, port >= ``min_port`` (OS choice first, then random)."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        candidates = [0] + [random.randint(self.min_port, _MAX_EPHEMERAL_PORT) for _ in range(_BIND_ATTEMPTS)]
+        for candidate in candidates:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((self.host, candidate))
+                if sock.getsockname()[1] < self.min_port:
+                    sock.close()
+                    continue
+                sock.listen(16)
+                sock.setblocking(False)
+            except OSError:
+                sock.close()
+                continue
+            return sock
+        raise OSError(f"no free HDS port >= {self.min_port} on {self.host}")
+
+    def _listen(self) -> int:
+        """Bind now (synchronously, so a HAP write handler can answer with the port at once) and
+        start accepting on the loop; connections arriving meanwhile wait in the backlog."""
+        port = self.port
+        if port is not None:
+            return port
+        sock = self._bind_socket()
+        self._sock = sock
+        loop = asyncio.get_running_loop()
+        self._serving = loop.create_task(
+            loop.create_server(lambda: _HDSProtocol(self), sock=sock, backlog=16), name="hds-listen"
+        )
+        port = self.port
+        assert port is not None
+        _log.info("HDS listener on %s:%d", self.host, port)
         return port
 
     async def start(self) -> int:
-        """Bind the listener if it is not bound yet; return its port (always >= min_port)."""
-        async with self._bind_lock:
-            port = self.port
-            if port is not None:
-                return port
-            loop = asyncio.get_running_loop()
-            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            candidates = [0] + [random.randint(self.min_port, _MAX_EPHEMERAL_PORT) for _ in range(_BIND_ATTEMPTS)]
-            for candidate in candidates:
-                try:
-                    server = await loop.create_server(
-                        lambda: _HDSProtocol(self), self.host, candidate, family=family, backlog=16
-                    )
-                except OSError:
-                    continue
-                bound: int = server.sockets[0].getsockname()[1]
-                if bound >= self.min_port:
-                    self._server = server
-                    _log.info("HDS listener on %s:%d", self.host, bound)
-                    return bound
-                server.close()
-                await server.wait_closed()
-            raise OSError(f"no free HDS port >= {self.min_port} on {self.host}")
+        """Bind and start the listener now if it is not yet (optional: ``setup`` does it lazily)."""
+        port = self._listen()
+        assert self._serving is not None
+        await asyncio.shield(self._serving)
+        return port
 
-    async def setup(
+    def setup(
         self,
         value: bytes | bytearray | memoryview | str,
         *,
@@ -360,11 +379,13 @@ class HDSServer:
     ) -> bytes:
         """Handle a SetupDataStreamTransport write; return the write-response TLV bytes.
 
-        Raises :class:`~sidecar.hds.errors.SetupError` for a write that must get -70410 (the
-        write is validated before anything is bound).
+        Synchronous, for a HAP characteristic write handler running on the event loop. Raises
+        :class:`~sidecar.hds.errors.SetupError` for a write that must get -70410 (validated before
+        anything is bound). ``on_hap_close`` registers a callback for the end of the HAP session
+        that wrote (e.g. ``ctx.session.add_close_callback``).
         """
         parse_setup_write(value)  # refuse bad writes before binding anything
-        port = await self.start()
+        port = self._listen()
         response = self.transports.setup(
             value, shared_secret=shared_secret, port=port, now=self.clock(), on_hap_close=on_hap_close
         )
@@ -406,9 +427,18 @@ class HDSServer:
             self._expiry.cancel()
             self._expiry = None
         self.transports.clear()
-        server, self._server = self._server, None
+        serving, self._serving = self._serving, None
+        sock, self._sock = self._sock, None
+        server: asyncio.Server | None = None
+        if serving is not None:
+            try:
+                server = await serving
+            except (OSError, asyncio.CancelledError):
+                server = None
         if server is not None:
             server.close()
+        elif sock is not None:
+            sock.close()
         for protocol in list(self.connections):
             protocol.conn.close("server shutting down")
             protocol.pump()

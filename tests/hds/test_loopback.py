@@ -103,7 +103,7 @@ async def connect(
     hap = hap or Hap()
     controller_salt = os.urandom(32)
     response = parse_setup_response(
-        await server.setup(build_setup_write(controller_salt), shared_secret=hap.secret, on_hap_close=hap.register)
+        server.setup(build_setup_write(controller_salt), shared_secret=hap.secret, on_hap_close=hap.register)
     )
     assert response.status == 0 and response.port >= 32768
     if sock is None:
@@ -332,10 +332,10 @@ async def test_hub_that_stops_reading_gets_its_stream_closed_and_memory_released
 
 async def test_bad_setup_write_is_refused_before_binding(server: HDSServer) -> None:
     with pytest.raises(SetupError):
-        await server.setup(build_setup_write(b"\x00" * 31), shared_secret=SECRET)
+        server.setup(build_setup_write(b"\x00" * 31), shared_secret=SECRET)
     assert server.port is None
     assert server.read_value() == b""
-    await server.setup(build_setup_write(b"\x00" * 32), shared_secret=SECRET)
+    server.setup(build_setup_write(b"\x00" * 32), shared_secret=SECRET)
     assert parse_setup_response(server.read_value()).port == server.port
 
 
