@@ -16,7 +16,7 @@ from sidecar.hap.pairings import handle_pairings
 from sidecar.hap.secure_channel import SecureChannel, SecureChannelError
 from sidecar.hap.state import AccessoryState
 
-from .memory import PIN, Peer, make_harness
+from .memory import PIN, Harness, Peer, make_harness
 
 STATE = AccessoryState.create(setup_code=PIN)
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -124,3 +124,35 @@ def test_characteristic_writes_never_crash(items: list[object], pid: object) -> 
     msg = peer.request("PUT", "/characteristics", body)
     assert msg.status in (204, 207, 400)
     assert peer.get_json("/accessories").status == 200
+
+
+@FUZZ
+@given(st.lists(http_lines, min_size=1, max_size=3), st.integers(1, 300))
+def test_encrypted_http_never_crashes_the_core(chunks: list[bytes], split: int) -> None:
+    """The same hostile HTTP, but inside a verified session (the authenticated attack surface)."""
+    harness, data = _shared_harness()
+    peer = harness.session_peer(data)
+    assert peer.channel is not None
+    sealed = peer.channel.encrypt(b"".join(chunks))
+    for i in range(0, len(sealed), split):
+        peer.conn.receive_data(sealed[i : i + split], harness.clock())
+        out = peer.conn.data_to_send()
+        peer.conn.sent()
+        if out:
+            for msg in peer.channel.decrypt(out).split(b"HTTP/1.1 ")[1:]:
+                assert msg[:3].isdigit()
+    peer.close()
+    healthy = harness.session_peer(data)
+    assert healthy.get_json("/accessories").status == 200
+    healthy.close()
+
+
+_HARNESS: list[tuple[Harness, dict[str, object]]] = []
+
+
+def _shared_harness() -> tuple[Harness, dict[str, object]]:
+    if not _HARNESS:
+        h = make_harness()
+        _, data = h.paired_peer()
+        _HARNESS.append((h, data))
+    return _HARNESS[0]
