@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohomekit import Controller
 from aiohomekit.controller.ip import IpDiscovery, IpPairing
-from aiohomekit.controller.ip import connection as aio_connection
 from aiohomekit.model.categories import Categories
 from aiohomekit.model.feature_flags import FeatureFlags
 from aiohomekit.model.status_flags import StatusFlags
@@ -44,9 +43,9 @@ from sidecar.hds import (
     VERSION,
     CloseReason,
     HDSServer,
-    SessionKeys,
     SetupError,
 )
+from tests.hub.hap_setup import DeriveCapture, controller_hds_keys
 from tests.hub.hds_client import HubDataStreamClient, build_setup_write, parse_setup_response
 
 from .peers import Gate
@@ -82,33 +81,6 @@ def data_stream_service(hds: HDSServer) -> tuple[Service, Characteristic]:
         ],
     )
     return service, setup
-
-
-class DeriveCapture:
-    """Keeps the HKDF closure aiohomekit builds over each pair-verify shared secret.
-
-    aiohomekit derives only HAP's Control keys and drops the secret; a hub derives HDS keys from
-    the same secret, so the test wraps aiohomekit's pair-verify state machine and keeps the
-    closure (the secret itself is never exposed)."""
-
-    def __init__(self) -> None:
-        self.derives: list[Callable[[bytes, bytes], bytes]] = []
-        self.original = aio_connection.get_session_keys
-
-    def __call__(self, pairing_data: dict[str, Any]) -> Generator[Any, Any, Any]:
-        result = yield from self.original(pairing_data)
-        self.derives.append(result[1])
-        return result
-
-
-def controller_hds_keys(
-    derive: Callable[[bytes, bytes], bytes], controller_salt: bytes, accessory_salt: bytes
-) -> SessionKeys:
-    salt = controller_salt + accessory_salt
-    return SessionKeys(
-        encrypt_key=derive(salt, b"HDS-Write-Encryption-Key"),
-        decrypt_key=derive(salt, b"HDS-Read-Encryption-Key"),
-    )
 
 
 def description(port: int) -> HomeKitService:
@@ -174,8 +146,7 @@ class Rig:
 
 @pytest.fixture
 async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
-    capture = DeriveCapture()
-    monkeypatch.setattr(aio_connection, "get_session_keys", capture)
+    capture = DeriveCapture.install(monkeypatch)
     camera = Camera(fragments=[b"\x01" * 300_000, b"\x02" * 1000])
     hds = HDSServer(Gate(), camera.on_stream, host=HOST)
     service, setup = data_stream_service(hds)
