@@ -1,0 +1,86 @@
+"""Snapshots for ``/resource``: a JPEG at the requested size, never stalling the HAP server.
+
+Three sources, in order of preference: a configured snapshot URL (Frigate's ``latest.jpg``,
+Blue Iris's ``/image/<cam>``), the most recent keyframe in the prebuffer (decoded by a
+short-lived ffmpeg from init segment + fragment: no camera round trip), or a one-frame grab
+from the camera source when no prebuffer is running. Each runs under a timeout and every
+ffmpeg it starts is killed and reaped on any exit path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import aiohttp
+
+__all__ = ["SnapshotError", "jpeg_from_fmp4", "jpeg_from_input", "jpeg_from_url"]
+
+log = logging.getLogger(__name__)
+MAX_JPEG_BYTES = 8 * 1024 * 1024
+
+
+class SnapshotError(Exception):
+    """No image could be produced (the message says why; it is logged, not sent to the hub)."""
+
+
+def _scale(width: int, height: int) -> str:
+    # Fit inside the requested box, keep the aspect ratio, even dimensions for the encoder.
+    return (f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
+            "scale=trunc(iw/2)*2:trunc(ih/2)*2")
+
+
+async def _run_ffmpeg(args: list[str], stdin: bytes | None, timeout: float, ffmpeg: str) -> bytes:
+    quiet = ["-hide_banner", "-loglevel", "error"] + (["-nostdin"] if stdin is None else [])
+    proc = await asyncio.create_subprocess_exec(
+        ffmpeg, *quiet, *args,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    except (TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        with contextlib.suppress(Exception):
+            await asyncio.shield(proc.wait())
+        raise
+    if proc.returncode != 0 or not out.startswith(b"\xff\xd8"):
+        raise SnapshotError(f"ffmpeg could not make a JPEG (rc={proc.returncode}): {err.decode(errors='replace')[-300:]}")
+    return out
+
+
+async def jpeg_from_fmp4(init: bytes, fragment: bytes, width: int, height: int, *, timeout: float = 5.0,
+                         ffmpeg: str = "ffmpeg") -> bytes:
+    """Decode the first frame (a keyframe, by construction) of ``fragment``."""
+    args = ["-f", "mp4", "-i", "pipe:0", "-frames:v", "1", "-an", "-vf", _scale(width, height),
+            "-q:v", "4", "-f", "image2", "-c:v", "mjpeg", "pipe:1"]
+    return await _run_ffmpeg(args, init + fragment, timeout, ffmpeg)
+
+
+async def jpeg_from_input(input_args: list[str], width: int, height: int, *, timeout: float = 8.0,
+                          ffmpeg: str = "ffmpeg") -> bytes:
+    """Grab one frame straight from the camera (used when no prebuffer is running)."""
+    args = [*input_args, "-frames:v", "1", "-an", "-vf", _scale(width, height), "-q:v", "4",
+            "-f", "image2", "-c:v", "mjpeg", "pipe:1"]
+    return await _run_ffmpeg(args, None, timeout, ffmpeg)
+
+
+async def jpeg_from_url(url: str, *, timeout: float = 5.0, session: aiohttp.ClientSession | None = None) -> bytes:
+    """Fetch a JPEG from an NVR (bounded size; anything but a JPEG is an error)."""
+    owned = session is None
+    client = session or aiohttp.ClientSession()
+    try:
+        async with client.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            if resp.status != 200:
+                raise SnapshotError(f"snapshot URL answered HTTP {resp.status}")
+            body = await resp.content.read(MAX_JPEG_BYTES + 1)
+    except aiohttp.ClientError as exc:
+        raise SnapshotError(f"snapshot URL failed: {type(exc).__name__}") from None
+    finally:
+        if owned:
+            await client.close()
+    if len(body) > MAX_JPEG_BYTES or not body.startswith(b"\xff\xd8"):
+        raise SnapshotError("snapshot URL did not return a JPEG")
+    return body
