@@ -3,8 +3,8 @@
 Three sources, in order of preference: a configured snapshot URL (Frigate's ``latest.jpg``,
 Blue Iris's ``/image/<cam>``), the most recent keyframe in the prebuffer (decoded by a
 short-lived ffmpeg from init segment + fragment: no camera round trip), or a one-frame grab
-from the camera source when no prebuffer is running. Each runs under a timeout and every
-ffmpeg it starts is killed and reaped on any exit path.
+from the camera source when no prebuffer is running. Callers bound them with
+``asyncio.timeout``; a cancelled snapshot kills and reaps its ffmpeg.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def _scale(width: int, height: int) -> str:
             "scale=trunc(iw/2)*2:trunc(ih/2)*2")
 
 
-async def _run_ffmpeg(args: list[str], stdin: bytes | None, timeout: float, ffmpeg: str) -> bytes:
+async def _run_ffmpeg(args: list[str], stdin: bytes | None, ffmpeg: str) -> bytes:
+    """Run ffmpeg to completion; on cancellation (the caller's timeout) kill and reap it."""
     quiet = ["-hide_banner", "-loglevel", "error"] + (["-nostdin"] if stdin is None else [])
     proc = await asyncio.create_subprocess_exec(
         ffmpeg, *quiet, *args,
@@ -39,40 +40,39 @@ async def _run_ffmpeg(args: list[str], stdin: bytes | None, timeout: float, ffmp
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
-    except (TimeoutError, asyncio.CancelledError):
+        out, err = await proc.communicate(stdin)
+    except asyncio.CancelledError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         with contextlib.suppress(Exception):
             await asyncio.shield(proc.wait())
         raise
     if proc.returncode != 0 or not out.startswith(b"\xff\xd8"):
-        raise SnapshotError(f"ffmpeg could not make a JPEG (rc={proc.returncode}): {err.decode(errors='replace')[-300:]}")
+        detail = err.decode(errors="replace")[-300:]
+        raise SnapshotError(f"ffmpeg could not make a JPEG (rc={proc.returncode}): {detail}")
     return out
 
 
-async def jpeg_from_fmp4(init: bytes, fragment: bytes, width: int, height: int, *, timeout: float = 5.0,
-                         ffmpeg: str = "ffmpeg") -> bytes:
+async def jpeg_from_fmp4(init: bytes, fragment: bytes, width: int, height: int, *, ffmpeg: str = "ffmpeg") -> bytes:
     """Decode the first frame (a keyframe, by construction) of ``fragment``."""
     args = ["-f", "mp4", "-i", "pipe:0", "-frames:v", "1", "-an", "-vf", _scale(width, height),
             "-q:v", "4", "-f", "image2", "-c:v", "mjpeg", "pipe:1"]
-    return await _run_ffmpeg(args, init + fragment, timeout, ffmpeg)
+    return await _run_ffmpeg(args, init + fragment, ffmpeg)
 
 
-async def jpeg_from_input(input_args: list[str], width: int, height: int, *, timeout: float = 8.0,
-                          ffmpeg: str = "ffmpeg") -> bytes:
+async def jpeg_from_input(input_args: list[str], width: int, height: int, *, ffmpeg: str = "ffmpeg") -> bytes:
     """Grab one frame straight from the camera (used when no prebuffer is running)."""
     args = [*input_args, "-frames:v", "1", "-an", "-vf", _scale(width, height), "-q:v", "4",
             "-f", "image2", "-c:v", "mjpeg", "pipe:1"]
-    return await _run_ffmpeg(args, None, timeout, ffmpeg)
+    return await _run_ffmpeg(args, None, ffmpeg)
 
 
-async def jpeg_from_url(url: str, *, timeout: float = 5.0, session: aiohttp.ClientSession | None = None) -> bytes:
+async def jpeg_from_url(url: str, *, session: aiohttp.ClientSession | None = None) -> bytes:
     """Fetch a JPEG from an NVR (bounded size; anything but a JPEG is an error)."""
     owned = session is None
     client = session or aiohttp.ClientSession()
     try:
-        async with client.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+        async with client.get(url) as resp:
             if resp.status != 200:
                 raise SnapshotError(f"snapshot URL answered HTTP {resp.status}")
             body = await resp.content.read(MAX_JPEG_BYTES + 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -65,7 +66,8 @@ async def test_from_source_and_timeout(tmp_path: Path) -> None:
     writer = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # a source that never sends a byte
     try:
         with pytest.raises(TimeoutError):
-            await jpeg_from_input(["-f", "h264", "-i", str(fifo)], 640, 360, timeout=0.5)
+            async with asyncio.timeout(0.5):
+                await jpeg_from_input(["-f", "h264", "-i", str(fifo)], 640, 360)
     finally:
         os.close(writer)
 
@@ -98,4 +100,4 @@ async def test_from_url(nvr: str) -> None:
         with pytest.raises(SnapshotError):
             await jpeg_from_url(f"{nvr}/api/{cam}/latest.jpg")
     with pytest.raises(SnapshotError):
-        await jpeg_from_url("http://127.0.0.1:9/none.jpg", timeout=2)
+        await jpeg_from_url("http://127.0.0.1:9/none.jpg")
