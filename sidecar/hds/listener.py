@@ -48,6 +48,8 @@ DEFAULT_HIGH_WATER: Final = 1 << 20
 DEFAULT_STALL_TIMEOUT: Final = 10.0
 """A hub that reads nothing for this long is gone (its own data timeout is about 8 s)."""
 DEFAULT_ABORT_GRACE: Final = 1.0
+DEFAULT_MAX_CONNECTIONS: Final = 16
+"""Per camera; a home has a handful of hubs, and each unidentified socket may live 10 s."""
 _MAX_EPHEMERAL_PORT: Final = 60999
 _BIND_ATTEMPTS: Final = 32
 
@@ -144,6 +146,11 @@ class _HDSProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if len(self.server.connections) >= self.server.max_connections:
+            _log.warning("HDS: %d connections already open; refusing another", len(self.server.connections))
+            self.conn.close("too many connections")
+            transport.abort()
+            return
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -299,8 +306,10 @@ class HDSServer:
         stall_timeout: float = DEFAULT_STALL_TIMEOUT,
         abort_grace: float = DEFAULT_ABORT_GRACE,
         min_port: int = MIN_PORT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.host = host
+        self.max_connections = max_connections
         self.on_stream = on_stream
         self.clock: Callable[[], float] = clock or (lambda: asyncio.get_running_loop().time())
         self.hello_timeout = hello_timeout

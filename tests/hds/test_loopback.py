@@ -356,3 +356,19 @@ async def test_listener_is_reused_and_aclose_closes_connections(camera: Camera) 
         await client.aclose()
         await second.aclose()
         await server.aclose()
+
+
+async def test_connections_beyond_the_limit_are_refused(camera: Camera) -> None:
+    server = HDSServer(Gate(), camera.on_stream, host=HOST, max_connections=2)
+    clients = [await connect(server) for _ in range(2)]
+    try:
+        await eventually(lambda: len(server.connections) == 2)
+        extra = await connect(server)
+        clients.append(extra)
+        assert await extra.wait_eof()
+        for client in clients[:2]:
+            assert (await client.hello()).header.status == 0
+    finally:
+        for client in clients:
+            await client.aclose()
+        await server.aclose()
