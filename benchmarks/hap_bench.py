@@ -38,10 +38,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psutil
 from aiohomekit import Controller
+from aiohomekit.controller.abstract import AbstractPairingData
 from aiohomekit.controller.ip import IpDiscovery, IpPairing
 from aiohomekit.model.categories import Categories
 from aiohomekit.model.feature_flags import FeatureFlags
@@ -350,7 +351,7 @@ async def pair_setup(controller: Controller, port: int) -> IpPairing:
     discovery = IpDiscovery(controller, _description(port))
     try:
         finish = await discovery.async_start_pairing("bench")
-        return await finish(SETUP_CODE)
+        return cast(IpPairing, await finish(SETUP_CODE))
     finally:
         await discovery.close()
 
@@ -371,7 +372,7 @@ class BenchPairing(IpPairing):
         super().event_received(event)
 
 
-async def open_session(controller: Controller, pairing_data: dict[str, Any]) -> BenchPairing:
+async def open_session(controller: Controller, pairing_data: AbstractPairingData) -> BenchPairing:
     """A new TCP connection + pair-verify (aiohomekit verifies lazily, so force it here)."""
     session = BenchPairing(controller, pairing_data)
     await session._ensure_connected()
@@ -494,7 +495,7 @@ async def _read_http_response(reader: asyncio.StreamReader) -> tuple[int, bytes]
         body += chunk[:-2]
 
 
-async def lean_pair_verify(port: int, pairing_data: dict[str, Any]) -> float:
+async def lean_pair_verify(port: int, pairing_data: AbstractPairingData) -> float:
     """One pair-verify on a new connection with aiohomekit's protocol code but no connection machinery.
 
     aiohomekit's IpPairing adds a connector task, happy-eyeballs and callbacks around the same two
@@ -503,7 +504,7 @@ async def lean_pair_verify(port: int, pairing_data: dict[str, Any]) -> float:
     t0 = time.perf_counter()
     reader, writer = await asyncio.open_connection(HOST, port)
     try:
-        machine = get_session_keys(pairing_data)
+        machine = get_session_keys(cast(dict[str, Any], pairing_data))
         request, expected = machine.send(None)
         while True:
             body = bytes(TLV.encode_list(request))
@@ -518,7 +519,8 @@ async def lean_pair_verify(port: int, pairing_data: dict[str, Any]) -> float:
             if status != 200:
                 raise RuntimeError(f"pair-verify answered HTTP {status}")
             try:
-                request, expected = machine.send(TLV.decode_bytes(answer, expected=expected))
+                # aiohomekit annotates the generator's send type as None; it takes the decoded TLVs
+                request, expected = cast(Any, machine).send(TLV.decode_bytes(answer, expected=expected))
             except StopIteration:
                 return time.perf_counter() - t0
     finally:
@@ -528,7 +530,7 @@ async def lean_pair_verify(port: int, pairing_data: dict[str, Any]) -> float:
 
 
 async def phase_pair_verify(
-    controller: Controller, port: int, pairing_data: dict[str, Any], meter: CpuMeter, n: int
+    controller: Controller, port: int, pairing_data: AbstractPairingData, meter: CpuMeter, n: int
 ) -> dict[str, float]:
     """N fresh connections, one after another, each doing pair-verify and then closing.
 
@@ -690,7 +692,11 @@ async def phase_events_immediate(
             t0 = time.perf_counter()
             await writer.connection.put("/characteristics", body)
             sent.append((t0, time.perf_counter()))
-            all_in = await wait_until(lambda k=k: all(count(s) >= k + 1 for s in subs), subs, prof.event_wait_s)
+
+            def pressed(k: int = k) -> bool:
+                return all(count(s) >= k + 1 for s in subs)
+
+            all_in = await wait_until(pressed, subs, prof.event_wait_s)
             misses = 0 if all_in else misses + 1
             if misses >= 3:  # a server that does not deliver would otherwise cost event_wait_s per press
                 break
