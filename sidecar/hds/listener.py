@@ -202,7 +202,7 @@ class _HDSProtocol(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         for frame in frames:
-            transport.write(frame)
+            transport.write(memoryview(frame))  # a partial send then slices without copying
 
     def pump(self) -> None:
         """Flush, then act on the connection's events."""
