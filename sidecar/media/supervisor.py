@@ -449,7 +449,12 @@ class MediaPipeline:
             while not self._stopping:
                 self._wake.clear()
                 self._restart_reason = None
-                healthy, run_seconds = await self._run_once()
+                try:
+                    healthy, run_seconds = await self._run_once()
+                except Exception as exc:  # a bug must not end supervision of this camera
+                    log.exception("%s: supervisor error", self.config.name)
+                    self._last_error = f"internal error: {exc!r}"
+                    healthy, run_seconds = False, 0.0
                 if self._stop_requested():
                     break
                 planned = self._planned_restart()
@@ -479,6 +484,8 @@ class MediaPipeline:
         self._last_byte_at = None
         self._run_fragments = 0
         self._silent_audio_fragments = 0
+        self._run_failure = None
+        self._stderr.recent.clear()
         log.info("%s: starting ffmpeg (%s, audio %s): %s", self.config.name, command.profile.name,
                  command.audio.value, " ".join(command.argv))
         try:
@@ -522,6 +529,8 @@ class MediaPipeline:
             if self._run_failure is not None:
                 return self._run_failure
             if pump.done():
+                if pump.cancelled() or pump.exception() is not None:
+                    return f"stdout reader failed: {pump.exception() if not pump.cancelled() else 'cancelled'}"
                 return pump.result()
             if self._last_byte_at is None:
                 deadline = started + cfg.startup_timeout_s
@@ -542,7 +551,6 @@ class MediaPipeline:
         assert proc.stdout is not None
         stdout = proc.stdout
         failed: str | None = None
-        self._run_failure = None
         try:
             while True:
                 chunk = await stdout.read(_READ_SIZE)
@@ -561,11 +569,17 @@ class MediaPipeline:
                     self._run_failure = failed
                     self._wake.set()
                     continue
-                for event in events:
-                    if isinstance(event, InitSegment):
-                        self._on_init(event, now)
-                    else:
-                        self._on_fragment(event, now)
+                try:
+                    for event in events:
+                        if isinstance(event, InitSegment):
+                            self._on_init(event, now)
+                        else:
+                            self._on_fragment(event, now)
+                except Exception as exc:  # a bug in handling must restart the run, not hang it
+                    log.exception("%s: error handling ffmpeg output", self.config.name)
+                    failed = f"internal error handling ffmpeg output: {exc!r}"
+                    self._run_failure = failed
+                    self._wake.set()
             if failed is not None:
                 return failed
             await proc.wait()

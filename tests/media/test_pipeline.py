@@ -341,3 +341,21 @@ async def test_stop_is_idempotent_and_start_again_works(clip: Path) -> None:
     await pipeline.stop()
     rc, _, _ = await run_tool("true")
     assert rc == 0
+
+
+async def test_stderr_is_drained_and_rate_limited(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # 5000 lines of stderr, then silence: all drained (ffmpeg never blocks), few logged.
+    fake = _fake_ffmpeg(tmp_path, "i=0; while [ $i -lt 5000 ]; do echo \"line $i\" >&2; i=$((i+1)); done\n"
+                                  "exec sleep 600")
+    pipeline = MediaPipeline(PipelineConfig(
+        source=parse_source("rtsp://127.0.0.1:9/none"), profile="copy", settings=SMALL, name="chatty",
+        ffmpeg_bin=fake, startup_timeout_s=2.0, stderr_burst=5, **FAST_BACKOFF,
+    ))
+    await pipeline.start()
+    try:
+        await pipeline.wait_for(lambda: pipeline.restarts >= 1, 15)
+    finally:
+        await pipeline.stop()
+    logged = [r for r in caplog.records if "chatty: ffmpeg: line" in r.getMessage()]
+    assert 5 <= len(logged) <= 12
+    assert "watchdog" in (pipeline.status().last_error or "")
