@@ -216,6 +216,7 @@ class _HDSProtocol(asyncio.Protocol):
                 handle = self.handles.pop(id(event.stream), None)
                 if handle is not None:
                     handle._ended()
+                self._wake_writer()  # a producer waiting for drain learns at once that it is over
                 self.server._stream_ended(event)
             elif isinstance(event, HelloReceived):
                 _log.debug("HDS hello from %s", self._peer())

@@ -372,3 +372,30 @@ async def test_connections_beyond_the_limit_are_refused(camera: Camera) -> None:
         for client in clients:
             await client.aclose()
         await server.aclose()
+
+
+async def test_closing_a_stream_wakes_a_producer_blocked_on_a_stalled_hub(camera: Camera) -> None:
+    camera.fragments = [bytes(1 << 20)]
+    camera.produce_forever = True
+    server = HDSServer(Gate(), camera.on_stream, host=HOST, high_water=64 * 1024, stall_timeout=60)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    try:
+        client = await connect(server, sock=sock)
+        try:
+            await client.hello()
+            await client.open(1)
+            async with asyncio.timeout(5):
+                await camera.opened.wait()
+            (proto,) = server.connections
+            await eventually(lambda: proto._drained is not None)  # the producer waits for drain
+            camera.streams[0].close(CloseReason.NOT_ALLOWED)
+            async with asyncio.timeout(2):
+                await asyncio.gather(*camera.tasks)
+            assert isinstance(camera.errors[0], StreamClosedError)
+            assert camera.streams[0].close_reason == CloseReason.NOT_ALLOWED
+        finally:
+            await client.aclose()
+    finally:
+        await server.aclose()
