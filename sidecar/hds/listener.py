@@ -44,7 +44,7 @@ __all__ = ["DEFAULT_HIGH_WATER", "DEFAULT_STALL_TIMEOUT", "HDSServer", "Recordin
 _log = logging.getLogger(__name__)
 
 DEFAULT_HIGH_WATER: Final = 1 << 20
-"""Bytes queued in the kernel-side transport buffer before a producer waits (4 chunks)."""
+"""Bytes queued in the asyncio transport (beyond what the kernel took) before a producer waits."""
 DEFAULT_STALL_TIMEOUT: Final = 10.0
 """A hub that reads nothing for this long is gone (its own data timeout is about 8 s)."""
 DEFAULT_ABORT_GRACE: Final = 1.0
@@ -291,7 +291,13 @@ class _HDSProtocol(asyncio.Protocol):
 
 
 class HDSServer:
-    """Per camera: DataStreamTransportManagement, the HDS listener and the recording slot."""
+    """Per camera: DataStreamTransportManagement, the HDS listener and the recording slot.
+
+    ``setup`` (synchronous, for the HAP write handler of 0x131) binds the listener on first use
+    and returns the write response; ``on_stream`` is called with a :class:`RecordingStream` for
+    every accepted ``open``; ``gate`` answers the open checks. ``clock`` defaults to the loop's
+    monotonic time; tests pass a fake one and call :meth:`check_timers`.
+    """
 
     def __init__(
         self,
