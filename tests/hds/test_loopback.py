@@ -399,3 +399,14 @@ async def test_closing_a_stream_wakes_a_producer_blocked_on_a_stalled_hub(camera
             await client.aclose()
     finally:
         await server.aclose()
+
+
+async def test_port_floor_is_enforced_even_when_the_os_picks_lower(camera: Camera) -> None:
+    server = HDSServer(Gate(), camera.on_stream, host=HOST, min_port=60_000)
+    try:
+        port = await server.start()
+        assert port >= 60_000 and server.port == port
+        assert await server.start() == port  # idempotent
+    finally:
+        await server.aclose()
+    assert server.port is None
