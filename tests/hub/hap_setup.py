@@ -39,7 +39,7 @@ class DeriveCapture:
 
     def __init__(self) -> None:
         self.derives: list[Derive] = []
-        self.original = aio_connection.get_session_keys
+        self.original: Any = vars(aio_connection)["get_session_keys"]
 
     @classmethod
     def install(cls, monkeypatch: pytest.MonkeyPatch) -> DeriveCapture:
@@ -73,7 +73,7 @@ class HDSSetupRefused(Exception):
 
 async def setup_write(pairing: IpPairing, setup_iid: int, value: bytes, aid: int = 1) -> dict[str, Any]:
     """PUT the SetupDataStreamTransport value with ``"r": true``; return the reply entry."""
-    await pairing._ensure_connected()
+    await pairing._ensure_connected()  # type: ignore[no-untyped-call]
     reply = await pairing.connection.put_json(
         "/characteristics",
         {"characteristics": [{"aid": aid, "iid": setup_iid, "value": base64.b64encode(value).decode(), "r": True}]},
