@@ -102,7 +102,7 @@ def _reject(reason: CloseReason) -> OpenDecision:
     return OpenDecision(HDSStatus.PROTOCOL_SPECIFIC_ERROR, reason)
 
 
-def decide_open(body: Value, gate: OpenGate, stream_running: bool) -> OpenDecision:
+def decide_open(body: object, gate: OpenGate, stream_running: bool) -> OpenDecision:
     """Check an ``open`` request in HN's order (§8.2); malformed requests count as a mismatch."""
     if not isinstance(body, dict):
         return _reject(CloseReason.UNEXPECTED_FAILURE)
@@ -242,7 +242,7 @@ class StreamRegistry:
         self.active: DataSendStream | None = None
         self.owner: object | None = None
 
-    def open(self, body: Value, owner: object) -> tuple[OpenDecision, DataSendStream | None]:
+    def open(self, body: object, owner: object) -> tuple[OpenDecision, DataSendStream | None]:
         """Decide an ``open``; on success the new stream is registered to ``owner``."""
         running = self.active is not None and not self.active.closed
         decision = decide_open(body, self.gate, running)
