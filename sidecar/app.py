@@ -20,6 +20,7 @@ from .camera import Camera
 from .config import Config
 from .hap import StateError, local_addresses, open_zeroconf
 from .hap.advertiser import Advertiser
+from .triggers import TriggerServer
 
 __all__ = ["App", "print_pairing_info"]
 
@@ -45,6 +46,7 @@ class App:
         self.out = out
         self.cameras: list[Camera] = []
         self._zeroconf: AsyncZeroconf | None = None
+        self.triggers: TriggerServer | None = None
         self._stop = asyncio.Event()
 
     def request_stop(self) -> None:
@@ -70,9 +72,16 @@ class App:
             print_pairing_info(camera, self.out)
         if not self.cameras:
             raise RuntimeError("no camera could be started")
+        if cfg.trigger_http_port is not None:
+            self.triggers = TriggerServer(lambda: self.cameras, host=cfg.bind, port=cfg.trigger_http_port)
+            await self.triggers.start()
+            self.out.write(f"motion triggers: http://{cfg.bind}:{self.triggers.port}/motion?<camera name>\n")
+            self.out.flush()
 
     async def stop(self) -> None:
         async def stop_all() -> None:
+            if self.triggers is not None:
+                await self.triggers.stop()
             await asyncio.gather(*(c.stop() for c in self.cameras), return_exceptions=True)
             if self._zeroconf is not None:
                 await self._zeroconf.async_close()

@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mdns-interface", action="append", metavar="IP",
                    help="advertise only on this interface address (repeatable; default: all)")
     p.add_argument("--no-mdns", action="store_true", help="do not advertise (pair by address)")
+    p.add_argument("--trigger-http-port", type=int, metavar="PORT",
+                   help="serve /motion?<camera>, /motion/reset?<camera>, /doorbell?<camera> (0: any free port)")
+    p.add_argument("--profile", help="ffmpeg profile for --camera cameras (copy, libx264, vaapi, ...)")
     p.add_argument("--log-level", default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--version", action="version", version=f"hksv-sidecar {__version__}")
     return p
@@ -46,14 +49,19 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     args = _parser().parse_args(argv)
     data: dict[str, Any] = load_config(args.config) if args.config else {}
     cameras = list(data.get("cameras") or [])
-    cameras += [parse_camera_flag(text) for text in args.camera]
+    flagged = [parse_camera_flag(text) for text in args.camera]
+    if args.profile:
+        flagged = [{**c, "profile": args.profile} for c in flagged]
+    cameras += flagged
     if args.demo:
-        cameras.append({"name": "Demo Camera", "source": DEMO_SOURCE, "motion_every": args.demo_motion_every})
+        cameras.append({"name": "Demo Camera", "source": DEMO_SOURCE, "motion_every": args.demo_motion_every,
+                        "profile": "libx264"})
     if args.setup_code and cameras:
         cameras[0] = {**cameras[0], "setup_code": args.setup_code}
     data["cameras"] = cameras
     for key, value in (("state_dir", args.state_dir), ("bind", args.bind), ("hap_base_port", args.hap_port),
-                       ("mdns_interfaces", args.mdns_interface), ("log_level", args.log_level)):
+                       ("mdns_interfaces", args.mdns_interface), ("log_level", args.log_level),
+                       ("trigger_http_port", args.trigger_http_port)):
         if value is not None:
             data[key] = value
     if args.no_mdns:

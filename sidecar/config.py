@@ -33,6 +33,16 @@ class CameraConfig(_Strict):
     hap_port: int | None = Field(default=None, ge=1, le=65535)
     setup_code: str | None = None
     motion_every: float | None = Field(default=None, gt=0, description="demo: toggle motion every N seconds")
+    profile: str = Field(default="copy", description="ffmpeg profile: copy, libx264, vaapi, qsv, nvenc, v4l2m2m")
+    transcode_fallback: bool = Field(default=False, description="copy mode: transcode if the GOP exceeds 4 s")
+    doorbell: bool = False
+    snapshot_url: str | None = Field(default=None, description="e.g. Frigate's /api/<cam>/latest.jpg")
+    prebuffer_ms: int = Field(default=8000, ge=4000, le=30000, description="the most a hub may select")
+    max_event_s: float = Field(default=180.0, ge=10, le=3600, description="longest recording")
+    motion_timeout_s: float = Field(default=30.0, ge=0, le=3600, description="HTTP motion auto-reset; 0: never")
+    operating_mode_indicator: bool = False
+    night_vision: bool = False
+    manually_disabled: bool = False
 
     @field_validator("setup_code")
     @classmethod
@@ -60,6 +70,8 @@ class Config(_Strict):
     mdns: bool = True
     mdns_interfaces: list[str] | None = None
     log_level: str = "INFO"
+    trigger_http_port: int | None = Field(default=None, ge=0, le=65535,
+                                          description="motion/doorbell HTTP trigger port (off when unset)")
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -1,6 +1,16 @@
 """HKSV semantics for one camera; the only place where hap/, hds/ and media/ meet."""
 
-from .accessory import CATEGORY_IP_CAMERA, CameraAccessory, build_camera_accessory
-from .camera import Camera
+from .camera import CATEGORY_IP_CAMERA, Camera
+from .modes import CameraSettings, snapshot_refusal
+from .recording_config import RecordingSelection, SupportedRecording, parse_selection, supported_for_source
 
-__all__ = ["CATEGORY_IP_CAMERA", "Camera", "CameraAccessory", "build_camera_accessory"]
+__all__ = [
+    "CATEGORY_IP_CAMERA",
+    "Camera",
+    "CameraSettings",
+    "RecordingSelection",
+    "SupportedRecording",
+    "parse_selection",
+    "snapshot_refusal",
+    "supported_for_source",
+]

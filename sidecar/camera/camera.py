@@ -1,52 +1,478 @@
-"""One camera: its accessory, its HAP server, and the small interface triggers talk to."""
+"""One HomeKit Secure Video camera: where the HAP server, HDS and the media pipeline meet.
+
+The camera owns its accessory (standalone, category IP camera, own port and pairing), its
+settings (operating modes, recording switches, the hub's selection; persisted in the
+accessory's state file), its ffmpeg pipeline and its HDS listener. Its life in brief:
+
+* The supported recording configurations are computed from what the source really delivers
+  (a probe, cached in the state file so restarts advertise the same thing at once); when that
+  changes, the stored selection is dropped so the hub selects again.
+* The pipeline (and so ffmpeg's CPU) runs only while recording is on and the camera is active.
+* Motion (from triggers, the demo schedule or a doorbell press) is the MotionDetected event
+  that makes a hub open a recording; the hub then sets up HDS and opens a dataSend stream.
+* A recording stream gets init + the selected prebuffer + live fragments until the hub closes
+  it (tvOS 16+ ignores end-of-stream, field notes 1-2), the configured maximum event length
+  passes, the camera is switched off (reason 1), or ffmpeg restarts (the init segment changed).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
+import time
 from pathlib import Path
+from typing import Any
 
+from .. import __version__
 from ..config import CameraConfig
-from ..hap import AccessoryServer, Advertiser
-from .accessory import build_camera_accessory
+from ..hap import Accessory, AccessoryServer, Advertiser, HapError, HapStatus, WriteContext, catalog
+from ..hap.model import ReadContext
+from ..hds import CloseReason, HDSServer, RecordingStream, SetupError, StreamClosedError
+from ..media import (
+    Fragment,
+    InitSegment,
+    MediaPipeline,
+    PipelineConfig,
+    PrebufferNotReady,
+    RecordingSettings,
+    SourceProbe,
+    parse_source,
+)
+from .modes import CameraSettings, snapshot_refusal
+from .recording_config import RecordingSelection, SupportedRecording, parse_selection, supported_for_source
+from .rtp_config import supported_audio_stream, supported_rtp, supported_video_stream
+from .services import OptionalModes, build_services
+from .snapshot import SnapshotError, jpeg_from_fmp4, jpeg_from_input, jpeg_from_url
 
-__all__ = ["Camera"]
+__all__ = ["CATEGORY_IP_CAMERA", "Camera"]
 
 log = logging.getLogger(__name__)
 
+CATEGORY_IP_CAMERA = 17
+PROBE_KEY = "probe"
+SNAPSHOT_TIMEOUT_S = 8.0
+READY_WAIT_S = 3.0  # how long an open waits for a warming prebuffer before starting with less
+END_GRACE_S = 5.0  # after end-of-stream at the event cap, how long the hub may take to close
+
 
 class Camera:
+    """One camera. ``start()``/``stop()`` own every task and process it creates."""
+
     def __init__(self, config: CameraConfig, state_dir: Path, *, host: str, port: int,
-                 advertiser: Advertiser | None) -> None:
+                 advertiser: Advertiser | None, ffmpeg: str = "ffmpeg") -> None:
         self.config = config
         self.name = config.name
-        self.parts = build_camera_accessory(config.name, serial=config.slug)
+        self._ffmpeg = ffmpeg
+        self.services = s = build_services(doorbell=config.doorbell, optional=OptionalModes(
+            config.operating_mode_indicator, config.night_vision, config.manually_disabled))
+        info = catalog.accessory_information(config.name, manufacturer="hksv-sidecar",
+                                             model="hksv-sidecar camera", serial=config.slug, firmware=__version__)
+        self.accessory = Accessory(category=CATEGORY_IP_CAMERA).add(info, catalog.protocol_information(), *s.all())
         self.server = AccessoryServer(
-            self.parts.accessory, state_dir / f"{config.slug}.json", name=config.name, host=host, port=port,
-            setup_code=config.setup_code, advertiser=advertiser,
+            self.accessory, state_dir / f"{config.slug}.json", name=config.name, host=host, port=port,
+            setup_code=config.setup_code, advertiser=advertiser, resource_handler=self._snapshot,
+            resource_timeout=SNAPSHOT_TIMEOUT_S + 2, on_factory_reset=self._factory_reset,
         )
-        self._demo_task: asyncio.Task[None] | None = None
+        self.state = self.server.state
+        self.settings = CameraSettings.load(self.state.app)
+        self.source = parse_source(config.source)
+        self.pipeline = MediaPipeline(PipelineConfig(
+            source=self.source, profile=config.profile, name=config.name,
+            transcode_fallback=config.transcode_fallback, ffmpeg_bin=ffmpeg,
+            prebuffer_capacity_s=max(12.0, config.prebuffer_ms / 1000 + 8),
+            settings=self._recording_settings(None)))
+        self.hds = HDSServer(gate=self, on_stream=self._on_stream, host=host)
+        self.supported = self._supported_from(self._cached_probe())
+        self.selection: RecordingSelection | None = None
+        self._stream_task: asyncio.Task[None] | None = None
+        self._stream: RecordingStream | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._motion_reset: asyncio.TimerHandle | None = None
+        self._pipeline_running = False
+        self._pipeline_lock = asyncio.Lock()
+        self._load_selection()
+        self._publish_supported()
+        self._wire()
+        self._apply_settings_to_characteristics()
+        self.recordings = 0
 
-    def set_motion(self, active: bool) -> None:
-        """Raise or clear motion; subscribed hubs get an event (HKSV opens a recording on it)."""
-        if self.parts.motion.set_value(active):
-            log.info("%s: motion %s", self.name, "detected" if active else "cleared")
+    # -- OpenGate (asked by HDS before a dataSend open is accepted) ----------------------------
+    def recording_active(self) -> bool:
+        return bool(self.settings.recording_active)
 
+    def camera_active(self) -> bool:
+        return bool(self.settings.homekit_active)
+
+    def has_selected_configuration(self) -> bool:
+        return self.selection is not None
+
+    # -- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         await self.server.start()
+        self._spawn(self._refresh_probe(), "probe")
+        await self._apply_pipeline_gate()
         if self.config.motion_every:
-            self._demo_task = asyncio.get_running_loop().create_task(self._demo_motion(self.config.motion_every))
+            self._spawn(self._demo_motion(self.config.motion_every), "demo-motion")
 
     async def stop(self) -> None:
-        if self._demo_task is not None:
-            self._demo_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._demo_task
-            self._demo_task = None
+        if self._motion_reset is not None:
+            self._motion_reset.cancel()
+        if self._stream is not None:
+            self._stream.close(CloseReason.CANCELLED)
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.hds.aclose()
+        await self.pipeline.stop()
         await self.server.stop()
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.config.slug}:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: %s failed: %r", self.name, task.get_name(), task.exception())
+
+    # -- motion and doorbell ----------------------------------------------------------------------
+    def set_motion(self, active: bool, *, auto_reset_s: float | None = None) -> None:
+        """Raise or clear motion. Hubs open a recording when they see it rise."""
+        if self._motion_reset is not None:
+            self._motion_reset.cancel()
+            self._motion_reset = None
+        if self.services.motion.set_value(active):
+            log.info("%s: motion %s", self.name, "detected" if active else "cleared")
+        if active and auto_reset_s:
+            self._motion_reset = asyncio.get_running_loop().call_later(auto_reset_s, self.set_motion, False)
+
+    def trigger_motion(self) -> None:
+        """Motion from a trigger (HTTP, MQTT, detector): clears itself after ``motion_timeout_s``."""
+        self.set_motion(True, auto_reset_s=self.config.motion_timeout_s or None)
+
+    def ring_doorbell(self) -> None:
+        """A press: the doorbell event, and motion too (hubs never select the doorbell trigger)."""
+        if self.services.doorbell_press is not None:
+            self.services.doorbell_press.set_value(0)
+        self.trigger_motion()
 
     async def _demo_motion(self, every: float) -> None:
         while True:
             await asyncio.sleep(every)
-            self.set_motion(not self.parts.motion.value)
+            self.set_motion(not self.services.motion.value)
+
+    # -- characteristic handlers --------------------------------------------------------------
+    def _wire(self) -> None:
+        s = self.services
+        s.recording_active.on_write = self._write_recording_active
+        s.homekit_active.on_write = self._write_homekit_active
+        s.event_snapshots.on_write = lambda v, ctx: self._update(event_snapshots=v)
+        s.periodic_snapshots.on_write = lambda v, ctx: self._update(periodic_snapshots=v)
+        s.recording_audio_active.on_write = self._write_recording_audio
+        s.rtp_active.on_write = lambda v, ctx: self._update(rtp_active=v)
+        if s.indicator is not None:
+            s.indicator.on_write = lambda v, ctx: self._update(indicator=bool(v))
+        if s.night_vision is not None:
+            s.night_vision.on_write = lambda v, ctx: self._update(night_vision=bool(v))
+        s.selected.on_write = self._write_selection
+        s.selected.on_read = self._read_selection
+        s.setup_data_stream.on_write = self._write_setup_data_stream
+        s.setup_data_stream.on_read = lambda ctx: self.hds.read_value()
+        s.supported_video_stream.value = supported_video_stream()
+        s.supported_audio_stream.value = supported_audio_stream()
+        s.supported_rtp.value = supported_rtp()
+
+        def refuse_streaming(value: Any, ctx: WriteContext) -> None:
+            raise HapError(HapStatus.NOT_ALLOWED_IN_CURRENT_STATE, "live streaming is not available yet")
+
+        s.setup_endpoints.on_write = refuse_streaming
+        s.selected_rtp.on_write = refuse_streaming
+
+    def _apply_settings_to_characteristics(self) -> None:
+        s, st = self.services, self.settings
+        s.recording_active.value = st.recording_active
+        s.recording_audio_active.value = st.recording_audio_active
+        s.homekit_active.value = st.homekit_active
+        s.event_snapshots.value = st.event_snapshots
+        s.periodic_snapshots.value = st.periodic_snapshots
+        s.rtp_active.value = st.rtp_active
+        s.motion_status_active.value = bool(st.homekit_active)
+        if s.indicator is not None:
+            s.indicator.value = st.indicator
+        if s.night_vision is not None:
+            s.night_vision.value = st.night_vision
+
+    def _update(self, **changes: Any) -> None:
+        for key, value in changes.items():
+            setattr(self.settings, key, value)
+        self.settings.store(self.state.app)
+        self.server.save_state()
+
+    def _write_recording_active(self, value: int, ctx: WriteContext) -> None:
+        if value != self.settings.recording_active:
+            self._update(recording_active=value)
+            log.info("%s: recording %s (%s)", self.name, "on" if value else "off", self.settings.mode_name)
+            self._spawn(self._apply_pipeline_gate(), "pipeline-gate")
+
+    def _write_homekit_active(self, value: int, ctx: WriteContext) -> None:
+        if value == self.settings.homekit_active:
+            return
+        self._update(homekit_active=value)
+        self.services.motion_status_active.set_value(bool(value))
+        if not value and self._stream is not None:
+            self._stream.close(CloseReason.NOT_ALLOWED)
+        self._spawn(self._apply_pipeline_gate(), "pipeline-gate")
+
+    def _write_recording_audio(self, value: int, ctx: WriteContext) -> None:
+        if value != self.settings.recording_audio_active:
+            self._update(recording_audio_active=value)
+            self._spawn(self._reconfigure(), "reconfigure")
+
+    def _write_selection(self, value: bytes, ctx: WriteContext) -> None:
+        selection = parse_selection(value, self.supported)  # HapError(-70410) when bad
+        raw = base64.b64encode(value).decode()
+        if raw == self.settings.selection and self.settings.supported_hash == self.supported.config_hash():
+            return
+        self.selection = selection
+        self._update(selection=raw, supported_hash=self.supported.config_hash())
+        log.info("%s: hub selected %dx%d@%d %d kbps, prebuffer %d ms, audio %s", self.name, selection.width,
+                 selection.height, selection.fps, selection.bitrate_kbps, selection.prebuffer_ms,
+                 "on" if self.settings.recording_audio_active else "off")
+        self._spawn(self._reconfigure(), "reconfigure")
+
+    def _read_selection(self, ctx: ReadContext) -> bytes:
+        if not self.settings.selection:
+            raise HapError(HapStatus.SERVICE_COMMUNICATION_FAILURE, "no selection yet")
+        return base64.b64decode(self.settings.selection)
+
+    def _write_setup_data_stream(self, value: bytes, ctx: WriteContext) -> bytes:
+        try:
+            return self.hds.setup(value, shared_secret=ctx.session.shared_secret,
+                                  on_hap_close=ctx.session.add_close_callback)
+        except SetupError as exc:
+            raise HapError(HapStatus.INVALID_VALUE, str(exc)) from None
+
+    def _load_selection(self) -> None:
+        st = self.settings
+        if not st.selection:
+            return
+        if st.supported_hash != self.supported.config_hash():
+            log.info("%s: what the camera supports changed; the hub will select again", self.name)
+            self._update(selection="", supported_hash="")
+            return
+        try:
+            self.selection = parse_selection(base64.b64decode(st.selection), self.supported)
+        except (HapError, ValueError):
+            self._update(selection="", supported_hash="")
+
+    def _factory_reset(self) -> None:
+        self.settings.factory_reset()
+        self.selection = None
+        self.settings.store(self.state.app)
+        self.server.save_state()
+        self._apply_settings_to_characteristics()
+        if self._stream is not None:
+            self._stream.close(CloseReason.NOT_ALLOWED)
+        self._spawn(self._apply_pipeline_gate(), "pipeline-gate")
+
+    # -- what we advertise ----------------------------------------------------------------------
+    def _cached_probe(self) -> dict[str, Any] | None:
+        cached = self.state.app.get(PROBE_KEY)
+        return cached if isinstance(cached, dict) else None
+
+    def _supported_from(self, probe: dict[str, Any] | None) -> SupportedRecording:
+        transcode = not self.pipeline.profile.is_copy
+        if probe is None:
+            width, height, fps = 1920, 1080, 30.0
+            transcode = True  # unknown source: offer the standard list until the probe says more
+        else:
+            width, height, fps = int(probe["width"]), int(probe["height"]), float(probe.get("fps") or 30)
+        return supported_for_source(width, height, fps, transcode=transcode, prebuffer_ms=self.config.prebuffer_ms,
+                                    doorbell=self.config.doorbell)
+
+    def _publish_supported(self) -> None:
+        s = self.services
+        s.supported_camera.set_value(self.supported.camera_tlv())
+        s.supported_video.set_value(self.supported.video_tlv())
+        s.supported_audio.set_value(self.supported.audio_tlv())
+
+    async def _refresh_probe(self) -> None:
+        try:
+            probe: SourceProbe = await self.pipeline.probe(timeout_s=30)
+        except (TimeoutError, OSError, Exception) as exc:
+            log.warning("%s: could not probe the source yet (%s); advertising defaults", self.name,
+                        type(exc).__name__)
+            return
+        record = {"width": probe.width, "height": probe.height, "fps": probe.fps, "codec": probe.codec,
+                  "has_audio": probe.has_audio}
+        if record == self._cached_probe():
+            return
+        self.state.app[PROBE_KEY] = record
+        supported = self._supported_from(record)
+        if supported.config_hash() != self.supported.config_hash():
+            self.supported = supported
+            self._publish_supported()
+            self._load_selection()
+        self.server.save_state()
+
+    # -- the pipeline -----------------------------------------------------------------------------
+    def _recording_settings(self, selection: RecordingSelection | None) -> RecordingSettings:
+        audio = bool(self.settings.recording_audio_active) if hasattr(self, "settings") else False
+        if selection is None:
+            return RecordingSettings(audio=audio)
+        return RecordingSettings(
+            width=selection.width, height=selection.height, fps=selection.fps, bitrate_kbps=selection.bitrate_kbps,
+            profile=("baseline", "main", "high")[selection.profile], level=("3.1", "3.2", "4.0")[selection.level],
+            iframe_interval_ms=min(selection.iframe_ms, 4000), audio=audio,
+            audio_bitrate_kbps=max(16, min(selection.audio_bitrate_kbps or 64, 128)),
+            audio_sample_rate=selection.sample_rate.hz, audio_channels=selection.audio_channels)
+
+    async def _reconfigure(self) -> None:
+        result = await self.pipeline.reconfigure(self._recording_settings(self.selection))
+        log.info("%s: %s", self.name, result.message)
+
+    def _pipeline_wanted(self) -> bool:
+        return bool(self.settings.recording_active and self.settings.homekit_active)
+
+    async def _apply_pipeline_gate(self) -> None:
+        """Run ffmpeg only while recordings can happen: no CPU cost otherwise."""
+        async with self._pipeline_lock:
+            wanted = self._pipeline_wanted()
+            if wanted and not self._pipeline_running:
+                await self.pipeline.reconfigure(self._recording_settings(self.selection))
+                await self.pipeline.start()
+                self._pipeline_running = True
+                log.info("%s: prebuffer starting", self.name)
+                self._spawn(self._announce_ready(), "prebuffer-ready")
+            elif not wanted and self._pipeline_running:
+                await self.pipeline.stop()
+                self._pipeline_running = False
+                log.info("%s: prebuffer stopped (recording off)", self.name)
+
+    async def _announce_ready(self) -> None:
+        """Log when each ffmpeg run's prebuffer holds what hubs may ask for (tests watch this)."""
+        while True:
+            wanted = self.selection.prebuffer_ms if self.selection else 4000
+            snap = await self.pipeline.wait_ready(wanted)
+            log.info("%s: prebuffer ready (generation %d, %.1f s from a keyframe)", self.name, snap.generation,
+                     snap.duration_s)
+            await self.pipeline.wait_for(lambda: self.pipeline.prebuffer.generation != snap.generation)
+
+    # -- recordings -----------------------------------------------------------------------------
+    def _on_stream(self, stream: RecordingStream) -> None:
+        self._stream = stream
+        self._stream_task = self._spawn(self._record(stream), f"record-{stream.stream_id}")
+
+    async def _record(self, stream: RecordingStream) -> None:
+        """Feed one dataSend stream until it ends; every exit path releases the subscription."""
+        selection = self.selection
+        prebuffer_ms = selection.prebuffer_ms if selection else 4000
+        started = time.monotonic()
+        self.recordings += 1
+        log.info("%s: recording stream %d opened", self.name, stream.stream_id)
+        try:
+            if not self._pipeline_running:
+                await self._apply_pipeline_gate()
+            try:
+                sub = self.pipeline.subscribe(prebuffer_ms)
+            except PrebufferNotReady:
+                try:
+                    await self.pipeline.wait_ready(min(prebuffer_ms, 4000), timeout_s=READY_WAIT_S)
+                    sub = self.pipeline.subscribe(prebuffer_ms)
+                except (TimeoutError, PrebufferNotReady):
+                    log.warning("%s: prebuffer not ready; refusing stream %d", self.name, stream.stream_id)
+                    stream.close(CloseReason.UNEXPECTED_FAILURE)
+                    return
+            async with sub:
+                closed = asyncio.ensure_future(stream.wait_closed())
+                try:
+                    await self._pump(stream, sub, started, closed)
+                finally:
+                    closed.cancel()
+        except StreamClosedError:
+            pass
+        finally:
+            if not stream.closed:
+                stream.close(CloseReason.CANCELLED)
+            if self._stream is stream:
+                self._stream = None
+            log.info("%s: recording stream %d ended after %.1f s (%s by %s)", self.name, stream.stream_id,
+                     time.monotonic() - started, stream.close_reason, stream.closed_by)
+
+    async def _pump(self, stream: RecordingStream, sub: Any, started: float, closed: asyncio.Future[None]) -> None:
+        generation = sub.generation
+        cap = self.config.max_event_s
+        while not stream.closed:
+            getter = asyncio.ensure_future(sub.get())
+            done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                return
+            try:
+                item = getter.result()
+            except Exception:  # the subscription ended: ffmpeg restarted, stopped, or we were too slow
+                log.info("%s: source changed or stopped (%s); ending stream %d", self.name,
+                         sub.close_reason, stream.stream_id)
+                stream.close(CloseReason.CANCELLED)
+                return
+            if isinstance(item, InitSegment):
+                if sub.generation != generation:
+                    stream.close(CloseReason.CANCELLED)
+                    return
+                await stream.send_init(item.data)
+                continue
+            assert isinstance(item, Fragment)
+            last = time.monotonic() - started >= cap
+            await stream.send_fragment(item.data, end_of_stream=last)
+            if last:
+                log.info("%s: stream %d reached the %.0f s cap", self.name, stream.stream_id, cap)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(closed), END_GRACE_S)
+                stream.close(CloseReason.NORMAL)
+                return
+
+    # -- snapshots ------------------------------------------------------------------------------
+    async def _snapshot(self, width: int, height: int, reason: int | None) -> bytes:
+        refusal = snapshot_refusal(self.settings, reason)
+        if refusal is not None:
+            raise HapError(refusal)
+        try:
+            async with asyncio.timeout(SNAPSHOT_TIMEOUT_S):
+                if self.config.snapshot_url:
+                    return await jpeg_from_url(self.config.snapshot_url)
+                snap = self.pipeline.fragments_since(0) if self._pipeline_running else None
+                if snap is not None and snap.fragments:
+                    return await jpeg_from_fmp4(bytes(snap.init.data), bytes(snap.fragments[-1].data), width,
+                                                height, ffmpeg=self._ffmpeg)
+                inputs: list[str] = []
+                for spec in self.source.inputs():
+                    for key, value in spec.options.items():
+                        inputs += [f"-{key}"] if value is None else [f"-{key}", value]
+                    inputs += ["-i", spec.url]
+                return await jpeg_from_input(inputs, width, height, ffmpeg=self._ffmpeg)
+        except TimeoutError:
+            raise HapError(HapStatus.OPERATION_TIMED_OUT) from None
+        except SnapshotError as exc:
+            log.warning("%s: snapshot failed: %s", self.name, exc)
+            raise HapError(HapStatus.SERVICE_COMMUNICATION_FAILURE) from None
+
+    # -- status ---------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "paired": self.server.paired,
+            "mode": self.settings.mode_name,
+            "recording_active": bool(self.settings.recording_active),
+            "selection": None if self.selection is None else
+            f"{self.selection.width}x{self.selection.height}@{self.selection.fps}",
+            "motion": bool(self.services.motion.value),
+            "streaming": self._stream is not None,
+            "recordings": self.recordings,
+            "pipeline": self.pipeline.status().state.value if self._pipeline_running else "stopped",
+        }

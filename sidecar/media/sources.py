@@ -109,10 +109,13 @@ class Source:
                 {"f": "lavfi", "re": None},
             )
             return video, tone
+        # thread_queue_size: with a second input (the silent track) ffmpeg reads each input on
+        # its own thread; the default queue of 8 packets makes a live camera's thread wait.
         if kind is SourceKind.RTSP:
-            opts = {"rtsp_transport": "tcp", "timeout": timeout_us}
+            opts = {"rtsp_transport": "tcp", "timeout": timeout_us, "thread_queue_size": "512"}
         elif kind is SourceKind.HTTP:
-            opts = {"rw_timeout": timeout_us, "reconnect": "1", "reconnect_streamed": "1"}
+            opts = {"rw_timeout": timeout_us, "reconnect": "1", "reconnect_streamed": "1",
+                    "thread_queue_size": "512"}
         elif kind is SourceKind.FILE:
             opts = {"re": None}
             if self.loop:

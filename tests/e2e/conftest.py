@@ -19,9 +19,13 @@ class SidecarProcess:
     proc: asyncio.subprocess.Process
     lines: list[str] = field(default_factory=list)
 
-    async def wait_for_line(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+    def mark(self) -> int:
+        """A position in the log; ``wait_for_line(..., after=mark)`` ignores earlier lines."""
+        return len(self.lines)
+
+    async def wait_for_line(self, pattern: str, timeout: float = 20.0, after: int = 0) -> re.Match[str]:
         regex = re.compile(pattern)
-        for line in self.lines:
+        for line in self.lines[after:]:
             if m := regex.search(line):
                 return m
         assert self.proc.stderr is not None

@@ -1,0 +1,142 @@
+"""The whole sidecar, started by its command line on the demo camera, driven by a hub simulator:
+aiohomekit for HAP, our hub-side HDS client for the recording (hksv-protocol.md §8-10)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from sidecar import tlv8
+from sidecar.camera.recording_config import (
+    TRIGGER_MOTION,
+    AudioRecordingCodec,
+    H264Level,
+    H264Profile,
+    RecordingSelection,
+    SampleRate,
+    encode_selection,
+)
+from tests.hub.hap_setup import DeriveCapture, open_hds
+from tests.interop.conftest import aio_pair
+
+PIN = "031-45-154"
+pytestmark = pytest.mark.slow
+
+
+def iids_by_type(accessories: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    out = {}
+    for svc in accessories[0]["services"]:
+        stype = svc["type"].split("-")[0].lstrip("0")
+        for c in svc["characteristics"]:
+            out[(stype, c["type"].split("-")[0].lstrip("0"))] = c["iid"]
+    return out
+
+
+def advertised_resolutions(video_tlv: bytes) -> set[tuple[int, int, int]]:
+    codec = dict(tlv8.decode(video_tlv))[1]
+    res = set()
+    for t, v in tlv8.decode(codec):
+        if t == 3:
+            a = tlv8.decode_dict(v)
+            res.add((int.from_bytes(a[1], "little"), int.from_bytes(a[2], "little"), a[3][0]))
+    return res
+
+
+def probe(path: Path) -> dict[str, Any]:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+                         capture_output=True, check=True, text=True)
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def first_frame_is_key(path: Path) -> bool:
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_frames", "-read_intervals",
+                          "%+#1", "-show_entries", "frame=key_frame", "-of", "csv=p=0", str(path)],
+                         capture_output=True, check=True, text=True)
+    return out.stdout.strip().splitlines()[0].startswith("1")
+
+
+async def record_once(pairing: Any, capture: DeriveCapture, ids: dict[tuple[str, str], int], stream_id: int,
+                      live_fragments: int, tmp: Path) -> tuple[list[Any], Path]:
+    client = await open_hds(pairing, ids[("129", "131")], capture)
+    try:
+        await client.hello()
+        opened = await client.open(stream_id)
+        assert (opened.header.status, opened.body) == (0, {"status": 0})
+        frags, closed = await client.collect(stream_id, fragments=1 + 1 + live_fragments + 1, within=40)
+        assert closed is None
+        await client.close_stream(stream_id, 0)
+    finally:
+        await client.aclose()
+    path = tmp / f"rec{stream_id}.mp4"
+    path.write_bytes(b"".join(f.data for f in frags))
+    return frags, path
+
+
+async def test_demo_camera_records_to_a_hub(sidecar: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    capture = DeriveCapture.install(monkeypatch)
+    proc = await sidecar("--demo", "--demo-motion-every", "100000", "--setup-code", PIN, "--trigger-http-port", "0")
+    port = int((await proc.wait_for_line(r"HAP port: (\d+)")).group(1))
+    trigger_port = int((await proc.wait_for_line(r"motion triggers: http://[\d.]+:(\d+)")).group(1))
+    pairing = await aio_pair(port, PIN)
+    try:
+        accessories = await pairing.list_accessories_and_characteristics()
+        ids = iids_by_type(accessories)
+        values = await pairing.get_characteristics([(1, ids[("204", k)]) for k in ("205", "206", "207")])
+        supported_video = base64.b64decode(values[(1, ids[("204", "206")])]["value"])
+        assert (640, 360, 15) in advertised_resolutions(supported_video) or \
+            (640, 360, 24) in advertised_resolutions(supported_video)
+        # The real hub selection of hksv-protocol.md §9.4, adapted to an advertised resolution.
+        selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L4_0, 600, 4000,
+                                       640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 64)
+        await pairing._ensure_connected()
+        conn = pairing.connection
+        assert await conn.put_json("/prepare", {"ttl": 5000, "pid": 42}) == {"status": 0}
+        await conn.put_json("/characteristics", {"characteristics": [
+            {"aid": 1, "iid": ids[("204", "226")], "value": 1}], "pid": 42})
+        result = await pairing.put_characteristics([
+            (1, ids[("204", "209")], base64.b64encode(encode_selection(selection)).decode()),
+            (1, ids[("21A", "21B")], 1), (1, ids[("204", "B0")], 1)])
+        assert result == {}
+        await proc.wait_for_line(r"prebuffer ready", timeout=40)
+
+        motion_seen = asyncio.Event()
+        pairing.dispatcher_connect(lambda ev: (1, ids[("85", "22")]) in ev and motion_seen.set())
+        await pairing.subscribe([(1, ids[("85", "22")])])
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{trigger_port}/motion?Demo%20Camera") as resp:
+                assert resp.status == 200 and (await resp.json())["error"] is False
+        await asyncio.wait_for(motion_seen.wait(), 10)
+
+        frags, path = await record_once(pairing, capture, ids, 1, live_fragments=2, tmp=tmp_path)
+        assert frags[0].data_type == "mediaInitialization" and frags[0].sequence == 1
+        assert [f.sequence for f in frags] == list(range(1, len(frags) + 1))
+        info = probe(path)
+        streams = {s["codec_type"]: s for s in info["streams"]}
+        assert streams["video"]["codec_name"] == "h264" and streams["video"]["width"] == 640
+        assert streams["audio"]["codec_name"] == "aac" and streams["audio"]["profile"] == "LC"
+        assert streams["audio"]["sample_rate"] == "32000" and streams["audio"]["channels"] == 1
+        assert float(info["format"]["duration"]) >= 4.0 + 2 * 3.9  # prebuffer + the live fragments
+        decode = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"], capture_output=True,
+                                text=True)
+        assert decode.returncode == 0 and decode.stderr == ""
+        assert first_frame_is_key(path)
+
+        # Recording audio off (a timed write): the next recording has no audio track at all.
+        mark = proc.mark()
+        await conn.put_json("/prepare", {"ttl": 5000, "pid": 43})
+        await conn.put_json("/characteristics", {"characteristics": [
+            {"aid": 1, "iid": ids[("204", "226")], "value": 0}], "pid": 43})
+        await proc.wait_for_line(r"restarting ffmpeg", timeout=20, after=mark)
+        await proc.wait_for_line(r"prebuffer ready", timeout=40, after=mark)
+        frags2, path2 = await record_once(pairing, capture, ids, 2, live_fragments=1, tmp=tmp_path)
+        assert {s["codec_type"] for s in probe(path2)["streams"]} == {"video"}
+    finally:
+        await pairing.shutdown()
