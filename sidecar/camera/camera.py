@@ -362,7 +362,8 @@ class Camera:
             snap = await self.pipeline.wait_ready(wanted)
             log.info("%s: prebuffer ready (generation %d, %.1f s from a keyframe)", self.name, snap.generation,
                      snap.duration_s)
-            await self.pipeline.wait_for(lambda: self.pipeline.prebuffer.generation != snap.generation)
+            generation = snap.generation
+            await self.pipeline.wait_for(lambda: self.pipeline.prebuffer.generation != generation)
 
     # -- recordings -----------------------------------------------------------------------------
     def _on_stream(self, stream: RecordingStream) -> None:

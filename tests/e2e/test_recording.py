@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -49,18 +48,29 @@ def advertised_resolutions(video_tlv: bytes) -> set[tuple[int, int, int]]:
     return res
 
 
-def probe(path: Path) -> dict[str, Any]:
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-                         capture_output=True, check=True, text=True)
-    result: dict[str, Any] = json.loads(out.stdout)
+async def run(*cmd: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def probe(path: Path) -> dict[str, Any]:
+    rc, out, err = await run("ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path))
+    assert rc == 0, err
+    result: dict[str, Any] = json.loads(out)
     return result
 
 
-def first_frame_is_key(path: Path) -> bool:
-    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_frames", "-read_intervals",
-                          "%+#1", "-show_entries", "frame=key_frame", "-of", "csv=p=0", str(path)],
-                         capture_output=True, check=True, text=True)
-    return out.stdout.strip().splitlines()[0].startswith("1")
+async def first_frame_is_key(path: Path) -> bool:
+    rc, out, _ = await run("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_frames", "-read_intervals",
+                           "%+#1", "-show_entries", "frame=key_frame", "-of", "csv=p=0", str(path))
+    return rc == 0 and out.strip().splitlines()[0].startswith("1")
+
+
+async def decodes_cleanly(path: Path) -> bool:
+    rc, _, err = await run("ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-")
+    return rc == 0 and err == ""
 
 
 async def record_once(pairing: Any, capture: DeriveCapture, ids: dict[tuple[str, str], int], stream_id: int,
@@ -110,24 +120,22 @@ async def test_demo_camera_records_to_a_hub(sidecar: Any, monkeypatch: pytest.Mo
         motion_seen = asyncio.Event()
         pairing.dispatcher_connect(lambda ev: (1, ids[("85", "22")]) in ev and motion_seen.set())
         await pairing.subscribe([(1, ids[("85", "22")])])
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{trigger_port}/motion?Demo%20Camera") as resp:
-                assert resp.status == 200 and (await resp.json())["error"] is False
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"http://127.0.0.1:{trigger_port}/motion?Demo%20Camera") as resp:
+            assert resp.status == 200 and (await resp.json())["error"] is False
         await asyncio.wait_for(motion_seen.wait(), 10)
 
         frags, path = await record_once(pairing, capture, ids, 1, live_fragments=2, tmp=tmp_path)
         assert frags[0].data_type == "mediaInitialization" and frags[0].sequence == 1
         assert [f.sequence for f in frags] == list(range(1, len(frags) + 1))
-        info = probe(path)
+        info = await probe(path)
         streams = {s["codec_type"]: s for s in info["streams"]}
         assert streams["video"]["codec_name"] == "h264" and streams["video"]["width"] == 640
         assert streams["audio"]["codec_name"] == "aac" and streams["audio"]["profile"] == "LC"
         assert streams["audio"]["sample_rate"] == "32000" and streams["audio"]["channels"] == 1
         assert float(info["format"]["duration"]) >= 4.0 + 2 * 3.9  # prebuffer + the live fragments
-        decode = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"], capture_output=True,
-                                text=True)
-        assert decode.returncode == 0 and decode.stderr == ""
-        assert first_frame_is_key(path)
+        assert await decodes_cleanly(path)
+        assert await first_frame_is_key(path)
 
         # Recording audio off (a timed write): the next recording has no audio track at all.
         mark = proc.mark()
@@ -136,7 +144,8 @@ async def test_demo_camera_records_to_a_hub(sidecar: Any, monkeypatch: pytest.Mo
             {"aid": 1, "iid": ids[("204", "226")], "value": 0}], "pid": 43})
         await proc.wait_for_line(r"restarting ffmpeg", timeout=20, after=mark)
         await proc.wait_for_line(r"prebuffer ready", timeout=40, after=mark)
-        frags2, path2 = await record_once(pairing, capture, ids, 2, live_fragments=1, tmp=tmp_path)
-        assert {s["codec_type"] for s in probe(path2)["streams"]} == {"video"}
+        _, path2 = await record_once(pairing, capture, ids, 2, live_fragments=1, tmp=tmp_path)
+        assert {s["codec_type"] for s in (await probe(path2))["streams"]} == {"video"}
+        assert await decodes_cleanly(path2)
     finally:
         await pairing.shutdown()
