@@ -22,6 +22,7 @@ import base64
 import contextlib
 import logging
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -362,8 +363,10 @@ class Camera:
             snap = await self.pipeline.wait_ready(wanted)
             log.info("%s: prebuffer ready (generation %d, %.1f s from a keyframe)", self.name, snap.generation,
                      snap.duration_s)
-            generation = snap.generation
-            await self.pipeline.wait_for(lambda: self.pipeline.prebuffer.generation != generation)
+            await self.pipeline.wait_for(partial(self._generation_changed, snap.generation))
+
+    def _generation_changed(self, generation: int) -> bool:
+        return self.pipeline.prebuffer.generation != generation
 
     # -- recordings -----------------------------------------------------------------------------
     def _on_stream(self, stream: RecordingStream) -> None:
