@@ -1,0 +1,183 @@
+"""The camera's HKSV rules through real HAP and HDS sessions (hksv-protocol.md §8.2, §9, §12)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar.camera import Camera
+from sidecar.camera.recording_config import (
+    TRIGGER_MOTION,
+    AudioRecordingCodec,
+    H264Level,
+    H264Profile,
+    RecordingSelection,
+    SampleRate,
+    encode_selection,
+)
+from sidecar.config import CameraConfig
+from tests.hub.hap_setup import DeriveCapture, open_hds
+from tests.interop.conftest import aio_pair
+
+PIN = "031-45-154"
+SELECTION = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L3_1, 500, 4000, 640, 360, 15,
+                               AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 32)
+
+
+@dataclass
+class Rig:
+    camera: Camera
+    pairing: Any
+    capture: DeriveCapture
+    ids: dict[tuple[str, str], int]
+
+    async def put(self, **values: Any) -> dict[Any, Any]:
+        key = {"recording": ("204", "B0"), "homekit": ("21A", "21B"), "event": ("21A", "223"),
+               "periodic": ("21A", "225"), "rtp": ("110", "B0"), "selection": ("204", "209")}
+        items = []
+        for name, value in values.items():
+            if name == "selection":
+                value = base64.b64encode(value).decode()
+            items.append((1, self.ids[key[name]], value))
+        result: dict[Any, Any] = await self.pairing.put_characteristics(items)
+        return result
+
+    async def hds(self) -> Any:
+        client = await open_hds(self.pairing, self.ids[("129", "131")], self.capture)
+        await client.hello()
+        return client
+
+
+def iids(accessories: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    out = {}
+    for svc in accessories[0]["services"]:
+        for c in svc["characteristics"]:
+            out[(svc["type"].split("-")[0].lstrip("0"), c["type"].split("-")[0].lstrip("0"))] = c["iid"]
+    return out
+
+
+async def make_camera(tmp_path: Path, **overrides: Any) -> Camera:
+    config = CameraConfig(name="Rules Cam", source="demo", profile="libx264", setup_code=PIN, **overrides)
+    camera = Camera(config, tmp_path, host="127.0.0.1", port=0, advertiser=None)
+    await camera.start()
+    return camera
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
+    capture = DeriveCapture.install(monkeypatch)
+    camera = await make_camera(tmp_path, max_event_s=10)
+    pairing = await aio_pair(camera.server.port, PIN)
+    try:
+        yield Rig(camera, pairing, capture, iids(await pairing.list_accessories_and_characteristics()))
+    finally:
+        await pairing.shutdown()
+        await camera.stop()
+
+
+async def test_open_is_refused_until_everything_is_set(rig: Rig) -> None:
+    client = await rig.hds()
+    try:
+        assert rig.camera.pipeline.status().state.value == "stopped"  # recording off: no ffmpeg
+        refused = await client.open(1)
+        assert (refused.header.status, refused.body) == (6, {"status": 1})  # recording Active = 0
+        await rig.put(recording=1, homekit=0)
+        refused = await client.open(2)
+        assert (refused.header.status, refused.body) == (6, {"status": 1})  # HomeKitCameraActive = 0
+        await rig.put(homekit=1)
+        refused = await client.open(3)
+        assert (refused.header.status, refused.body) == (6, {"status": 9})  # no selection yet
+        bad = await rig.put(selection=b"\x01\x00")
+        assert bad[(1, rig.ids[("204", "209")])]["status"] == -70410
+    finally:
+        await client.aclose()
+
+
+async def test_busy_cap_and_camera_off(rig: Rig) -> None:
+    await rig.put(selection=encode_selection(SELECTION), recording=1)
+    await rig.camera.pipeline.wait_ready(4000, timeout_s=40)
+    first, second = await rig.hds(), await rig.hds()
+    try:
+        assert (await first.open(1)).body == {"status": 0}
+        busy = await second.open(2)
+        assert (busy.header.status, busy.body) == (6, {"status": 2})
+        same = await first.open(3)  # a second open on the stream's own connection: BUSY too
+        assert (same.header.status, same.body) == (6, {"status": 2})
+        # max_event_s = 10: the stream ends by itself, with endOfStream on its last fragment...
+        frags, closed = await first.collect(1, within=30)
+        assert closed is None and frags[-1].end_of_stream is True
+        assert sum(1 for f in frags if f.data_type == "mediaFragment") >= 3
+        # ...and, since this hub does not close it, a NORMAL close follows.
+        _, closed = await first.collect(1, within=10)
+        assert closed is not None and closed.body == {"streamId": 1, "reason": 0}
+
+        assert (await second.open(4)).body == {"status": 0}
+        await second.collect(4, fragments=2, within=20)
+        await rig.put(homekit=0)  # switched off mid-recording: close with NOT_ALLOWED (1)
+        _, closed = await second.collect(4, within=10)
+        assert closed is not None and closed.body == {"streamId": 4, "reason": 1}
+        values = await rig.pairing.get_characteristics([(1, rig.ids[("85", "75")])])
+        assert values[(1, rig.ids[("85", "75")])]["value"] in (False, 0)  # StatusActive follows
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_snapshots_follow_the_operating_modes(rig: Rig) -> None:
+    await rig.pairing._ensure_connected()
+    conn = rig.pairing.connection
+
+    async def snap(reason: int | None) -> Any:
+        body: dict[str, Any] = {"resource-type": "image", "image-width": 320, "image-height": 180}
+        if reason is not None:
+            body["reason"] = reason
+        response = await conn.post_json("/resource", body)
+        return response
+
+    image = await rig.pairing.image(1, 320, 180)
+    assert image.startswith(b"\xff\xd8")
+    await rig.put(event=0)
+    assert await snap(None) == {"status": -70401}
+    assert await snap(1) == {"status": -70412}
+    await rig.put(event=1, periodic=0)
+    assert await snap(0) == {"status": -70412}
+    await rig.put(periodic=1, homekit=0)
+    assert await snap(1) == {"status": -70412}
+
+
+async def test_settings_and_selection_survive_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    camera = await make_camera(tmp_path)
+    pairing = await aio_pair(camera.server.port, PIN)
+    ids = iids(await pairing.list_accessories_and_characteristics())
+    rig = Rig(camera, pairing, DeriveCapture(), ids)
+    await rig.put(selection=encode_selection(SELECTION), event=0, periodic=0)
+    data = dict(pairing.pairing_data)
+    await pairing.shutdown()
+    await camera.stop()
+
+    again = await make_camera(tmp_path)
+    try:
+        assert again.selection == SELECTION
+        assert (again.settings.event_snapshots, again.settings.periodic_snapshots) == (0, 0)
+        assert again.services.event_snapshots.value == 0 and again.server.paired
+        assert again.server.port != 0 and data["AccessoryPairingID"] == again.server.state.device_id
+    finally:
+        await again.stop()
+
+
+async def test_a_changed_source_drops_the_selection(tmp_path: Path) -> None:
+    camera = await make_camera(tmp_path)
+    camera.settings.selection = base64.b64encode(encode_selection(SELECTION)).decode()
+    camera.settings.supported_hash = "what we advertised before"
+    camera.settings.store(camera.state.app)
+    await camera.stop()
+    again = await make_camera(tmp_path)
+    try:
+        assert again.selection is None and again.settings.selection == ""
+    finally:
+        await again.stop()
