@@ -359,3 +359,24 @@ async def test_stderr_is_drained_and_rate_limited(tmp_path: Path, caplog: pytest
     logged = [r for r in caplog.records if "chatty: ffmpeg: line" in r.getMessage()]
     assert 5 <= len(logged) <= 12
     assert "watchdog" in (pipeline.status().last_error or "")
+
+
+@pytest.mark.slow
+async def test_camera_killed_then_restarted_on_the_same_port(rtsp_camera: CameraFactory) -> None:
+    cam = await rtsp_camera(gop=60, audio=False)
+    pipeline = MediaPipeline(PipelineConfig(
+        source=Source(cam.url, has_audio=False), profile="copy", settings=SMALL, name="drop",
+        backoff_initial_s=0.2, backoff_max_s=1.0,
+    ))
+    await pipeline.start()
+    try:
+        await pipeline.wait_for(lambda: pipeline.prebuffer.fragment_count > 0, 20)
+        generation = pipeline.prebuffer.generation
+        await cam.kill()  # connection closed: ffmpeg exits (with code 0), then "connection refused"
+        await pipeline.wait_for(lambda: pipeline.restarts >= 2, 15)
+        assert pipeline.prebuffer.init is None
+        await cam.start()  # same port
+        await pipeline.wait_for(lambda: pipeline.prebuffer.fragment_count > 0, 30)
+        assert pipeline.prebuffer.generation > generation
+    finally:
+        await pipeline.stop()
