@@ -25,8 +25,8 @@ def supported_video_stream(resolutions: tuple[tuple[int, int, int], ...] = STREA
 
 def supported_audio_stream() -> bytes:
     """Opus (codec 3), mono, variable bitrate, 16 and 24 kHz: what iOS accepts and Debian's ffmpeg encodes."""
-    codecs = [tlv8.encode([(1, 3), (2, tlv8.encode([(1, 1), (2, 0), (3, rate)]))]) for rate in (1, 2)]
-    return tlv8.encode_list(1, codecs) + tlv8.item(2, 0)
+    params = tlv8.encode([(1, 1), (2, 0)]) + tlv8.encode_list(3, [1, 2])
+    return tlv8.item(1, tlv8.encode([(1, 3), (2, params)])) + tlv8.item(2, 0)
 
 
 def supported_rtp() -> bytes:
