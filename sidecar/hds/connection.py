@@ -247,7 +247,7 @@ class HDSConnection:
         """Accessory-side ``close`` event with ``reason`` (idempotent)."""
         if stream is not self.stream or stream.closed:
             return
-        body = {"streamId": stream.stream_id, "reason": int(reason)}
+        body = stream.close_body(reason)
         if not self.closed:
             self._send(messages.encode_event(DATASEND, "close", body))
         self._end_stream("accessory", reason)
