@@ -40,6 +40,7 @@ from ..media import (
     RecordingSettings,
     SourceProbe,
     parse_source,
+    probe_source,
 )
 from .modes import CameraSettings, snapshot_refusal
 from .recording_config import RecordingSelection, SupportedRecording, parse_selection, supported_for_source
@@ -112,7 +113,7 @@ class Camera:
     # -- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         await self.server.start()
-        self._spawn(self._refresh_probe(), "probe")
+        self._spawn(self._probe_until_known(), "probe")
         await self._apply_pipeline_gate()
         if self.config.motion_every:
             self._spawn(self._demo_motion(self.config.motion_every), "demo-motion")
@@ -303,24 +304,46 @@ class Camera:
         s.supported_video.set_value(self.supported.video_tlv())
         s.supported_audio.set_value(self.supported.audio_tlv())
 
-    async def _refresh_probe(self) -> None:
+    async def _probe_until_known(self) -> None:
+        """Probe the source at start, retrying with backoff while the camera is unreachable."""
+        delay = 5.0
+        while not await self._refresh_probe():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 300.0)
+
+    async def _refresh_probe(self) -> bool:
+        """Learn what the source delivers and advertise accordingly. Returns whether it worked.
+
+        While the pipeline runs its own output is read; otherwise a short separate ffmpeg
+        probes the camera (a copy-mode pipeline is off until a hub enables recording).
+        """
         try:
-            probe: SourceProbe = await self.pipeline.probe(timeout_s=30)
-        except (TimeoutError, OSError, Exception) as exc:
-            log.warning("%s: could not probe the source yet (%s); advertising defaults", self.name,
-                        type(exc).__name__)
-            return
+            if self._pipeline_running:
+                probe: SourceProbe = await self.pipeline.probe(timeout_s=30)
+            else:
+                probe = await probe_source(self.source, ffmpeg_bin=self._ffmpeg, timeout_s=20)
+        except Exception as exc:
+            log.warning("%s: could not probe the source (%s: %s); advertising %s", self.name, type(exc).__name__,
+                        exc, "the last known configuration" if self._cached_probe() else "defaults")
+            return False
+        if self.pipeline.profile.is_copy and not probe.is_h264:
+            log.error("%s: the camera sends %s, not H.264: copy mode cannot record it; use a transcoding "
+                      "profile (--profile libx264) or switch the camera's stream to H.264", self.name, probe.codec)
         record = {"width": probe.width, "height": probe.height, "fps": probe.fps, "codec": probe.codec,
                   "has_audio": probe.has_audio}
-        if record == self._cached_probe():
-            return
-        self.state.app[PROBE_KEY] = record
+        if record != self._cached_probe():
+            self.state.app[PROBE_KEY] = record
+            self.server.save_state()
         supported = self._supported_from(record)
         if supported.config_hash() != self.supported.config_hash():
             self.supported = supported
             self._publish_supported()
             self._load_selection()
-        self.server.save_state()
+        sizes = sorted({(r.width, r.height) for r in self.supported.resolutions}, reverse=True)
+        log.info("%s: source is %dx%d@%s %s%s; advertising %s", self.name, probe.width, probe.height,
+                 probe.fps, probe.codec, " with audio" if probe.has_audio else "",
+                 ", ".join(f"{w}x{h}" for w, h in sizes[:6]) + (" ..." if len(sizes) > 6 else ""))
+        return True
 
     # -- the pipeline -----------------------------------------------------------------------------
     def _recording_settings(self, selection: RecordingSelection | None) -> RecordingSettings:
@@ -363,6 +386,8 @@ class Camera:
             snap = await self.pipeline.wait_ready(wanted)
             log.info("%s: prebuffer ready (generation %d, %.1f s from a keyframe)", self.name, snap.generation,
                      snap.duration_s)
+            if self.pipeline.profile.is_copy:
+                await self._refresh_probe()  # a reconnected camera may have changed its stream
             await self.pipeline.wait_for(partial(self._generation_changed, snap.generation))
 
     def _generation_changed(self, generation: int) -> bool:

@@ -100,12 +100,22 @@ class Session:
     def closed(self) -> bool:
         return self._conn.closed
 
-    def add_close_callback(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` once when this session's connection closes (at once if it has)."""
+    def add_close_callback(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run ``callback`` once when this session's connection closes (at once if it has).
+
+        Returns a function that unregisters it, so users that finish early (an HDS setup that
+        was consumed) do not leave callbacks piling up on a long-lived session.
+        """
         if self._conn.closed:
             callback()
-        else:
-            self._close_callbacks.append(callback)
+            return lambda: None
+        self._close_callbacks.append(callback)
+
+        def remove() -> None:
+            if callback in self._close_callbacks:
+                self._close_callbacks.remove(callback)
+
+        return remove
 
     def _run_close_callbacks(self) -> None:
         callbacks, self._close_callbacks = self._close_callbacks, []

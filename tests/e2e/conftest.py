@@ -75,3 +75,7 @@ async def sidecar(tmp_path: Path) -> AsyncIterator[object]:
     yield start
     for sp in started:
         await sp.terminate()
+
+
+# The GStreamer RTSP test camera (real RTSP on 127.0.0.1), shared with the media tests.
+from tests.media.conftest import rtsp_camera  # noqa: E402,F401

@@ -1,0 +1,64 @@
+"""A real RTSP camera (GStreamer, 640x360@15, 4 s GOP, AAC audio) through the whole sidecar in
+copy mode: the sidecar advertises the camera's own stream and records it to a simulated hub."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar.camera.recording_config import (
+    TRIGGER_MOTION,
+    AudioRecordingCodec,
+    H264Level,
+    H264Profile,
+    RecordingSelection,
+    SampleRate,
+    encode_selection,
+)
+from tests.hub.hap_setup import DeriveCapture
+from tests.interop.conftest import aio_pair
+
+from .test_recording import advertised_resolutions, decodes_cleanly, first_frame_is_key, iids_by_type, probe, \
+    record_once
+
+PIN = "031-45-154"
+pytestmark = pytest.mark.slow
+
+
+async def test_rtsp_camera_in_copy_mode(sidecar: Any, rtsp_camera: Any, monkeypatch: pytest.MonkeyPatch,
+                                        tmp_path: Path) -> None:
+    cam = await rtsp_camera(width=640, height=360, fps=15, gop=60, audio=True)
+    capture = DeriveCapture.install(monkeypatch)
+    proc = await sidecar("--camera", f"Porch={cam.url}", "--setup-code", PIN)
+    port = int((await proc.wait_for_line(r"HAP port: (\d+)")).group(1))
+    await proc.wait_for_line(r"Porch: source is 640x360@[\d.]+ avc1 with audio", timeout=30)
+    pairing = await aio_pair(port, PIN)
+    try:
+        ids = iids_by_type(await pairing.list_accessories_and_characteristics())
+        values = await pairing.get_characteristics([(1, ids[("204", "206")])])
+        # Copy mode can only deliver the camera's own stream: that is all it advertises.
+        assert advertised_resolutions(base64.b64decode(values[(1, ids[("204", "206")])]["value"])) == {
+            (640, 360, 15)}
+        selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.HIGH, H264Level.L4_0, 2000, 4000,
+                                       640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 64)
+        await pairing._ensure_connected()
+        await pairing.connection.put_json("/prepare", {"ttl": 5000, "pid": 7})
+        await pairing.connection.put_json("/characteristics", {"characteristics": [
+            {"aid": 1, "iid": ids[("204", "226")], "value": 1}], "pid": 7})
+        assert await pairing.put_characteristics([
+            (1, ids[("204", "209")], base64.b64encode(encode_selection(selection)).decode()),
+            (1, ids[("204", "B0")], 1)]) == {}
+        await proc.wait_for_line(r"Porch: prebuffer ready", timeout=45)
+        frags, path = await record_once(pairing, capture, ids, 1, live_fragments=1, tmp=tmp_path)
+        info = await probe(path)
+        streams = {s["codec_type"]: s for s in info["streams"]}
+        assert (streams["video"]["width"], streams["video"]["height"]) == (640, 360)
+        assert streams["audio"]["codec_name"] == "aac" and streams["audio"]["sample_rate"] == "32000"
+        assert await decodes_cleanly(path) and await first_frame_is_key(path)
+        assert float(info["format"]["duration"]) >= 4.0 + 3.9
+        assert all(f.data for f in frags)
+    finally:
+        await pairing.shutdown()
