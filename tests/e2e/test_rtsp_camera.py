@@ -21,8 +21,14 @@ from sidecar.camera.recording_config import (
 from tests.hub.hap_setup import DeriveCapture
 from tests.interop.conftest import aio_pair
 
-from .test_recording import advertised_resolutions, decodes_cleanly, first_frame_is_key, iids_by_type, probe, \
-    record_once
+from .test_recording import (
+    advertised_resolutions,
+    decodes_cleanly,
+    first_frame_is_key,
+    iids_by_type,
+    probe,
+    record_once,
+)
 
 PIN = "031-45-154"
 pytestmark = pytest.mark.slow
