@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 from .events import EventQueue
 from .http import JSON_TYPE, TLV_TYPE, HttpError, HttpRequest, RequestParser, json_body
@@ -520,28 +520,29 @@ class ServerCore:
     # /characteristics GET
     def _get_characteristics(self, conn: Connection, req: HttpRequest, now: float) -> None:
         assert conn.session is not None
-        query = parse_qs(req.query)
+        query = _parse_query(req.query)
         ids = query.get("id")
         if not ids:
             conn._send_response(400, json_body({"status": int(HapStatus.INVALID_VALUE)}))
             return
-
-        def flag(name: str) -> bool:
-            return query.get(name, ["0"])[0] in ("1", "true")
-
-        want_meta, want_perms, want_type, want_ev = flag("meta"), flag("perms"), flag("type"), flag("ev")
-        ctx = ReadContext(conn.session)
+        want_meta = query.get("meta") in ("1", "true")
+        want_perms = query.get("perms") in ("1", "true")
+        want_type = query.get("type") in ("1", "true")
+        want_ev = query.get("ev") in ("1", "true")
+        ctx: ReadContext | None = None
+        aid_ok = self.accessory.aid
+        index = self._index
         results: list[dict[str, Any]] = []
         errors = False
-        for token in ids[0].split(","):
+        for token in ids.split(","):
+            aid_s, _, iid_s = token.partition(".")
             try:
-                aid_s, iid_s = token.split(".")
                 aid, iid = int(aid_s), int(iid_s)
             except ValueError:
                 conn._send_response(400, json_body({"status": int(HapStatus.INVALID_VALUE)}))
                 return
             entry: dict[str, Any] = {"aid": aid, "iid": iid}
-            char = self._index.get(iid) if aid == self.accessory.aid else None
+            char = index.get(iid) if aid == aid_ok else None
             if char is None:
                 entry["status"] = int(HapStatus.RESOURCE_DOES_NOT_EXIST)
                 errors = True
@@ -549,11 +550,15 @@ class ServerCore:
                 entry["status"] = int(HapStatus.WRITE_ONLY)
                 errors = True
             else:
-                try:
-                    entry["value"] = char.to_json_value(self._read_value(char, ctx))
-                except HapError as exc:
-                    entry["status"] = int(exc.status)
-                    errors = True
+                if char.on_read is None:
+                    entry["value"] = char.to_json_value(char.value)
+                else:
+                    try:
+                        ctx = ctx or ReadContext(conn.session)
+                        entry["value"] = char.to_json_value(self._read_value(char, ctx))
+                    except HapError as exc:
+                        entry["status"] = int(exc.status)
+                        errors = True
                 if want_meta:
                     entry.update(char.meta())
                 if want_perms:
@@ -692,6 +697,17 @@ class ServerCore:
             return
         assert isinstance(width, int) and isinstance(height, int)
         conn.pending_resource = ResourceRequest(width, height, reason, aid)
+
+
+def _parse_query(query: str) -> dict[str, str]:
+    """``id=1.2,1.3&ev=1`` -> {"id": "1.2,1.3", "ev": "1"}; first value wins, %-escapes decoded."""
+    out: dict[str, str] = {}
+    for part in query.split("&"):
+        key, _, value = part.partition("=")
+        if "%" in value or "+" in value:
+            value = unquote_plus(value)
+        out.setdefault(key, value)
+    return out
 
 
 class _NoValue:

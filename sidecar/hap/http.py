@@ -76,8 +76,11 @@ class HttpRequest:
         return parts[1] if len(parts) == 2 else ""
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # built once: json.dumps with options rebuilds it
+
+
 def json_body(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
+    return _ENCODER.encode(payload).encode()
 
 
 def encode_event(body: bytes) -> bytes:

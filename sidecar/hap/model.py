@@ -236,7 +236,7 @@ class Characteristic:
             raise HapError(HapStatus.INVALID_VALUE)
 
     def to_json_value(self, value: Any) -> Any:
-        if self.format in (Format.TLV8, Format.DATA):
+        if self.format is Format.TLV8 or self.format is Format.DATA:
             return base64.b64encode(value).decode("ascii")
         return value
 

@@ -499,3 +499,15 @@ def test_close_callbacks_can_be_unregistered() -> None:
     assert calls == ["kept"]
     session.add_close_callback(lambda: calls.append("late"))  # after close: runs at once
     assert calls == ["kept", "late"]
+
+
+def test_20_escaped_query_parameters() -> None:
+    h = make_harness()
+    peer, _ = h.paired_peer()
+    t = h.test
+    msg = peer.get_json(f"/characteristics?id=1.{t.on.iid}%2C1.{t.brightness.iid}&meta=1&ev=0")
+    entries = json.loads(msg.body)["characteristics"]
+    assert msg.status == 200 and [e["iid"] for e in entries] == [t.on.iid, t.brightness.iid]
+    assert "format" in entries[0] and "ev" not in entries[0]
+    assert peer.get_json("/characteristics?id=1.x").status == 400
+    assert peer.get_json("/characteristics?meta=1").status == 400
