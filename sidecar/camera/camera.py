@@ -59,6 +59,11 @@ READY_WAIT_S = 3.0  # how long an open waits for a warming prebuffer before star
 END_GRACE_S = 5.0  # after end-of-stream at the event cap, how long the hub may take to close
 
 
+def _consume_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class Camera:
     """One camera. ``start()``/``stop()`` own every task and process it creates."""
 
@@ -439,9 +444,16 @@ class Camera:
         cap = self.config.max_event_s
         while not stream.closed:
             getter = asyncio.ensure_future(sub.get())
-            done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:
-                getter.cancel()
+            try:
+                await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                # Whatever way we leave (stream closed, task cancelled at shutdown), the getter's
+                # outcome is consumed, so a subscription closing meanwhile is never an
+                # "exception never retrieved".
+                if not getter.done():
+                    getter.cancel()
+                getter.add_done_callback(_consume_outcome)
+            if not getter.done() or getter.cancelled():
                 return
             try:
                 item = getter.result()

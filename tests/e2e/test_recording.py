@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -147,5 +148,20 @@ async def test_demo_camera_records_to_a_hub(sidecar: Any, monkeypatch: pytest.Mo
         _, path2 = await record_once(pairing, capture, ids, 2, live_fragments=1, tmp=tmp_path)
         assert {s["codec_type"] for s in (await probe(path2))["streams"]} == {"video"}
         assert await decodes_cleanly(path2)
+
+        # SIGTERM mid-recording: the stream is closed with a reason, then the process exits 0 in < 5 s.
+        client = await open_hds(pairing, ids[("129", "131")], capture)
+        try:
+            await client.hello()
+            assert (await client.open(3)).body == {"status": 0}
+            await client.collect(3, fragments=2, within=20)
+            started = time.monotonic()
+            assert await proc.terminate() == 0
+            assert time.monotonic() - started < 5.0
+            _, closed = await client.collect(3, within=5)
+            assert closed is not None and closed.body == {"streamId": 3, "reason": 3}
+        finally:
+            await client.aclose()
+        assert not any("Traceback" in line for line in proc.lines)
     finally:
         await pairing.shutdown()
