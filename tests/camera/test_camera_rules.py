@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,11 +117,22 @@ async def test_busy_cap_and_camera_off(rig: Rig) -> None:
         _, closed = await first.collect(1, within=10)
         assert closed is not None and closed.body == {"streamId": 1, "reason": 0}
 
+        # A new selection that changes ffmpeg's command line restarts it: the init segment
+        # changes, so the running stream ends (CANCELLED, 3).
         assert (await second.open(4)).body == {"status": 0}
         await second.collect(4, fragments=2, within=20)
+        generation = rig.camera.pipeline.prebuffer.generation
+        await rig.put(selection=encode_selection(dataclasses.replace(SELECTION, bitrate_kbps=400)))
+        _, closed = await second.collect(4, within=20)
+        assert closed is not None and closed.body == {"streamId": 4, "reason": 3}
+        await rig.camera.pipeline.wait_for(lambda: rig.camera.pipeline.prebuffer.generation > generation, 20)
+        await rig.camera.pipeline.wait_ready(4000, timeout_s=40)
+
+        assert (await second.open(5)).body == {"status": 0}
+        await second.collect(5, fragments=2, within=20)
         await rig.put(homekit=0)  # switched off mid-recording: close with NOT_ALLOWED (1)
         _, closed = await second.collect(4, within=10)
-        assert closed is not None and closed.body == {"streamId": 4, "reason": 1}
+        assert closed is not None and closed.body == {"streamId": 5, "reason": 1}
         values = await rig.pairing.get_characteristics([(1, rig.ids[("85", "75")])])
         assert values[(1, rig.ids[("85", "75")])]["value"] in (False, 0)  # StatusActive follows
     finally:
