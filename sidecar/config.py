@@ -43,6 +43,7 @@ class CameraConfig(_Strict):
     operating_mode_indicator: bool = False
     night_vision: bool = False
     manually_disabled: bool = False
+    max_live_streams: int = Field(default=2, ge=1, le=8, description="concurrent live views; more are told busy")
 
     @field_validator("setup_code")
     @classmethod

@@ -47,6 +47,7 @@ from .recording_config import RecordingSelection, SupportedRecording, parse_sele
 from .rtp_config import supported_audio_stream, supported_rtp, supported_video_stream
 from .services import OptionalModes, build_services
 from .snapshot import SnapshotError, jpeg_from_fmp4, jpeg_from_input, jpeg_from_url
+from .streaming import LiveStreaming
 
 __all__ = ["CATEGORY_IP_CAMERA", "Camera"]
 
@@ -91,6 +92,10 @@ class Camera:
             prebuffer_capacity_s=max(12.0, config.prebuffer_ms / 1000 + 8),
             settings=self._recording_settings(None)))
         self.hds = HDSServer(gate=self, on_stream=self._on_stream, host=host)
+        self.live = LiveStreaming(name=config.name, source=self.source, ffmpeg=ffmpeg,
+                                  max_sessions=config.max_live_streams, probe=self._cached_probe,
+                                  copy_allowed=self.pipeline.profile.is_copy,
+                                  on_status=self.services.streaming_status.set_value)
         self.supported = self._supported_from(self._cached_probe())
         self.selection: RecordingSelection | None = None
         self._stream_task: asyncio.Task[None] | None = None
@@ -133,6 +138,7 @@ class Camera:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.live.aclose()
         await self.hds.aclose()
         await self.pipeline.stop()
         await self.server.stop()
@@ -182,7 +188,7 @@ class Camera:
         s.event_snapshots.on_write = lambda v, ctx: self._update(event_snapshots=v)
         s.periodic_snapshots.on_write = lambda v, ctx: self._update(periodic_snapshots=v)
         s.recording_audio_active.on_write = self._write_recording_audio
-        s.rtp_active.on_write = lambda v, ctx: self._update(rtp_active=v)
+        s.rtp_active.on_write = self._write_rtp_active
         if s.indicator is not None:
             s.indicator.on_write = lambda v, ctx: self._update(indicator=bool(v))
         if s.night_vision is not None:
@@ -194,12 +200,10 @@ class Camera:
         s.supported_video_stream.value = supported_video_stream()
         s.supported_audio_stream.value = supported_audio_stream()
         s.supported_rtp.value = supported_rtp()
-
-        def refuse_streaming(value: Any, ctx: WriteContext) -> None:
-            raise HapError(HapStatus.NOT_ALLOWED_IN_CURRENT_STATE, "live streaming is not available yet")
-
-        s.setup_endpoints.on_write = refuse_streaming
-        s.selected_rtp.on_write = refuse_streaming
+        s.setup_endpoints.on_write = self.live.write_setup
+        s.setup_endpoints.on_read = self.live.read_setup
+        s.selected_rtp.on_write = self.live.write_selected
+        s.selected_rtp.on_read = self.live.read_selected
 
     def _apply_settings_to_characteristics(self) -> None:
         s, st = self.services, self.settings
@@ -210,6 +214,7 @@ class Camera:
         s.periodic_snapshots.value = st.periodic_snapshots
         s.rtp_active.value = st.rtp_active
         s.motion_status_active.value = bool(st.homekit_active)
+        self.live.set_enabled(bool(st.rtp_active and st.homekit_active))
         if s.indicator is not None:
             s.indicator.value = st.indicator
         if s.night_vision is not None:
@@ -232,9 +237,14 @@ class Camera:
             return
         self._update(homekit_active=value)
         self.services.motion_status_active.set_value(bool(value))
+        self.live.set_enabled(bool(value and self.settings.rtp_active))
         if not value and self._stream is not None:
             self._stream.close(CloseReason.NOT_ALLOWED)
         self._spawn(self._apply_pipeline_gate(), "pipeline-gate")
+
+    def _write_rtp_active(self, value: int, ctx: WriteContext) -> None:
+        self._update(rtp_active=value)
+        self.live.set_enabled(bool(value and self.settings.homekit_active))
 
     def _write_recording_audio(self, value: int, ctx: WriteContext) -> None:
         if value != self.settings.recording_audio_active:
@@ -514,6 +524,7 @@ class Camera:
             f"{self.selection.width}x{self.selection.height}@{self.selection.fps}",
             "motion": bool(self.services.motion.value),
             "streaming": self._stream is not None,
+            "live_views": self.live.active_sessions,
             "recordings": self.recordings,
             "pipeline": self.pipeline.status().state.value if self._pipeline_running else "stopped",
         }

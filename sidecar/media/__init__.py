@@ -19,6 +19,7 @@ from .fmp4 import (
 )
 from .keyframes import GopVerdict, KeyframeMonitor, StreamMeasurement
 from .live import LiveSubscription, SubscriptionClosed
+from .live_stream import LiveAudio, LiveStreamProcess, LiveStreamSpec, LiveVideo, build_live_argv
 from .prebuffer import (
     CloseReason,
     Prebuffer,
@@ -50,7 +51,11 @@ __all__ = [
     "InitSegment",
     "InputSpec",
     "KeyframeMonitor",
+    "LiveAudio",
+    "LiveStreamProcess",
+    "LiveStreamSpec",
     "LiveSubscription",
+    "LiveVideo",
     "MediaPipeline",
     "PipelineConfig",
     "PipelineState",
@@ -73,6 +78,7 @@ __all__ = [
     "TrackInfo",
     "VideoTrack",
     "build_command",
+    "build_live_argv",
     "load_profile",
     "load_profiles",
     "parse_source",

@@ -1,0 +1,286 @@
+"""One live-view stream: an ffmpeg that sends a camera as SRTP to a HomeKit controller.
+
+Knows nothing of HAP (ARCHITECTURE.md): the camera layer turns the negotiated TLVs into the
+plain values of :class:`LiveStreamSpec`, :func:`build_live_argv` turns those into an argv,
+and :class:`LiveStreamProcess` runs it.
+
+Why a process of its own per session: the recording ffmpeg must never be disturbed by a
+viewer (its prebuffer is what a hub records from), and each controller negotiates its own
+resolution, bitrate, keys and SSRCs.
+
+Why ``-progress``: ffmpeg's RTP output gives us no byte stream to watch, so the only sign of
+life is its progress report. A run whose frame counter stops moving (a hung camera that did
+not trip the socket timeout) is killed by the stall watchdog; a run that exits (the camera
+dropped) ends the session. A live view is never restarted behind the controller's back: the
+Home app sets up a new session when it wants one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .sources import InputSpec
+
+__all__ = [
+    "SRTP_SUITE_AES_CM_128_HMAC_SHA1_80",
+    "LiveAudio",
+    "LiveStreamProcess",
+    "LiveStreamSpec",
+    "LiveVideo",
+    "build_live_argv",
+]
+
+log = logging.getLogger(__name__)
+
+SRTP_SUITE_AES_CM_128_HMAC_SHA1_80 = "AES_CM_128_HMAC_SHA1_80"
+#: H.264 profile and level names for ``-profile:v`` / ``-level:v``.
+H264_PROFILES = ("baseline", "main", "high")
+H264_LEVELS = ("3.1", "3.2", "4.0")
+
+
+@dataclass(frozen=True, slots=True)
+class LiveVideo:
+    """The selected video stream, in ffmpeg's terms.
+
+    ``encoder`` ``None`` means copy (the source already is H.264 at this size); otherwise it
+    is the encoder name (``libx264``) and width/height/fps/bitrate/profile/level apply.
+    ``srtp_key_b64`` is base64(master key || master salt); ``None`` sends plain RTP.
+    """
+
+    port: int
+    ssrc: int
+    width: int
+    height: int
+    fps: int
+    bitrate_kbps: int
+    mtu: int = 1378
+    payload_type: int = 99
+    encoder: str | None = "libx264"
+    profile: str = "main"
+    level: str = "3.1"
+    keyframe_interval_s: float = 2.0
+    srtp_key_b64: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveAudio:
+    """The selected audio stream: Opus at ``sample_rate_hz`` with ``packet_time_ms`` frames."""
+
+    port: int
+    ssrc: int
+    sample_rate_hz: int = 24000
+    packet_time_ms: int = 20
+    bitrate_kbps: int = 24
+    channels: int = 1
+    payload_type: int = 110
+    srtp_key_b64: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStreamSpec:
+    """Everything one live ffmpeg needs.
+
+    ``audio_map`` is the ``-map`` selector of the source's audio (``"1:a:0"`` for the demo's
+    tone, ``"0:a:0"`` for a camera); ``None`` or ``audio=None`` sends video only.
+    """
+
+    inputs: Sequence[InputSpec]
+    address: str
+    video: LiveVideo
+    audio: LiveAudio | None = None
+    audio_map: str | None = None
+    stats_period_s: float = 0.5
+
+
+def _srtp_output(address: str, port: int, mtu: int, key_b64: str | None) -> list[str]:
+    # rtcpport = the RTP port: HomeKit multiplexes RTCP on the RTP port (hksv-protocol.md §11).
+    host = f"[{address}]" if ":" in address else address
+    query = f"rtcpport={port}&pkt_size={mtu}"
+    if key_b64 is None:
+        return ["-f", "rtp", f"rtp://{host}:{port}?{query}"]
+    return ["-f", "rtp", "-srtp_out_suite", SRTP_SUITE_AES_CM_128_HMAC_SHA1_80, "-srtp_out_params", key_b64,
+            f"srtp://{host}:{port}?{query}"]
+
+
+def build_live_argv(spec: LiveStreamSpec, ffmpeg: str = "ffmpeg") -> list[str]:
+    """The argv of one live stream: video (and audio) as two RTP outputs, progress on stdout.
+
+    Flags checked against Debian's ffmpeg 5.1 (``ffmpeg -h muxer=rtp``, ``-h protocol=srtp``):
+    the RTP muxer takes ``-payload_type`` and ``-ssrc`` (a signed int: our SSRCs have their top
+    byte zeroed, so they always fit); the srtp protocol takes the suite and base64 key||salt.
+    """
+    v = spec.video
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning",
+            "-progress", "pipe:1", "-stats_period", f"{spec.stats_period_s:g}"]
+    for inp in spec.inputs:
+        for key, value in inp.options.items():
+            argv += [f"-{key}"] if value is None else [f"-{key}", value]
+        argv += ["-i", inp.url]
+    argv += ["-map", "0:v:0", "-an", "-sn", "-dn"]
+    if v.encoder is None:
+        # In-band SPS/PPS before every keyframe: a viewer joining mid-stream needs them, and
+        # a camera's RTSP stream may carry them only out of band.
+        argv += ["-c:v", "copy", "-bsf:v", "dump_extra=freq=keyframe"]
+    else:
+        gop = max(1, round(v.fps * v.keyframe_interval_s))
+        argv += ["-c:v", v.encoder]
+        if v.encoder == "libx264":
+            argv += ["-preset", "veryfast", "-tune", "zerolatency"]
+        argv += ["-profile:v", v.profile, "-level:v", v.level, "-pix_fmt", "yuv420p",
+                 "-vf", f"scale={v.width}:{v.height}", "-r", str(v.fps), "-g", str(gop), "-bf", "0",
+                 "-b:v", f"{v.bitrate_kbps}k", "-maxrate", f"{v.bitrate_kbps}k",
+                 "-bufsize", f"{v.bitrate_kbps * 2}k"]
+    argv += ["-payload_type", str(v.payload_type), "-ssrc", str(v.ssrc)]
+    argv += _srtp_output(spec.address, v.port, v.mtu, v.srtp_key_b64)
+    a = spec.audio
+    if a is not None and spec.audio_map is not None:
+        argv += ["-map", spec.audio_map, "-vn", "-sn", "-dn",
+                 "-c:a", "libopus", "-application", "lowdelay", "-frame_duration", str(a.packet_time_ms),
+                 "-ar", str(a.sample_rate_hz), "-ac", str(a.channels), "-b:a", f"{a.bitrate_kbps}k",
+                 "-vbr", "on", "-payload_type", str(a.payload_type), "-ssrc", str(a.ssrc)]
+        # Opus packets are small: an audio MTU of 188 bytes is what HomeKit cameras use.
+        argv += _srtp_output(spec.address, a.port, 188, a.srtp_key_b64)
+    return argv
+
+
+class LiveStreamProcess:
+    """Runs one live ffmpeg until it exits, stalls or is stopped; always reaps it.
+
+    ``await run()`` returns the reason the run ended. ``request_stop(reason)`` ends it from
+    outside (the controller said stop, its HAP session closed, it went silent); cancelling
+    the task that awaits ``run()`` also stops and reaps ffmpeg before the cancellation goes on.
+    """
+
+    def __init__(self, argv: Sequence[str], *, name: str = "live", startup_timeout_s: float = 15.0,
+                 stall_timeout_s: float = 5.0, stop_timeout_s: float = 3.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.argv = tuple(argv)
+        self.name = name
+        self.startup_timeout_s = startup_timeout_s
+        self.stall_timeout_s = stall_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._stop_reason: str | None = None
+        self._progress_key: tuple[str, str] | None = None
+        self._last_progress: float | None = None
+        self.frames = 0
+        self.first_frame = asyncio.Event()
+        self.pid: int | None = None
+        self.returncode: int | None = None
+        self.stderr_tail: deque[str] = deque(maxlen=20)
+
+    def request_stop(self, reason: str = "stopped") -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._wake.set()
+
+    async def run(self) -> str:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE)
+        except OSError as exc:
+            return f"cannot start ffmpeg: {exc}"
+        self.pid = proc.pid
+        loop = asyncio.get_running_loop()
+        pump = loop.create_task(self._read_progress(proc), name=f"live:{self.name}:progress")
+        drain = loop.create_task(self._drain_stderr(proc), name=f"live:{self.name}:stderr")
+        started = self._clock()
+        reason = "cancelled"
+        try:
+            reason = await self._watch(pump, started)
+        finally:
+            await self._terminate(proc, pump, drain)
+            self.returncode = proc.returncode
+        if reason.startswith("ffmpeg exited") and self.stderr_tail:
+            reason += f" ({self.stderr_tail[-1]})"
+        return reason
+
+    async def _watch(self, pump: asyncio.Task[None], started: float) -> str:
+        while True:
+            if self._stop_reason is not None:
+                return self._stop_reason
+            if pump.done():
+                return "ffmpeg exited"
+            if self._last_progress is None:
+                deadline = started + self.startup_timeout_s
+            else:
+                deadline = self._last_progress + self.stall_timeout_s
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return "stalled: no frames for %.1f s" % (self._clock() - (self._last_progress or started))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, 1.0)):
+                    await self._wake.wait()
+
+    async def _read_progress(self, proc: asyncio.subprocess.Process) -> None:
+        """Parse ``-progress`` blocks (``key=value`` lines); any other line (the SDP the RTP
+        muxer prints) is ignored. Progress counts when the frame count or output time moves."""
+        assert proc.stdout is not None
+        block: dict[str, str] = {}
+        try:
+            while line := await proc.stdout.readline():
+                key, sep, value = line.decode("utf-8", "replace").strip().partition("=")
+                if not sep:
+                    continue
+                block[key] = value
+                if key != "progress":
+                    continue
+                marker = (block.get("frame", ""), block.get("out_time_us", ""))
+                if marker != self._progress_key and block.get("frame", "0") not in ("", "0"):
+                    self._progress_key = marker
+                    self._last_progress = self._clock()
+                    with contextlib.suppress(ValueError):
+                        self.frames = int(block.get("frame", "0"))
+                    self.first_frame.set()
+                block = {}
+        finally:
+            self._wake.set()
+
+    async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        while line := await proc.stderr.readline():
+            text = line.decode("utf-8", "replace").rstrip()
+            if text:
+                self.stderr_tail.append(text)
+                log.debug("%s: ffmpeg: %s", self.name, text)
+
+    async def _terminate(self, proc: asyncio.subprocess.Process, pump: asyncio.Task[None],
+                         drain: asyncio.Task[None]) -> None:
+        """SIGTERM, grace, SIGKILL, reap; the readers keep draining meanwhile. Shielded, so a
+        cancelled caller still leaves no child behind."""
+
+        async def finish() -> None:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+                try:
+                    async with asyncio.timeout(self.stop_timeout_s):
+                        await proc.wait()
+                except TimeoutError:
+                    log.warning("%s: ffmpeg ignored SIGTERM; killing it", self.name)
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    await proc.wait()
+            _done, pending = await asyncio.wait({pump, drain}, timeout=5.0)
+            for task in pending:
+                task.cancel()
+            for task in (pump, drain):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+        inner = asyncio.get_running_loop().create_task(finish(), name=f"live:{self.name}:reap")
+        try:
+            await asyncio.shield(inner)
+        except asyncio.CancelledError:
+            await inner
+            raise
