@@ -133,17 +133,21 @@ def test_02b_values_with_leading_zero_bytes_still_pair(which: str, monkeypatch: 
     monkeypatch.setattr(SrpClient, "generate_private_key", staticmethod(lambda: fixed_a))
     private_b = secrets.randbits(256)
     if which == "B":
-        private_b = _search(lambda b: SrpServer(PIN, salt=salt, private=b).B < 1 << (8 * KEY_LENGTH - 8))
+        verifier_b = SrpServer(PIN, salt=salt)._verifier
+        private_b = _search(lambda b: (srp_module._K * verifier_b + pow(5, b, N)) % N < 1 << (8 * KEY_LENGTH - 8))
     if which == "S":
         client_a = pow(5, fixed_a, N).to_bytes(KEY_LENGTH, "big")
+        a_int = int.from_bytes(client_a, "big")
+        template = SrpServer(PIN, salt=salt)  # the verifier depends only on salt and PIN
+        verifier, k = template._verifier, srp_module._K
 
         def s_has_leading_zero(b: int) -> bool:
-            server = SrpServer(PIN, salt=salt, private=b)
-            u = int.from_bytes(hashlib.sha512(client_a + server.public_key).digest(), "big")
-            s = pow(int.from_bytes(client_a, "big") * pow(server._verifier, u, N), b, N)
+            big_b = ((k * verifier + pow(5, b, N)) % N).to_bytes(KEY_LENGTH, "big")
+            u = int.from_bytes(hashlib.sha512(client_a + big_b).digest(), "big")
+            s = pow(a_int * pow(verifier, u, N), b, N)
             return s < 1 << (8 * KEY_LENGTH - 8)
 
-        private_b = _search(s_has_leading_zero, tries=3000)
+        private_b = _search(s_has_leading_zero, tries=4000)
     h = make_harness()
     h.core.pair_setup = PairSetup(h.state, srp_factory=lambda pin: SrpServer(pin, salt=salt, private=private_b))
     data = h.peer().pair()
