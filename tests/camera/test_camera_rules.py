@@ -22,6 +22,7 @@ from sidecar.camera.recording_config import (
     encode_selection,
 )
 from sidecar.config import CameraConfig
+from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
 from tests.interop.conftest import aio_pair
 
@@ -54,14 +55,6 @@ class Rig:
         return client
 
 
-def iids(accessories: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
-    out = {}
-    for svc in accessories[0]["services"]:
-        for c in svc["characteristics"]:
-            out[(svc["type"].split("-")[0].lstrip("0"), c["type"].split("-")[0].lstrip("0"))] = c["iid"]
-    return out
-
-
 async def make_camera(tmp_path: Path, **overrides: Any) -> Camera:
     config = CameraConfig(name="Rules Cam", source="demo", profile="libx264", setup_code=PIN, **overrides)
     camera = Camera(config, tmp_path, host="127.0.0.1", port=0, advertiser=None)
@@ -75,7 +68,7 @@ async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     camera = await make_camera(tmp_path, max_event_s=10)
     pairing = await aio_pair(camera.server.port, PIN)
     try:
-        yield Rig(camera, pairing, capture, iids(await pairing.list_accessories_and_characteristics()))
+        yield Rig(camera, pairing, capture, iids_by_type(await pairing.list_accessories_and_characteristics()))
     finally:
         await pairing.shutdown()
         await camera.stop()
@@ -165,7 +158,7 @@ async def test_snapshots_follow_the_operating_modes(rig: Rig) -> None:
 async def test_settings_and_selection_survive_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     camera = await make_camera(tmp_path)
     pairing = await aio_pair(camera.server.port, PIN)
-    ids = iids(await pairing.list_accessories_and_characteristics())
+    ids = iids_by_type(await pairing.list_accessories_and_characteristics())
     rig = Rig(camera, pairing, DeriveCapture(), ids)
     await rig.put(selection=encode_selection(SELECTION), event=0, periodic=0)
     data = dict(pairing.pairing_data)

@@ -23,20 +23,12 @@ from sidecar.camera.recording_config import (
     SampleRate,
     encode_selection,
 )
+from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
 from tests.interop.conftest import aio_pair
 
 PIN = "031-45-154"
 pytestmark = pytest.mark.slow
-
-
-def iids_by_type(accessories: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
-    out = {}
-    for svc in accessories[0]["services"]:
-        stype = svc["type"].split("-")[0].lstrip("0")
-        for c in svc["characteristics"]:
-            out[(stype, c["type"].split("-")[0].lstrip("0"))] = c["iid"]
-    return out
 
 
 def advertised_resolutions(video_tlv: bytes) -> set[tuple[int, int, int]]:

@@ -18,17 +18,11 @@ from sidecar.camera.recording_config import (
     SampleRate,
     encode_selection,
 )
+from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
 from tests.interop.conftest import aio_pair
 
-from .test_recording import (
-    advertised_resolutions,
-    decodes_cleanly,
-    first_frame_is_key,
-    iids_by_type,
-    probe,
-    record_once,
-)
+from .test_recording import advertised_resolutions, decodes_cleanly, first_frame_is_key, probe, record_once
 
 PIN = "031-45-154"
 pytestmark = pytest.mark.slow

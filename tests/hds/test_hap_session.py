@@ -18,12 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohomekit import Controller
-from aiohomekit.controller.ip import IpDiscovery, IpPairing
-from aiohomekit.model.categories import Categories
-from aiohomekit.model.feature_flags import FeatureFlags
-from aiohomekit.model.status_flags import StatusFlags
-from aiohomekit.zeroconf import HomeKitService
+from aiohomekit.controller.ip import IpPairing
 
 from sidecar.hap import (
     Accessory,
@@ -47,6 +42,7 @@ from sidecar.hds import (
 )
 from tests.hub.hap_setup import DeriveCapture, controller_hds_keys
 from tests.hub.hds_client import HubDataStreamClient, build_setup_write, parse_setup_response
+from tests.interop.conftest import aio_pair
 
 from .peers import Gate
 from .test_loopback import Camera
@@ -81,24 +77,6 @@ def data_stream_service(hds: HDSServer) -> tuple[Service, Characteristic]:
         ],
     )
     return service, setup
-
-
-def description(port: int) -> HomeKitService:
-    return HomeKitService(
-        name="cam",
-        id="00:00:00:00:00:00",
-        model="",
-        feature_flags=FeatureFlags(0),
-        status_flags=StatusFlags.UNPAIRED,
-        config_num=1,
-        state_num=1,
-        category=Categories.IP_CAMERA,
-        protocol_version="1.1",
-        type="_hap._tcp.local.",
-        address=HOST,
-        addresses=[HOST],
-        port=port,
-    )
 
 
 class Rig:
@@ -155,12 +133,7 @@ async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     await hap.start()
     pairing: IpPairing | None = None
     try:
-        discovery = IpDiscovery(Controller(), description(hap.port))
-        try:
-            finish = await discovery.async_start_pairing("cam")
-            pairing = await finish(PIN)
-        finally:
-            await discovery.close()
+        pairing = await aio_pair(hap.port, PIN)
         yield Rig(hds, hap, setup, pairing, capture, camera)
     finally:
         if pairing is not None:
