@@ -1,0 +1,328 @@
+"""Live view end to end over loopback: aiohomekit as the controller, ffmpeg as the viewer.
+
+The controller writes SetupEndpoints with its UDP ports and SRTP key, reads back ours, and
+starts the stream with SelectedRTPStreamConfiguration (encoded by aiohomekit's own structs).
+A receiving ffmpeg, given an SDP with the key from the read-back, must decode H.264 frames
+at the selected size and Opus audio; reconfigure changes the size; end, a closed HAP
+session and a controller gone silent each end the sending ffmpeg, and it is reaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from aiohomekit.model.characteristics.const import (
+    AudioCodecValues,
+    BitRateValues,
+    CVOEnabledValues,
+    PacketizationModeValues,
+    ProfileIDValues,
+    ProfileSupportLevelValues,
+    SampleRateValues,
+    SessionControlCommandValues,
+    VideoCodecTypeValues,
+)
+from aiohomekit.model.characteristics.structs import (
+    AudioCodecParameters,
+    AudioRTPParameters,
+    SelectedAudioParameters,
+    SelectedRTPStreamConfiguration,
+    SelectedVideoParameters,
+    SessionControl,
+    StreamingStatus,
+    VideoAttrs,
+    VideoCodecParameters,
+    VideoRTPParameters,
+)
+
+from sidecar.camera import Camera
+from sidecar.config import CameraConfig
+from tests.camera.test_streaming import decode_setup_response, setup_tlv
+from tests.interop.conftest import aio_pair
+
+PIN = "031-45-154"
+KEY, SALT = os.urandom(16), os.urandom(14)
+
+
+def free_port_pair() -> int:
+    """A UDP port P with P+1 free too (the viewing ffmpeg binds both: RTP and RTCP)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, socket.socket(socket.AF_INET,
+                                                                                   socket.SOCK_DGRAM) as b:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            if port % 2 or port > 65000:
+                continue
+            try:
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return int(port)
+    raise RuntimeError("no free UDP port pair")
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def selected(session: str, command: SessionControlCommandValues, *, width: int = 320, height: int = 240,
+             fps: int = 15, bitrate: int = 300, audio: bool = True) -> bytes:
+    """A SelectedRTPStreamConfiguration as aiohomekit encodes it (no RTCP interval: aiohomekit
+    cannot encode floats, and we must cope with its absence anyway)."""
+    video = SelectedVideoParameters(
+        codec_type=VideoCodecTypeValues.H264,
+        codec_parameters=VideoCodecParameters(
+            profile_id=ProfileIDValues.MAIN_PROFILE, level=ProfileSupportLevelValues.THREE_ONE,
+            packetization_mode=PacketizationModeValues.NON_INTERLEAVED_MODE,
+            cvo_enabled=CVOEnabledValues.NOT_SUPPORTED),
+        video_attrs=VideoAttrs(width=width, height=height, fps=fps),  # type: ignore[arg-type]
+        rtp_params=VideoRTPParameters(payload_type=99, ssrc=0x1234, max_bitrate=bitrate,  # type: ignore[arg-type]
+                                      max_mtu=1378))  # type: ignore[arg-type]
+    audio_params = SelectedAudioParameters(
+        codec_type=AudioCodecValues.OPUS,
+        codec_parameters=AudioCodecParameters(audio_channels=1, bit_rate=BitRateValues.VARIABLE,  # type: ignore[arg-type]
+                                              sample_rate=SampleRateValues.TWENTY_FOUR_KHZ, rtp_time=20),  # type: ignore[arg-type]
+        rtp_params=AudioRTPParameters(payload_type=110, ssrc=0x5678, max_bitrate=24,  # type: ignore[arg-type]
+                                      comfort_noise_payload_type=13),  # type: ignore[arg-type]
+        comfort_noise=0)  # type: ignore[arg-type]
+    config = SelectedRTPStreamConfiguration(
+        control=SessionControl(session=session, command=command),
+        video_params=video if command != SessionControlCommandValues.END_SESSION else None,  # type: ignore[arg-type]
+        audio_params=audio_params if audio and command == SessionControlCommandValues.START_SESSION else None)  # type: ignore[arg-type]
+    encoded: bytes = config.encode()
+    return encoded
+
+
+@dataclass
+class Viewer:
+    """The controller's side of one session: its ports, and our answer."""
+
+    session: str
+    video_port: int
+    audio_port: int
+    answer: dict[str, Any]
+
+    def sdp(self) -> str:
+        v_key = base64.b64encode(self.answer["video_key"]).decode()
+        a_key = base64.b64encode(self.answer["audio_key"]).decode()
+        return "\n".join([
+            "v=0", "o=- 0 0 IN IP4 127.0.0.1", "s=live", "c=IN IP4 127.0.0.1", "t=0 0",
+            f"m=video {self.video_port} RTP/SAVP 99", "a=rtpmap:99 H264/90000", "a=fmtp:99 packetization-mode=1",
+            f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{v_key}",
+            f"m=audio {self.audio_port} RTP/SAVP 110", "a=rtpmap:110 opus/48000/2",
+            f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{a_key}", ""])
+
+
+class Decoder:
+    """ffmpeg reading our SRTP through an SDP: ``frames`` video frames as raw gray, and some
+    Opus audio (it only exits once both arrived)."""
+
+    def __init__(self, viewer: Viewer, tmp_path: Path, frames: int = 3) -> None:
+        self.viewer = viewer
+        self.sdp = tmp_path / f"{viewer.session}-{time.monotonic_ns()}.sdp"
+        self.sdp.write_text(viewer.sdp())
+        self.frames = frames
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            "ffmpeg", "-hide_banner", "-nostdin", "-protocol_whitelist", "file,udp,rtp,srtp,crypto",
+            "-i", str(self.sdp), "-map", "0:v:0", "-frames:v", str(self.frames), "-f", "rawvideo",
+            "-pix_fmt", "gray", "pipe:1", "-map", "0:a:0", "-frames:a", "5", "-f", "null", "-",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        pid = self.proc.pid
+
+        def bound() -> bool:
+            try:
+                ports = {c.laddr.port for c in psutil.Process(pid).net_connections(kind="udp")}
+            except psutil.Error:
+                return False
+            return {self.viewer.video_port, self.viewer.audio_port} <= ports
+
+        await wait_until(bound, 10, "the viewer's UDP ports")
+
+    async def result(self, timeout: float = 20) -> tuple[bytes, str]:
+        assert self.proc is not None
+        try:
+            async with asyncio.timeout(timeout):
+                out, err = await self.proc.communicate()
+        finally:
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()
+        return out, err.decode(errors="replace")
+
+
+@dataclass
+class Rig:
+    camera: Camera
+    pairing: Any
+    ids: dict[tuple[str, str], int]
+    tmp_path: Path
+
+    async def put(self, key: tuple[str, str], value: Any) -> int:
+        if isinstance(value, bytes):
+            value = base64.b64encode(value).decode()
+        result = await self.pairing.put_characteristics([(1, self.ids[key], value)])
+        return int(result.get((1, self.ids[key]), {}).get("status", 0))
+
+    async def get(self, key: tuple[str, str], pairing: Any = None) -> Any:
+        result = await (pairing or self.pairing).get_characteristics([(1, self.ids[key])])
+        return result[(1, self.ids[key])]["value"]
+
+    async def setup(self, session: str, pairing: Any = None) -> tuple[int, Viewer]:
+        video_port, audio_port = free_port_pair(), free_port_pair()
+        raw = setup_tlv(session.encode(), video_port=video_port, audio_port=audio_port, key=KEY, salt=SALT)
+        pairing = pairing or self.pairing
+        result = await pairing.put_characteristics([(1, self.ids[("110", "118")], base64.b64encode(raw).decode())])
+        status = int(result.get((1, self.ids[("110", "118")]), {}).get("status", 0))
+        answer = decode_setup_response(base64.b64decode(await self.get(("110", "118"), pairing)))
+        return status, Viewer(session, video_port, audio_port, answer)
+
+    async def select(self, session: str, command: SessionControlCommandValues, pairing: Any = None,
+                     **kwargs: Any) -> int:
+        raw = base64.b64encode(selected(session, command, **kwargs)).decode()
+        result = await (pairing or self.pairing).put_characteristics([(1, self.ids[("110", "117")], raw)])
+        return int(result.get((1, self.ids[("110", "117")]), {}).get("status", 0))
+
+    async def streaming_status(self) -> int:
+        return int(StreamingStatus.decode(base64.b64decode(await self.get(("110", "120")))).status)
+
+    def live_pids(self) -> list[int]:
+        return self.camera.live.pids()
+
+
+def iids(accessories: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    out = {}
+    for svc in accessories[0]["services"]:
+        for c in svc["characteristics"]:
+            out[(svc["type"].split("-")[0].lstrip("0"), c["type"].split("-")[0].lstrip("0"))] = c["iid"]
+    return out
+
+
+async def make_rig(tmp_path: Path, **overrides: Any) -> AsyncIterator[Rig]:
+    config = CameraConfig(name="Live Cam", source="demo", profile="libx264", setup_code=PIN, **overrides)
+    camera = Camera(config, tmp_path, host="127.0.0.1", port=0, advertiser=None)
+    camera.live.keyframe_interval_s = 1.0
+    await camera.start()
+    pairing = await aio_pair(camera.server.port, PIN)
+    try:
+        yield Rig(camera, pairing, iids(await pairing.list_accessories_and_characteristics()), tmp_path)
+    finally:
+        await pairing.shutdown()
+        await camera.stop()
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    async for r in make_rig(tmp_path):
+        yield r
+
+
+def video_size(stderr: str) -> tuple[int, int]:
+    m = re.search(r"Video: h264[^\n]*?, (\d+)x(\d+)", stderr)
+    assert m, stderr
+    return int(m.group(1)), int(m.group(2))
+
+
+@pytest.mark.slow
+async def test_live_view_start_reconfigure_stop_and_hap_close(rig: Rig) -> None:
+    # Recording runs too: the live view must not disturb it.
+    assert await rig.put(("204", "B0"), 1) == 0
+    await wait_until(lambda: rig.camera.pipeline.pid is not None, 20, "the recording ffmpeg")
+    recording_pid = rig.camera.pipeline.pid
+
+    status, viewer = await rig.setup("live-session-001")
+    assert status == 0
+    answer = viewer.answer
+    assert answer["status"] == 0 and answer["session_id"] == b"live-session-001"
+    assert (answer["ip_version"], answer["address"]) == (0, "127.0.0.1")
+    assert answer["video_key"] != KEY + SALT and len(answer["video_key"]) == 30
+    assert 0 < answer["video_ssrc"] < 1 << 24
+
+    decoder = Decoder(viewer, rig.tmp_path)
+    await decoder.start()
+    assert await rig.select(viewer.session, SessionControlCommandValues.START_SESSION) == 0
+    frames, err = await decoder.result()
+    assert video_size(err) == (320, 240)
+    assert len(frames) == 3 * 320 * 240  # three decoded frames at the selected size
+    assert "Audio: opus" in err
+    (pid,) = rig.live_pids()
+
+    # Reconfigure: ffmpeg restarts with the new size and bitrate, same keys and SSRCs.
+    assert await rig.select(viewer.session, SessionControlCommandValues.RECONFIGURE_SESSION, width=640,
+                            height=360, bitrate=600, audio=False) == 0
+    runner = next(iter(rig.camera.live._runners.values()))
+    await wait_until(lambda: runner.starts == 2 and runner.process is not None
+                     and runner.process.first_frame.is_set(), 15, "the reconfigured ffmpeg")
+    assert not alive(pid)
+    decoder = Decoder(viewer, rig.tmp_path)
+    await decoder.start()
+    frames, err = await decoder.result()
+    assert video_size(err) == (640, 360) and len(frames) == 3 * 640 * 360
+    assert runner.process is not None and "600k" in runner.process.argv
+
+    # End: the sending ffmpeg is reaped, the session forgotten.
+    (pid,) = rig.live_pids()
+    assert await rig.select(viewer.session, SessionControlCommandValues.END_SESSION) == 0
+    await wait_until(lambda: not rig.camera.live._runners, 10, "the session to end")
+    assert not alive(pid)
+    assert await rig.streaming_status() == 0
+
+    # A session whose HAP connection closes ends too.
+    status, viewer = await rig.setup("live-session-002")
+    assert status == 0
+    assert await rig.select(viewer.session, SessionControlCommandValues.START_SESSION) == 0
+    await wait_until(lambda: len(rig.live_pids()) == 1, 10, "the second session's ffmpeg")
+    (pid,) = rig.live_pids()
+    await rig.pairing.close()
+    await wait_until(lambda: not rig.camera.live._runners, 10, "the HAP close to end the session")
+    assert not alive(pid)
+
+    # The recording ffmpeg ran through all of it.
+    assert rig.camera.pipeline.pid == recording_pid and alive(recording_pid)  # type: ignore[arg-type]
+
+
+async def test_controller_gone_silent_ends_the_session(rig: Rig) -> None:
+    rig.camera.live.rtcp_timeout_s = 1.0
+    status, viewer = await rig.setup("silent-session-1")
+    assert status == 0
+    assert await rig.select(viewer.session, SessionControlCommandValues.START_SESSION, audio=False) == 0
+    await wait_until(lambda: len(rig.live_pids()) == 1, 10, "ffmpeg")
+    (pid,) = rig.live_pids()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtcp:  # one receiver report, then nothing
+        rtcp.sendto(b"\x81\xc9\x00\x01" + bytes(4), ("127.0.0.1", viewer.answer["video_port"]))
+    await wait_until(lambda: not rig.camera.live._runners, 10, "the silent controller's session to end")
+    assert not alive(pid)
+
+
+async def test_camera_stop_reaps_live_sessions(rig: Rig) -> None:
+    status, viewer = await rig.setup("stopping-session")
+    assert status == 0
+    assert await rig.select(viewer.session, SessionControlCommandValues.START_SESSION, audio=False) == 0
+    await wait_until(lambda: len(rig.live_pids()) == 1, 10, "ffmpeg")
+    (pid,) = rig.live_pids()
+    await rig.camera.stop()  # what Camera.stop() does first: end live sessions, reap ffmpeg
+    assert not alive(pid) and not rig.camera.live._runners
