@@ -310,8 +310,11 @@ class Camera:
             transcode = True  # unknown source: offer the standard list until the probe says more
         else:
             width, height, fps = int(probe["width"]), int(probe["height"]), float(probe.get("fps") or 30)
+        profile, level = (probe or {}).get("h264_profile"), (probe or {}).get("h264_level")
         return supported_for_source(width, height, fps, transcode=transcode, prebuffer_ms=self.config.prebuffer_ms,
-                                    doorbell=self.config.doorbell)
+                                    doorbell=self.config.doorbell,
+                                    h264_profile=profile if isinstance(profile, str) else None,
+                                    h264_level=level if isinstance(level, str) else None)
 
     def _publish_supported(self) -> None:
         s = self.services
@@ -345,7 +348,7 @@ class Camera:
             log.error("%s: the camera sends %s, not H.264: copy mode cannot record it; use a transcoding "
                       "profile (--profile libx264) or switch the camera's stream to H.264", self.name, probe.codec)
         record = {"width": probe.width, "height": probe.height, "fps": probe.fps, "codec": probe.codec,
-                  "has_audio": probe.has_audio}
+                  "has_audio": probe.has_audio, "h264_profile": probe.h264_profile, "h264_level": probe.h264_level}
         if record != self._cached_probe():
             self.state.app[PROBE_KEY] = record
             self.server.save_state()

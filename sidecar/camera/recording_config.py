@@ -133,10 +133,14 @@ def supported_for_source(
     transcode: bool,
     prebuffer_ms: int = 8000,
     doorbell: bool = False,
+    h264_profile: str | None = None,
+    h264_level: str | None = None,
 ) -> SupportedRecording:
     """What to advertise for a source of this size.
 
-    Copy mode can only deliver the camera's own stream, so it advertises exactly that.
+    Copy mode can only deliver the camera's own stream, so it advertises exactly that: its
+    size and frame rate, and (when the probe knows them) its H.264 profile and the HomeKit level
+    bucket its level fits (HomeKit only names 3.1, 3.2 and 4.0; anything above 3.2 is 4.0).
     Transcoding advertises the mandatory 1920x1080 and 1280x720 (hubs require them) and the
     standard sizes up to the source, at 15 and 24 or 30 fps.
     """
@@ -151,8 +155,21 @@ def supported_for_source(
                 sizes.insert(0, mandatory)
         resolutions = tuple(VideoAttributes(w, h, f) for w, h in sizes for f in (top, 15))
     triggers = TRIGGER_MOTION | (TRIGGER_DOORBELL if doorbell else 0)
+    profiles: tuple[H264Profile, ...] = (H264Profile.BASELINE, H264Profile.MAIN, H264Profile.HIGH)
+    levels: tuple[H264Level, ...] = (H264Level.L3_1, H264Level.L3_2, H264Level.L4_0)
+    if not transcode:
+        named = {"baseline": H264Profile.BASELINE, "main": H264Profile.MAIN, "high": H264Profile.HIGH}
+        if h264_profile in named:
+            profiles = (named[h264_profile],)
+        if h264_level:
+            try:
+                value = float(h264_level)
+            except ValueError:
+                value = 0.0
+            if value:
+                levels = (H264Level.L3_1 if value <= 3.1 else H264Level.L3_2 if value <= 3.2 else H264Level.L4_0,)
     return SupportedRecording(prebuffer_ms=max(prebuffer_ms, MIN_PREBUFFER_MS), triggers=triggers,
-                              resolutions=resolutions)
+                              resolutions=resolutions, profiles=profiles, levels=levels)
 
 
 @dataclass(frozen=True)

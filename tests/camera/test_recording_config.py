@@ -116,3 +116,13 @@ def test_fuzz_selection_only_hap_errors(data: bytes) -> None:
         parse_selection(data, SUP)
     except HapError as exc:
         assert exc.status == -70410
+
+
+def test_copy_mode_advertises_the_cameras_own_profile_and_level_bucket() -> None:
+    main_30 = supported_for_source(640, 360, 15, transcode=False, h264_profile="main", h264_level="3.0")
+    assert (main_30.profiles, main_30.levels) == ((H264Profile.MAIN,), (H264Level.L3_1,))
+    high_41 = supported_for_source(1920, 1080, 25, transcode=False, h264_profile="high", h264_level="4.1")
+    assert (high_41.profiles, high_41.levels) == ((H264Profile.HIGH,), (H264Level.L4_0,))
+    odd = supported_for_source(640, 360, 15, transcode=False, h264_profile="profile_idc=88", h264_level="?")
+    assert len(odd.profiles) == 3 and len(odd.levels) == 3  # unknown: offer everything
+    assert len(supported_for_source(640, 360, 15, transcode=True, h264_profile="main").profiles) == 3

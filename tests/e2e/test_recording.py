@@ -41,6 +41,13 @@ def advertised_resolutions(video_tlv: bytes) -> set[tuple[int, int, int]]:
     return res
 
 
+def advertised_codec(video_tlv: bytes) -> tuple[list[int], list[int]]:
+    """The H.264 profiles and levels of a SupportedVideoRecordingConfiguration."""
+    codec = dict(tlv8.decode(video_tlv))[1]
+    params = tlv8.decode(dict(tlv8.decode(codec))[2])
+    return [v[0] for t, v in params if t == 1], [v[0] for t, v in params if t == 2]
+
+
 async def run(*cmd: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()

@@ -22,7 +22,14 @@ from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
 from tests.interop.conftest import aio_pair
 
-from .test_recording import advertised_resolutions, decodes_cleanly, first_frame_is_key, probe, record_once
+from .test_recording import (
+    advertised_codec,
+    advertised_resolutions,
+    decodes_cleanly,
+    first_frame_is_key,
+    probe,
+    record_once,
+)
 
 PIN = "031-45-154"
 pytestmark = pytest.mark.slow
@@ -40,10 +47,13 @@ async def test_rtsp_camera_in_copy_mode(sidecar: Any, rtsp_camera: Any, monkeypa
         ids = iids_by_type(await pairing.list_accessories_and_characteristics())
         values = await pairing.get_characteristics([(1, ids[("204", "206")])])
         # Copy mode can only deliver the camera's own stream: that is all it advertises.
-        assert advertised_resolutions(base64.b64decode(values[(1, ids[("204", "206")])]["value"])) == {
-            (640, 360, 15)}
-        selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.HIGH, H264Level.L4_0, 2000, 4000,
-                                       640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 64)
+        video_tlv = base64.b64decode(values[(1, ids[("204", "206")])]["value"])
+        assert advertised_resolutions(video_tlv) == {(640, 360, 15)}
+        profiles, levels = advertised_codec(video_tlv)
+        assert len(profiles) == 1 and len(levels) == 1  # the camera's own H.264 profile and level
+        selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile(profiles[0]), H264Level(levels[0]),
+                                       2000, 4000, 640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0,
+                                       SampleRate.KHZ_32, 64)
         await pairing._ensure_connected()
         await pairing.connection.put_json("/prepare", {"ttl": 5000, "pid": 7})
         await pairing.connection.put_json("/characteristics", {"characteristics": [
