@@ -84,7 +84,7 @@ def selected_tlv(session_id: bytes = SID, command: int = 1, *, width: int = 320,
 def decode_setup_response(raw: bytes) -> dict[str, object]:
     """The read-back, decoded straight from §11.5."""
     d = tlv8.decode_dict(raw)
-    out: dict[str, object] = {"session_id": d[1], "status": d[2][0]}
+    out: dict[str, object] = {"session_id": d.get(1), "status": d[2][0]}
     if 3 in d:
         addr = tlv8.decode_dict(d[3])
         v, a = tlv8.decode_dict(d[4]), tlv8.decode_dict(d[5])
