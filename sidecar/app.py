@@ -94,7 +94,7 @@ class App:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(RuntimeError)  # not the main thread: no signal handling:
+            with contextlib.suppress(RuntimeError):  # not the main thread: no signal handling
                 loop.add_signal_handler(sig, self.request_stop)
         try:
             await self.start()
@@ -103,5 +103,5 @@ class App:
         finally:
             await self.stop()
             for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(RuntimeError)  # not the main thread: no signal handling:
+                with contextlib.suppress(RuntimeError):  # not the main thread: no signal handling
                     loop.remove_signal_handler(sig)
