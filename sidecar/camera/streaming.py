@@ -38,7 +38,16 @@ from typing import Any
 
 from .. import tlv8
 from ..hap import HapError, HapStatus, ReadContext, WriteContext
-from ..media import InputSpec, LiveAudio, LiveStreamProcess, LiveStreamSpec, LiveVideo, Source, build_live_argv
+from ..media import (
+    InputSpec,
+    LiveAudio,
+    LiveStreamProcess,
+    LiveStreamSpec,
+    LiveVideo,
+    Source,
+    build_live_argv,
+    copy_bsf_for,
+)
 from ..media.sources import SourceKind
 from ..tlv8 import TLVError, read_uint_le, uint_le
 
@@ -502,8 +511,14 @@ class StreamingManager:
 
 
 def source_fits(probe: Mapping[str, Any] | None, video: VideoSelection, *, copy_allowed: bool) -> bool:
-    """Copy the camera's H.264 as is when it already is what the controller selected."""
-    if not copy_allowed or probe is None or str(probe.get("codec", "")).lower() != "h264":
+    """Copy the camera's H.264 as is when it already has the selected size.
+
+    ``probe`` is the camera's cached probe (its codec is the MP4 sample entry: ``avc1``/``avc3``
+    for H.264). Only the size is compared: a copied stream keeps the camera's frame rate and
+    bit rate, which the controller's selection cannot change (a transcoding profile can).
+    """
+    codec = str(probe.get("codec", "")).lower() if probe is not None else ""
+    if not copy_allowed or probe is None or codec not in ("avc1", "avc3", "h264"):
         return False
     return (int(probe.get("width", 0)), int(probe.get("height", 0))) == (video.width, video.height)
 
@@ -700,7 +715,7 @@ class LiveStreaming:
             fps=video.fps, bitrate_kbps=video.bitrate_kbps, mtu=session.mtu, payload_type=video.payload_type,
             encoder=None if copy else "libx264", profile=("baseline", "main", "high")[video.profile],
             level=("3.1", "3.2", "4.0")[video.level], keyframe_interval_s=self.keyframe_interval_s,
-            srtp_key_b64=response.video_srtp.key_salt_b64)
+            srtp_key_b64=response.video_srtp.key_salt_b64, copy_bsf=copy_bsf_for(self.source))
         audio: LiveAudio | None = None
         audio_map = self._audio_map()
         sel = session.audio

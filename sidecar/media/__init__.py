@@ -19,7 +19,7 @@ from .fmp4 import (
 )
 from .keyframes import GopVerdict, KeyframeMonitor, StreamMeasurement
 from .live import LiveSubscription, SubscriptionClosed
-from .live_stream import LiveAudio, LiveStreamProcess, LiveStreamSpec, LiveVideo, build_live_argv
+from .live_stream import LiveAudio, LiveStreamProcess, LiveStreamSpec, LiveVideo, build_live_argv, copy_bsf_for
 from .prebuffer import (
     CloseReason,
     Prebuffer,
@@ -79,6 +79,7 @@ __all__ = [
     "VideoTrack",
     "build_command",
     "build_live_argv",
+    "copy_bsf_for",
     "load_profile",
     "load_profiles",
     "parse_source",

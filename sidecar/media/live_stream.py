@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .sources import InputSpec
+from .sources import InputSpec, Source, SourceKind
 
 __all__ = [
     "SRTP_SUITE_AES_CM_128_HMAC_SHA1_80",
@@ -35,6 +35,7 @@ __all__ = [
     "LiveStreamSpec",
     "LiveVideo",
     "build_live_argv",
+    "copy_bsf_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,11 @@ class LiveVideo:
     ``encoder`` ``None`` means copy (the source already is H.264 at this size); otherwise it
     is the encoder name (``libx264``) and width/height/fps/bitrate/profile/level apply.
     ``srtp_key_b64`` is base64(master key || master salt); ``None`` sends plain RTP.
+    ``copy_bsf``: in copy mode, the bitstream filter that puts SPS/PPS in band before every
+    keyframe (a controller gets no SDP from us, so it needs them in the stream):
+    ``dump_extra`` for Annex B sources (RTSP), ``h264_mp4toannexb`` for MP4 files, ``None``
+    for a looped file (ffmpeg 5.1 flushes output filters at each loop and then refuses every
+    packet: "A non-NULL packet sent after an EOF"); see :func:`copy_bsf_for`.
     """
 
     port: int
@@ -67,6 +73,7 @@ class LiveVideo:
     level: str = "3.1"
     keyframe_interval_s: float = 2.0
     srtp_key_b64: str | None = None
+    copy_bsf: str | None = "dump_extra=freq=keyframe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +134,9 @@ def build_live_argv(spec: LiveStreamSpec, ffmpeg: str = "ffmpeg") -> list[str]:
     if v.encoder is None:
         # In-band SPS/PPS before every keyframe: a viewer joining mid-stream needs them, and
         # a camera's RTSP stream may carry them only out of band.
-        argv += ["-c:v", "copy", "-bsf:v", "dump_extra=freq=keyframe"]
+        argv += ["-c:v", "copy"]
+        if v.copy_bsf is not None:
+            argv += ["-bsf:v", v.copy_bsf]
     else:
         gop = max(1, round(v.fps * v.keyframe_interval_s))
         argv += ["-c:v", v.encoder]
@@ -148,6 +157,13 @@ def build_live_argv(spec: LiveStreamSpec, ffmpeg: str = "ffmpeg") -> list[str]:
         # Opus packets are small: an audio MTU of 188 bytes is what HomeKit cameras use.
         argv += _srtp_output(spec.address, a.port, 188, a.srtp_key_b64)
     return argv
+
+
+def copy_bsf_for(source: Source) -> str | None:
+    """The copy-mode bitstream filter for a source (see :class:`LiveVideo`)."""
+    if source.kind is SourceKind.FILE:
+        return None if source.loop else "h264_mp4toannexb"
+    return "dump_extra=freq=keyframe"
 
 
 class LiveStreamProcess:

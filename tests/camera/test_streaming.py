@@ -315,11 +315,12 @@ def test_copy_only_when_the_source_fits() -> None:
     manager.setup(setup_tlv(), 1, fake_bind)
     video = manager.select(selected_tlv(width=1280, height=720), 1).session.video
     assert video is not None
-    probe = {"codec": "h264", "width": 1280, "height": 720}
+    probe = {"codec": "avc1", "width": 1280, "height": 720}
     assert source_fits(probe, video, copy_allowed=True)
     assert not source_fits(probe, video, copy_allowed=False)
     assert not source_fits({**probe, "width": 1920}, video, copy_allowed=True)
-    assert not source_fits({**probe, "codec": "hevc"}, video, copy_allowed=True)
+    assert source_fits({**probe, "codec": "avc3"}, video, copy_allowed=True)
+    assert not source_fits({**probe, "codec": "hvc1"}, video, copy_allowed=True)
     assert not source_fits(None, video, copy_allowed=True)
 
 

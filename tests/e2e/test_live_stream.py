@@ -139,18 +139,20 @@ class Decoder:
     """ffmpeg reading our SRTP through an SDP: ``frames`` video frames as raw gray, and some
     Opus audio (it only exits once both arrived)."""
 
-    def __init__(self, viewer: Viewer, tmp_path: Path, frames: int = 3) -> None:
+    def __init__(self, viewer: Viewer, tmp_path: Path, frames: int = 3, *, audio: bool = True) -> None:
         self.viewer = viewer
         self.sdp = tmp_path / f"{viewer.session}-{time.monotonic_ns()}.sdp"
         self.sdp.write_text(viewer.sdp())
         self.frames = frames
+        self.audio = audio
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             "ffmpeg", "-hide_banner", "-nostdin", "-protocol_whitelist", "file,udp,rtp,srtp,crypto",
             "-i", str(self.sdp), "-map", "0:v:0", "-frames:v", str(self.frames), "-f", "rawvideo",
-            "-pix_fmt", "gray", "pipe:1", "-map", "0:a:0", "-frames:a", "5", "-f", "null", "-",
+            "-pix_fmt", "gray", "pipe:1",
+            *(["-map", "0:a:0", "-frames:a", "5", "-f", "null", "-"] if self.audio else []),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         pid = self.proc.pid
 
@@ -223,7 +225,8 @@ def iids(accessories: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
 
 
 async def make_rig(tmp_path: Path, **overrides: Any) -> AsyncIterator[Rig]:
-    config = CameraConfig(name="Live Cam", source="demo", profile="libx264", setup_code=PIN, **overrides)
+    fields: dict[str, Any] = {"source": "demo", "profile": "libx264", **overrides}
+    config = CameraConfig(name="Live Cam", setup_code=PIN, **fields)
     camera = Camera(config, tmp_path, host="127.0.0.1", port=0, advertiser=None)
     camera.live.keyframe_interval_s = 1.0
     await camera.start()
@@ -326,3 +329,24 @@ async def test_camera_stop_reaps_live_sessions(rig: Rig) -> None:
     (pid,) = rig.live_pids()
     await rig.camera.stop()  # what Camera.stop() does first: end live sessions, reap ffmpeg
     assert not alive(pid) and not rig.camera.live._runners
+
+
+@pytest.mark.slow
+async def test_a_source_that_fits_is_copied_and_still_decodes(tmp_path: Path) -> None:
+    """Copy mode: the camera's H.264 goes out untouched (SPS/PPS repeated in band) and decodes."""
+    clip = tmp_path / "clip.ts"  # MPEG-TS: Annex B with SPS/PPS in band, as an RTSP camera sends
+    make = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15", "-t", "2",
+        "-c:v", "libx264", "-preset", "ultrafast", "-g", "15", "-bf", "0", "-pix_fmt", "yuv420p", str(clip))
+    assert await make.wait() == 0
+    async for rig in make_rig(tmp_path, source=f"loop:{clip}", profile="copy"):
+        await wait_until(lambda r=rig: r.camera._cached_probe() is not None, 20, "the source probe")  # type: ignore[misc]
+        status, viewer = await rig.setup("copy-session-001")
+        assert status == 0
+        decoder = Decoder(viewer, tmp_path, audio=False)
+        await decoder.start()
+        assert await rig.select(viewer.session, SessionControlCommandValues.START_SESSION, audio=False) == 0
+        frames, err = await decoder.result()
+        assert video_size(err) == (320, 240) and len(frames) == 3 * 320 * 240
+        (runner,) = rig.camera.live._runners.values()
+        assert runner.process is not None and "copy" in runner.process.argv
