@@ -776,6 +776,9 @@ class LiveStreaming:
                 runner.process = None
                 if not (runner.restart and session.session_id in self.manager.sessions):
                     break
+        except Exception as exc:  # a bug here must end the session cleanly, and be seen
+            log.exception("%s: live session %s failed", self.name, session.label)
+            reason = f"internal error: {exc!r}"
         finally:
             for transport in transports:
                 transport.close()

@@ -43,7 +43,7 @@ from sidecar.camera.streaming import (
     source_fits,
 )
 from sidecar.hap import HapError, HapStatus
-from sidecar.media import InputSpec, LiveAudio, LiveStreamSpec, LiveVideo, build_live_argv
+from sidecar.media import InputSpec, LiveAudio, LiveStreamSpec, LiveVideo, build_live_argv, copy_bsf_for, parse_source
 from sidecar.tlv8 import uint_le
 
 SID = bytes(range(16))
@@ -362,6 +362,14 @@ def test_argv_copies_and_can_be_video_only_and_ipv6() -> None:
     assert (_after(argv, "-c:v"), _after(argv, "-bsf:v")) == ("copy", "dump_extra=freq=keyframe")
     assert "-vf" not in argv and "-c:a" not in argv
     assert argv[-1] == "srtp://[::1]:5000?rtcpport=5000&pkt_size=1378"
+
+
+def test_copy_filter_per_source() -> None:
+    assert copy_bsf_for(parse_source("rtsp://cam/1")) == "dump_extra=freq=keyframe"  # Annex B: repeat SPS/PPS
+    assert copy_bsf_for(parse_source("/clips/a.mp4")) == "h264_mp4toannexb"  # avcC: convert, SPS/PPS in band
+    assert copy_bsf_for(parse_source("loop:/clips/a.ts")) is None  # ffmpeg 5.1: no output bsf with -stream_loop
+    spec = _spec(encoder=None, copy_bsf=None)
+    assert "-bsf:v" not in build_live_argv(spec)
 
 
 # -- fuzz: hostile TLVs only ever give HapError ------------------------------------------------------
