@@ -49,7 +49,10 @@ async def test_no_frames_at_all_is_a_failed_start() -> None:
 async def test_an_exit_ends_the_run_with_ffmpegs_last_words() -> None:
     proc = LiveStreamProcess(fake("block(1); print('Connection refused', file=sys.stderr); sys.exit(1)"))
     reason = await asyncio.wait_for(proc.run(), 10)
-    assert reason == "ffmpeg exited (Connection refused)" and proc.returncode == 1
+    assert reason == "ffmpeg exited (Connection refused)"
+    # Not ``== 1``: for a child that exits at once, asyncio's ThreadedChildWatcher sometimes
+    # finds it already reaped and reports 255 (seen after other tests ran in the same process).
+    assert proc.returncode in (1, 255) and gone(proc.pid)
 
 
 async def test_stop_kills_what_ignores_sigterm() -> None:
