@@ -20,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .process import terminate_and_reap
 from .sources import InputSpec, Source, SourceKind
 
 __all__ = [
@@ -274,29 +274,4 @@ class LiveStreamProcess:
                          drain: asyncio.Task[None]) -> None:
         """SIGTERM, grace, SIGKILL, reap; the readers keep draining meanwhile. Shielded, so a
         cancelled caller still leaves no child behind."""
-
-        async def finish() -> None:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    async with asyncio.timeout(self.stop_timeout_s):
-                        await proc.wait()
-                except TimeoutError:
-                    log.warning("%s: ffmpeg ignored SIGTERM; killing it", self.name)
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    await proc.wait()
-            _done, pending = await asyncio.wait({pump, drain}, timeout=5.0)
-            for task in pending:
-                task.cancel()
-            for task in (pump, drain):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-
-        inner = asyncio.get_running_loop().create_task(finish(), name=f"live:{self.name}:reap")
-        try:
-            await asyncio.shield(inner)
-        except asyncio.CancelledError:
-            await inner
-            raise
+        await terminate_and_reap(proc, (pump, drain), grace_s=self.stop_timeout_s, name=self.name, log=log)

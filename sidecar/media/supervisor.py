@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-import signal
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ from .keyframes import GopVerdict, KeyframeMonitor
 from .live import LiveSubscription
 from .prebuffer import CloseReason, Prebuffer, PrebufferSnapshot
 from .probe import SourceProbe, probe_from_init, probe_source
+from .process import terminate_and_reap
 from .profiles import Profile, load_profiles
 from .settings import RecordingSettings
 from .sources import Source
@@ -611,33 +611,8 @@ class MediaPipeline:
         Shielded from cancellation: whoever cancels us still gets a reaped child.
         """
         self._set_state(PipelineState.STOPPING if self._stopping else self._state)
-
-        async def finish() -> None:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    async with asyncio.timeout(self.config.stop_timeout_s):
-                        await proc.wait()
-                except TimeoutError:
-                    log.warning("%s: ffmpeg ignored SIGTERM; killing it", self.config.name)
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    await proc.wait()
-            # The pipes close when ffmpeg exits; give the readers a moment to see EOF.
-            _done, pending = await asyncio.wait({pump, drain}, timeout=5.0)
-            for task in pending:
-                task.cancel()
-            for task in (pump, drain):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-
-        inner = asyncio.get_running_loop().create_task(finish())
-        try:
-            await asyncio.shield(inner)
-        except asyncio.CancelledError:
-            await inner
-            raise
+        await terminate_and_reap(proc, (pump, drain), grace_s=self.config.stop_timeout_s, name=self.config.name,
+                                 log=log)
 
     # -- stream events -------------------------------------------------------------------------
 
