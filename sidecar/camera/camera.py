@@ -365,7 +365,7 @@ class Camera:
 
     # -- the pipeline -----------------------------------------------------------------------------
     def _recording_settings(self, selection: RecordingSelection | None) -> RecordingSettings:
-        audio = bool(self.settings.recording_audio_active) if hasattr(self, "settings") else False
+        audio = bool(self.settings.recording_audio_active)
         if selection is None:
             return RecordingSettings(audio=audio)
         return RecordingSettings(
@@ -504,11 +504,7 @@ class Camera:
                 if snap is not None and snap.fragments:
                     return await jpeg_from_fmp4(bytes(snap.init.data), bytes(snap.fragments[-1].data), width,
                                                 height, ffmpeg=self._ffmpeg)
-                inputs: list[str] = []
-                for spec in self.source.inputs():
-                    for key, value in spec.options.items():
-                        inputs += [f"-{key}"] if value is None else [f"-{key}", value]
-                    inputs += ["-i", spec.url]
+                inputs = [arg for spec in self.source.inputs() for arg in spec.argv()]
                 return await jpeg_from_input(inputs, width, height, ffmpeg=self._ffmpeg)
         except TimeoutError:
             raise HapError(HapStatus.OPERATION_TIMED_OUT) from None

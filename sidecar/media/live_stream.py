@@ -127,9 +127,7 @@ def build_live_argv(spec: LiveStreamSpec, ffmpeg: str = "ffmpeg") -> list[str]:
     argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning",
             "-progress", "pipe:1", "-stats_period", f"{spec.stats_period_s:g}"]
     for inp in spec.inputs:
-        for key, value in inp.options.items():
-            argv += [f"-{key}"] if value is None else [f"-{key}", value]
-        argv += ["-i", inp.url]
+        argv += inp.argv()
     argv += ["-map", "0:v:0", "-an", "-sn", "-dn"]
     if v.encoder is None:
         # In-band SPS/PPS before every keyframe: a viewer joining mid-stream needs them, and

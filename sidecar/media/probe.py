@@ -83,11 +83,8 @@ async def probe_source(source: Source, *, ffmpeg_bin: str = "ffmpeg", timeout_s:
         return SourceProbe("rawvideo", w, h, float(source.demo_fps), None, None, True)
     spec = source.inputs()[0]
     argv = [ffmpeg_bin, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"]
-    for key, value in spec.options.items():
-        argv.append(f"-{key}")
-        if value is not None:
-            argv.append(value)
-    argv += ["-i", spec.url, "-map", "0:v:0", "-map", "0:a:0?", "-c:v", "copy", "-c:a", "aac",
+    argv += spec.argv()
+    argv += ["-map", "0:v:0", "-map", "0:a:0?", "-c:v", "copy", "-c:a", "aac",
              "-f", "mp4", "-movflags", MOVFLAGS, "pipe:1"]
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,

@@ -34,6 +34,13 @@ class InputSpec:
     url: str
     options: Mapping[str, str | None]
 
+    def argv(self) -> list[str]:
+        """``-opt value ... -i url``: the one place an input becomes ffmpeg arguments."""
+        out: list[str] = []
+        for key, value in self.options.items():
+            out += [f"-{key}"] if value is None else [f"-{key}", value]
+        return [*out, "-i", self.url]
+
 
 @dataclass(frozen=True, slots=True)
 class Source:
