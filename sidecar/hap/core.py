@@ -497,14 +497,14 @@ class ServerCore:
 
     # /accessories
     def _accessories(self, conn: Connection, req: HttpRequest, now: float) -> None:
-        assert conn.session is not None
-        ctx = ReadContext(conn.session)
+        session = conn.session
+        assert session is not None
 
         def read(char: Characteristic) -> tuple[Any, bool]:
             if Perm.READ not in char.perms:
                 return None, False
             try:
-                return self._read_value(char, ctx), True
+                return self._read_value(char, session), True
             except HapError:
                 return None, False
 
@@ -512,9 +512,10 @@ class ServerCore:
         conn._send_response(200, json_body(body))
 
     @staticmethod
-    def _read_value(char: Characteristic, ctx: ReadContext) -> Any:
+    def _read_value(char: Characteristic, session: Session) -> Any:
+        """The value to serve; a ReadContext is only built for characteristics with a handler."""
         if char.on_read is not None:
-            return char.validate(char.on_read(ctx))
+            return char.validate(char.on_read(ReadContext(session)))
         return char.value
 
     # /characteristics GET
@@ -529,7 +530,6 @@ class ServerCore:
         want_perms = query.get("perms") in ("1", "true")
         want_type = query.get("type") in ("1", "true")
         want_ev = query.get("ev") in ("1", "true")
-        ctx: ReadContext | None = None
         aid_ok = self.accessory.aid
         index = self._index
         results: list[dict[str, Any]] = []
@@ -550,15 +550,11 @@ class ServerCore:
                 entry["status"] = int(HapStatus.WRITE_ONLY)
                 errors = True
             else:
-                if char.on_read is None:
-                    entry["value"] = char.to_json_value(char.value)
-                else:
-                    try:
-                        ctx = ctx or ReadContext(conn.session)
-                        entry["value"] = char.to_json_value(self._read_value(char, ctx))
-                    except HapError as exc:
-                        entry["status"] = int(exc.status)
-                        errors = True
+                try:
+                    entry["value"] = char.to_json_value(self._read_value(char, conn.session))
+                except HapError as exc:
+                    entry["status"] = int(exc.status)
+                    errors = True
                 if want_meta:
                     entry.update(char.meta())
                 if want_perms:
