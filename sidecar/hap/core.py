@@ -328,13 +328,6 @@ class ServerCore:
             self._index[char.iid] = char
             char.add_listener(self._on_value_changed)
 
-    # -- configuration ------------------------------------------------------------------------
-    def set_callbacks(self, **kwargs: Any) -> None:
-        for name, value in kwargs.items():
-            if not hasattr(self.callbacks, name):
-                raise TypeError(name)
-            setattr(self.callbacks, name, value)
-
     def close(self) -> None:
         for char in self._index.values():
             char.remove_listener(self._on_value_changed)

@@ -37,10 +37,6 @@ class EventQueue:
     def discard(self, iid: int) -> None:
         self._pending.pop(iid, None)
 
-    def clear(self) -> None:
-        self._pending.clear()
-        self._immediate = False
-
     def deadline(self) -> float | None:
         if not self._pending:
             return None

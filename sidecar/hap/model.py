@@ -379,12 +379,6 @@ class Accessory:
                 char.iid = take(f"{spath}/{short_uuid(char.type)}")
         return changed
 
-    def find(self, iid: int) -> Characteristic | None:
-        for char in self.characteristics():
-            if char.iid == iid:
-                return char
-        return None
-
     def shape_hash(self) -> str:
         shape = [
             [svc.iid, svc.type, svc.primary, svc.hidden, sorted(s.iid for s in svc.linked),

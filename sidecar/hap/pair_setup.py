@@ -98,10 +98,6 @@ class PairSetup:
         self._tokens = float(self.BURST)
         self._tokens_at = 0.0
 
-    @property
-    def in_progress(self) -> bool:
-        return self._exchange is not None
-
     def connection_closed(self, conn_id: int) -> None:
         if self._exchange is not None and self._exchange.conn_id == conn_id:
             self._exchange = None
