@@ -20,6 +20,7 @@ import pytest
 from sidecar.hds import messages, opack
 from sidecar.hds.datasend import DataSendStream
 
+from .test_opack import INIT_EVENT_VALUE
 from .typed import typed
 
 pytestmark = pytest.mark.interop
@@ -165,23 +166,6 @@ def test_our_data_events_and_hello_response_decode_in_hn() -> None:
 def test_hn_encoding_of_a_data_event_matches_ours_byte_for_byte_where_forms_agree() -> None:
     (result,) = run_node([{"op": "corpus"}])
     init = next(i for i in result["items"] if i["name"] == "initEvent")
-    ours = opack.encode(
-        {
-            "streamId": 7,
-            "packets": [
-                {
-                    "data": bytes.fromhex("000000186674797069736f6d"),
-                    "metadata": {
-                        "dataType": "mediaInitialization",
-                        "dataSequenceNumber": 1,
-                        "dataChunkSequenceNumber": 1,
-                        "isLastDataChunk": True,
-                        "dataTotalSize": 12,
-                    },
-                }
-            ],
-            "endOfStream": False,
-        }
-    )
+    ours = opack.encode(INIT_EVENT_VALUE)
     # HN back-references the repeated 1s? No: inline ints are never remembered, so the bytes agree.
     assert ours.hex() == init["hex"]

@@ -269,6 +269,25 @@ HN_INIT_EVENT = (
     "646174614368756e6b53657175656e63654e756d626572094f69734c617374446174614368756e6b014d64617461546f74"
     "616c53697a65144b656e644f6653747265616d02"
 )
+
+# What HN_INIT_EVENT decodes to: a dataSend data event carrying a 12-byte init segment.
+INIT_EVENT_VALUE: dict[str, object] = {
+    "streamId": 7,
+    "packets": [
+        {
+            "data": bytes.fromhex("000000186674797069736f6d"),
+            "metadata": {
+                "dataType": "mediaInitialization",
+                "dataSequenceNumber": 1,
+                "dataChunkSequenceNumber": 1,
+                "isLastDataChunk": True,
+                "dataTotalSize": 12,
+            },
+        }
+    ],
+    "endOfStream": False,
+}
+
 HN_OPEN_REQUEST = (
     "e4467461726765744a636f6e74726f6c6c6572447479706552697063616d6572612e7265636f7264696e674873747265616d"
     "49640946726561736f6e466d6f74696f6e"
@@ -278,25 +297,7 @@ HN_CLOSE_EVENT = "e24873747265616d49640946726561736f6e0e"
 
 def test_hn_encoded_data_open_and_close_messages() -> None:
     init = decode(bytes.fromhex(HN_INIT_EVENT))
-    assert same(
-        init,
-        {
-            "streamId": 7,
-            "packets": [
-                {
-                    "data": bytes.fromhex("000000186674797069736f6d"),
-                    "metadata": {
-                        "dataType": "mediaInitialization",
-                        "dataSequenceNumber": 1,
-                        "dataChunkSequenceNumber": 1,
-                        "isLastDataChunk": True,
-                        "dataTotalSize": 12,
-                    },
-                }
-            ],
-            "endOfStream": False,
-        },
-    )
+    assert same(init, INIT_EVENT_VALUE)
     assert encode(init) == bytes.fromhex(HN_INIT_EVENT)  # we write the same bytes for it
     assert same(
         decode(bytes.fromhex(HN_OPEN_REQUEST)),
