@@ -187,6 +187,14 @@ async def test_second_hub_and_second_open_get_busy(server: HDSServer, camera: Ca
         await second.aclose()
 
 
+def slow_hub_socket() -> socket.socket:
+    """A client socket with a tiny receive buffer: a hub that reads little fills it at once."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    return sock
+
+
 async def eventually(predicate: Callable[[], bool], within: float = 5.0) -> None:
     """Wait for a condition the test cannot be notified of (the server accepting a socket)."""
     for _ in range(int(within / 0.01)):
@@ -303,9 +311,7 @@ async def test_hub_that_stops_reading_gets_its_stream_closed_and_memory_released
     camera.fragments = [bytes(1 << 20)]
     camera.produce_forever = True
     server = HDSServer(Gate(), camera.on_stream, host=HOST, high_water=256 * 1024, stall_timeout=0.5, abort_grace=0.2)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
+    sock = slow_hub_socket()
     try:
         client = await connect(server, sock=sock)
         try:
@@ -378,9 +384,7 @@ async def test_closing_a_stream_wakes_a_producer_blocked_on_a_stalled_hub(camera
     camera.fragments = [bytes(1 << 20)]
     camera.produce_forever = True
     server = HDSServer(Gate(), camera.on_stream, host=HOST, high_water=64 * 1024, stall_timeout=60)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
+    sock = slow_hub_socket()
     try:
         client = await connect(server, sock=sock)
         try:
