@@ -24,7 +24,16 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from .events import EventQueue
-from .http import JSON_TYPE, TLV_TYPE, HttpError, HttpRequest, RequestParser, json_body
+from .http import (
+    JSON_TYPE,
+    TLV_TYPE,
+    HttpError,
+    HttpRequest,
+    RequestParser,
+    format_error_and_close,
+    format_response,
+    json_body,
+)
 from .model import (
     Accessory,
     Characteristic,
@@ -213,14 +222,14 @@ class Connection:
         self._out.append(data)
 
     def _send_response(self, status: int, body: bytes = b"", content_type: bytes = JSON_TYPE) -> None:
-        self._write(self._parser.respond(status, body, content_type))
+        self._write(format_response(status, body, content_type))
 
     def _process(self, now: float) -> None:
         while not self._busy and not self.close_after_send:
             try:
                 request = self._parser.next_request()
             except HttpError as exc:
-                self._write(self._parser.respond_error_and_close(exc.status))
+                self._write(format_error_and_close(exc.status))
                 self.close_after_send = True
                 return
             except EOFError:

@@ -27,6 +27,8 @@ __all__ = [
     "HttpRequest",
     "RequestParser",
     "encode_event",
+    "format_error_and_close",
+    "format_response",
     "json_body",
 ]
 
@@ -136,6 +138,23 @@ def _fast_parse(head: bytes) -> tuple[str, str, dict[str, str], int] | None:
     return parts[0].decode("ascii"), parts[1].decode("ascii"), headers, max(length, 0)
 
 
+def format_response(status: int, body: bytes = b"", content_type: bytes = JSON_TYPE) -> bytes:
+    """An HTTP/1.1 keep-alive response (204 carries no headers and no body)."""
+    if status == 204:
+        return b"HTTP/1.1 204 No Content\r\n\r\n"
+    return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s" % (
+        status, _REASONS.get(status, b"Status"), content_type, len(body), body)
+
+
+def format_error_and_close(status: int) -> bytes:
+    """A last response for a request that could not be parsed; the connection closes after it."""
+    body = json_body({"status": -70410})
+    return (
+        b"HTTP/1.1 %d %s\r\nContent-Type: application/hap+json\r\nContent-Length: %d\r\n"
+        b"Connection: close\r\n\r\n" % (status, _REASONS.get(status, b"Error"), len(body))
+    ) + body
+
+
 class RequestParser:
     """Feed bytes, take complete requests one at a time.
 
@@ -233,22 +252,6 @@ class RequestParser:
                 )
             elif isinstance(event, h11.ConnectionClosed):
                 raise EOFError
-
-    def respond(self, status: int, body: bytes = b"", content_type: bytes = JSON_TYPE) -> bytes:
-        """Format a response (HTTP/1.1, keep-alive)."""
-        reason = _REASONS.get(status, b"Status")
-        if status == 204:
-            return b"HTTP/1.1 204 No Content\r\n\r\n"
-        return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s" % (
-            status, reason, content_type, len(body), body)
-
-    def respond_error_and_close(self, status: int) -> bytes:
-        """A last response for a request h11 could not parse; the connection closes after it."""
-        body = json_body({"status": -70410})
-        return (
-            b"HTTP/1.1 %d %s\r\nContent-Type: application/hap+json\r\nContent-Length: %d\r\n"
-            b"Connection: close\r\n\r\n" % (status, _REASONS.get(status, b"Error"), len(body))
-        ) + body
 
     def trailing(self) -> bytes:
         """Bytes received but not yet parsed (handed to the decryptor after pair-verify)."""

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar.hap.core import Connection, CoreConfig, ServerCore
-from sidecar.hap.crypto import hkdf_sha512
 from sidecar.hap.secure_channel import SecureChannel
 from sidecar.hap.state import AccessoryState
 from tests.hap.accessories import TestAccessory, build_test_accessory
@@ -183,6 +182,3 @@ def make_harness(config: CoreConfig | None = None, state: AccessoryState | None 
     core.callbacks.on_output = lambda conn: harness.outputs.append(conn.id)
     return harness
 
-
-def shared_key(secret: bytes, info: bytes) -> bytes:
-    return hkdf_sha512(secret, b"Control-Salt", info)
