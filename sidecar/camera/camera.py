@@ -42,6 +42,7 @@ from ..media import (
     parse_source,
     probe_source,
 )
+from .events import DoorbellPressed, EventBus, MotionChanged, MotionSource, RecordingEnded, RecordingOpened
 from .modes import CameraSettings, snapshot_refusal
 from .recording_config import RecordingSelection, SupportedRecording, parse_selection, supported_for_source
 from .rtp_config import supported_audio_stream, supported_rtp, supported_video_stream
@@ -72,6 +73,7 @@ class Camera:
                  advertiser: Advertiser | None, ffmpeg: str = "ffmpeg") -> None:
         self.config = config
         self.name = config.name
+        self.events = EventBus()  # observers: status page, MQTT, the parent protocol (camera/events.py)
         self._ffmpeg = ffmpeg
         self.services = s = build_services(doorbell=config.doorbell, optional=OptionalModes(
             config.operating_mode_indicator, config.night_vision, config.manually_disabled))
@@ -155,30 +157,33 @@ class Camera:
             log.error("%s: %s failed: %r", self.name, task.get_name(), task.exception())
 
     # -- motion and doorbell ----------------------------------------------------------------------
-    def set_motion(self, active: bool, *, auto_reset_s: float | None = None) -> None:
+    def set_motion(self, active: bool, *, auto_reset_s: float | None = None, source: MotionSource = "manual") -> None:
         """Raise or clear motion. Hubs open a recording when they see it rise."""
         if self._motion_reset is not None:
             self._motion_reset.cancel()
             self._motion_reset = None
         if self.services.motion.set_value(active):
-            log.info("%s: motion %s", self.name, "detected" if active else "cleared")
+            log.info("%s: motion %s (%s)", self.name, "detected" if active else "cleared", source)
+            self.events.emit(MotionChanged(camera=self.name, active=active, source=source))
         if active and auto_reset_s:
-            self._motion_reset = asyncio.get_running_loop().call_later(auto_reset_s, self.set_motion, False)
+            self._motion_reset = asyncio.get_running_loop().call_later(
+                auto_reset_s, partial(self.set_motion, False, source="timeout"))
 
-    def trigger_motion(self) -> None:
+    def trigger_motion(self, source: MotionSource = "http") -> None:
         """Motion from a trigger (HTTP, MQTT, detector): clears itself after ``motion_timeout_s``."""
-        self.set_motion(True, auto_reset_s=self.config.motion_timeout_s or None)
+        self.set_motion(True, auto_reset_s=self.config.motion_timeout_s or None, source=source)
 
-    def ring_doorbell(self) -> None:
+    def ring_doorbell(self, source: MotionSource = "http") -> None:
         """A press: the doorbell event, and motion too (hubs never select the doorbell trigger)."""
         if self.services.doorbell_press is not None:
             self.services.doorbell_press.set_value(0)
-        self.trigger_motion()
+            self.events.emit(DoorbellPressed(camera=self.name, source=source))
+        self.trigger_motion(source="doorbell")
 
     async def _demo_motion(self, every: float) -> None:
         while True:
             await asyncio.sleep(every)
-            self.set_motion(not self.services.motion.value)
+            self.set_motion(not self.services.motion.value, source="demo")
 
     # -- characteristic handlers --------------------------------------------------------------
     def _wire(self) -> None:
@@ -423,6 +428,10 @@ class Camera:
         started = time.monotonic()
         self.recordings += 1
         log.info("%s: recording stream %d opened", self.name, stream.stream_id)
+        chosen = None if selection is None else (
+            f"{selection.width}x{selection.height}@{selection.fps} {selection.bitrate_kbps} kbps, "
+            f"prebuffer {selection.prebuffer_ms} ms")
+        self.events.emit(RecordingOpened(camera=self.name, stream_id=stream.stream_id, selection=chosen))
         try:
             if not self._pipeline_running:
                 await self._apply_pipeline_gate()
@@ -451,6 +460,13 @@ class Camera:
                 self._stream = None
             log.info("%s: recording stream %d ended after %.1f s (%s by %s)", self.name, stream.stream_id,
                      time.monotonic() - started, stream.close_reason, stream.closed_by)
+            reason = stream.close_reason
+            self.events.emit(RecordingEnded(
+                camera=self.name, stream_id=stream.stream_id,
+                reason=reason.name if isinstance(reason, CloseReason) else str(reason),
+                reason_code=int(reason) if reason is not None else None,
+                closed_by=stream.closed_by or "camera",
+                bytes_sent=stream.bytes_sent, duration_s=time.monotonic() - started))
 
     async def _pump(self, stream: RecordingStream, sub: Any, started: float, closed: asyncio.Future[None]) -> None:
         generation = sub.generation
