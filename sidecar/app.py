@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import ipaddress
 import logging
 import signal
 import sys
+import tempfile
+from pathlib import Path
 from typing import TextIO
 
+import ifaddr
 import segno
 from zeroconf.asyncio import AsyncZeroconf
 
 from .camera import Camera
-from .config import Config
+from .config import CameraConfig, Config, ConfigError
 from .hap import StateError, local_addresses, open_zeroconf
 from .hap.advertiser import Advertiser
+from .hap.state import DamagedStateError
 from .triggers import TriggerServer
 
 __all__ = ["App", "print_pairing_info"]
@@ -40,6 +46,54 @@ def print_pairing_info(camera: Camera, out: TextIO) -> None:
     out.flush()
 
 
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "the port is in use by another program"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "no interface has this address"
+    return exc.strerror or str(exc)
+
+
+def _prepare_state_dir(path: Path) -> None:
+    """Create the state directory and prove it is writable, before any camera touches it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        what = "cannot create it" if not path.is_dir() else "cannot write in it"
+        raise ConfigError(f"state_dir {path}: {what}: {exc.strerror or exc}") from None
+
+
+def _check_interfaces(interfaces: list[str] | None) -> None:
+    """Every ``mdns_interfaces`` entry must be an address one of this host's interfaces has."""
+    if not interfaces:
+        return
+    have = {str(ip.ip if isinstance(ip.ip, str) else ip.ip[0]) for a in ifaddr.get_adapters() for ip in a.ips}
+    for address in interfaces:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ConfigError(f"mdns_interfaces: {address!r} is not an IP address") from None
+        if address not in have:
+            raise ConfigError(f"mdns_interfaces: no interface has the address {address} "
+                              f"(this host has {', '.join(sorted(have))})")
+
+
+def _camera_fault(exc: StateError | OSError, index: int, cam: CameraConfig, cfg: Config, port: int) -> str:
+    """One line a user can act on, naming the setting behind a camera that did not start."""
+    if isinstance(exc, DamagedStateError):
+        return (f"{exc}; it was left as it is. To start this camera unpaired (the file is kept aside as "
+                f"{cam.slug}.json.corrupt-<time>), pass --reset-damaged-state or set reset_damaged_state: true")
+    if isinstance(exc, StateError):
+        return str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        return f"HAP port {port} is in use by another program (set cameras.{index}.hap_port or --hap-port)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"bind {cfg.bind}: no interface has this address"
+    return _reason(exc)
+
+
 class App:
     def __init__(self, config: Config, out: TextIO = sys.stderr) -> None:
         self.config = config
@@ -53,20 +107,28 @@ class App:
         self._stop.set()
 
     async def start(self) -> None:
+        """Start every camera that can start. A setting that cannot work raises :class:`ConfigError`
+        (one line naming it); a fault of one camera is logged and only that camera is skipped."""
         cfg = self.config
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        _prepare_state_dir(cfg.state_dir)
         addresses: list[str] = []
         if cfg.mdns:
-            self._zeroconf = open_zeroconf(cfg.mdns_interfaces)
+            _check_interfaces(cfg.mdns_interfaces)
+            try:
+                self._zeroconf = open_zeroconf(cfg.mdns_interfaces)
+            except OSError as exc:
+                raise ConfigError(f"mdns_interfaces {cfg.mdns_interfaces or 'all'}: cannot advertise: "
+                                  f"{exc.strerror or exc}") from None
             addresses = local_addresses(cfg.mdns_interfaces)
         for index, cam_cfg in enumerate(cfg.cameras):
             advertiser = Advertiser(self._zeroconf, addresses) if self._zeroconf is not None else None
+            port = cfg.port_for(index, cam_cfg)
             try:
-                camera = Camera(cam_cfg, cfg.state_dir, host=cfg.bind, port=cfg.port_for(index, cam_cfg),
-                                advertiser=advertiser)
+                camera = Camera(cam_cfg, cfg.state_dir, host=cfg.bind, port=port, advertiser=advertiser,
+                                reset_damaged_state=cfg.reset_damaged_state)
                 await camera.start()
             except (StateError, OSError) as exc:
-                log.error("%s: not started: %s", cam_cfg.name, exc)
+                log.error("%s: not started: %s", cam_cfg.name, _camera_fault(exc, index, cam_cfg, cfg, port))
                 continue
             self.cameras.append(camera)
             print_pairing_info(camera, self.out)
@@ -74,7 +136,12 @@ class App:
             raise RuntimeError("no camera could be started")
         if cfg.trigger_http_port is not None:
             self.triggers = TriggerServer(lambda: self.cameras, host=cfg.bind, port=cfg.trigger_http_port)
-            await self.triggers.start()
+            try:
+                await self.triggers.start()
+            except OSError as exc:
+                self.triggers = None
+                raise ConfigError(f"trigger_http_port {cfg.trigger_http_port}: cannot listen on "
+                                  f"{cfg.bind}:{cfg.trigger_http_port}: {_reason(exc)}") from None
             self.out.write(f"motion triggers: http://{cfg.bind}:{self.triggers.port}/motion?<camera name>\n")
             self.out.flush()
 

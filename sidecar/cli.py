@@ -12,7 +12,8 @@ from typing import Any
 
 from . import __version__
 from .app import App
-from .config import Config, ConfigError, build_config, load_config, parse_camera_flag
+from .config import LOG_LEVELS, Config, ConfigError, build_config, load_config, parse_camera_flag
+from .media.profiles import ProfileError, load_profiles
 
 __all__ = ["main", "parse_args"]
 
@@ -40,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trigger-http-port", type=int, metavar="PORT",
                    help="serve /motion?<camera>, /motion/reset?<camera>, /doorbell?<camera> (0: any free port)")
     p.add_argument("--profile", help="ffmpeg profile for --camera cameras (copy, libx264, vaapi, ...)")
-    p.add_argument("--log-level", default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-level", default=None, type=str.upper, choices=LOG_LEVELS)
+    p.add_argument("--reset-damaged-state", action="store_true",
+                   help="a camera whose state file is damaged starts unpaired (the file is moved aside, not lost)")
     p.add_argument("--version", action="version", version=f"hksv-sidecar {__version__}")
     return p
 
@@ -66,10 +69,25 @@ def parse_args(argv: Sequence[str] | None) -> Config:
             data[key] = value
     if args.no_mdns:
         data["mdns"] = False
+    if args.reset_damaged_state:
+        data["reset_damaged_state"] = True
     config = build_config(data)
     if not config.cameras:
         raise ConfigError("no cameras: add --camera NAME=URL, --demo, or a config file with cameras")
+    _check_profiles(config)
     return config
+
+
+def _check_profiles(config: Config) -> None:
+    """An unknown or broken ffmpeg profile is a configuration error, found before anything starts."""
+    try:
+        profiles = load_profiles()
+    except ProfileError as exc:
+        raise ConfigError(f"ffmpeg profiles: {exc}") from None
+    for index, cam in enumerate(config.cameras):
+        if cam.profile not in profiles:
+            raise ConfigError(f"cameras.{index}.profile: unknown ffmpeg profile {cam.profile!r} "
+                              f"(have {', '.join(sorted(profiles))})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         stream=sys.stderr)
     try:
         asyncio.run(App(config).run())
+    except ConfigError as exc:  # a setting that only fails once used (a port in use, a state dir)
+        print(f"hksv-sidecar: {exc}", file=sys.stderr)
+        return 2
     except RuntimeError as exc:
         print(f"hksv-sidecar: {exc}", file=sys.stderr)
         return 1

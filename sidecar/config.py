@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .hap.state import is_valid_setup_code
 
-__all__ = ["CameraConfig", "Config", "ConfigError", "load_config", "parse_camera_flag"]
+__all__ = ["LOG_LEVELS", "CameraConfig", "Config", "ConfigError", "load_config", "parse_camera_flag"]
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(Exception):
@@ -74,15 +76,38 @@ class Config(_Strict):
     trigger_http_port: int | None = Field(default=None, ge=0, le=65535,
                                           description="motion/doorbell HTTP trigger port (off when unset)")
     cameras: list[CameraConfig] = Field(default_factory=list)
+    reset_damaged_state: bool = Field(
+        default=False, description="a camera whose state file is damaged starts unpaired (the file is kept aside)")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> object:
+        # YAML users write `debug`; logging only knows `DEBUG`.
+        if isinstance(value, str):
+            level = value.strip().upper()
+            if level not in LOG_LEVELS:
+                raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (any case), not {value!r}")
+            return level
+        return value
 
     @model_validator(mode="after")
     def _unique(self) -> Config:
-        names = [c.slug for c in self.cameras]
-        if len(set(names)) != len(names):
-            raise ValueError("camera names must be unique")
-        ports = [c.hap_port for c in self.cameras if c.hap_port is not None]
-        if len(set(ports)) != len(ports):
-            raise ValueError("two cameras share a hap_port")
+        # Names map to state files (by slug) and ports to sockets: a clash would make two cameras
+        # share an identity, so name both so the user knows which two entries to fix.
+        first_by_slug: dict[str, int] = {}
+        first_by_port: dict[int, int] = {}
+        for index, cam in enumerate(self.cameras):
+            other = first_by_slug.setdefault(cam.slug, index)
+            if other != index:
+                raise ValueError(
+                    f"cameras.{other}.name {self.cameras[other].name!r} and cameras.{index}.name {cam.name!r} "
+                    "are the same camera name (names must differ in more than case and punctuation)")
+            if cam.hap_port is None:
+                continue
+            other = first_by_port.setdefault(cam.hap_port, index)
+            if other != index:
+                raise ValueError(f"cameras.{other} ({self.cameras[other].name!r}) and cameras.{index} ({cam.name!r}) "
+                                 f"both use hap_port {cam.hap_port}")
         return self
 
     def port_for(self, index: int, camera: CameraConfig) -> int:
@@ -95,7 +120,8 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "config"
-        lines.append(f"{where}: {err['msg']}")
+        message = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"{where}: {message}")
     return "; ".join(lines)
 
 
@@ -112,13 +138,25 @@ def load_config(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file (YAML must be UTF-8)") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of settings")
     return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's message in one line, with the line and column a user can find."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    text = " ".join(str(problem).split())
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {text}"
+    return text
 
 
 def parse_camera_flag(text: str) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def test_yaml_file_and_flags_merge(tmp_path: Path) -> None:
     ("argv", "fragment"),
     [
         (["--camera", "A=rtsp://x", "--setup-code", "123-45-678"], "cameras.0.setup_code"),
-        (["--camera", "A=rtsp://x", "--camera", "a=rtsp://y"], "unique"),
+        (["--camera", "A=rtsp://x", "--camera", "a=rtsp://y"], "same camera name"),
         (["--camera", "no-equals-sign"], "NAME=URL"),
         ([], "no cameras"),
         (["--camera", "A=rtsp://x", "--hap-port", "70000"], "hap_base_port"),

@@ -70,7 +70,7 @@ class Camera:
     """One camera. ``start()``/``stop()`` own every task and process it creates."""
 
     def __init__(self, config: CameraConfig, state_dir: Path, *, host: str, port: int,
-                 advertiser: Advertiser | None, ffmpeg: str = "ffmpeg") -> None:
+                 advertiser: Advertiser | None, ffmpeg: str = "ffmpeg", reset_damaged_state: bool = False) -> None:
         self.config = config
         self.name = config.name
         self.events = EventBus()  # observers: status page, MQTT, the parent protocol (camera/events.py)
@@ -84,6 +84,7 @@ class Camera:
             self.accessory, state_dir / f"{config.slug}.json", name=config.name, host=host, port=port,
             setup_code=config.setup_code, advertiser=advertiser, resource_handler=self._snapshot,
             resource_timeout=SNAPSHOT_TIMEOUT_S + 2, on_factory_reset=self._factory_reset,
+            reset_damaged_state=reset_damaged_state,
         )
         self.state = self.server.state
         self.settings = CameraSettings.load(self.state.app)

@@ -19,7 +19,7 @@ from .advertiser import Advertiser
 from .core import Connection, CoreConfig, ServerCore
 from .model import Accessory
 from .setup_payload import setup_uri
-from .state import AccessoryState
+from .state import AccessoryState, DamagedStateError, move_aside
 from .status import HapError, HapStatus
 
 __all__ = ["AccessoryServer", "ResourceHandler"]
@@ -139,13 +139,21 @@ class AccessoryServer:
         resource_timeout: float = 25.0,
         on_identify: Callable[[], None] | None = None,
         on_factory_reset: Callable[[], None] | None = None,
+        reset_damaged_state: bool = False,
     ) -> None:
         self.name = name
         self.accessory = accessory
         self.state_path = state_path
         self.host = host
         self._requested_port = port
-        self.state = AccessoryState.load_or_create(state_path, setup_code)
+        try:
+            self.state = AccessoryState.load_or_create(state_path, setup_code)
+        except DamagedStateError:
+            if not reset_damaged_state:
+                raise
+            kept = move_aside(state_path)
+            log.warning("%s: damaged state file moved to %s; starting unpaired", name, kept.name)
+            self.state = AccessoryState.load_or_create(state_path, setup_code)
         self.loop = asyncio.get_running_loop()
         self.core = ServerCore(accessory, self.state, clock=self.loop.time, config=config)
         if self.core.state_changed_at_start:

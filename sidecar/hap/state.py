@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import tempfile
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,12 +29,15 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 __all__ = [
     "MAX_PAIRINGS",
     "AccessoryState",
+    "DamagedStateError",
     "Pairing",
     "StateError",
     "atomic_write",
     "generate_setup_code",
     "generate_setup_id",
     "is_valid_setup_code",
+    "move_aside",
+    "remove_stale_temp_files",
 ]
 
 MAX_PAIRINGS = 32  # HAP requires at least 16
@@ -43,6 +48,13 @@ _SETUP_ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 class StateError(Exception):
     """The state file exists but cannot be used (corrupt JSON, wrong types, bad key)."""
+
+
+class DamagedStateError(StateError):
+    """The file was read but its content is not a state: the user may choose to start afresh.
+
+    Distinct from a file that cannot be read at all (permissions, I/O): that one is never reset.
+    """
 
 
 def is_valid_setup_code(code: str) -> bool:
@@ -149,7 +161,7 @@ class AccessoryState:
     def from_json(cls, data: Any) -> AccessoryState:
         try:
             if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
-                raise StateError("unknown state file format")
+                raise DamagedStateError("unknown state file format")
             pairings: dict[bytes, Pairing] = {}
             for item in data["pairings"]:
                 ident = bytes.fromhex(item["identifier"])
@@ -168,23 +180,26 @@ class AccessoryState:
             )
         except StateError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"state file is damaged: {type(exc).__name__}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DamagedStateError(f"state file is damaged: {type(exc).__name__}") from None
         if len(state.signing_seed) != 32 or not is_valid_setup_code(state.setup_code):
-            raise StateError("state file holds an invalid key or setup code")
+            raise DamagedStateError("state file holds an invalid key or setup code")
         return state
 
     @classmethod
     def load(cls, path: Path) -> AccessoryState:
         try:
-            raw = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except OSError as exc:
             raise StateError(f"cannot read {path}: {exc.strerror}") from None
         try:
-            data = json.loads(raw)
-        except json.JSONDecodeError:
-            raise StateError(f"{path} is not valid JSON") from None
-        return cls.from_json(data)
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise DamagedStateError(f"{path} is not valid JSON") from None
+        try:
+            return cls.from_json(data)
+        except DamagedStateError as exc:
+            raise DamagedStateError(f"{path}: {exc}") from None
 
     @classmethod
     def load_or_create(
@@ -193,8 +208,10 @@ class AccessoryState:
         """Load the state, or create and save a fresh identity when there is no file yet.
 
         A damaged file is an error, never silently replaced: replacing it would orphan the
-        user's pairings without telling them.
+        user's pairings without telling them (see :func:`move_aside` for the user's way out).
+        Temporary files left by a write that a crash interrupted are removed first.
         """
+        remove_stale_temp_files(path)
         if path.exists():
             state = cls.load(path)
             if setup_code is not None and setup_code != state.setup_code and not state.paired:
@@ -209,6 +226,52 @@ class AccessoryState:
 
     def save(self, path: Path) -> None:
         atomic_write(path, json.dumps(self.to_json(), indent=1, sort_keys=True).encode())
+
+
+def _temp_pattern(path: Path) -> re.Pattern[str]:
+    # tempfile.mkstemp(prefix=".<name>.") appends 8 characters from [a-z0-9_].
+    return re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}")
+
+
+def remove_stale_temp_files(path: Path) -> list[Path]:
+    """Delete ``.<name>.XXXXXXXX`` files a killed write left next to ``path``; return them.
+
+    They are full copies of the state (signing seed included), so they must not pile up.
+    Only this process writes this accessory's state, so at start-up none is in flight.
+    """
+    pattern = _temp_pattern(path)
+    removed: list[Path] = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for candidate in path.parent.iterdir():
+            if pattern.fullmatch(candidate.name):
+                with contextlib.suppress(FileNotFoundError):
+                    candidate.unlink()
+                    removed.append(candidate)
+    return removed
+
+
+def move_aside(path: Path, now: float | None = None) -> Path:
+    """Rename a damaged state file to ``<name>.corrupt-<UTC time>`` (never over another file)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while True:
+        try:
+            os.link(path, target)  # fails if target exists: nothing is ever overwritten
+        except FileExistsError:
+            n += 1
+            target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+            continue
+        except OSError:  # a file system without hard links
+            if target.exists():
+                n += 1
+                target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+                continue
+            os.rename(path, target)
+            return target
+        break
+    os.unlink(path)
+    return target
 
 
 def atomic_write(path: Path, data: bytes) -> None:
