@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -102,6 +103,10 @@ class App:
         self._zeroconf: AsyncZeroconf | None = None
         self.triggers: TriggerServer | None = None
         self._stop = asyncio.Event()
+        self.failed: dict[str, str] = {}  # camera name -> why it did not start
+        # Called with each camera before it starts, so an observer (the --stdio-json parent
+        # protocol) can subscribe to ``camera.events`` without missing its first events.
+        self.on_camera: Callable[[Camera], None] | None = None
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -126,9 +131,13 @@ class App:
             try:
                 camera = Camera(cam_cfg, cfg.state_dir, host=cfg.bind, port=port, advertiser=advertiser,
                                 reset_damaged_state=cfg.reset_damaged_state)
+                if self.on_camera is not None:
+                    self.on_camera(camera)
                 await camera.start()
             except (StateError, OSError) as exc:
-                log.error("%s: not started: %s", cam_cfg.name, _camera_fault(exc, index, cam_cfg, cfg, port))
+                fault = _camera_fault(exc, index, cam_cfg, cfg, port)
+                log.error("%s: not started: %s", cam_cfg.name, fault)
+                self.failed[cam_cfg.name] = str(fault)
                 continue
             self.cameras.append(camera)
             print_pairing_info(camera, self.out)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 from . import __version__
 from .app import App
 from .config import LOG_LEVELS, Config, ConfigError, build_config, load_config, parse_camera_flag
+from .control import configure_logging, run_stdio_json
 from .media.profiles import ProfileError, load_profiles
 
 __all__ = ["main", "parse_args"]
@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default=None, type=str.upper, choices=LOG_LEVELS)
     p.add_argument("--reset-damaged-state", action="store_true",
                    help="a camera whose state file is damaged starts unpaired (the file is moved aside, not lost)")
+    p.add_argument("--stdio-json", action="store_true",
+                   help="run as a child of a parent process: JSON-lines commands on stdin (or NODE_CHANNEL_FD), "
+                        "events on stdout; see docs/child-process.md")
+    p.add_argument("--log-format", default="text", choices=["text", "json"],
+                   help="log lines on stderr as text (default) or one JSON object each")
     p.add_argument("--version", action="version", version=f"hksv-sidecar {__version__}")
     return p
 
@@ -90,14 +95,36 @@ def _check_profiles(config: Config) -> None:
                               f"(have {', '.join(sorted(profiles))})")
 
 
+def _stdio_json(args: argparse.Namespace) -> int:
+    """``--stdio-json``: cameras come from the parent's ``config`` command; these flags win over it."""
+    if args.camera or args.demo or args.config or args.setup_code or args.profile:
+        print("hksv-sidecar: --stdio-json takes its cameras from the parent's config command; "
+              "drop --camera/--demo/--config/--setup-code/--profile", file=sys.stderr)
+        return 2
+    overrides: dict[str, Any] = {}
+    for key, value in (("state_dir", args.state_dir), ("bind", args.bind), ("hap_base_port", args.hap_port),
+                       ("mdns_interfaces", args.mdns_interface), ("log_level", args.log_level),
+                       ("trigger_http_port", args.trigger_http_port)):
+        if value is not None:
+            overrides[key] = value
+    if args.no_mdns:
+        overrides["mdns"] = False
+    if args.reset_damaged_state:
+        overrides["reset_damaged_state"] = True
+    return run_stdio_json(overrides, log_level=args.log_level or "INFO", log_format=args.log_format,
+                          validate=_check_profiles)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.stdio_json:
+        return _stdio_json(args)
     try:
         config = parse_args(argv)
     except ConfigError as exc:
         print(f"hksv-sidecar: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    configure_logging(config.log_level, args.log_format)
     try:
         asyncio.run(App(config).run())
     except ConfigError as exc:  # a setting that only fails once used (a port in use, a state dir)

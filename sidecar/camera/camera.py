@@ -181,6 +181,10 @@ class Camera:
             self.events.emit(DoorbellPressed(camera=self.name, source=source))
         self.trigger_motion(source="doorbell")
 
+    def unpair(self) -> bool:
+        """Forget every paired controller (the user removed the camera elsewhere); see the server."""
+        return self.server.remove_all_pairings()
+
     async def _demo_motion(self, every: float) -> None:
         while True:
             await asyncio.sleep(every)

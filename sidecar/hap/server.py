@@ -217,6 +217,22 @@ class AccessoryServer:
         self.core.close()
         self.save_state()
 
+    def remove_all_pairings(self) -> bool:
+        """Forget every controller (a parent's "unpair"): back to factory state, pairable again.
+
+        Open sessions are closed (their keys belong to controllers we no longer know) and the
+        mDNS record says "not paired" again. Returns whether there was anything to forget.
+        """
+        if not self.state.pairings:
+            return False
+        self.state.pairings.clear()
+        for proto in list(self._protocols.values()):
+            proto.close()
+        self.save_state()
+        self._advertise()
+        self._factory_reset()
+        return True
+
     # -- callbacks from the core --------------------------------------------------------------
     def save_state(self) -> None:
         self.state.save(self.state_path)
