@@ -61,7 +61,7 @@ from aiohomekit.controller.ip import connection as aio_connection
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from sidecar import tlv8
-from sidecar.camera import Camera
+from sidecar.camera import Camera, CameraSpec
 from sidecar.camera.recording_config import (
     TRIGGER_MOTION,
     AudioRecordingCodec,
@@ -71,7 +71,6 @@ from sidecar.camera.recording_config import (
     SampleRate,
     encode_selection,
 )
-from sidecar.config import CameraConfig
 from sidecar.hds import RecordingStream, frames, messages
 from sidecar.hds.datasend import MAX_CHUNK
 from sidecar.hds.messages import Kind, Message
@@ -80,7 +79,7 @@ from sidecar.media.prebuffer import Subscription
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, controller_hds_keys, setup_write
 from tests.hub.hds_client import HubDataStreamClient, build_setup_write, parse_setup_response
-from tests.interop.conftest import aio_pair
+from tests.support.hap_client import aio_pair
 
 PIN = "031-45-154"
 PREBUFFER_MS = 4000
@@ -557,7 +556,7 @@ async def run(clip: Path, state: Path, args: argparse.Namespace) -> Outcome:
     clients: set[TimedHub] = set()
     try:
         for i in range(args.cameras):
-            config = CameraConfig(name=f"Bench Cam {i + 1:02d}", source=f"loop:{clip}", profile="copy", setup_code=PIN)
+            config = CameraSpec(name=f"Bench Cam {i + 1:02d}", source=f"loop:{clip}", profile="copy", setup_code=PIN)
             directory = state / f"cam{i + 1:02d}"
             directory.mkdir()
             camera = Camera(config, directory, host="127.0.0.1", port=0, advertiser=None)

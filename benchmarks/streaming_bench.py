@@ -47,11 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiohomekit.model.characteristics.const import SessionControlCommandValues as Cmd
 
-from sidecar.camera import Camera
-from sidecar.config import CameraConfig
-from tests.camera.test_streaming import decode_setup_response, setup_tlv
-from tests.e2e.test_live_stream import selected, wait_until
-from tests.interop.conftest import aio_pair
+from sidecar.camera import Camera, CameraSpec
+from tests.support.hap_client import aio_pair
+from tests.support.live_view import decode_setup_response, selected, setup_tlv, wait_until
 
 PIN = "031-45-154"
 
@@ -127,7 +125,7 @@ class Bench:
 async def camera_for(tmp: Path, clip: Path, profile: str) -> AsyncIterator[Bench]:
     state = tmp / profile
     state.mkdir()
-    config = CameraConfig(name=f"Bench {profile}", source=f"loop:{clip}", profile=profile, setup_code=PIN)
+    config = CameraSpec(name=f"Bench {profile}", source=f"loop:{clip}", profile=profile, setup_code=PIN)
     camera = Camera(config, state, host="127.0.0.1", port=0, advertiser=None)
     await camera.start()
     try:

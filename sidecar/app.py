@@ -22,17 +22,28 @@ import ifaddr
 import segno
 from zeroconf.asyncio import AsyncZeroconf
 
-from .camera import Camera
+from .camera import Camera, CameraSpec
 from .config import CameraConfig, Config, ConfigError
 from .hap import StateError, local_addresses, open_zeroconf
 from .hap.advertiser import Advertiser
 from .hap.state import DamagedStateError
 from .triggers import TriggerServer
 
-__all__ = ["App", "print_pairing_info"]
+__all__ = ["App", "camera_spec", "print_pairing_info"]
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 5.0
+
+
+def camera_spec(config: CameraConfig) -> CameraSpec:
+    """The camera's own settings, from its validated configuration entry."""
+    return CameraSpec(
+        name=config.name, source=config.source, profile=config.profile, setup_code=config.setup_code,
+        transcode_fallback=config.transcode_fallback, doorbell=config.doorbell, snapshot_url=config.snapshot_url,
+        prebuffer_ms=config.prebuffer_ms, max_event_s=config.max_event_s, motion_timeout_s=config.motion_timeout_s,
+        motion_every=config.motion_every, operating_mode_indicator=config.operating_mode_indicator,
+        night_vision=config.night_vision, manually_disabled=config.manually_disabled,
+        max_live_streams=config.max_live_streams)
 
 
 def print_pairing_info(camera: Camera, out: TextIO) -> None:
@@ -129,7 +140,7 @@ class App:
             advertiser = Advertiser(self._zeroconf, addresses) if self._zeroconf is not None else None
             port = cfg.port_for(index, cam_cfg)
             try:
-                camera = Camera(cam_cfg, cfg.state_dir, host=cfg.bind, port=port, advertiser=advertiser,
+                camera = Camera(camera_spec(cam_cfg), cfg.state_dir, host=cfg.bind, port=port, advertiser=advertiser,
                                 reset_damaged_state=cfg.reset_damaged_state)
                 if self.on_camera is not None:
                     self.on_camera(camera)

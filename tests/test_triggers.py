@@ -9,14 +9,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from sidecar.camera import Camera
-from sidecar.config import CameraConfig
+from sidecar.camera import Camera, CameraSpec
 from sidecar.triggers import TriggerServer
 
 
 @pytest.fixture
 async def setup(tmp_path: Path) -> AsyncIterator[tuple[Camera, str]]:
-    camera = Camera(CameraConfig(name="Front Door", source="demo", profile="libx264", doorbell=True,
+    camera = Camera(CameraSpec(name="Front Door", source="demo", profile="libx264", doorbell=True,
                                  motion_timeout_s=0.2), tmp_path, host="127.0.0.1", port=0, advertiser=None)
     await camera.start()
     server = TriggerServer(lambda: [camera], host="127.0.0.1", port=0)

@@ -2,15 +2,20 @@
 
 from .camera import CATEGORY_IP_CAMERA, Camera
 from .events import CameraEvent, EventBus
+from .h264 import H264Level, H264Profile
 from .modes import CameraSettings, snapshot_refusal
 from .recording_config import RecordingSelection, SupportedRecording, parse_selection, supported_for_source
+from .spec import CameraSpec
 
 __all__ = [
     "CATEGORY_IP_CAMERA",
     "Camera",
     "CameraEvent",
     "CameraSettings",
+    "CameraSpec",
     "EventBus",
+    "H264Level",
+    "H264Profile",
     "RecordingSelection",
     "SupportedRecording",
     "parse_selection",

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..config import CameraConfig
 from ..hap import Accessory, AccessoryServer, Advertiser, HapError, HapStatus, WriteContext, catalog
 from ..hap.model import ReadContext
 from ..hds import CloseReason, HDSServer, RecordingStream, SetupError, StreamClosedError
@@ -43,12 +42,13 @@ from ..media import (
     probe_source,
 )
 from .events import DoorbellPressed, EventBus, MotionChanged, MotionSource, RecordingEnded, RecordingOpened
+from .live_view import LiveStreaming
 from .modes import CameraSettings, snapshot_refusal
 from .recording_config import RecordingSelection, SupportedRecording, parse_selection, supported_for_source
 from .rtp_config import supported_audio_stream, supported_rtp, supported_video_stream
 from .services import OptionalModes, build_services
 from .snapshot import SnapshotError, jpeg_from_fmp4, jpeg_from_input, jpeg_from_url
-from .streaming import LiveStreaming
+from .spec import CameraSpec
 
 __all__ = ["CATEGORY_IP_CAMERA", "Camera"]
 
@@ -69,34 +69,34 @@ def _consume_outcome(task: asyncio.Future[Any]) -> None:
 class Camera:
     """One camera. ``start()``/``stop()`` own every task and process it creates."""
 
-    def __init__(self, config: CameraConfig, state_dir: Path, *, host: str, port: int,
+    def __init__(self, spec: CameraSpec, state_dir: Path, *, host: str, port: int,
                  advertiser: Advertiser | None, ffmpeg: str = "ffmpeg", reset_damaged_state: bool = False) -> None:
-        self.config = config
-        self.name = config.name
+        self.spec = spec
+        self.name = spec.name
         self.events = EventBus()  # observers: status page, MQTT, the parent protocol (camera/events.py)
         self._ffmpeg = ffmpeg
-        self.services = s = build_services(doorbell=config.doorbell, optional=OptionalModes(
-            config.operating_mode_indicator, config.night_vision, config.manually_disabled))
-        info = catalog.accessory_information(config.name, manufacturer="hksv-sidecar",
-                                             model="hksv-sidecar camera", serial=config.slug, firmware=__version__)
+        self.services = s = build_services(doorbell=spec.doorbell, optional=OptionalModes(
+            spec.operating_mode_indicator, spec.night_vision, spec.manually_disabled))
+        info = catalog.accessory_information(spec.name, manufacturer="hksv-sidecar",
+                                             model="hksv-sidecar camera", serial=spec.slug, firmware=__version__)
         self.accessory = Accessory(category=CATEGORY_IP_CAMERA).add(info, catalog.protocol_information(), *s.all())
         self.server = AccessoryServer(
-            self.accessory, state_dir / f"{config.slug}.json", name=config.name, host=host, port=port,
-            setup_code=config.setup_code, advertiser=advertiser, resource_handler=self._snapshot,
+            self.accessory, state_dir / f"{spec.slug}.json", name=spec.name, host=host, port=port,
+            setup_code=spec.setup_code, advertiser=advertiser, resource_handler=self._snapshot,
             resource_timeout=SNAPSHOT_TIMEOUT_S + 2, on_factory_reset=self._factory_reset,
             reset_damaged_state=reset_damaged_state,
         )
         self.state = self.server.state
         self.settings = CameraSettings.load(self.state.app)
-        self.source = parse_source(config.source)
+        self.source = parse_source(spec.source)
         self.pipeline = MediaPipeline(PipelineConfig(
-            source=self.source, profile=config.profile, name=config.name,
-            transcode_fallback=config.transcode_fallback, ffmpeg_bin=ffmpeg,
-            prebuffer_capacity_s=max(12.0, config.prebuffer_ms / 1000 + 8),
+            source=self.source, profile=spec.profile, name=spec.name,
+            transcode_fallback=spec.transcode_fallback, ffmpeg_bin=ffmpeg,
+            prebuffer_capacity_s=max(12.0, spec.prebuffer_ms / 1000 + 8),
             settings=self._recording_settings(None)))
         self.hds = HDSServer(gate=self, on_stream=self._on_stream, host=host)
-        self.live = LiveStreaming(name=config.name, source=self.source, ffmpeg=ffmpeg,
-                                  max_sessions=config.max_live_streams, probe=self._cached_probe,
+        self.live = LiveStreaming(name=spec.name, source=self.source, ffmpeg=ffmpeg,
+                                  max_sessions=spec.max_live_streams, probe=self._cached_probe,
                                   copy_allowed=self.pipeline.profile.is_copy,
                                   on_status=self.services.streaming_status.set_value)
         self.supported = self._supported_from(self._cached_probe())
@@ -128,8 +128,8 @@ class Camera:
         await self.server.start()
         self._spawn(self._probe_until_known(), "probe")
         await self._apply_pipeline_gate()
-        if self.config.motion_every:
-            self._spawn(self._demo_motion(self.config.motion_every), "demo-motion")
+        if self.spec.motion_every:
+            self._spawn(self._demo_motion(self.spec.motion_every), "demo-motion")
 
     async def stop(self) -> None:
         if self._motion_reset is not None:
@@ -147,7 +147,7 @@ class Camera:
         await self.server.stop()
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=f"{self.config.slug}:{name}")
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.spec.slug}:{name}")
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -172,7 +172,7 @@ class Camera:
 
     def trigger_motion(self, source: MotionSource = "http") -> None:
         """Motion from a trigger (HTTP, MQTT, detector): clears itself after ``motion_timeout_s``."""
-        self.set_motion(True, auto_reset_s=self.config.motion_timeout_s or None, source=source)
+        self.set_motion(True, auto_reset_s=self.spec.motion_timeout_s or None, source=source)
 
     def ring_doorbell(self, source: MotionSource = "http") -> None:
         """A press: the doorbell event, and motion too (hubs never select the doorbell trigger)."""
@@ -321,8 +321,8 @@ class Camera:
         else:
             width, height, fps = int(probe["width"]), int(probe["height"]), float(probe.get("fps") or 30)
         profile, level = (probe or {}).get("h264_profile"), (probe or {}).get("h264_level")
-        return supported_for_source(width, height, fps, transcode=transcode, prebuffer_ms=self.config.prebuffer_ms,
-                                    doorbell=self.config.doorbell,
+        return supported_for_source(width, height, fps, transcode=transcode, prebuffer_ms=self.spec.prebuffer_ms,
+                                    doorbell=self.spec.doorbell,
                                     h264_profile=profile if isinstance(profile, str) else None,
                                     h264_level=level if isinstance(level, str) else None)
 
@@ -380,7 +380,7 @@ class Camera:
             return RecordingSettings(audio=audio)
         return RecordingSettings(
             width=selection.width, height=selection.height, fps=selection.fps, bitrate_kbps=selection.bitrate_kbps,
-            profile=("baseline", "main", "high")[selection.profile], level=("3.1", "3.2", "4.0")[selection.level],
+            profile=selection.profile.ffmpeg, level=selection.level.ffmpeg,
             iframe_interval_ms=min(selection.iframe_ms, 4000), audio=audio,
             audio_bitrate_kbps=max(16, min(selection.audio_bitrate_kbps or 64, 128)),
             audio_sample_rate=selection.sample_rate.hz, audio_channels=selection.audio_channels)
@@ -475,7 +475,7 @@ class Camera:
 
     async def _pump(self, stream: RecordingStream, sub: Any, started: float, closed: asyncio.Future[None]) -> None:
         generation = sub.generation
-        cap = self.config.max_event_s
+        cap = self.spec.max_event_s
         while not stream.closed:
             getter = asyncio.ensure_future(sub.get())
             try:
@@ -519,8 +519,8 @@ class Camera:
             raise HapError(refusal)
         try:
             async with asyncio.timeout(SNAPSHOT_TIMEOUT_S):
-                if self.config.snapshot_url:
-                    return await jpeg_from_url(self.config.snapshot_url)
+                if self.spec.snapshot_url:
+                    return await jpeg_from_url(self.spec.snapshot_url)
                 snap = self.pipeline.fragments_since(0) if self._pipeline_running else None
                 if snap is not None and snap.fragments:
                     return await jpeg_from_fmp4(bytes(snap.init.data), bytes(snap.fragments[-1].data), width,
@@ -532,19 +532,3 @@ class Camera:
         except SnapshotError as exc:
             log.warning("%s: snapshot failed: %s", self.name, exc)
             raise HapError(HapStatus.SERVICE_COMMUNICATION_FAILURE) from None
-
-    # -- status ---------------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "paired": self.server.paired,
-            "mode": self.settings.mode_name,
-            "recording_active": bool(self.settings.recording_active),
-            "selection": None if self.selection is None else
-            f"{self.selection.width}x{self.selection.height}@{self.selection.fps}",
-            "motion": bool(self.services.motion.value),
-            "streaming": self._stream is not None,
-            "live_views": self.live.active_sessions,
-            "recordings": self.recordings,
-            "pipeline": self.pipeline.status().state.value if self._pipeline_running else "stopped",
-        }

@@ -16,6 +16,7 @@ from enum import IntEnum
 from .. import tlv8
 from ..hap import HapError, HapStatus
 from ..tlv8 import TLVError, read_uint_le, uint_le
+from .h264 import H264Level, H264Profile
 
 __all__ = [
     "TRIGGER_DOORBELL",
@@ -35,18 +36,6 @@ TRIGGER_MOTION = 0x01
 TRIGGER_DOORBELL = 0x02
 MIN_PREBUFFER_MS = 4000
 FRAGMENT_MS = 4000
-
-
-class H264Profile(IntEnum):
-    BASELINE = 0
-    MAIN = 1
-    HIGH = 2
-
-
-class H264Level(IntEnum):
-    L3_1 = 0
-    L3_2 = 1
-    L4_0 = 2
 
 
 class AudioRecordingCodec(IntEnum):
@@ -158,16 +147,11 @@ def supported_for_source(
     profiles: tuple[H264Profile, ...] = (H264Profile.BASELINE, H264Profile.MAIN, H264Profile.HIGH)
     levels: tuple[H264Level, ...] = (H264Level.L3_1, H264Level.L3_2, H264Level.L4_0)
     if not transcode:
-        named = {"baseline": H264Profile.BASELINE, "main": H264Profile.MAIN, "high": H264Profile.HIGH}
-        if h264_profile in named:
-            profiles = (named[h264_profile],)
-        if h264_level:
-            try:
-                value = float(h264_level)
-            except ValueError:
-                value = 0.0
-            if value:
-                levels = (H264Level.L3_1 if value <= 3.1 else H264Level.L3_2 if value <= 3.2 else H264Level.L4_0,)
+        named, bucket = H264Profile.from_name(h264_profile), H264Level.bucket(h264_level)
+        if named is not None:
+            profiles = (named,)
+        if bucket is not None:
+            levels = (bucket,)
     return SupportedRecording(prebuffer_ms=max(prebuffer_ms, MIN_PREBUFFER_MS), triggers=triggers,
                               resolutions=resolutions, profiles=profiles, levels=levels)
 

@@ -1,6 +1,6 @@
 """What the camera advertises for live streaming (0x114-0x116), per hksv-protocol.md §11.
 
-The streams themselves are served by :mod:`sidecar.camera.streaming`. Video: H.264 baseline,
+The streams themselves are served by :mod:`sidecar.camera.live_view`. Video: H.264 baseline,
 main and high at levels 3.1-4.0, 1080p down to 320x240@15 (the Apple Watch asks for it).
 Audio: Opus only: it is what Debian's ffmpeg can encode (libopus); AAC-ELD would need
 libfdk_aac, which Debian does not build. SRTP: AES_CM_128_HMAC_SHA1_80 only (the one suite

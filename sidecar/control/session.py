@@ -139,7 +139,7 @@ class ControlSession:
         active = bool(cmd.data.get("active", True))
         # A parent that forgets to clear motion must not hold the camera "in motion" forever:
         # the same auto-reset as the HTTP trigger.
-        camera.set_motion(active, auto_reset_s=camera.config.motion_timeout_s or None, source="stdio")
+        camera.set_motion(active, auto_reset_s=camera.spec.motion_timeout_s or None, source="stdio")
         self.emit("ok", {"command": "motion", "camera": camera.name}, cmd.seq)
 
     async def _cmd_doorbell(self, cmd: Command) -> None:

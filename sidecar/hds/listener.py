@@ -217,7 +217,6 @@ class _HDSProtocol(asyncio.Protocol):
                 if handle is not None:
                     handle._ended()
                 self._wake_writer()  # a producer waiting for drain learns at once that it is over
-                self.server._stream_ended(event)
             elif isinstance(event, HelloReceived):
                 _log.debug("HDS hello from %s", self._peer())
             elif isinstance(event, ConnectionClosed):
@@ -331,8 +330,6 @@ class HDSServer:
         self._sock: socket.socket | None = None
         self._serving: asyncio.Task[asyncio.Server] | None = None
         self._expiry: asyncio.TimerHandle | None = None
-        self.stream_ends: list[StreamEnded] = []
-        """The last few stream endings, for status pages (bounded)."""
 
     @property
     def port(self) -> int | None:
@@ -432,10 +429,6 @@ class HDSServer:
         self._expiry = None
         self.transports.expire(self.clock())
         self._arm_expiry()
-
-    def _stream_ended(self, event: StreamEnded) -> None:
-        self.stream_ends.append(event)
-        del self.stream_ends[:-16]
 
     async def aclose(self) -> None:
         """Stop listening, close every connection and forget pending sessions."""

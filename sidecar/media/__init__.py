@@ -21,12 +21,12 @@ from .keyframes import GopVerdict, KeyframeMonitor, StreamMeasurement
 from .live import LiveSubscription, SubscriptionClosed
 from .live_stream import LiveAudio, LiveStreamProcess, LiveStreamSpec, LiveVideo, build_live_argv, copy_bsf_for
 from .prebuffer import (
-    CloseReason,
     Prebuffer,
     PrebufferNotReady,
     PrebufferSnapshot,
     StoredFragment,
     Subscription,
+    SubscriptionEnd,
 )
 from .probe import SourceProbe, probe_from_init, probe_source
 from .profiles import BUILTIN_PROFILE_DIR, Profile, ProfileError, load_profile, load_profiles, profile_dirs
@@ -39,7 +39,6 @@ __all__ = [
     "MOVFLAGS",
     "AudioMode",
     "AudioTrack",
-    "CloseReason",
     "FfmpegCommand",
     "Fmp4Error",
     "Fmp4Event",
@@ -74,6 +73,7 @@ __all__ = [
     "StreamMeasurement",
     "Subscription",
     "SubscriptionClosed",
+    "SubscriptionEnd",
     "TrackFragment",
     "TrackInfo",
     "VideoTrack",

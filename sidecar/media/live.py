@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 
 from .fmp4 import Fragment, InitSegment
-from .prebuffer import CloseReason, Subscription
+from .prebuffer import Subscription, SubscriptionEnd
 
 __all__ = ["LiveSubscription", "SubscriptionClosed"]
 
@@ -19,7 +19,7 @@ __all__ = ["LiveSubscription", "SubscriptionClosed"]
 class SubscriptionClosed(Exception):
     """The live subscription ended; ``reason`` says why (slow consumer, new generation, stop)."""
 
-    def __init__(self, reason: CloseReason) -> None:
+    def __init__(self, reason: SubscriptionEnd) -> None:
         super().__init__(reason.value)
         self.reason = reason
 
@@ -43,7 +43,7 @@ class LiveSubscription:
         return self._core.generation
 
     @property
-    def close_reason(self) -> CloseReason | None:
+    def close_reason(self) -> SubscriptionEnd | None:
         return self._core.close_reason
 
     @property
@@ -62,7 +62,7 @@ class LiveSubscription:
             self._event.clear()
             await self._event.wait()
 
-    def close(self, reason: CloseReason = CloseReason.CLOSED) -> None:
+    def close(self, reason: SubscriptionEnd = SubscriptionEnd.CLOSED) -> None:
         """Stop receiving (idempotent)."""
         self._core.close(reason)
 

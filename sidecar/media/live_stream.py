@@ -41,9 +41,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SRTP_SUITE_AES_CM_128_HMAC_SHA1_80 = "AES_CM_128_HMAC_SHA1_80"
-#: H.264 profile and level names for ``-profile:v`` / ``-level:v``.
-H264_PROFILES = ("baseline", "main", "high")
-H264_LEVELS = ("3.1", "3.2", "4.0")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,16 +21,16 @@ from dataclasses import dataclass
 from .fmp4 import Fragment, InitSegment
 
 __all__ = [
-    "CloseReason",
     "Prebuffer",
     "PrebufferNotReady",
     "PrebufferSnapshot",
     "StoredFragment",
     "Subscription",
+    "SubscriptionEnd",
 ]
 
 
-class CloseReason(enum.Enum):
+class SubscriptionEnd(enum.Enum):
     """Why a live subscription ended; the camera layer maps these to HDS close reasons."""
 
     SLOW_CONSUMER = "slow-consumer"  # its queue hit the bound: the hub is not keeping up
@@ -79,7 +79,7 @@ class Subscription:
     Created by :meth:`Prebuffer.subscribe`. The queue starts with the init segment and the
     prebuffer snapshot, then receives every new fragment of the same generation. If more than
     ``max_pending`` fragments (or ``max_pending_bytes``) wait unread, the subscription is closed
-    with :attr:`CloseReason.SLOW_CONSUMER` and its queue is dropped at once, so a stalled hub can
+    with :attr:`SubscriptionEnd.SLOW_CONSUMER` and its queue is dropped at once, so a stalled hub can
     never make memory grow (field notes, trap 23).
     """
 
@@ -97,7 +97,7 @@ class Subscription:
         self._queue: deque[InitSegment | Fragment] = deque()
         self._queued_bytes = 0
         self._queued_fragments = 0
-        self.close_reason: CloseReason | None = None
+        self.close_reason: SubscriptionEnd | None = None
         #: Called (synchronously) whenever an item is queued or the subscription closes.
         self.on_ready: Callable[[], None] | None = None
 
@@ -126,14 +126,14 @@ class Subscription:
             self._queued_bytes -= len(item.data)
         return item
 
-    def close(self, reason: CloseReason = CloseReason.CLOSED) -> None:
+    def close(self, reason: SubscriptionEnd = SubscriptionEnd.CLOSED) -> None:
         """Close (idempotent). Items already queued stay readable unless the reason is
-        :attr:`CloseReason.SLOW_CONSUMER` or :attr:`CloseReason.NEW_GENERATION`, where they would
+        :attr:`SubscriptionEnd.SLOW_CONSUMER` or :attr:`SubscriptionEnd.NEW_GENERATION`, where they would
         only waste memory or be wrong."""
         if self.close_reason is not None:
             return
         self.close_reason = reason
-        if reason in (CloseReason.SLOW_CONSUMER, CloseReason.NEW_GENERATION):
+        if reason in (SubscriptionEnd.SLOW_CONSUMER, SubscriptionEnd.NEW_GENERATION):
             self._queue.clear()
             self._queued_bytes = self._queued_fragments = 0
         if self._prebuffer is not None:
@@ -149,7 +149,7 @@ class Subscription:
             self._queued_fragments += 1
             self._queued_bytes += item.size
             if self._queued_fragments > self.max_pending or self._queued_bytes > self.max_pending_bytes:
-                self.close(CloseReason.SLOW_CONSUMER)
+                self.close(SubscriptionEnd.SLOW_CONSUMER)
                 return
         else:
             self._queued_bytes += len(item.data)
@@ -201,12 +201,12 @@ class Prebuffer:
 
         Returns the new generation number (strictly increasing from 1).
         """
-        self.reset(CloseReason.NEW_GENERATION)
+        self.reset(SubscriptionEnd.NEW_GENERATION)
         self.generation += 1
         self.init = init
         return self.generation
 
-    def reset(self, reason: CloseReason = CloseReason.STOPPED) -> None:
+    def reset(self, reason: SubscriptionEnd = SubscriptionEnd.STOPPED) -> None:
         """Forget the init segment and every fragment; close all subscriptions with ``reason``."""
         self.init = None
         self._ring.clear()

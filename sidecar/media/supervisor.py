@@ -31,7 +31,7 @@ from .command import AudioMode, FfmpegCommand, build_command
 from .fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
 from .keyframes import GopVerdict, KeyframeMonitor
 from .live import LiveSubscription
-from .prebuffer import CloseReason, Prebuffer, PrebufferSnapshot
+from .prebuffer import Prebuffer, PrebufferSnapshot, SubscriptionEnd
 from .probe import SourceProbe, probe_from_init, probe_source
 from .process import terminate_and_reap
 from .profiles import Profile, load_profiles
@@ -290,7 +290,7 @@ class MediaPipeline:
                 await task
                 raise
         self._task = None
-        self.prebuffer.reset(CloseReason.STOPPED)
+        self.prebuffer.reset(SubscriptionEnd.STOPPED)
         self._set_state(PipelineState.STOPPED)
 
     async def reconfigure(self, settings: RecordingSettings) -> ReconfigureResult:
@@ -511,7 +511,7 @@ class MediaPipeline:
             await self._terminate(proc, pump, drain)
             self._proc = None
             self._last_exit = proc.returncode
-            self.prebuffer.reset(CloseReason.NEW_GENERATION if not self._stopping else CloseReason.STOPPED)
+            self.prebuffer.reset(SubscriptionEnd.NEW_GENERATION if not self._stopping else SubscriptionEnd.STOPPED)
             self._notify()
         run_seconds = self._clock() - started
         if reason is not None and self._restart_reason is None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.camera import Camera
+from sidecar.camera import Camera, CameraSpec
 from sidecar.camera.recording_config import (
     TRIGGER_MOTION,
     AudioRecordingCodec,
@@ -21,10 +21,9 @@ from sidecar.camera.recording_config import (
     SampleRate,
     encode_selection,
 )
-from sidecar.config import CameraConfig
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
-from tests.interop.conftest import aio_pair
+from tests.support.hap_client import aio_pair
 
 PIN = "031-45-154"
 SELECTION = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L3_1, 500, 4000, 640, 360, 15,
@@ -56,7 +55,7 @@ class Rig:
 
 
 async def make_camera(tmp_path: Path, **overrides: Any) -> Camera:
-    config = CameraConfig(name="Rules Cam", source="demo", profile="libx264", setup_code=PIN, **overrides)
+    config = CameraSpec(name="Rules Cam", source="demo", profile="libx264", setup_code=PIN, **overrides)
     camera = Camera(config, tmp_path, host="127.0.0.1", port=0, advertiser=None)
     await camera.start()
     return camera

@@ -1,7 +1,6 @@
 """Live streaming's sans-IO core: the TLVs of hksv-protocol.md §11 and StreamingManager's rules.
 
-Also home of the TLV builders the other streaming tests use (a controller's writes, written
-from the spec, not from our encoder).
+The controller's writes are built from the spec (tests/support/live_view.py), not by our encoder.
 """
 
 from __future__ import annotations
@@ -30,34 +29,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sidecar import tlv8
+from sidecar.camera.live_codec import Command, SetupRequest, parse_selected, parse_setup_request
+from sidecar.camera.live_session import Reconfigure, Start, Stop, StreamingManager, source_fits
 from sidecar.camera.rtp_config import supported_audio_stream, supported_rtp, supported_video_stream
-from sidecar.camera.streaming import (
-    Command,
-    Reconfigure,
-    SetupRequest,
-    Start,
-    Stop,
-    StreamingManager,
-    parse_selected,
-    parse_setup_request,
-    source_fits,
-)
 from sidecar.hap import HapError, HapStatus
 from sidecar.media import InputSpec, LiveAudio, LiveStreamSpec, LiveVideo, build_live_argv, copy_bsf_for, parse_source
 from sidecar.tlv8 import uint_le
-
-SID = bytes(range(16))
-KEY, SALT = bytes(range(100, 116)), bytes(range(200, 214))
+from tests.support.live_view import KEY, SALT, SID, decode_setup_response, setup_tlv
 
 
 # -- builders of what a controller writes (§11.4, §11.6) --------------------------------------------
-def setup_tlv(session_id: bytes = SID, *, address: str = "127.0.0.1", ip_version: int = 0, video_port: int = 50000,
-              audio_port: int = 50002, suite: int = 0, key: bytes = KEY, salt: bytes = SALT) -> bytes:
-    addr = tlv8.encode([(1, ip_version), (2, address), (3, uint_le(video_port, 2)), (4, uint_le(audio_port, 2))])
-    srtp = tlv8.encode([(1, suite), (2, key), (3, salt)])
-    return tlv8.encode([(1, session_id), (3, addr), (4, srtp), (5, srtp)])
-
-
 def selected_tlv(session_id: bytes = SID, command: int = 1, *, width: int = 320, height: int = 240, fps: int = 15,
                  bitrate: int = 300, mtu: int | None = None, audio: bool = True, codec_params: bool = True,
                  rtcp_interval: float = 0.5) -> bytes:
@@ -79,20 +60,6 @@ def selected_tlv(session_id: bytes = SID, command: int = 1, *, width: int = 320,
                                 (4, struct.pack("<f", 0.5)), (6, 13)])
             items.append((3, tlv8.encode([(1, 3), (2, params), (3, artp), (4, 0)])))
     return tlv8.encode(items)
-
-
-def decode_setup_response(raw: bytes) -> dict[str, object]:
-    """The read-back, decoded straight from §11.5."""
-    d = tlv8.decode_dict(raw)
-    out: dict[str, object] = {"session_id": d.get(1), "status": d[2][0]}
-    if 3 in d:
-        addr = tlv8.decode_dict(d[3])
-        v, a = tlv8.decode_dict(d[4]), tlv8.decode_dict(d[5])
-        out.update(ip_version=addr[1][0], address=addr[2].decode(), video_port=int.from_bytes(addr[3], "little"),
-                   audio_port=int.from_bytes(addr[4], "little"), video_suite=v[1][0], video_key=v[2] + v[3],
-                   audio_suite=a[1][0], audio_key=a[2] + a[3], video_ssrc=int.from_bytes(d[6], "little"),
-                   audio_ssrc=int.from_bytes(d[7], "little"))
-    return out
 
 
 def fake_bind(request: SetupRequest) -> tuple[str, int, int]:

@@ -17,8 +17,8 @@ import pytest
 from aiohomekit.model.characteristics.const import SessionControlCommandValues as Cmd
 from aiohomekit.model.characteristics.structs import StreamingStatus
 
-from tests.e2e.test_live_stream import Rig, alive, make_rig, wait_until
-from tests.interop.conftest import second_session
+from tests.support.hap_client import second_session
+from tests.support.live_view import Rig, alive, make_rig, wait_until
 
 SETUP, SELECTED, STATUS = ("110", "118"), ("110", "117"), ("110", "120")
 RTP_ACTIVE, HOMEKIT_ACTIVE = ("110", "B0"), ("21A", "21B")

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from tests.interop.conftest import aio_pair
+from tests.support.hap_client import aio_pair
 
 
 async def test_demo_pairs_and_stops_cleanly(sidecar: Any) -> None:

@@ -20,7 +20,7 @@ from sidecar.camera.recording_config import (
 )
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
-from tests.interop.conftest import aio_pair
+from tests.support.hap_client import aio_pair
 
 from .test_recording import (
     advertised_codec,

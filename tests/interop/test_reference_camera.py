@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 
 from sidecar import tlv8
-from sidecar.camera import Camera
-from sidecar.config import CameraConfig
+from sidecar.camera import Camera, CameraSpec
 
 from .conftest import aio_pair
 
@@ -98,7 +97,7 @@ def free_port() -> int:
 
 @pytest.fixture
 async def ours(tmp_path: Path) -> AsyncIterator[Camera]:
-    camera = Camera(CameraConfig(name="Ours", source="demo", profile="libx264", setup_code=PIN), tmp_path / "ours",
+    camera = Camera(CameraSpec(name="Ours", source="demo", profile="libx264", setup_code=PIN), tmp_path / "ours",
                     host="127.0.0.1", port=0, advertiser=None)
     await camera.start()
     try:

@@ -13,7 +13,6 @@ import pytest
 
 from sidecar.media import (
     AudioMode,
-    CloseReason,
     GopVerdict,
     InitSegment,
     MediaPipeline,
@@ -21,6 +20,7 @@ from sidecar.media import (
     PipelineState,
     RecordingSettings,
     Source,
+    SubscriptionEnd,
     parse_source,
 )
 
@@ -198,7 +198,7 @@ async def test_camera_stalls_30_s_and_comes_back(rtsp_camera: CameraFactory) -> 
         await pipeline.wait_for(lambda: pipeline.state is not PipelineState.RUNNING, 20)
         noticed = time.monotonic() - paused_at
         assert noticed <= 12.5, f"took {noticed:.1f} s to notice the stall"
-        assert live.close_reason is CloseReason.NEW_GENERATION  # the recording must end
+        assert live.close_reason is SubscriptionEnd.NEW_GENERATION  # the recording must end
         assert pipeline.prebuffer.init is None and pipeline.status().last_error
         await asyncio.sleep(max(0.0, 30 - (time.monotonic() - paused_at)))
         restarts_during_outage = pipeline.restarts

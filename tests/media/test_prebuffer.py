@@ -7,13 +7,13 @@ import asyncio
 import pytest
 
 from sidecar.media import (
-    CloseReason,
     Fragment,
     InitSegment,
     LiveSubscription,
     Prebuffer,
     PrebufferNotReady,
     SubscriptionClosed,
+    SubscriptionEnd,
 )
 
 from .fakes import make_fragment, make_init
@@ -110,7 +110,7 @@ def test_subscription_gets_init_prebuffer_then_live() -> None:
     item = sub.pop()
     assert isinstance(item, Fragment) and item.sequence_number == 4
     sub.close()
-    assert sub.close_reason is CloseReason.CLOSED and pb.subscriber_count == 0
+    assert sub.close_reason is SubscriptionEnd.CLOSED and pb.subscriber_count == 0
     pb.push(make_fragment(5, start_s=16.0), now + 8)
     assert sub.pop() is None
 
@@ -124,13 +124,13 @@ def test_slow_consumer_is_closed_and_its_queue_dropped() -> None:
         pb.push(make_fragment(10 + i, start_s=100.0 + 4 * i), now + 4 * (i + 1))
     assert not sub.closed and sub.pending == 4
     pb.push(make_fragment(20, start_s=200.0), now + 20)
-    assert sub.close_reason is CloseReason.SLOW_CONSUMER
+    assert sub.close_reason is SubscriptionEnd.SLOW_CONSUMER
     assert sub.pending == 0 and sub.pending_bytes == 0 and sub.pop() is None
     assert pb.subscriber_count == 0
     # Byte bound as well.
     sub = pb.subscribe(4000, now + 20, max_pending=100, max_pending_bytes=2500)
     pb.push(make_fragment(21, start_s=204.0, size=2000), now + 24)
-    assert sub.close_reason is CloseReason.SLOW_CONSUMER
+    assert sub.close_reason is SubscriptionEnd.SLOW_CONSUMER
 
 
 def test_new_generation_closes_old_subscribers() -> None:
@@ -139,7 +139,7 @@ def test_new_generation_closes_old_subscribers() -> None:
     now = fill(pb, 2)
     sub = pb.subscribe(4000, now)
     pb.start_generation(make_init(tag=b"new"), now + 1)
-    assert sub.close_reason is CloseReason.NEW_GENERATION and sub.pop() is None
+    assert sub.close_reason is SubscriptionEnd.NEW_GENERATION and sub.pop() is None
     assert pb.fragment_count == 0 and pb.generation == 2
     pb.reset()
     assert pb.init is None and pb.fragments_since(4000, now) is None
@@ -162,15 +162,15 @@ async def test_live_subscription_async() -> None:
     for i in range(3):
         pb.push(make_fragment(10 + i, start_s=50.0 + 4 * i), now + i)
         await asyncio.sleep(0)
-    pb.reset(CloseReason.STOPPED)
+    pb.reset(SubscriptionEnd.STOPPED)
     async with asyncio.timeout(2):
         await task
     assert got[0] is init
     assert [f.sequence_number for f in got[1:] if isinstance(f, Fragment)] == [2, 10, 11, 12]
-    assert live.close_reason is CloseReason.STOPPED
+    assert live.close_reason is SubscriptionEnd.STOPPED
     with pytest.raises(SubscriptionClosed) as info:
         await live.get()
-    assert info.value.reason is CloseReason.STOPPED
+    assert info.value.reason is SubscriptionEnd.STOPPED
 
 
 async def test_live_subscription_context_manager_unsubscribes() -> None:
@@ -180,4 +180,4 @@ async def test_live_subscription_context_manager_unsubscribes() -> None:
     async with LiveSubscription(pb.subscribe(4000, now)) as live:
         assert isinstance(await live.get(), InitSegment)
         assert pb.subscriber_count == 1
-    assert pb.subscriber_count == 0 and live.close_reason is CloseReason.CLOSED
+    assert pb.subscriber_count == 0 and live.close_reason is SubscriptionEnd.CLOSED

@@ -1,0 +1,38 @@
+"""What one camera is told to be: :class:`CameraSpec`, a small frozen value.
+
+The wiring layer (``app.py``) builds it from the validated configuration, so ``camera/``
+never depends on the configuration's pydantic models; tests and benchmarks build one directly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["CameraSpec"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CameraSpec:
+    """One camera's settings. Defaults match the configuration's (see ``sidecar/config.py``)."""
+
+    name: str
+    source: str  # rtsp://..., a file, loop:<file>, or "demo"
+    profile: str = "copy"  # ffmpeg profile: copy, libx264, vaapi, ...
+    setup_code: str | None = None
+    transcode_fallback: bool = False
+    doorbell: bool = False
+    snapshot_url: str | None = None
+    prebuffer_ms: int = 8000  # the most a hub may select
+    max_event_s: float = 180.0  # longest recording
+    motion_timeout_s: float = 30.0  # trigger motion auto-reset; 0: never
+    motion_every: float | None = None  # demo: toggle motion every N seconds
+    operating_mode_indicator: bool = False
+    night_vision: bool = False
+    manually_disabled: bool = False
+    max_live_streams: int = 2
+
+    @property
+    def slug(self) -> str:
+        """File-name-safe form of the name (the state file is ``<slug>.json``)."""
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "camera"

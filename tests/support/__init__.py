@@ -1,0 +1,1 @@
+"""Rigs shared by several test modules (and the benchmarks), so test modules never import each other."""

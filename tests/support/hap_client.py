@@ -1,0 +1,41 @@
+"""aiohomekit as the controller: pair with a setup code over loopback (no mDNS involved)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohomekit import Controller
+from aiohomekit.controller.ip import IpDiscovery, IpPairing
+from aiohomekit.model.categories import Categories
+from aiohomekit.model.feature_flags import FeatureFlags
+from aiohomekit.model.status_flags import StatusFlags
+from aiohomekit.zeroconf import HomeKitService
+
+__all__ = ["PIN", "aio_pair", "description", "second_session"]
+
+PIN = "031-45-154"
+
+
+def description(port: int, *, with_auth: bool = False) -> HomeKitService:
+    return HomeKitService(
+        name="dut", id="00:00:00:00:00:00", model="",
+        feature_flags=FeatureFlags(1 if with_auth else 0),
+        status_flags=StatusFlags.UNPAIRED, config_num=1, state_num=1,
+        category=Categories.OTHER, protocol_version="1.1", type="_hap._tcp.local.",
+        address="127.0.0.1", addresses=["127.0.0.1"], port=port,
+    )
+
+
+async def aio_pair(port: int, pin: str = PIN, *, with_auth: bool = False) -> IpPairing:
+    """Pair with aiohomekit exactly as a user would with a setup code (no mDNS involved)."""
+    discovery = IpDiscovery(Controller(), description(port, with_auth=with_auth))
+    try:
+        finish = await discovery.async_start_pairing("dut")
+        return await finish(pin)
+    finally:
+        await discovery.close()
+
+
+def second_session(pairing_data: dict[str, Any]) -> IpPairing:
+    """Another HAP session of the same controller (its own connection, same keys)."""
+    return IpPairing(Controller(), dict(pairing_data))
