@@ -64,7 +64,7 @@ class CoreConfig:
     """Limits. Defaults suit a home network; tests shrink them."""
 
     max_connections: int = 64
-    unverified_timeout: float = 30.0  # a connection must finish pair-verify within this
+    unverified_timeout: float = 10.0  # a connection must finish pair-verify within this
     idle_timeout: float = 24 * 3600.0  # a verified session with no traffic is closed after this
     event_interval: float = 1.0
 
@@ -141,8 +141,10 @@ class Session:
 class Connection:
     """One TCP connection's protocol state."""
 
-    def __init__(self, core: ServerCore, conn_id: int, now: float) -> None:
+    def __init__(self, core: ServerCore, conn_id: int, now: float, peer: str | None = None) -> None:
         self.id = conn_id
+        self.peer = peer  # the remote address, so a flood from one host evicts its own sockets first
+        self.evicted = False  # closed to make room for a newcomer: the adapter aborts the socket
         self._core = core
         self._parser = RequestParser()
         self._channel: SecureChannel | None = None
@@ -281,6 +283,9 @@ class Connection:
 
     def expired(self, now: float) -> bool:
         if self.session is None:
+            if self._core.pair_setup.active_connection(now) == self.id:
+                # A user may take a while to type the setup code between M2 and M3.
+                return now >= self.last_activity + self._core.pair_setup.TIMEOUT
             return now >= self.opened_at + self._core.config.unverified_timeout
         return now >= self.last_activity + self._core.config.idle_timeout
 
@@ -342,16 +347,40 @@ class ServerCore:
             char.remove_listener(self._on_value_changed)
 
     # -- connections --------------------------------------------------------------------------
-    def open_connection(self, now: float) -> Connection | None:
-        """A new TCP connection; None when the server is full (the adapter closes the socket)."""
+    def open_connection(self, now: float, peer: str | None = None) -> Connection | None:
+        """A new TCP connection; None when the server is full (the adapter closes the socket).
+
+        A full server makes room by evicting the oldest unverified connection of the peer that
+        holds the most unverified connections (so a flood from one host evicts its own sockets,
+        not a hub on another host). Verified sessions are never evicted for a newcomer: when every
+        slot is verified, the newcomer is refused.
+        """
         if len(self.connections) >= self.config.max_connections:
-            return None
-        conn = Connection(self, self._next_id, now)
+            victim = self._eviction_candidate()
+            if victim is None:
+                return None
+            log.info("connection limit reached: closing unverified connection %d (from %s) for a new one",
+                     victim.id, victim.peer)
+            victim.evicted = True
+            victim._abort()
+            victim.connection_lost()  # frees its slot now; the adapter's later call is a no-op
+            self.callbacks.on_output(victim)
+        conn = Connection(self, self._next_id, now, peer)
         self._next_id += 1
         self.connections[conn.id] = conn
         if self._housekeeping_at is None:
             self._housekeeping_at = now + self.HOUSEKEEPING_S
         return conn
+
+    def _eviction_candidate(self) -> Connection | None:
+        per_peer: dict[str | None, list[Connection]] = {}
+        for conn in self.connections.values():  # insertion order: oldest first
+            if conn.session is None and not conn.closed:
+                per_peer.setdefault(conn.peer, []).append(conn)
+        if not per_peer:
+            return None
+        busiest = max(per_peer.values(), key=lambda conns: (len(conns), -conns[0].opened_at))
+        return busiest[0]
 
     def _forget(self, conn: Connection) -> None:
         self.connections.pop(conn.id, None)

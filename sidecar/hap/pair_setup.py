@@ -102,6 +102,11 @@ class PairSetup:
         if self._exchange is not None and self._exchange.conn_id == conn_id:
             self._exchange = None
 
+    def active_connection(self, now: float) -> int | None:
+        """The connection holding the pair-setup exchange in progress, if any."""
+        self._expire(now)
+        return self._exchange.conn_id if self._exchange is not None else None
+
     def _expire(self, now: float) -> None:
         if self._exchange is not None and now - self._exchange.last_activity > self.TIMEOUT:
             self._exchange = None

@@ -40,9 +40,11 @@ class _HapProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        conn = self._server.core.open_connection(self._server.loop.time())
+        peer = transport.get_extra_info("peername")
+        conn = self._server.core.open_connection(self._server.loop.time(), str(peer[0]) if peer else None)
         if conn is None:
-            log.warning("%s: connection limit reached; refusing a connection", self._server.name)
+            log.warning("%s: connection limit reached by verified sessions; refusing a connection",
+                        self._server.name)
             transport.abort()
             return
         self.conn = conn
@@ -66,6 +68,9 @@ class _HapProtocol(asyncio.Protocol):
         """Write what the core produced, start deferred work, close if asked."""
         conn, transport = self.conn, self._transport
         if conn is None or transport is None or transport.is_closing():
+            return
+        if conn.evicted:  # made room for a newcomer: release the socket at once
+            transport.abort()
             return
         data = conn.data_to_send()
         if data:

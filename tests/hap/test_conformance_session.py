@@ -100,7 +100,10 @@ def test_11_timeouts_connection_limit_and_slow_loris() -> None:
     loris = h.peer()
     loris.feed(b"GET /acc")  # a partial request, then silence
     third = h.peer()
-    assert h.core.open_connection(h.clock()) is None  # full: the adapter closes the socket
+    assert h.core.open_connection(h.clock()) is not None  # full: the oldest unverified one makes room
+    assert loris.closed and loris.conn.evicted and not third.closed and not peer.closed
+    loris = Peer(h.core, h.clock, h.core.connections[max(h.core.connections)])
+    loris.feed(b"GET /acc")
 
     def run_timers_until(t: float) -> None:
         while (deadline := h.core.next_deadline()) is not None and deadline <= t:
@@ -116,6 +119,65 @@ def test_11_timeouts_connection_limit_and_slow_loris() -> None:
     run_timers_until(start + 102)
     assert peer.closed
     assert data
+
+
+def test_11_eviction_spares_verified_sessions_and_the_other_hosts() -> None:
+    h = make_harness(CoreConfig(max_connections=4))
+    hub, data = h.paired_peer()
+    hub.conn.peer = "10.0.0.2"
+    other_hub = h.peer()
+    other_hub.conn.peer = "10.0.0.3"  # unverified, but alone on its host
+    flood = [h.core.open_connection(h.clock(), "10.0.0.66") for _ in range(2)]
+    assert all(c is not None for c in flood)
+    h.clock.now += 1
+    evicted: list[int] = []
+    for _ in range(50):  # the flooding host only ever evicts its own sockets
+        before = {c.id for c in h.core.connections.values()}
+        conn = h.core.open_connection(h.clock(), "10.0.0.66")
+        assert conn is not None
+        evicted += sorted(before - set(h.core.connections))
+        h.clock.now += 0.01
+    assert len(evicted) == 50 and not hub.closed and not other_hub.closed
+    assert len(h.core.connections) == 4
+    # A newcomer from a third host evicts the flood's oldest, never a verified session.
+    assert h.core.open_connection(h.clock(), "10.0.0.9") is not None
+    assert not hub.closed and not other_hub.closed
+    # Every slot verified: the newcomer is refused.
+    h2 = make_harness(CoreConfig(max_connections=2))
+    a, data2 = h2.paired_peer()
+    b = h2.session_peer(data2)
+    assert h2.core.open_connection(h2.clock(), "10.0.0.66") is None
+    assert not a.closed and not b.closed
+    assert data
+
+
+def test_11_default_limits() -> None:
+    h = make_harness()  # the defaults a real camera runs with
+    assert h.core.config.max_connections == 64
+    idle = h.peer()
+    for _ in range(9):
+        h.clock.now += 1
+        h.core.handle_timers(h.clock())
+    assert not idle.closed
+    for _ in range(2):  # 10 s to finish pair-verify (checked on a 1 s tick)
+        h.clock.now += 1
+        h.core.handle_timers(h.clock())
+    assert idle.closed
+
+
+def test_11_pair_setup_in_progress_outlives_the_verify_timeout() -> None:
+    h = make_harness(CoreConfig(unverified_timeout=10))
+    setup = h.peer()
+    m1 = tlv8.encode([(T.STATE, 1), (T.METHOD, 0)])
+    assert tlv8.decode_dict(setup.tlv("/pair-setup", m1))[T.STATE] == b"\x02"
+    idle = h.peer()
+    for _ in range(25):  # the user types the code for 25 s
+        h.clock.now += 1
+        h.core.handle_timers(h.clock())
+    assert idle.closed and not setup.closed
+    h.clock.now += 10
+    h.core.handle_timers(h.clock())
+    assert setup.closed  # pair-setup's own 30 s limit still applies
 
 
 # -- 12 ------------------------------------------------------------------------------------------

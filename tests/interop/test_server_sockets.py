@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +20,21 @@ from .conftest import PIN, Running, aio_pair, second_session
 pytestmark = pytest.mark.interop
 
 
-async def test_connection_limit_closes_extra_sockets(tmp_path: Path) -> None:
+async def test_connection_limit_evicts_the_oldest_unverified_socket(tmp_path: Path) -> None:
     test = build_test_accessory()
     server = AccessoryServer(test.accessory, tmp_path / "s.json", name="T", host="127.0.0.1", setup_code=PIN,
                              config=CoreConfig(max_connections=2))
     await server.start()
     writers = []
     try:
-        for _ in range(2):
-            _, w = await asyncio.open_connection("127.0.0.1", server.port)
+        readers = []
+        for _ in range(3):
+            r, w = await asyncio.open_connection("127.0.0.1", server.port)
+            readers.append(r)
             writers.append(w)
-        reader, w = await asyncio.open_connection("127.0.0.1", server.port)
-        writers.append(w)
-        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+        with contextlib.suppress(ConnectionResetError):  # aborted by the server to make room
+            assert await asyncio.wait_for(readers[0].read(), 5) == b""
+        assert len(server.core.connections) == 2
     finally:
         for w in writers:
             w.close()
