@@ -237,7 +237,10 @@ async def serve(overrides: dict[str, Any], formatter: logging.Formatter,
         session.emit("bye", {"reason": reason}, session.shutdown_seq)
         await outbound.flush()
         for sig in (signal.SIGTERM, signal.SIGINT):
+            # Already stopping: a late SIGTERM (a parent that sends shutdown and a signal) must
+            # not turn this clean exit into death by signal. asyncio would restore SIG_DFL.
             loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
         for transport in (inbound.transport, outbound.transport):
             if transport is not None:
                 transport.close()
