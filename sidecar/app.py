@@ -27,6 +27,7 @@ from .config import CameraConfig, Config, ConfigError
 from .hap import StateError, local_addresses, open_zeroconf
 from .hap.advertiser import Advertiser
 from .hap.state import DamagedStateError
+from .media import load_profiles, profile_dirs
 from .triggers import TriggerServer
 
 __all__ = ["App", "camera_spec", "print_pairing_info"]
@@ -127,6 +128,7 @@ class App:
         (one line naming it); a fault of one camera is logged and only that camera is skipped."""
         cfg = self.config
         _prepare_state_dir(cfg.state_dir)
+        profiles = load_profiles(profile_dirs([cfg.ffmpeg_profiles_dir] if cfg.ffmpeg_profiles_dir else []))
         addresses: list[str] = []
         if cfg.mdns:
             _check_interfaces(cfg.mdns_interfaces)
@@ -141,7 +143,7 @@ class App:
             port = cfg.port_for(index, cam_cfg)
             try:
                 camera = Camera(camera_spec(cam_cfg), cfg.state_dir, host=cfg.bind, port=port, advertiser=advertiser,
-                                reset_damaged_state=cfg.reset_damaged_state)
+                                reset_damaged_state=cfg.reset_damaged_state, profiles=profiles)
                 if self.on_camera is not None:
                     self.on_camera(camera)
                 await camera.start()

@@ -11,9 +11,8 @@ from typing import Any
 
 from . import __version__
 from .app import App
-from .config import LOG_LEVELS, Config, ConfigError, build_config, load_config, parse_camera_flag
+from .config import LOG_LEVELS, Config, ConfigError, build_config, check_profiles, load_config, parse_camera_flag
 from .control import configure_logging, run_stdio_json
-from .media.profiles import ProfileError, load_profiles
 
 __all__ = ["main", "parse_args"]
 
@@ -79,20 +78,8 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     config = build_config(data)
     if not config.cameras:
         raise ConfigError("no cameras: add --camera NAME=URL, --demo, or a config file with cameras")
-    _check_profiles(config)
+    check_profiles(config)
     return config
-
-
-def _check_profiles(config: Config) -> None:
-    """An unknown or broken ffmpeg profile is a configuration error, found before anything starts."""
-    try:
-        profiles = load_profiles()
-    except ProfileError as exc:
-        raise ConfigError(f"ffmpeg profiles: {exc}") from None
-    for index, cam in enumerate(config.cameras):
-        if cam.profile not in profiles:
-            raise ConfigError(f"cameras.{index}.profile: unknown ffmpeg profile {cam.profile!r} "
-                              f"(have {', '.join(sorted(profiles))})")
 
 
 def _stdio_json(args: argparse.Namespace) -> int:
@@ -112,7 +99,7 @@ def _stdio_json(args: argparse.Namespace) -> int:
     if args.reset_damaged_state:
         overrides["reset_damaged_state"] = True
     return run_stdio_json(overrides, log_level=args.log_level or "INFO", log_format=args.log_format,
-                          validate=_check_profiles)
+                          validate=check_profiles)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,8 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .hap.state import is_valid_setup_code
+from .media.profiles import ProfileError, load_profiles, profile_dirs
 
-__all__ = ["LOG_LEVELS", "CameraConfig", "Config", "ConfigError", "load_config", "parse_camera_flag"]
+__all__ = ["LOG_LEVELS", "CameraConfig", "Config", "ConfigError", "check_profiles", "load_config", "parse_camera_flag"]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -75,6 +76,8 @@ class Config(_Strict):
     log_level: str = "INFO"
     trigger_http_port: int | None = Field(default=None, ge=0, le=65535,
                                           description="motion/doorbell HTTP trigger port (off when unset)")
+    ffmpeg_profiles_dir: Path | None = Field(
+        default=None, description="your own ffmpeg profiles (<name>.toml); a name here replaces the built-in one")
     cameras: list[CameraConfig] = Field(default_factory=list)
     reset_damaged_state: bool = Field(
         default=False, description="a camera whose state file is damaged starts unpaired (the file is kept aside)")
@@ -130,6 +133,22 @@ def build_config(data: dict[str, Any]) -> Config:
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+
+
+def check_profiles(config: Config) -> None:
+    """Every profile file parses and every camera names a profile that exists, checked before any
+    camera starts: a typo in ``profile:`` is a config error, not a crash at the first ffmpeg start."""
+    extra = config.ffmpeg_profiles_dir
+    if extra is not None and not extra.is_dir():
+        raise ConfigError(f"ffmpeg_profiles_dir: {extra} is not a directory")
+    try:
+        profiles = load_profiles(profile_dirs([extra] if extra is not None else []))
+    except ProfileError as exc:
+        raise ConfigError(f"ffmpeg profile {exc}") from None
+    for index, camera in enumerate(config.cameras):
+        if camera.profile not in profiles:
+            raise ConfigError(f"cameras.{index}.profile: unknown ffmpeg profile {camera.profile!r} "
+                              f"(have {', '.join(sorted(profiles))})")
 
 
 def load_config(path: Path) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import base64
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from ..media import (
     MediaPipeline,
     PipelineConfig,
     PrebufferNotReady,
+    Profile,
     RecordingSettings,
     SourceProbe,
     parse_source,
@@ -70,7 +72,8 @@ class Camera:
     """One camera. ``start()``/``stop()`` own every task and process it creates."""
 
     def __init__(self, spec: CameraSpec, state_dir: Path, *, host: str, port: int,
-                 advertiser: Advertiser | None, ffmpeg: str = "ffmpeg", reset_damaged_state: bool = False) -> None:
+                 advertiser: Advertiser | None, ffmpeg: str = "ffmpeg", reset_damaged_state: bool = False,
+                 profiles: Mapping[str, Profile] | None = None) -> None:
         self.spec = spec
         self.name = spec.name
         self.events = EventBus()  # observers: status page, MQTT, the parent protocol (camera/events.py)
@@ -91,7 +94,7 @@ class Camera:
         self.source = parse_source(spec.source)
         self.pipeline = MediaPipeline(PipelineConfig(
             source=self.source, profile=spec.profile, name=spec.name,
-            transcode_fallback=spec.transcode_fallback, ffmpeg_bin=ffmpeg,
+            transcode_fallback=spec.transcode_fallback, ffmpeg_bin=ffmpeg, profiles=profiles,
             prebuffer_capacity_s=max(12.0, spec.prebuffer_ms / 1000 + 8),
             settings=self._recording_settings(None)))
         self.hds = HDSServer(gate=self, on_stream=self._on_stream, host=host)

@@ -34,8 +34,19 @@ __all__ = [
     "profile_dirs",
 ]
 
-#: Where the shipped profiles live (the repository's top-level ``ffmpeg_profiles/``).
-BUILTIN_PROFILE_DIR = Path(__file__).resolve().parents[2] / "ffmpeg_profiles"
+
+
+def _builtin_profile_dir() -> Path:
+    """The shipped profiles: ``sidecar/ffmpeg_profiles/`` in an installed wheel (pyproject maps the
+    top-level directory there), or the top-level ``ffmpeg_profiles/`` of a source tree or editable
+    install (setuptools' editable finder cannot map a data-only sub-package, so no import is used)."""
+    here = Path(__file__).resolve().parents[1]
+    installed = here / "ffmpeg_profiles"
+    return installed if installed.is_dir() else here.parent / "ffmpeg_profiles"
+
+
+#: Where the shipped profiles live.
+BUILTIN_PROFILE_DIR = _builtin_profile_dir()
 #: Settings a profile may claim to honour (audio on/off is always honoured).
 HONOURABLE = frozenset({"resolution", "fps", "bitrate", "profile", "level", "iframe_interval"})
 _PLACEHOLDERS = frozenset(RecordingSettings().template_values())
