@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import ffmpeg
 
+from .frames import DetectOutput
 from .profiles import Profile
 from .settings import RecordingSettings
 from .sources import Source
@@ -62,6 +63,8 @@ def build_command(
     min_frag_duration_us: int | None = None,
     ffmpeg_bin: str = "ffmpeg",
     loglevel: str = "warning",
+    detect: DetectOutput | None = None,
+    detect_target: str | None = None,
 ) -> FfmpegCommand:
     """The argv for one run of ``source`` through ``profile`` at ``settings``.
 
@@ -70,6 +73,9 @@ def build_command(
             optionally (``0:a:0?``), which costs nothing when it has none, and the pipeline
             switches to a silent track once the init segment shows no audio.
         min_frag_duration_us: merge short GOPs (copy mode) into longer fragments.
+        detect, detect_target: a second output with small gray frames for the motion detector
+            (``pipe:<fd>``, see :class:`~sidecar.media.frames.FramePipe`). It decodes the
+            camera's video; the recording output stays as it is (``copy`` stays ``copy``).
     """
     if profile.is_copy and source.must_encode:
         raise ValueError(f"source {source.describe()!r} has no H.264 to copy; use a transcoding profile")
@@ -124,6 +130,9 @@ def build_command(
         out["min_frag_duration"] = str(int(min_frag_duration_us))
 
     node = ffmpeg.output(*mapped, "pipe:1", **out)
+    if detect is not None and detect_target is not None:
+        node = ffmpeg.merge_outputs(node, ffmpeg.output(streams[0]["v:0"], detect_target,
+                                                        **detect.output_options()))
     prefix = [ffmpeg_bin, *GLOBAL_ARGS]
     if loglevel != "warning":
         prefix[prefix.index("warning")] = loglevel

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FramePipe", "GrayFrame", "Y4mError", "Y4mReader", "read_frames"]
+__all__ = ["DetectOutput", "FramePipe", "GrayFrame", "Y4mError", "Y4mReader", "read_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,32 @@ def _chroma_bytes(colour: str, width: int, height: int) -> int:
     if colour == "422":
         return 2 * half_w * height
     return 2 * half_w * half_h
+
+
+@dataclass(frozen=True, slots=True)
+class DetectOutput:
+    """What the detector wants from ffmpeg: ``fps`` pictures a second, ``height`` rows, gray.
+
+    ``area`` scaling averages the pixels it merges, so the small picture has less noise than a
+    nearest-neighbour pick would; the width follows the camera's aspect (even, via ``-2``).
+    """
+
+    fps: float = 5.0
+    height: int = 100
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.fps <= 30:
+            raise ValueError("detector fps must be 0.5-30")
+        if not 16 <= self.height <= 1080:
+            raise ValueError("detector frame height must be 16-1080")
+
+    @property
+    def filter(self) -> str:
+        return f"fps={self.fps:g},scale=-2:{self.height}:flags=area,format=gray"
+
+    def output_options(self) -> dict[str, str | None]:
+        """ffmpeg output options for a y4m stream of these frames (no audio)."""
+        return {"filter:v": self.filter, "an": None, "f": "yuv4mpegpipe"}
 
 
 class Y4mError(ValueError):

@@ -22,9 +22,13 @@ reports motion. This is a frame-difference detector in the spirit of Frigate's (
    ``contour_area`` pixels is noise. ``scipy.ndimage.label`` does the grouping: measured here at
    70 us a frame, where the best pure-numpy labelling (iterated minimum propagation) took 3.1 ms,
    which alone would cost 1.5 % of a core at 5 fps.
-6. **Recalibration**: when more than ``lightning_threshold`` of the picture changes at once
-   (lights on, the IR filter flipping, the camera moved) the background restarts from this frame
-   and motion is ignored until less than 5 % of the picture differs. It never fires.
+6. **Recalibration**: when the brightness of half the picture or more steps by more than
+   ``threshold`` between two frames (a light switched on, the IR filter flipping, an exposure
+   jump), or more than ``lightning_threshold`` of the picture differs at once (the camera
+   moved), the background restarts from this frame and motion is ignored until less than 5 %
+   of the picture differs. It never fires. Clipped pixels (white or black) only count in the
+   direction clipping cannot fake, so highlights burning out during a lighting ramp are not
+   motion.
 7. **Events**: motion is ON after ``motion_frames`` motion frames in a row, OFF once no motion
    frame has been seen for ``off_delay`` seconds (Frigate's ``mqtt_off_delay``).
 
@@ -63,6 +67,8 @@ CALIBRATION_ALPHA = 0.2  # background update rate while recalibrating
 CALIBRATED_BELOW = 0.05  # recalibration ends once less than this fraction differs...
 CALIBRATED_MAX_REGIONS = 4  # ...in at most this many regions
 GAP_RESET_S = 30.0  # frames that resume after this long start a fresh background
+SATURATED_HIGH = 250  # grey levels at which a pixel is taken as clipped
+SATURATED_LOW = 5
 WARMUP_FRAMES = 8  # a fresh background first averages this many frames (no motion reported)
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
@@ -194,6 +200,7 @@ class _Scene:
     watched_count: int
     background: Floats
     stale: npt.NDArray[np.uint16]  # frames in a row each pixel has differed from the background
+    levels: tuple[float, float] | None = None  # last frame's dark and bright medians
     contrast: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 2), np.float32))
 
 
@@ -296,45 +303,59 @@ class MotionDetector:
         return float(255.0 / max(float(avg_high - avg_low), 8.0))
 
     @staticmethod
-    def _match_lighting(scene: _Scene, blurred: Floats) -> Floats:
+    def _match_lighting(scene: _Scene, blurred: Floats) -> tuple[Floats, tuple[float, float]]:
         """Map the frame onto the background's lighting with a robust two-point affine fit.
 
         The offset of the darker and of the brighter half of the background (medians of the
         difference) give two points of a line; a global brightness/contrast change is such a
         line. Medians ignore whatever covers less than half of either half, i.e. objects.
+        Also returns the frame's two medians, which :meth:`_detect` watches for a step.
         """
         bg = scene.background[::2, ::2]
         fg = blurred[::2, ::2]
         watched = scene.watched[::2, ::2]
         bg_w, fg_w = bg[watched], fg[watched]
         if bg_w.size < 16:
-            return blurred
+            return blurred, (0.0, 0.0)
         split = float(np.median(bg_w))
         dark = bg_w <= split
         bright = ~dark
         if not dark.any() or not bright.any():
-            return blurred + float(np.median(bg_w - fg_w))
+            level = float(np.median(fg_w))
+            return blurred + (float(np.median(bg_w)) - level), (level, level)
         fg_dark, fg_bright = float(np.median(fg_w[dark])), float(np.median(fg_w[bright]))
         bg_dark, bg_bright = float(np.median(bg_w[dark])), float(np.median(bg_w[bright]))
         if fg_bright - fg_dark < 2.0:  # a flat picture (lens covered, black frame): offset only
-            return blurred + (bg_bright + bg_dark - fg_bright - fg_dark) / 2
+            return blurred + (bg_bright + bg_dark - fg_bright - fg_dark) / 2, (fg_dark, fg_bright)
         gain = (bg_bright - bg_dark) / (fg_bright - fg_dark)
         gain = min(max(gain, 0.25), 4.0)
         out: Floats = (blurred - fg_dark) * np.float32(gain) + np.float32(bg_dark)
-        return out
+        return out, (fg_dark, fg_bright)
 
     def _detect(self, scene: _Scene, pixels: Floats) -> tuple[bool, float, int]:
         """One frame: returns (is a motion frame, changed fraction, regions)."""
         p = self.params
         gain = self._contrast_gain(scene, pixels)
-        blurred = self._match_lighting(scene, _blur(pixels))
+        blurred, levels = self._match_lighting(scene, _blur(pixels))
+        previous, scene.levels = scene.levels, levels
         if self._warmup > 0:
             # A background from one noisy frame would make noise look like motion: average a
             # few first (1.6 s at 5 fps, after a start or a camera reconnecting).
             self._warmup -= 1
             scene.background += (blurred - scene.background) * np.float32(CALIBRATION_ALPHA)
             return False, 0.0, 0
-        delta = np.abs(blurred - scene.background)
+        step = 0.0 if previous is None else max(abs(levels[0] - previous[0]), abs(levels[1] - previous[1]))
+        if step * gain > p.threshold:
+            # Half the picture or more changed brightness between two frames: a light switched,
+            # the IR filter flipped, the exposure jumped. Not something moving: start over.
+            return self._recalibrate(scene, blurred, 1.0, 0)
+        signed = blurred - scene.background
+        delta = np.abs(signed)
+        # A clipped pixel (white or black) hides how far the light moved it: trust it only in
+        # the direction clipping cannot fake (a saturated highlight may be darker than the
+        # background's estimate of it, never spuriously brighter).
+        delta[_dilate(pixels >= SATURATED_HIGH) & (signed < 0)] = 0
+        delta[_dilate(pixels <= SATURATED_LOW) & (signed > 0)] = 0
         raw = (delta * np.float32(gain)) > p.threshold
         raw &= scene.watched
         changed = _dilate(raw) & scene.watched
@@ -355,18 +376,23 @@ class MotionDetector:
         if self._calibrating and area < CALIBRATED_BELOW and regions <= CALIBRATED_MAX_REGIONS:
             self._calibrating = False
         if area > p.lightning_threshold:
-            # A global change: start over from this picture rather than report it.
-            if not self._calibrating:
-                self.stats.recalibrations += 1
-            self._calibrating = True
-            scene.background = blurred.copy()
-            scene.stale[:] = 0
-            scene.contrast = scene.contrast[-1:]
-            self._run = 0
-            return False, area, regions
+            # Most of the picture changed at once (lightning, the camera moved): start over.
+            return self._recalibrate(scene, blurred, area, regions)
         moving = regions > 0 and not self._calibrating
         self._update_background(scene, blurred, raw)
         return moving, area, regions
+
+    def _recalibrate(self, scene: _Scene, blurred: Floats, area: float, regions: int) -> tuple[bool, float, int]:
+        """A global change: the background restarts from this picture; motion waits until it
+        has settled (less than 5 % of the picture differing)."""
+        if not self._calibrating:
+            self.stats.recalibrations += 1
+        self._calibrating = True
+        scene.background = blurred.copy()
+        scene.stale[:] = 0
+        scene.contrast = scene.contrast[-1:]
+        self._run = 0
+        return False, area, regions
 
     def _update_background(self, scene: _Scene, blurred: Floats, raw: Mask) -> None:
         """Blend the frame into the background, pixel by pixel.

@@ -49,6 +49,7 @@ class Scene:
     boxes: list[Box] = field(default_factory=list)
     gain: Callable[[float], float] = lambda t: 1.0
     offset: Callable[[float], float] = lambda t: 0.0
+    gamma: Callable[[float], float] = lambda t: 1.0
     base: np.ndarray | None = None
     swap_at: float | None = None  # the scene itself changes (IR mode): a different texture
 
@@ -68,6 +69,8 @@ class Scene:
             if x1 > x0 and y1 > y0:
                 img[y0:y1, x0:x1] = box.level
         img = img * self.gain(t) + self.offset(t)
+        if self.gamma(t) != 1.0:
+            img = 255 * (np.clip(img, 0, 255) / 255) ** (1 / self.gamma(t))
         img += self._rng.normal(0, self.noise, img.shape)
         return np.clip(img, 0, 255).astype(np.uint8)
 
@@ -138,6 +141,27 @@ def test_lighting_ramp_is_not_motion() -> None:
     events, det = run(scene, 40.0)
     assert events == []
     assert det.stats.motion_frames == 0
+
+
+def test_ramp_that_burns_out_the_highlights_is_not_motion() -> None:
+    # Brighter and brighter until a fifth of the picture is clipped white.
+    def ramp(t: float) -> float:
+        return min(max((t - 5.0) / 20.0, 0.0), 1.0)
+
+    scene = Scene(gain=lambda t: 1.0 + 0.6 * ramp(t), offset=lambda t: 20 * ramp(t))
+    assert (scene.frame(30.0) == 255).mean() > 0.2
+    events, det = run(scene, 35.0)
+    assert events == []
+    assert det.stats.motion_frames == 0
+
+
+def test_ir_flip_is_a_global_step_not_motion() -> None:
+    # Night mode: the tone curve changes (gamma 1.8, not a straight line) between two frames.
+    scene = Scene(gamma=lambda t: 1.8 if 8.0 <= t < 16.0 else 1.0,
+                  boxes=[Box(18, 20, 60.0, crossing(22.0, 26.0, 20, 150, 40))])
+    events, det = run(scene, 32.0)
+    assert det.stats.recalibrations == 2  # into night mode and back
+    assert len(events) == 2 and events[0][1] and 22.0 < events[0][0] <= 22.4 + 1e-9
 
 
 def test_sudden_lighting_step_is_not_motion() -> None:
