@@ -54,9 +54,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sidecar.media import MOVFLAGS  # noqa: E402
-from sidecar.media.frames import DetectOutput, FramePipe, GrayFrame, Y4mReader  # noqa: E402
-from sidecar.triggers.detector import DetectorParams, MotionDetector  # noqa: E402
+from sidecar.media import MOVFLAGS
+from sidecar.media.frames import DetectOutput, FramePipe, GrayFrame, Y4mReader
+from sidecar.triggers.detector import DetectorParams, MotionDetector
 
 FFMPEG = "ffmpeg"
 FPS = 15  # the clips' frame rate, a typical camera's
@@ -196,8 +196,7 @@ class Outcome:
 
 def run_ours(path: Path, params: DetectorParams, detect: DetectOutput) -> Outcome:
     raw = _run([FFMPEG, "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:v",
-                *sum(([f"-{k}"] + ([v] if v is not None else []) for k, v in detect.output_options().items()), []),
-                "-"]).stdout
+                *detect.argv(), "-"]).stdout
     frames = Y4mReader().feed(raw)
     detector = MotionDetector(params)
     ons: list[float] = []
@@ -233,7 +232,8 @@ def run_reference(path: Path) -> Outcome:
             pts = float(m.group(1))
             continue
         m = re.search(r"scene_score=([0-9.]+)", line)
-        if m and pts is not None and float(m.group(1)) > REF_THRESHOLD and (last is None or pts - last > REF_COOLDOWN_S):
+        cooled = last is None or (pts is not None and pts - last > REF_COOLDOWN_S)
+        if m and pts is not None and float(m.group(1)) > REF_THRESHOLD and cooled:
             last = pts
             ons.append(pts)
     return Outcome(ons, [(t, t + REF_RESET_S) for t in ons])
@@ -294,8 +294,7 @@ async def cpu_ours(path: Path, seconds: float, detect: DetectOutput | None) -> d
             "-t", f"{seconds}", "-i", str(path), "-map", "0:v:0", "-c:v", "copy", "-f", "mp4", "-movflags", MOVFLAGS,
             "pipe:1"]
     if pipe is not None and detect is not None:
-        argv += ["-map", "0:v:0", *sum(([f"-{k}"] + ([v] if v is not None else [])
-                                        for k, v in detect.output_options().items()), []), pipe.target]
+        argv += ["-map", "0:v:0", *detect.argv(), pipe.target]
     wall = time.monotonic()
     cpu0 = time.process_time()
     proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,

@@ -81,6 +81,10 @@ class DetectOutput:
         """ffmpeg output options for a y4m stream of these frames (no audio)."""
         return {"filter:v": self.filter, "an": None, "f": "yuv4mpegpipe"}
 
+    def argv(self) -> list[str]:
+        """The same options as command-line words (to put before the output name)."""
+        return ["-filter:v", self.filter, "-an", "-f", "yuv4mpegpipe"]
+
 
 class Y4mError(ValueError):
     """The stream is not a YUV4MPEG2 stream we can read."""
