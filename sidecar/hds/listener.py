@@ -4,18 +4,31 @@ the camera layer writes recordings into.
 Thin by design (ARCHITECTURE.md): bytes move between sockets and the sans-IO
 :class:`~sidecar.hds.connection.HDSConnection`, timers are armed at the deadlines it asks for,
 and writes are paced by the transport's flow control. A hub that stops reading cannot make us
-buffer without bound: a producer awaits drain above ``high_water`` bytes, and if the buffer does
-not drain within ``stall_timeout`` the stream is closed (CANCELLED), the connection is closed,
-and it is aborted ``abort_grace`` seconds later at the latest, which releases its buffer.
+buffer without bound, nor hold the recording slot for long:
+
+* each socket's kernel send buffer is small (``send_buffer``; autotuning would let a stalled hub
+  park megabytes there and hide the stall for tens of seconds), and a producer awaits drain above
+  ``high_water`` bytes in the transport;
+* a stall is measured from the last progress the hub made (bytes it acknowledged, seen through
+  the kernel's unacked count), not from when the buffers happen to fill. After
+  ``stall_timeout`` without progress the stream is closed (CANCELLED): the close event goes out
+  behind at most the small buffers, so a hub that reads again sees the reason, and the
+  connection is aborted ``abort_grace`` seconds later at the latest, which releases its memory
+  (the recording slot is free at once, so another hub's open is not refused BUSY);
+* when the listener is full, a newcomer evicts the oldest connection that has not proved its keys
+  (the busiest host's first); identified connections are never evicted for a newcomer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import random
 import socket
+import struct
+import termios
 from collections.abc import Callable, Iterator
 from typing import Final
 
@@ -47,9 +60,26 @@ DEFAULT_HIGH_WATER: Final = 1 << 20
 """Bytes queued in the asyncio transport (beyond what the kernel took) before a producer waits."""
 DEFAULT_STALL_TIMEOUT: Final = 10.0
 """A hub that reads nothing for this long is gone (its own data timeout is about 8 s)."""
-DEFAULT_ABORT_GRACE: Final = 1.0
+DEFAULT_ABORT_GRACE: Final = 5.0
+"""After a close with a reason, how long a hub may take to read it before the socket is aborted."""
+DEFAULT_SEND_BUFFER: Final = 128 * 1024
+"""SO_SNDBUF per HDS socket (Linux doubles it): plenty for a LAN, small enough that a stall shows."""
 DEFAULT_MAX_CONNECTIONS: Final = 16
 """Per camera; a home has a handful of hubs, and each unidentified socket may live 10 s."""
+PROGRESS_CHECK_S: Final = 0.5
+"""How often a connection with unacknowledged data looks for progress."""
+
+
+def _unacked_in_kernel(sock: socket.socket | None) -> int:
+    """Bytes the kernel holds for this socket that the peer has not acknowledged (0 if unknown)."""
+    if sock is None:
+        return 0
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ on Linux
+    except (OSError, ValueError):
+        return 0
+    value: int = struct.unpack("i", raw)[0]
+    return max(0, value)
 _MAX_EPHEMERAL_PORT: Final = 60999
 _BIND_ATTEMPTS: Final = 32
 
@@ -140,22 +170,40 @@ class _HDSProtocol(asyncio.Protocol):
         self._paused = False
         self._drained: asyncio.Future[None] | None = None
         self.lost = asyncio.get_running_loop().create_future()
+        self.opened_at = server.clock()
+        self.peer_host: str | None = None
+        self.evicted = False
+        self._sock: socket.socket | None = None
+        self._handed = 0  # bytes written to the transport, ever
+        self._acked = 0  # of those, how many the hub has acknowledged (last seen)
+        self._progress_at = self.opened_at
+        self._progress_timer: asyncio.TimerHandle | None = None
+        self._closing = False  # closed with a reason; waiting for the hub to read it
 
     # -- asyncio callbacks -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer_host = str(peer[0]) if peer else None
         if len(self.server.connections) >= self.server.max_connections:
-            _log.warning("HDS: %d connections already open; refusing another", len(self.server.connections))
-            self.conn.close("too many connections")
-            transport.abort()
-            return
+            victim = self.server._eviction_candidate()
+            if victim is None:
+                _log.warning("HDS: %d identified connections open; refusing another", len(self.server.connections))
+                self.conn.close("too many connections")
+                transport.abort()
+                return
+            _log.info("HDS: connection limit reached; closing an unidentified connection from %s for a new one",
+                      victim.peer_host)
+            victim.evict()
         sock = transport.get_extra_info("socket")
         if sock is not None:
+            self._sock = sock
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.server.send_buffer)
         transport.set_write_buffer_limits(high=self.server.high_water)
         self.server.connections.add(self)
         self.arm_timer()
@@ -177,6 +225,9 @@ class _HDSProtocol(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
         self._timer = self._abort_timer = None
+        if self._progress_timer is not None:
+            self._progress_timer.cancel()
+            self._progress_timer = None
         self._wake_writer()
         self.server.connections.discard(self)
         if not self.lost.done():
@@ -202,7 +253,10 @@ class _HDSProtocol(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         for frame in frames:
+            self._handed += len(frame)
             transport.write(memoryview(frame))  # a partial send then slices without copying
+        if frames:
+            self._watch_progress()
 
     def pump(self) -> None:
         """Flush, then act on the connection's events."""
@@ -234,20 +288,85 @@ class _HDSProtocol(asyncio.Protocol):
             self.conn.close_stream(stream, CloseReason.UNEXPECTED_FAILURE)
 
     def _close_transport(self, reason: str) -> None:
+        """Close once the hub has read what is queued (the close reason last), or abort after
+        ``abort_grace``: a hub that never reads again must not keep a socket and its buffers."""
         transport = self.transport
-        if transport is None:
+        if transport is None or self._closing:
             return
         _log.info("HDS connection from %s closed: %s", self._peer(), reason)
         self.flush()
-        transport.close()
-        if transport.get_write_buffer_size() and self._abort_timer is None:
+        if self._outstanding() == 0:
+            transport.close()
+            return
+        self._closing = True
+        self._watch_progress()
+        if self._abort_timer is None:
             loop = asyncio.get_running_loop()
             self._abort_timer = loop.call_later(self.server.abort_grace, self._abort)
 
     def _abort(self) -> None:
         self._abort_timer = None
         if self.transport is not None:
+            if self._sock is not None:  # reset: the kernel drops what the hub never read
+                with contextlib.suppress(OSError):
+                    self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.transport.abort()
+
+    def evict(self) -> None:
+        """Make room for a newcomer (only unidentified connections are evicted)."""
+        self.evicted = True
+        self.server.connections.discard(self)
+        self.conn.close("evicted to make room for a new connection")
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- progress: a stall counts from the last byte the hub acknowledged --------------------
+
+    def _outstanding(self) -> int:
+        transport = self.transport
+        if transport is None:
+            return 0
+        return transport.get_write_buffer_size() + _unacked_in_kernel(self._sock)
+
+    def _watch_progress(self) -> None:
+        if self._progress_timer is None and self.transport is not None:
+            loop = asyncio.get_running_loop()
+            self._progress_timer = loop.call_later(PROGRESS_CHECK_S, self._on_progress_timer)
+
+    def _on_progress_timer(self) -> None:
+        self._progress_timer = None
+        if self.check_progress(self.server.clock()):
+            self._watch_progress()
+
+    def check_progress(self, now: float) -> bool:
+        """Note the hub's progress; close a hub that made none for ``stall_timeout``.
+
+        Returns whether data is still outstanding (so the caller keeps watching)."""
+        transport = self.transport
+        if transport is None:
+            return False
+        outstanding = self._outstanding()
+        acked = self._handed - outstanding
+        if outstanding == 0 or acked > self._acked:
+            self._acked = acked
+            self._progress_at = now
+        if outstanding == 0:
+            if self._closing:
+                transport.close()  # the hub has read everything, the close reason included
+            return False
+        if not self._closing and now - self._progress_at >= self.server.stall_timeout:
+            self._stalled(now)
+        return True
+
+    def _stalled(self, now: float) -> None:
+        stream = self.conn.stream
+        _log.warning("hub %s made no progress for %.1f s (%d bytes unread); closing%s", self._peer(),
+                     now - self._progress_at, self._outstanding(),
+                     f" stream {stream.stream_id}" if stream is not None else "")
+        if stream is not None:
+            self.conn.close_stream(stream, CloseReason.CANCELLED)
+        self.conn.close("hub stopped reading")
+        self.pump()
 
     def _peer(self) -> object:
         return self.transport.get_extra_info("peername") if self.transport is not None else None
@@ -264,7 +383,9 @@ class _HDSProtocol(asyncio.Protocol):
 
     def check_timers(self) -> None:
         self._timer = None
-        self.conn.handle_timeout(self.server.clock())
+        now = self.server.clock()
+        self.conn.handle_timeout(now)
+        self.check_progress(now)
         self.pump()
 
     def hap_session_closed(self) -> None:
@@ -272,17 +393,13 @@ class _HDSProtocol(asyncio.Protocol):
         self.pump()
 
     async def drain(self, handle: RecordingStream) -> None:
-        """Wait while the socket buffer is above the high-water mark; close a stalled hub."""
+        """Wait while the socket buffer is above the high-water mark (a stalled hub is closed by
+        the progress watch, which wakes us)."""
         while self._paused and self.transport is not None and not handle.closed:
             loop = asyncio.get_running_loop()
             self._drained = loop.create_future()
             try:
-                await asyncio.wait_for(asyncio.shield(self._drained), self.server.stall_timeout)
-            except TimeoutError:
-                _log.warning("hub %s stopped reading; closing stream %d", self._peer(), handle.stream_id)
-                self.conn.close_stream(handle._stream, CloseReason.CANCELLED)
-                self.conn.close("hub stopped reading")
-                self.pump()
+                await self._drained
             finally:
                 self._drained = None
         if handle.closed or self.transport is None:
@@ -313,9 +430,11 @@ class HDSServer:
         abort_grace: float = DEFAULT_ABORT_GRACE,
         min_port: int = MIN_PORT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        send_buffer: int = DEFAULT_SEND_BUFFER,
     ) -> None:
         self.host = host
         self.max_connections = max_connections
+        self.send_buffer = send_buffer
         self.on_stream = on_stream
         self.clock: Callable[[], float] = clock or (lambda: asyncio.get_running_loop().time())
         self.hello_timeout = hello_timeout
@@ -408,6 +527,16 @@ class HDSServer:
     def read_value(self) -> bytes:
         """Value for a GET of SetupDataStreamTransport (status + port, no salt)."""
         return self.transports.read_value()
+
+    def _eviction_candidate(self) -> _HDSProtocol | None:
+        """The oldest unidentified connection of the host holding the most of them."""
+        per_host: dict[str | None, list[_HDSProtocol]] = {}
+        for protocol in sorted(self.connections, key=lambda p: p.opened_at):
+            if protocol.conn.state == "unidentified" and not protocol.evicted:
+                per_host.setdefault(protocol.peer_host, []).append(protocol)
+        if not per_host:
+            return None
+        return max(per_host.values(), key=lambda group: (len(group), -group[0].opened_at))[0]
 
     def check_timers(self) -> None:
         """Run every timer that is due at ``clock()`` now (tests with a fake clock call this)."""

@@ -364,16 +364,22 @@ async def test_listener_is_reused_and_aclose_closes_connections(camera: Camera) 
         await server.aclose()
 
 
-async def test_connections_beyond_the_limit_are_refused(camera: Camera) -> None:
+async def test_a_full_listener_evicts_the_oldest_unidentified_never_an_identified(camera: Camera) -> None:
     server = HDSServer(Gate(), camera.on_stream, host=HOST, max_connections=2)
     clients = [await connect(server) for _ in range(2)]
     try:
         await eventually(lambda: len(server.connections) == 2)
-        extra = await connect(server)
+        extra = await connect(server)  # full: the oldest unidentified socket makes room
         clients.append(extra)
-        assert await extra.wait_eof()
-        for client in clients[:2]:
+        assert await clients[0].wait_eof()
+        for client in clients[1:]:
             assert (await client.hello()).header.status == 0
+        # Both remaining connections are identified now: a newcomer is refused, they live on.
+        late = await connect(server)
+        clients.append(late)
+        assert await late.wait_eof()
+        assert sorted(p.conn.state for p in server.connections) == ["ready", "ready"]
+        assert not any(p.evicted for p in server.connections)
     finally:
         for client in clients:
             await client.aclose()
