@@ -86,6 +86,16 @@ async def test_parent_configures_pairs_raises_motion_and_closes_stdin(stdio_chil
     assert len(errors) == 4 and "not JSON" in errors[0]["data"]["message"] and "seq" not in errors[0]
     front_port = next(s["data"]["port"] for s in statuses if s["data"]["camera"] == "Front")
 
+    # A hub pairs with Front; then the user removes the camera elsewhere: unpair makes it
+    # pairable again with the same code, and the old controller is forgotten.
+    first = await aio_pair(front_port, "031-45-154")
+    await first.shutdown()
+    mark = child.mark()
+    child.send({"id": "unpair", "data": {"camera": "Front"}, "seq": 5})
+    assert (await child.reply(5))["data"] == {"command": "unpair", "camera": "Front", "removed": True}
+    after = [e["data"] for e in child.events[mark:] if e["id"] == "status"]
+    assert len(after) == 1 and after[0]["paired"] is False and after[0]["setupCode"] == "031-45-154"
+
     # A hub pairs with Front, turns recording on (ffmpeg starts) and subscribes to motion.
     pairing = await aio_pair(front_port, "031-45-154")
     try:
