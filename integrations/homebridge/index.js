@@ -126,7 +126,9 @@ class HksvSidecarPlatform {
     this.shown.clear();
     const how = error ? `could not run "${this.config.command || "hksv-sidecar"}": ${error}`
       : `exited (${signal ? `signal ${signal}` : `code ${code}`})`;
-    if (restartIn === null) this.log.info(`hksv-sidecar ${how}`);
+    if (restartIn === null && code === 2) {
+      this.log.error(`hksv-sidecar ${how}: it refused its command line; fix the plugin's settings and restart Homebridge`);
+    } else if (restartIn === null) this.log.info(`hksv-sidecar ${how}`);
     else this.log.error(`hksv-sidecar ${how}; restarting in ${restartIn / 1000} s`);
   }
 

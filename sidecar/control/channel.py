@@ -169,7 +169,7 @@ async def _open(wake: asyncio.Event) -> tuple[_Inbound, _Outbound]:
         writer = _IpcWriter(wake)
         writer.attach(transport)
         inbound.writer = writer
-        _stdout_to_stderr()
+        os.close(_stdout_to_stderr())  # events use the channel; stray prints still go to stderr
         return inbound, writer
     events_fd = _stdout_to_stderr()
     outbound = _Outbound(wake)

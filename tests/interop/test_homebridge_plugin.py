@@ -66,4 +66,4 @@ def test_plugin_against_homebridges_api_class() -> None:
                           text=True, timeout=120,
                           env={**os.environ, "HKSV_SIDECAR": str(Path(sys.executable).parent / "hksv-sidecar")})
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
-    assert "# pass 5" in proc.stdout and "# fail 0" in proc.stdout
+    assert "# pass 6" in proc.stdout and "# fail 0" in proc.stdout

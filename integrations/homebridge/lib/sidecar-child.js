@@ -9,6 +9,7 @@ const RESTART_DELAY_MS = 7000; // what Homebridge itself waits before restarting
 const TERM_AFTER_MS = 3000; // "shutdown" normally ends the sidecar well within this
 const KILL_AFTER_MS = 4500; // before Homebridge's own forced exit, 5 s after its SIGTERM
 const MAX_LINE = 1 << 20;
+const EXIT_USAGE = 2;
 
 // Splits a byte stream into lines, holding at most MAX_LINE bytes of an unfinished line.
 class LineSplitter {
@@ -87,7 +88,8 @@ class SidecarChild extends EventEmitter {
 
   _exited(code, signal, err) {
     this.proc = null;
-    const restartIn = this.stopping ? null : RESTART_DELAY_MS;
+    // Exit code 2 is a usage error (docs/child-process.md): the same command would fail again.
+    const restartIn = this.stopping || code === EXIT_USAGE ? null : RESTART_DELAY_MS;
     this.emit("exit", { code, signal, error: err ? String(err.message || err) : null, restartIn });
     if (restartIn !== null) this.restartTimer = setTimeout(() => this._spawn(), restartIn);
   }

@@ -86,6 +86,20 @@ test("a bad camera setting comes back with the sidecar's own message; shutdown s
   }
 });
 
+test("a command line the sidecar refuses (exit 2) is reported and not retried", async () => {
+  const { api, log } = platform({ command: SIDECAR, args: ["--demo"], cameras: [{ name: "Front", source: "demo" }] });
+  try {
+    api.signalFinished();
+    await log.waitFor(/--stdio-json takes its cameras from the parent's config command/);
+    const exit = await log.waitFor(/hksv-sidecar exited/);
+    assert.strictEqual(exit.level, "error");
+    assert.match(exit.msg, /exited \(code 2\): it refused its command line; fix the plugin's settings/);
+    assert.ok(!log.lines.some((l) => /restarting/.test(l.msg)));
+  } finally {
+    api.signalShutdown();
+  }
+});
+
 test("no cameras: a warning, and no child", () => {
   const { api, log, p, registered, cleanup } = platform({});
   try {
