@@ -119,7 +119,11 @@ class StreamingManager:
     def status(self) -> StreamingStatus:
         if not self.enabled:
             return StreamingStatus.UNAVAILABLE
-        return StreamingStatus.IN_USE if len(self.sessions) >= self.max_sessions else StreamingStatus.AVAILABLE
+        # In use while any stream runs (what a controller checks before it offers live view
+        # elsewhere) or while every session slot is taken.
+        streaming = any(s.state is SessionState.STREAMING for s in self.sessions.values())
+        full = len(self.sessions) >= self.max_sessions
+        return StreamingStatus.IN_USE if streaming or full else StreamingStatus.AVAILABLE
 
     def status_value(self) -> bytes:
         return tlv8.item(1, int(self.status()))

@@ -133,6 +133,7 @@ class LiveStreaming:
                 timer.cancel()
             runner.task = asyncio.get_running_loop().create_task(
                 self._run(runner), name=f"{self.name}:live-{action.session.label}")
+            self._publish_status()  # streaming: in use
         else:
             runner.restart = True
             if runner.process is not None:

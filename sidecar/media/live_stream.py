@@ -148,7 +148,12 @@ def build_live_argv(spec: LiveStreamSpec, ffmpeg: str = "ffmpeg") -> list[str]:
         argv += ["-map", spec.audio_map, "-vn", "-sn", "-dn",
                  "-c:a", "libopus", "-application", "lowdelay", "-frame_duration", str(a.packet_time_ms),
                  "-ar", str(a.sample_rate_hz), "-ac", str(a.channels), "-b:a", f"{a.bitrate_kbps}k",
-                 "-vbr", "on", "-payload_type", str(a.payload_type), "-ssrc", str(a.ssrc)]
+                 "-vbr", "on",
+                 # ffmpeg's RTP muxer clocks Opus at 48 kHz (RFC 7587), 960 per 20 ms; HomeKit
+                 # clocks it at the selected rate (320 per 20 ms at 16 kHz) and plays 960 as
+                 # choppy audio. Scale the packet timestamps to the selected rate.
+                 "-bsf:a", f"setts=ts=TS*{a.sample_rate_hz}/48000",
+                 "-payload_type", str(a.payload_type), "-ssrc", str(a.ssrc)]
         # Opus packets are small: an audio MTU of 188 bytes is what HomeKit cameras use.
         argv += _srtp_output(spec.address, a.port, 188, a.srtp_key_b64)
     return argv

@@ -104,7 +104,8 @@ def alive(pid: int) -> bool:
 
 
 def selected(session: str, command: SessionControlCommandValues, *, width: int = 320, height: int = 240,
-             fps: int = 15, bitrate: int = 300, audio: bool = True) -> bytes:
+             fps: int = 15, bitrate: int = 300, audio: bool = True,
+             sample_rate: SampleRateValues = SampleRateValues.TWENTY_FOUR_KHZ) -> bytes:
     """A SelectedRTPStreamConfiguration as aiohomekit encodes it (no RTCP interval: aiohomekit
     cannot encode floats, and we must cope with its absence anyway)."""
     video = SelectedVideoParameters(
@@ -119,7 +120,7 @@ def selected(session: str, command: SessionControlCommandValues, *, width: int =
     audio_params = SelectedAudioParameters(
         codec_type=AudioCodecValues.OPUS,
         codec_parameters=AudioCodecParameters(audio_channels=1, bit_rate=BitRateValues.VARIABLE,  # type: ignore[arg-type]
-                                              sample_rate=SampleRateValues.TWENTY_FOUR_KHZ, rtp_time=20),  # type: ignore[arg-type]
+                                              sample_rate=sample_rate, rtp_time=20),  # type: ignore[arg-type]
         rtp_params=AudioRTPParameters(payload_type=110, ssrc=0x5678, max_bitrate=24,  # type: ignore[arg-type]
                                       comfort_noise_payload_type=13),  # type: ignore[arg-type]
         comfort_noise=0)  # type: ignore[arg-type]

@@ -1,0 +1,124 @@
+"""Live view as an iPhone-like controller sees it: the RTP packets themselves and the decoded TLVs.
+
+* Opus RTP timestamps advance at the selected sample rate (320 per 20 ms at 16 kHz, 480 at
+  24 kHz), not at ffmpeg's fixed 48 kHz Opus clock (960), which iOS plays as choppy audio.
+* StreamingStatus is 1 (in use) while a stream runs, and 0 again once it ends.
+* Beyond ``max_live_streams``, a second controller's SetupEndpoints read-back is status 1 (busy).
+
+The SRTP header (sequence number, timestamp, SSRC, payload type) is not encrypted, so the
+packets are read straight off the controller's UDP port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import socket
+import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohomekit.model.characteristics.const import SampleRateValues
+from aiohomekit.model.characteristics.const import SessionControlCommandValues as Cmd
+
+from tests.camera.test_streaming_camera import STATUS, StatusEvents
+from tests.support.hap_client import second_session
+from tests.support.live_view import Rig, make_rig, selected, wait_until
+
+SELECTED = ("110", "117")
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    async for r in make_rig(tmp_path):  # the default: two live streams
+        yield r
+
+
+async def rtp_packets(sock: socket.socket, count: int, within: float = 20.0) -> list[tuple[int, int, int, int]]:
+    """(payload type, sequence, timestamp, ssrc) of the next ``count`` packets (RTCP skipped)."""
+    loop = asyncio.get_running_loop()
+    out: list[tuple[int, int, int, int]] = []
+    async with asyncio.timeout(within):
+        while len(out) < count:
+            data = await loop.sock_recv(sock, 2048)
+            if len(data) < 12 or data[0] >> 6 != 2 or 200 <= data[1] <= 204:
+                continue
+            seq, ts, ssrc = struct.unpack("!HII", data[2:12])
+            out.append((data[1] & 0x7F, seq, ts, ssrc))
+    return out
+
+
+@pytest.mark.parametrize(("rate", "per_packet"), [(SampleRateValues.SIXTEEN_KHZ, 320),
+                                                   (SampleRateValues.TWENTY_FOUR_KHZ, 480)])
+async def test_opus_rtp_timestamps_at_the_selected_rate(rig: Rig, rate: SampleRateValues, per_packet: int) -> None:
+    status, viewer = await rig.setup("opus-clock-00001")
+    assert status == 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as audio:
+        audio.bind(("127.0.0.1", viewer.audio_port))
+        audio.setblocking(False)
+        raw = selected(viewer.session, Cmd.START_SESSION, sample_rate=rate)
+        result = await rig.pairing.put_characteristics([(1, rig.ids[SELECTED], base64.b64encode(raw).decode())])
+        assert not result
+        packets = await rtp_packets(audio, 30)
+    assert {p[0] for p in packets} == {110}
+    assert {p[3] for p in packets} == {viewer.answer["audio_ssrc"]}
+    steps = [(b[2] - a[2]) % 2**32 for a, b in itertools.pairwise(packets) if b[1] == (a[1] + 1) % 2**16]
+    print(f"\nOpus at {rate.name}: RTP timestamp steps {sorted(set(steps))} over {len(steps)} packets")
+    assert len(steps) >= 20
+    assert set(steps) == {per_packet}
+    assert await rig.select(viewer.session, Cmd.END_SESSION) == 0
+    await wait_until(lambda: not rig.camera.live._runners, 10, "the session to end")
+
+
+async def test_streaming_status_in_use_while_streaming(rig: Rig) -> None:
+    events = StatusEvents(rig)
+    stop = rig.pairing.dispatcher_connect(events)
+    await rig.pairing.subscribe([(1, rig.ids[STATUS])])
+    try:
+        assert await rig.streaming_status() == 0
+        status, viewer = await rig.setup("in-use-session-1")
+        assert status == 0 and viewer.answer["status"] == 0
+        assert await rig.streaming_status() == 0  # prepared, one of two slots: still available
+        assert await rig.select(viewer.session, Cmd.START_SESSION, audio=False) == 0
+        assert await events.next() == 1
+        assert await rig.streaming_status() == 1  # in use while the stream runs
+        await wait_until(lambda: len(rig.live_pids()) == 1, 10, "ffmpeg")
+        assert await rig.streaming_status() == 1
+        assert await rig.select(viewer.session, Cmd.END_SESSION) == 0
+        assert await events.next() == 0
+        assert await rig.streaming_status() == 0
+        await wait_until(lambda: not rig.camera.live._runners, 10, "the session to end")
+    finally:
+        stop()
+
+
+@pytest.fixture
+async def one_stream_rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    async for r in make_rig(tmp_path, max_live_streams=1):
+        yield r
+
+
+async def test_second_controller_gets_busy_beyond_max_live_streams(one_stream_rig: Rig) -> None:
+    rig = one_stream_rig
+    other = second_session(rig.pairing.pairing_data)  # another controller's HAP connection
+    try:
+        status, first = await rig.setup("first-viewer-001")
+        assert status == 0 and first.answer["status"] == 0
+        assert await rig.select(first.session, Cmd.START_SESSION, audio=False) == 0
+        await wait_until(lambda: len(rig.live_pids()) == 1, 10, "ffmpeg")
+        status, second = await rig.setup("second-viewer-01", pairing=other)
+        assert status == 0
+        # The decoded read-back: this controller's session id, status 1 (busy), nothing else.
+        assert second.answer == {"session_id": b"second-viewer-01", "status": 1}
+        assert len(rig.camera.live._runners) == 1
+        # The first controller's own read-back still describes its session.
+        again = await rig.get(("110", "118"))
+        assert base64.b64decode(again)[:2] == b"\x01\x10"
+        assert await rig.select(first.session, Cmd.END_SESSION) == 0
+        await wait_until(lambda: not rig.camera.live._runners, 10, "the session to end")
+        status, second = await rig.setup("second-viewer-01", pairing=other)
+        assert status == 0 and second.answer["status"] == 0
+    finally:
+        await other.shutdown()
