@@ -129,6 +129,8 @@ async def run(storage: Path, result: dict[str, Any]) -> None:
         result["qr_lines"] = end - start - 1
         result["setup_code_logged"] = any(f"│ {CAMERA_PIN} │" in line for line in log.lines)
         result["setup_payload"] = (await log.wait(r"Setup Payload: (X-HM://\S+)")).group(1)
+        # the sidecar's own log lines, with the camera's name in brackets
+        await log.wait(rf"\[HKSV\] \[{CAMERA}\] HAP server on 127\.0\.0\.1:{port} \(paired: False\)")
         await log.wait(rf"running on port {bridge_port}")
 
         camera = await aio_pair(port, CAMERA_PIN)
@@ -159,6 +161,9 @@ async def run(storage: Path, result: dict[str, Any]) -> None:
             await bridge.put_characteristics([(switch[0], switch[1], True)])
             await asyncio.wait_for(got.wait(), 15)
             result["motion_via_switch_s"] = round(time.monotonic() - flipped, 3)
+            got.clear()
+            await bridge.put_characteristics([(switch[0], switch[1], False)])  # switch off: motion clears
+            await asyncio.wait_for(got.wait(), 15)
             result["motion_seen"] = seen
             for _ in range(100):
                 everything.update(tree(hb.pid))
