@@ -22,13 +22,14 @@ import ifaddr
 import segno
 from zeroconf.asyncio import AsyncZeroconf
 
+from .archive import ClipArchive
 from .camera import Camera, CameraSpec
 from .config import CameraConfig, Config, ConfigError
 from .hap import StateError, local_addresses, open_zeroconf
 from .hap.advertiser import Advertiser
 from .hap.state import DamagedStateError
 from .media import load_profiles, profile_dirs
-from .triggers import TriggerServer
+from .web import WebServer
 
 __all__ = ["App", "camera_spec", "print_pairing_info"]
 
@@ -113,7 +114,8 @@ class App:
         self.out = out
         self.cameras: list[Camera] = []
         self._zeroconf: AsyncZeroconf | None = None
-        self.triggers: TriggerServer | None = None
+        self.web: WebServer | None = None
+        self.archive: ClipArchive | None = None
         self._stop = asyncio.Event()
         self.failed: dict[str, str] = {}  # camera name -> why it did not start
         # Called with each camera before it starts, so an observer (the --stdio-json parent
@@ -130,6 +132,10 @@ class App:
         _prepare_state_dir(cfg.state_dir)
         profiles = load_profiles(profile_dirs([cfg.ffmpeg_profiles_dir] if cfg.ffmpeg_profiles_dir else []))
         addresses: list[str] = []
+        if cfg.archive_dir is not None and any(cfg.archives(c) for c in cfg.cameras):
+            self.archive = ClipArchive(cfg.archive_dir, max_age_s=cfg.archive_days * 86400,
+                                       max_bytes=cfg.archive_max_mb * 1_000_000)
+            self.archive.start()
         if cfg.mdns:
             _check_interfaces(cfg.mdns_interfaces)
             try:
@@ -153,25 +159,34 @@ class App:
                 self.failed[cam_cfg.name] = str(fault)
                 continue
             self.cameras.append(camera)
+            if self.archive is not None and cfg.archives(cam_cfg):
+                camera.clip_sink = self.archive.begin
             print_pairing_info(camera, self.out)
         if not self.cameras:
             raise RuntimeError("no camera could be started")
-        if cfg.trigger_http_port is not None:
-            self.triggers = TriggerServer(lambda: self.cameras, host=cfg.bind, port=cfg.trigger_http_port)
+        if cfg.web_port is not None:
+            self.web = WebServer(lambda: self.cameras, host=cfg.bind, port=cfg.web_port, password=cfg.web_password,
+                                 trigger_token=cfg.trigger_token, archive=self.archive)
+            for camera in self.cameras:
+                self.web.attach(camera)
             try:
-                await self.triggers.start()
+                await self.web.start()
             except OSError as exc:
-                self.triggers = None
-                raise ConfigError(f"trigger_http_port {cfg.trigger_http_port}: cannot listen on "
-                                  f"{cfg.bind}:{cfg.trigger_http_port}: {_reason(exc)}") from None
-            self.out.write(f"motion triggers: http://{cfg.bind}:{self.triggers.port}/motion?<camera name>\n")
+                self.web = None
+                setting = "http_port" if cfg.http_port is not None else "trigger_http_port"
+                raise ConfigError(f"{setting} {cfg.web_port}: cannot listen on "
+                                  f"{cfg.bind}:{cfg.web_port}: {_reason(exc)}") from None
+            self.out.write(f"status page: http://{cfg.bind}:{self.web.port}/\n"
+                           f"motion triggers: http://{cfg.bind}:{self.web.port}/motion?<camera name>\n")
             self.out.flush()
 
     async def stop(self) -> None:
         async def stop_all() -> None:
-            if self.triggers is not None:
-                await self.triggers.stop()
+            if self.web is not None:
+                await self.web.stop()
             await asyncio.gather(*(c.stop() for c in self.cameras), return_exceptions=True)
+            if self.archive is not None:
+                await self.archive.stop()
             if self._zeroconf is not None:
                 await self._zeroconf.async_close()
 

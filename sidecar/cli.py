@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,8 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mdns-interface", action="append", metavar="IP",
                    help="advertise only on this interface address (repeatable; default: all)")
     p.add_argument("--no-mdns", action="store_true", help="do not advertise (pair by address)")
-    p.add_argument("--trigger-http-port", type=int, metavar="PORT",
-                   help="serve /motion?<camera>, /motion/reset?<camera>, /doorbell?<camera> (0: any free port)")
+    p.add_argument("--http-port", "--trigger-http-port", dest="http_port", type=int, metavar="PORT",
+                   help="status page, /healthz, /metrics, /api and the triggers /motion?<camera>, "
+                        "/motion/reset?<camera>, /doorbell?<camera> (0: any free port)")
+    p.add_argument("--archive-dir", type=Path, help="keep a local MP4 of every recording sent to a hub here")
     p.add_argument("--profile", help="ffmpeg profile for --camera cameras (copy, libx264, vaapi, ...)")
     p.add_argument("--log-level", default=None, type=str.upper, choices=LOG_LEVELS)
     p.add_argument("--reset-damaged-state", action="store_true",
@@ -68,13 +71,15 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     data["cameras"] = cameras
     for key, value in (("state_dir", args.state_dir), ("bind", args.bind), ("hap_base_port", args.hap_port),
                        ("mdns_interfaces", args.mdns_interface), ("log_level", args.log_level),
-                       ("trigger_http_port", args.trigger_http_port)):
+                       ("http_port", args.http_port), ("archive_dir", args.archive_dir)):
         if value is not None:
             data[key] = value
     if args.no_mdns:
         data["mdns"] = False
     if args.reset_damaged_state:
         data["reset_damaged_state"] = True
+    if os.environ.get("HKSV_WEB_PASSWORD"):  # kept off the command line, where `ps` would show it
+        data["web_password"] = os.environ["HKSV_WEB_PASSWORD"]
     config = build_config(data)
     if not config.cameras:
         raise ConfigError("no cameras: add --camera NAME=URL, --demo, or a config file with cameras")
@@ -91,7 +96,7 @@ def _stdio_json(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     for key, value in (("state_dir", args.state_dir), ("bind", args.bind), ("hap_base_port", args.hap_port),
                        ("mdns_interfaces", args.mdns_interface), ("log_level", args.log_level),
-                       ("trigger_http_port", args.trigger_http_port)):
+                       ("http_port", args.http_port), ("archive_dir", args.archive_dir)):
         if value is not None:
             overrides[key] = value
     if args.no_mdns:

@@ -47,6 +47,7 @@ class CameraConfig(_Strict):
     night_vision: bool = False
     manually_disabled: bool = False
     max_live_streams: int = Field(default=2, ge=1, le=8, description="concurrent live views; more are told busy")
+    archive: bool | None = Field(default=None, description="keep local copies of clips; unset: on when archive_dir is")
 
     @field_validator("setup_code")
     @classmethod
@@ -74,8 +75,17 @@ class Config(_Strict):
     mdns: bool = True
     mdns_interfaces: list[str] | None = None
     log_level: str = "INFO"
+    http_port: int | None = Field(default=None, ge=0, le=65535,
+                                  description="status page, /healthz, /metrics, API and HTTP triggers (off when unset)")
     trigger_http_port: int | None = Field(default=None, ge=0, le=65535,
-                                          description="motion/doorbell HTTP trigger port (off when unset)")
+                                          description="the old name of http_port (still accepted)")
+    web_password: str | None = Field(default=None, min_length=1, max_length=256,
+                                     description="needed by the status page's actions")
+    trigger_token: str | None = Field(default=None, min_length=8, max_length=256,
+                                      description="HTTP triggers need &token=<this> when set")
+    archive_dir: Path | None = Field(default=None, description="keep a local MP4 of every recording here")
+    archive_days: float = Field(default=7.0, gt=0, le=3650, description="delete clips older than this")
+    archive_max_mb: int = Field(default=2000, ge=10, le=10_000_000, description="delete the oldest beyond this")
     ffmpeg_profiles_dir: Path | None = Field(
         default=None, description="your own ffmpeg profiles (<name>.toml); a name here replaces the built-in one")
     cameras: list[CameraConfig] = Field(default_factory=list)
@@ -112,6 +122,14 @@ class Config(_Strict):
                 raise ValueError(f"cameras.{other} ({self.cameras[other].name!r}) and cameras.{index} ({cam.name!r}) "
                                  f"both use hap_port {cam.hap_port}")
         return self
+
+    @property
+    def web_port(self) -> int | None:
+        """The one HTTP port: ``http_port``, or its old name ``trigger_http_port``."""
+        return self.http_port if self.http_port is not None else self.trigger_http_port
+
+    def archives(self, camera: CameraConfig) -> bool:
+        return self.archive_dir is not None and camera.archive is not False
 
     def port_for(self, index: int, camera: CameraConfig) -> int:
         if camera.hap_port is not None:

@@ -22,13 +22,22 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..hap import Accessory, AccessoryServer, Advertiser, HapError, HapStatus, WriteContext, catalog
+from ..hap import (
+    Accessory,
+    AccessoryServer,
+    Advertiser,
+    HapError,
+    HapStatus,
+    PairingNotice,
+    WriteContext,
+    catalog,
+)
 from ..hap.model import ReadContext
 from ..hds import CloseReason, HDSServer, RecordingStream, SetupError, StreamClosedError
 from ..media import (
@@ -43,14 +52,26 @@ from ..media import (
     parse_source,
     probe_source,
 )
-from .events import DoorbellPressed, EventBus, MotionChanged, MotionSource, RecordingEnded, RecordingOpened
+from .events import (
+    DoorbellPressed,
+    EventBus,
+    MotionChanged,
+    MotionSource,
+    PairingChanged,
+    PipelineChanged,
+    RecordingEnded,
+    RecordingOpened,
+    SetupCodeRejected,
+)
 from .live_view import LiveStreaming
 from .modes import CameraSettings, snapshot_refusal
 from .recording_config import RecordingSelection, SupportedRecording, parse_selection, supported_for_source
 from .rtp_config import supported_audio_stream, supported_rtp, supported_video_stream
 from .services import OptionalModes, build_services
+from .sink import RecordingSink
 from .snapshot import SnapshotError, jpeg_from_fmp4, jpeg_from_input, jpeg_from_url
 from .spec import CameraSpec
+from .status import MODE_LABELS, CameraSnapshot, ControllerInfo, MediaStatus, short_controller_id
 
 __all__ = ["CATEGORY_IP_CAMERA", "Camera"]
 
@@ -90,6 +111,8 @@ class Camera:
             reset_damaged_state=reset_damaged_state,
         )
         self.state = self.server.state
+        self.server.core.callbacks.on_pairing = self._on_pairing_notice
+        self._listening = False
         self.settings = CameraSettings.load(self.state.app)
         self.source = parse_source(spec.source)
         self.pipeline = MediaPipeline(PipelineConfig(
@@ -115,6 +138,13 @@ class Camera:
         self._wire()
         self._apply_settings_to_characteristics()
         self.recordings = 0
+        # A per-recording copy of exactly what the hub is sent (the local clip archive):
+        # called with the camera's slug when a recording opens; returns a sink or None.
+        self.clip_sink: Callable[[str], RecordingSink | None] | None = None
+
+    @property
+    def has_doorbell(self) -> bool:
+        return self.services.doorbell_press is not None
 
     # -- OpenGate (asked by HDS before a dataSend open is accepted) ----------------------------
     def recording_active(self) -> bool:
@@ -129,7 +159,9 @@ class Camera:
     # -- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         await self.server.start()
+        self._listening = True
         self._spawn(self._probe_until_known(), "probe")
+        self._spawn(self._watch_pipeline(), "pipeline-watch")
         await self._apply_pipeline_gate()
         if self.spec.motion_every:
             self._spawn(self._demo_motion(self.spec.motion_every), "demo-motion")
@@ -148,6 +180,7 @@ class Camera:
         await self.hds.aclose()
         await self.pipeline.stop()
         await self.server.stop()
+        self._listening = False
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=f"{self.spec.slug}:{name}")
@@ -455,10 +488,13 @@ class Camera:
                     return
             async with sub:
                 closed = asyncio.ensure_future(stream.wait_closed())
+                clip = self.clip_sink(self.spec.slug) if self.clip_sink is not None else None
                 try:
-                    await self._pump(stream, sub, started, closed)
+                    await self._pump(stream, sub, started, closed, clip)
                 finally:
                     closed.cancel()
+                    if clip is not None:
+                        clip.end()
         except StreamClosedError:
             pass
         finally:
@@ -466,9 +502,10 @@ class Camera:
                 stream.close(CloseReason.CANCELLED)
             if self._stream is stream:
                 self._stream = None
-            log.info("%s: recording stream %d ended after %.1f s (%s by %s)", self.name, stream.stream_id,
-                     time.monotonic() - started, stream.close_reason, stream.closed_by)
             reason = stream.close_reason
+            log.info("%s: recording stream %d ended after %.1f s: %s by %s, %d bytes sent", self.name,
+                     stream.stream_id, time.monotonic() - started,
+                     reason.name if isinstance(reason, CloseReason) else reason, stream.closed_by, stream.bytes_sent)
             self.events.emit(RecordingEnded(
                 camera=self.name, stream_id=stream.stream_id,
                 reason=reason.name if isinstance(reason, CloseReason) else str(reason),
@@ -476,7 +513,8 @@ class Camera:
                 closed_by=stream.closed_by or "camera",
                 bytes_sent=stream.bytes_sent, duration_s=time.monotonic() - started))
 
-    async def _pump(self, stream: RecordingStream, sub: Any, started: float, closed: asyncio.Future[None]) -> None:
+    async def _pump(self, stream: RecordingStream, sub: Any, started: float, closed: asyncio.Future[None],
+                    clip: RecordingSink | None) -> None:
         generation = sub.generation
         cap = self.spec.max_event_s
         while not stream.closed:
@@ -504,10 +542,14 @@ class Camera:
                     stream.close(CloseReason.CANCELLED)
                     return
                 await stream.send_init(item.data)
+                if clip is not None:
+                    clip.write(item.data)
                 continue
             assert isinstance(item, Fragment)
             last = time.monotonic() - started >= cap
             await stream.send_fragment(item.data, end_of_stream=last)
+            if clip is not None:
+                clip.write(item.data)
             if last:
                 log.info("%s: stream %d reached the %.0f s cap", self.name, stream.stream_id, cap)
                 with contextlib.suppress(TimeoutError):
@@ -535,3 +577,77 @@ class Camera:
         except SnapshotError as exc:
             log.warning("%s: snapshot failed: %s", self.name, exc)
             raise HapError(HapStatus.SERVICE_COMMUNICATION_FAILURE) from None
+
+    # -- actions for the status page --------------------------------------------------------------
+    def restart_ffmpeg(self) -> bool:
+        """Start a fresh ffmpeg run now (False when ffmpeg is not wanted: recording is off)."""
+        restarted = self._pipeline_running and self.pipeline.restart("restart requested from the status page")
+        log.info("%s: ffmpeg restart %s", self.name, "requested" if restarted else "skipped: ffmpeg is not running")
+        return restarted
+
+    def reset_pairings(self) -> bool:
+        """Remove every controller: the camera is unpaired and shows its setup code again."""
+        log.warning("%s: removing all pairings (asked on the status page)", self.name)
+        return self.unpair()
+
+    # -- pairings and ffmpeg state as events -----------------------------------------------------
+    def _on_pairing_notice(self, notice: PairingNotice) -> None:
+        who = short_controller_id(notice.controller_id)
+        if notice.kind in ("added", "removed"):
+            added = notice.kind == "added"
+            log.info("%s: pairing %s: controller %s (%s)", self.name, notice.kind, who,
+                     "admin" if notice.admin else "not admin")
+            self.events.emit(PairingChanged(camera=self.name, paired=notice.paired, added=added, controller=who,
+                                            admin=notice.admin))
+        elif notice.kind == "setup_failed":
+            log.warning("%s: wrong setup code from a controller (%d failed attempt(s); HomeKit allows 100)",
+                        self.name, notice.failed_attempts)
+            self.events.emit(SetupCodeRejected(camera=self.name, failed_attempts=notice.failed_attempts))
+        else:
+            log.info("%s: pair-verify failed (an unknown or removed controller)", self.name)
+
+    async def _watch_pipeline(self) -> None:
+        """Turn ffmpeg's state changes into PipelineChanged events (the journal, MQTT, stdio)."""
+        last = self.pipeline.state
+        while True:
+            await self.pipeline.wait_for(partial(self._pipeline_left, last))
+            last = self.pipeline.state
+            status = self.pipeline.status()
+            error = status.last_error if last.value in ("backoff", "stopped") else None
+            self.events.emit(PipelineChanged(camera=self.name, state=last.value, error=error,
+                                             exit_code=status.last_exit_code))
+
+    def _pipeline_left(self, state: Any) -> bool:
+        return self.pipeline.state is not state
+
+    # -- status ---------------------------------------------------------------------------------
+    def snapshot(self) -> CameraSnapshot:
+        """Everything the status page, /healthz, /metrics and the API show, as plain data."""
+        st = self.pipeline.status()
+        last_at = self.pipeline.prebuffer.last_fragment_at
+        sel = self.selection
+        core = self.server.core
+        paired = self.server.paired
+        media = MediaStatus(
+            wanted=self._pipeline_wanted(), state=st.state.value if self._pipeline_running else "stopped",
+            last_error=st.last_error, restarts=st.restarts, width=st.width, height=st.height, fps=st.fps,
+            bitrate_kbps=st.bitrate_kbps, keyframe_interval_s=st.keyframe_interval_s, warning=st.warning,
+            prebuffer_s=st.prebuffer_s, fragments=st.fragments, bytes_in=st.bytes_in,
+            last_fragment_age_s=None if last_at is None else max(0.0, time.monotonic() - last_at))
+        return CameraSnapshot(
+            name=self.name, slug=self.spec.slug, source=self.source.describe(), profile=st.profile,
+            doorbell=self.spec.doorbell, hap_port=self.server.port, hap_listening=self._listening,
+            paired=paired,
+            controllers=tuple(ControllerInfo(short_controller_id(p.identifier), p.admin)
+                              for p in self.state.pairings.values()),
+            setup_code=None if paired else self.server.setup_code,
+            setup_uri=None if paired else self.server.setup_uri,
+            mode=MODE_LABELS.get(self.settings.mode_name, self.settings.mode_name),
+            recording_active=bool(self.settings.recording_active),
+            selection=None if sel is None else (f"{sel.width}x{sel.height}@{sel.fps} {sel.bitrate_kbps} kbps, "
+                                                f"prebuffer {sel.prebuffer_ms} ms"),
+            hap_sessions=sum(1 for c in core.connections.values() if c.session is not None),
+            pair_verify_failures=core.verify_failures, failed_setup_attempts=self.state.failed_attempts,
+            live_sessions=self.live.active_sessions, motion=bool(self.services.motion.value),
+            recording=self._stream is not None, recordings=self.recordings, prebuffer_ms=self.spec.prebuffer_ms,
+            media=media)

@@ -26,6 +26,7 @@ __all__ = [
     "PipelineChanged",
     "RecordingEnded",
     "RecordingOpened",
+    "SetupCodeRejected",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,13 @@ class PairingChanged(CameraEvent):
     added: bool  # this change added (True) or removed (False) a controller
     controller: str = ""  # shortened controller id
     admin: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetupCodeRejected(CameraEvent):
+    """A controller tried to pair with a wrong setup code (HAP refuses for good after 100)."""
+
+    failed_attempts: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

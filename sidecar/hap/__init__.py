@@ -31,6 +31,7 @@ from .model import (
     perms,
     short_uuid,
 )
+from .notices import PairingNotice
 from .server import AccessoryServer, ResourceHandler
 from .setup_payload import setup_hash, setup_uri
 from .state import AccessoryState, StateError
@@ -46,6 +47,7 @@ __all__ = [
     "Format",
     "HapError",
     "HapStatus",
+    "PairingNotice",
     "Perm",
     "ReadContext",
     "ResourceHandler",

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from .. import tlv8
 from .events import EventQueue
 from .http import (
     JSON_TYPE,
@@ -43,8 +44,10 @@ from .model import (
     services_json,
     short_uuid,
 )
+from .notices import PairingNotice
 from .pair_setup import PairSetup
 from .pair_verify import PairVerify, VerifiedKeys
+from .pairing_tlv import T
 from .pairings import handle_pairings
 from .secure_channel import SecureChannel, SecureChannelError
 from .state import AccessoryState
@@ -299,6 +302,7 @@ class Callbacks:
     on_advertise: Callable[[], None] = lambda: None  # TXT record changed
     on_identify: Callable[[], None] = lambda: None
     on_factory_reset: Callable[[], None] = lambda: None
+    on_pairing: Callable[[PairingNotice], None] = lambda notice: None  # added/removed/failed proofs
     has_resource: bool = False
 
 
@@ -325,6 +329,7 @@ class ServerCore:
         self.config = config or CoreConfig()
         self.callbacks = Callbacks()
         self.pair_setup = pair_setup or PairSetup(state)
+        self.verify_failures = 0  # pair-verify attempts answered with an error, since start
         self.connections: dict[int, Connection] = {}
         self._event_conns: set[Connection] = set()  # connections holding coalesced events
         self._housekeeping_at: float | None = None
@@ -476,6 +481,7 @@ class ServerCore:
         if conn.session is not None:
             conn._send_response(470, json_body({"status": int(HapStatus.INSUFFICIENT_PRIVILEGES)}))
             return
+        failed_before = self.state.failed_attempts
         result = self.pair_setup.handle(conn.id, req.body, now)
         if result.state_dirty:
             self.callbacks.on_state_dirty()
@@ -483,6 +489,11 @@ class ServerCore:
         if result.new_pairing is not None:
             # sf flips to "paired" only once the M6 response is on its way.
             conn._after_send.append(self.callbacks.on_advertise)
+            self.callbacks.on_pairing(PairingNotice("added", result.new_pairing.identifier, result.new_pairing.admin,
+                                                    paired=True))
+        elif self.state.failed_attempts > failed_before:
+            self.callbacks.on_pairing(PairingNotice("setup_failed", paired=self.state.paired,
+                                                    failed_attempts=self.state.failed_attempts))
 
     # /pair-verify
     def _pair_verify(self, conn: Connection, req: HttpRequest, now: float) -> None:
@@ -494,6 +505,9 @@ class ServerCore:
         conn._send_response(200, result.body, TLV_TYPE)
         if result.keys is not None:
             conn._switch_to_encryption(result.keys)
+        elif _is_error(result.body):
+            self.verify_failures += 1
+            self.callbacks.on_pairing(PairingNotice("verify_failed", paired=self.state.paired))
 
     # /identify
     def _identify(self, conn: Connection, req: HttpRequest, now: float) -> None:
@@ -506,7 +520,9 @@ class ServerCore:
     # /pairings
     def _pairings(self, conn: Connection, req: HttpRequest, now: float) -> None:
         assert conn.session is not None
+        before = {ident: p.admin for ident, p in self.state.pairings.items()}
         result = handle_pairings(self.state, conn.session.controller_id, req.body)
+        self.notify_pairing_changes(before)
         if result.state_dirty:
             self.callbacks.on_state_dirty()
         conn._send_response(200, result.body, TLV_TYPE)
@@ -525,6 +541,17 @@ class ServerCore:
             conn._after_send.append(self.callbacks.on_factory_reset)
         if result.state_dirty:
             conn._after_send.append(self.callbacks.on_advertise)
+
+    def notify_pairing_changes(self, before: dict[bytes, bool]) -> None:
+        """Tell ``on_pairing`` what changed since ``before`` (identifier -> admin)."""
+        after = {ident: p.admin for ident, p in self.state.pairings.items()}
+        paired = bool(after)
+        for ident, admin in before.items():
+            if ident not in after:
+                self.callbacks.on_pairing(PairingNotice("removed", ident, admin, paired=paired))
+        for ident, admin in after.items():
+            if before.get(ident) != admin:
+                self.callbacks.on_pairing(PairingNotice("added", ident, admin, paired=paired))
 
     # /accessories
     def _accessories(self, conn: Connection, req: HttpRequest, now: float) -> None:
@@ -724,6 +751,14 @@ class ServerCore:
             return
         assert isinstance(width, int) and isinstance(height, int)
         conn.pending_resource = ResourceRequest(width, height, reason, aid)
+
+
+def _is_error(tlv_body: bytes) -> bool:
+    """Whether a pairing TLV answer carries kTLVType_Error (our own answers always decode)."""
+    try:
+        return T.ERROR in tlv8.decode_dict(tlv_body)
+    except tlv8.TLVError:
+        return False
 
 
 def _parse_query(query: str) -> dict[str, str]:

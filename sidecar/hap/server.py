@@ -230,7 +230,9 @@ class AccessoryServer:
         """
         if not self.state.pairings:
             return False
+        before = {ident: p.admin for ident, p in self.state.pairings.items()}
         self.state.pairings.clear()
+        self.core.notify_pairing_changes(before)
         for proto in list(self._protocols.values()):
             proto.close()
         self.save_state()

@@ -293,6 +293,13 @@ class MediaPipeline:
         self.prebuffer.reset(SubscriptionEnd.STOPPED)
         self._set_state(PipelineState.STOPPED)
 
+    def restart(self, reason: str) -> bool:
+        """Ask for a fresh ffmpeg run (a user's "restart ffmpeg" button). False when not running."""
+        if self._task is None or self._task.done() or self._stopping:
+            return False
+        self._request_restart(reason)
+        return True
+
     async def reconfigure(self, settings: RecordingSettings) -> ReconfigureResult:
         """Apply a hub-selected recording configuration.
 

@@ -4,46 +4,72 @@
 (the name URL-encoded; ``?camera=<name>`` works too). Blue Iris alert actions and motionEye
 web hooks can call these directly (ecosystem.md §2, §3). Replies are JSON ``{"error",
 "message"}`` with status 200, or 500 on error, as homebridge-camera-ffmpeg answers.
+
+Only GET triggers (that is what those tools send, and a link preview or a crawler's HEAD must
+not raise motion): other methods answer 405. A camera without a doorbell refuses
+``/doorbell``. When ``trigger_token`` is set, every trigger needs ``&token=<token>`` (for users
+who expose the port beyond the LAN). The routes are mounted on the status page's aiohttp app
+(``sidecar/web/server.py``): one port serves both.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable, Sequence
 from typing import Protocol
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-__all__ = ["MotionTarget", "TriggerServer"]
+__all__ = ["TRIGGER_PATHS", "MotionTarget", "TriggerRoutes", "parse_trigger_query"]
 
 log = logging.getLogger(__name__)
+
+TRIGGER_PATHS = ("/motion", "/motion/reset", "/doorbell")
+MAX_QUERY = 2048
 
 
 class MotionTarget(Protocol):
     name: str
 
-    def trigger_motion(self) -> None:
+    @property
+    def has_doorbell(self) -> bool: ...
+
+    def trigger_motion(self, source: str = "http") -> None:
         """Motion from an external detector: on, then off after the camera's motion timeout."""
 
-    def set_motion(self, active: bool, *, auto_reset_s: float | None = None) -> None: ...
-    def ring_doorbell(self) -> None: ...
+    def set_motion(self, active: bool, *, auto_reset_s: float | None = None, source: str = "manual") -> None: ...
+    def ring_doorbell(self, source: str = "http") -> None: ...
 
 
-def _camera_name(query: str) -> str:
-    params = parse_qs(query)
-    if "camera" in params:
-        return params["camera"][0]
-    return unquote(query.split("=", 1)[0]).strip()
+def parse_trigger_query(query: str) -> tuple[str, str | None]:
+    """``Front%20Door&token=x`` or ``camera=Front+Door&token=x`` → (camera name, token).
+
+    The bare form is homebridge-camera-ffmpeg's: the first parameter's *name* is the camera.
+    """
+    params = parse_qsl(query[:MAX_QUERY], keep_blank_values=True)
+    token = next((value for key, value in params if key == "token"), None)
+    name = next((value for key, value in params if key == "camera"), None)
+    if name is None:
+        name = next((key for key, _ in params if key not in ("token", "camera")), "")
+    return name.strip(), token
 
 
-class TriggerServer:
-    def __init__(self, cameras: Callable[[], Sequence[MotionTarget]], *, host: str, port: int) -> None:
+def _reply(message: str, status: int = 200) -> web.Response:
+    return web.json_response({"error": status != 200, "message": message}, status=status)
+
+
+class TriggerRoutes:
+    """The trigger handlers, to be added to any aiohttp application."""
+
+    def __init__(self, cameras: Callable[[], Sequence[MotionTarget]], *, token: str | None = None) -> None:
         self._cameras = cameras
-        self.host = host
-        self._requested_port = port
-        self.port = 0
-        self._runner: web.AppRunner | None = None
+        self._token = token
+
+    def add_to(self, app: web.Application) -> None:
+        for path in TRIGGER_PATHS:
+            app.router.add_route("*", path, self.handle)
 
     def _find(self, name: str) -> MotionTarget | None:
         wanted = name.casefold()
@@ -52,41 +78,30 @@ class TriggerServer:
                 return camera
         return None
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.method != "GET":
+            return web.json_response({"error": True, "message": "Use GET."}, status=405, headers={"Allow": "GET"})
         action = request.path.strip("/")
-        if action not in ("motion", "motion/reset", "doorbell"):
-            return web.json_response({"error": True, "message": f'Unknown action "{action}".'}, status=500)
         if not request.query_string:
-            return web.json_response({"error": True, "message": "Malformed URL."}, status=500)
-        name = _camera_name(request.query_string)
+            return _reply("Malformed URL.", 500)
+        name, token = parse_trigger_query(request.query_string)
+        if self._token is not None and (token is None or not hmac.compare_digest(token.encode(),
+                                                                                 self._token.encode())):
+            log.warning("trigger: %s refused: missing or wrong token", action)
+            return _reply("Missing or wrong token.", 403)
         camera = self._find(name)
         if camera is None:
-            return web.json_response({"error": True, "message": f'Camera "{name}" not found.'}, status=500)
+            return _reply(f'Camera "{name[:64]}" not found.', 500)
         if action == "motion":
-            camera.trigger_motion()
+            camera.trigger_motion(source="http")
             message = "Motion switched on."
         elif action == "motion/reset":
-            camera.set_motion(False)
+            camera.set_motion(False, source="http")
             message = "Motion switched off."
         else:
-            camera.ring_doorbell()
+            if not camera.has_doorbell:
+                return _reply(f'Camera "{camera.name}" has no doorbell (set doorbell: true).', 500)
+            camera.ring_doorbell(source="http")
             message = "Rang doorbell."
         log.info("trigger: %s %s", action, camera.name)
-        return web.json_response({"error": False, "message": message})
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self._requested_port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self._requested_port
-        log.info("motion triggers on http://%s:%d/motion?<camera>", self.host, self.port)
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        return _reply(message)

@@ -1,0 +1,254 @@
+"""The event journal: what happened to each camera, correlated into answers (sans-IO).
+
+The question users ask most is "motion, but no clip in the Home app: why?" (field notes §3.4).
+The camera's raw events (motion rose, a hub opened a recording, it ended with reason 6 after
+1.2 MB) do not answer it on their own; put together, they do. The journal follows
+``Camera.events`` and keeps, per camera, the last :data:`MAX_ENTRIES` entries:
+
+* a **motion entry** per motion event: when it rose and cleared and from which source, the
+  recordings hubs opened for it (a recording opened while motion is up, or within
+  :data:`OPEN_WINDOW_S` of its start, belongs to it), and for each recording how it ended;
+* a **recording entry** for a recording no motion explains (a hub may open one on its own);
+* **notes**: ffmpeg state changes, pairings, wrong setup codes, doorbell presses.
+
+Nothing here does I/O or reads a clock except through the events' own timestamps and the
+``now`` passed to :meth:`EventJournal.entries`, so the correlation rules are tested in memory.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..camera.events import (
+    CameraEvent,
+    DoorbellPressed,
+    LiveSessionsChanged,
+    MotionChanged,
+    PairingChanged,
+    PipelineChanged,
+    RecordingEnded,
+    RecordingOpened,
+    SetupCodeRejected,
+)
+
+__all__ = [
+    "MAX_ENTRIES",
+    "NO_HUB_WAIT_S",
+    "EventJournal",
+    "JournalEntry",
+    "RecordingRecord",
+    "describe_end",
+]
+
+MAX_ENTRIES = 100
+OPEN_WINDOW_S = 15.0  # a hub opens within a few seconds of motion; later opens still count if motion is up
+NO_HUB_WAIT_S = 10.0  # after this long without an open, say that no hub asked
+
+NO_HUB = ("no hub asked for this motion: is the camera in Stream & Allow Recording mode, is a home hub "
+          "(Apple TV or HomePod) on the same subnet, and has it selected a recording configuration?")
+
+# (reason, closed_by) -> words. ``closed_by``: hub, accessory (the sidecar), connection (the hub
+# vanished), ack (the hub acknowledged the end of the stream).
+_END_WORDS: dict[tuple[str, str], str] = {
+    ("NORMAL", "hub"): "the hub closed normally",
+    ("NORMAL", "ack"): "the hub acknowledged the end of the stream",
+    ("NORMAL", "accessory"): "the sidecar ended it at the maximum event length",
+    ("NOT_ALLOWED", "accessory"): "the camera was switched off (or recording turned off) in the Home app",
+    ("CANCELLED", "accessory"): "the sidecar cancelled it: ffmpeg restarted, the source changed, or the sidecar "
+                                "stopped",
+    ("CANCELLED", "hub"): "the hub cancelled it",
+    ("TIMEOUT", "accessory"): "the hub stopped reading",
+    ("TIMEOUT", "hub"): "the hub gave up waiting for media (no data for several seconds)",
+    ("UNEXPECTED_FAILURE", "accessory"): "the prebuffer was not ready (ffmpeg still starting)",
+    ("UNEXPECTED_FAILURE", "hub"): "the hub reported an unexpected failure",
+    ("BUSY", "accessory"): "another recording was running",
+    ("INVALID_CONFIGURATION", "accessory"): "the hub has not selected a recording configuration",
+    ("BAD_DATA", "hub"): "the hub could not use the media (bad data): check the codec and keyframes",
+    ("PROTOCOL_ERROR", "hub"): "the hub reported a protocol error",
+}
+
+
+def describe_end(reason: str, closed_by: str, detail: str = "") -> str:
+    """How a recording ended, in plain words."""
+    if detail:
+        return detail
+    if closed_by == "connection":
+        return "the hub vanished: its connection dropped mid-stream (network, hub restart or sleep)"
+    words = _END_WORDS.get((reason, closed_by))
+    if words is not None:
+        return words
+    who = {"hub": "the hub", "accessory": "the sidecar", "ack": "the hub"}.get(closed_by, closed_by or "someone")
+    return f"{who} closed it with reason {reason}"
+
+
+@dataclass
+class RecordingRecord:
+    """One recording a hub opened, and (once over) how it ended."""
+
+    stream_id: int
+    opened_at: float
+    selection: str | None
+    ended: RecordingEnded | None = None
+
+    @property
+    def outcome(self) -> str:
+        if self.ended is None:
+            return "recording now"
+        e = self.ended
+        return describe_end(e.reason, e.closed_by, e.detail)
+
+    def to_json(self) -> dict[str, Any]:
+        e = self.ended
+        return {
+            "stream_id": self.stream_id,
+            "opened_at": self.opened_at,
+            "selection": self.selection,
+            "ended_at": e.at if e else None,
+            "reason": e.reason if e else None,
+            "reason_code": e.reason_code if e else None,
+            "closed_by": e.closed_by if e else None,
+            "bytes_sent": e.bytes_sent if e else None,
+            "fragments_sent": e.fragments_sent if e else None,
+            "first_byte_s": e.first_byte_s if e else None,
+            "prebuffer_s": e.prebuffer_s if e else None,
+            "duration_s": e.duration_s if e else None,
+            "outcome": self.outcome,
+        }
+
+
+@dataclass
+class JournalEntry:
+    """One line of a camera's event list: a motion, a recording without motion, or a note."""
+
+    id: int
+    kind: str  # "motion", "recording", "note"
+    at: float  # wall clock of the start
+    source: str = ""  # motion source
+    ended_at: float | None = None  # motion cleared
+    recordings: list[RecordingRecord] = field(default_factory=list)
+    mode: str | None = None  # the camera's mode when motion rose
+    text: str = ""  # notes
+
+    def verdict(self, now: float) -> str:
+        """The answer for this entry, in plain words."""
+        if self.kind == "note":
+            return self.text
+        if self.recordings:
+            return "; ".join(r.outcome for r in self.recordings)
+        if now - self.at < NO_HUB_WAIT_S:
+            return "waiting for a hub to open a recording"
+        if self.mode is not None and self.mode != "Stream & Allow Recording":
+            return (f"no hub asked for this motion: the camera was in {self.mode} mode; the Home app must set "
+                    "Stream & Allow Recording for clips")
+        return NO_HUB
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "at": self.at,
+            "source": self.source or None,
+            "ended_at": self.ended_at,
+            "mode": self.mode,
+            "recordings": [r.to_json() for r in self.recordings],
+            "verdict": self.verdict(now),
+        }
+
+
+class _CameraJournal:
+    def __init__(self, mode_of: Callable[[], str | None]) -> None:
+        self.entries: deque[JournalEntry] = deque(maxlen=MAX_ENTRIES)
+        self.mode_of = mode_of
+        self.motion: JournalEntry | None = None  # the latest motion entry (open or recently cleared)
+        self.open: dict[int, RecordingRecord] = {}
+
+
+class EventJournal:
+    """Per-camera journal. Feed it every camera event with :meth:`observe`."""
+
+    def __init__(self) -> None:
+        self._cameras: dict[str, _CameraJournal] = {}
+        self._ids = itertools.count(1)
+
+    def add_camera(self, name: str, mode_of: Callable[[], str | None] = lambda: None) -> None:
+        """``mode_of`` tells the camera's mode at the time motion rises (for the verdict)."""
+        self._cameras.setdefault(name, _CameraJournal(mode_of))
+
+    def _note(self, cam: _CameraJournal, event: CameraEvent, text: str) -> None:
+        cam.entries.append(JournalEntry(next(self._ids), "note", event.at, text=text))
+
+    def observe(self, event: CameraEvent) -> None:
+        cam = self._cameras.get(event.camera)
+        if cam is None:
+            self.add_camera(event.camera)
+            cam = self._cameras[event.camera]
+        if isinstance(event, MotionChanged):
+            self._motion(cam, event)
+        elif isinstance(event, RecordingOpened):
+            self._opened(cam, event)
+        elif isinstance(event, RecordingEnded):
+            record = cam.open.pop(event.stream_id, None)
+            if record is None:  # an end without its open (journal attached late): keep the facts
+                record = RecordingRecord(event.stream_id, event.at - event.duration_s, None)
+                cam.entries.append(JournalEntry(next(self._ids), "recording", record.opened_at,
+                                                recordings=[record]))
+            record.ended = event
+        elif isinstance(event, PipelineChanged):
+            text = f"ffmpeg {event.state}"
+            if event.error:
+                text += f": {event.error}"
+            if event.restart_in_s is not None:
+                text += f" (restarting in {event.restart_in_s:.0f} s)"
+            self._note(cam, event, text)
+        elif isinstance(event, PairingChanged):
+            role = "admin" if event.admin else "not admin"
+            self._note(cam, event, f"controller {event.controller} {'paired' if event.added else 'removed'} ({role})"
+                       + ("" if event.paired else "; the camera is now unpaired"))
+        elif isinstance(event, SetupCodeRejected):
+            self._note(cam, event, f"wrong setup code entered ({event.failed_attempts} failed attempt(s))")
+        elif isinstance(event, DoorbellPressed):
+            self._note(cam, event, f"doorbell pressed ({event.source})")
+        elif isinstance(event, LiveSessionsChanged):
+            pass  # shown as a live count on the card; too chatty for the list
+
+    def _motion(self, cam: _CameraJournal, event: MotionChanged) -> None:
+        if event.active:
+            entry = JournalEntry(next(self._ids), "motion", event.at, source=event.source, mode=cam.mode_of())
+            cam.entries.append(entry)
+            cam.motion = entry
+        elif cam.motion is not None and cam.motion.ended_at is None:
+            cam.motion.ended_at = event.at
+
+    def _opened(self, cam: _CameraJournal, event: RecordingOpened) -> None:
+        record = RecordingRecord(event.stream_id, event.at, event.selection)
+        cam.open[event.stream_id] = record
+        motion = cam.motion
+        if motion is not None and (
+                motion.ended_at is None or event.at - motion.at <= OPEN_WINDOW_S):
+            motion.recordings.append(record)
+            return
+        cam.entries.append(JournalEntry(next(self._ids), "recording", event.at, recordings=[record]))
+
+    def entries(self, camera: str, limit: int = MAX_ENTRIES) -> list[JournalEntry]:
+        """Newest first."""
+        cam = self._cameras.get(camera)
+        if cam is None:
+            return []
+        return list(reversed(cam.entries))[: max(0, limit)]
+
+    def cameras(self) -> Iterable[str]:
+        return self._cameras.keys()
+
+    def last_motion(self, camera: str) -> JournalEntry | None:
+        cam = self._cameras.get(camera)
+        return cam.motion if cam is not None else None
+
+    def last_recording(self, camera: str) -> RecordingRecord | None:
+        for entry in self.entries(camera):
+            if entry.recordings:
+                return entry.recordings[-1]
+        return None
