@@ -38,9 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mdns-interface", action="append", metavar="IP",
                    help="advertise only on this interface address (repeatable; default: all)")
     p.add_argument("--no-mdns", action="store_true", help="do not advertise (pair by address)")
-    p.add_argument("--http-port", "--trigger-http-port", dest="http_port", type=int, metavar="PORT",
+    p.add_argument("--http-port", type=int, metavar="PORT",
                    help="status page, /healthz, /metrics, /api and the triggers /motion?<camera>, "
                         "/motion/reset?<camera>, /doorbell?<camera> (0: any free port)")
+    p.add_argument("--trigger-http-port", type=int, metavar="PORT", help="the old name of --http-port")
     p.add_argument("--archive-dir", type=Path, help="keep a local MP4 of every recording sent to a hub here")
     p.add_argument("--profile", help="ffmpeg profile for --camera cameras (copy, libx264, vaapi, ...)")
     p.add_argument("--log-level", default=None, type=str.upper, choices=LOG_LEVELS)
@@ -71,7 +72,8 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     data["cameras"] = cameras
     for key, value in (("state_dir", args.state_dir), ("bind", args.bind), ("hap_base_port", args.hap_port),
                        ("mdns_interfaces", args.mdns_interface), ("log_level", args.log_level),
-                       ("http_port", args.http_port), ("archive_dir", args.archive_dir)):
+                       ("http_port", args.http_port),
+                       ("trigger_http_port", args.trigger_http_port), ("archive_dir", args.archive_dir)):
         if value is not None:
             data[key] = value
     if args.no_mdns:
@@ -96,7 +98,8 @@ def _stdio_json(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     for key, value in (("state_dir", args.state_dir), ("bind", args.bind), ("hap_base_port", args.hap_port),
                        ("mdns_interfaces", args.mdns_interface), ("log_level", args.log_level),
-                       ("http_port", args.http_port), ("archive_dir", args.archive_dir)):
+                       ("http_port", args.http_port),
+                       ("trigger_http_port", args.trigger_http_port), ("archive_dir", args.archive_dir)):
         if value is not None:
             overrides[key] = value
     if args.no_mdns:
