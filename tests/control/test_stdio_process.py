@@ -17,9 +17,9 @@ from typing import Any
 import psutil
 
 from tests.hub.database import iids_by_type
-from tests.interop.conftest import aio_pair
+from tests.interop.conftest import second_session
 
-from .conftest import SIDECAR, StdioChild, demo_config
+from .conftest import SIDECAR, StdioChild, demo_config, pair_off_loop
 
 CATEGORY_IP_CAMERA = 17
 
@@ -88,8 +88,7 @@ async def test_parent_configures_pairs_raises_motion_and_closes_stdin(stdio_chil
 
     # A hub pairs with Front; then the user removes the camera elsewhere: unpair makes it
     # pairable again with the same code, and the old controller is forgotten.
-    first = await aio_pair(front_port, "031-45-154")
-    await first.shutdown()
+    await pair_off_loop(front_port, "031-45-154")
     mark = child.mark()
     child.send({"id": "unpair", "data": {"camera": "Front"}, "seq": 5})
     assert (await child.reply(5))["data"] == {"command": "unpair", "camera": "Front", "removed": True}
@@ -97,7 +96,7 @@ async def test_parent_configures_pairs_raises_motion_and_closes_stdin(stdio_chil
     assert len(after) == 1 and after[0]["paired"] is False and after[0]["setupCode"] == "031-45-154"
 
     # A hub pairs with Front, turns recording on (ffmpeg starts) and subscribes to motion.
-    pairing = await aio_pair(front_port, "031-45-154")
+    pairing = second_session(await pair_off_loop(front_port, "031-45-154"))
     try:
         ids = iids_by_type(await pairing.list_accessories_and_characteristics())
         assert await pairing.put_characteristics([(1, ids[("21A", "21B")], 1), (1, ids[("204", "B0")], 1)]) == {}
