@@ -25,10 +25,13 @@ from zeroconf.asyncio import AsyncZeroconf
 from .archive import ClipArchive
 from .camera import Camera, CameraSpec
 from .config import CameraConfig, Config, ConfigError
+from .config_mqtt import remote_name
 from .hap import StateError, local_addresses, open_zeroconf
 from .hap.advertiser import Advertiser
 from .hap.state import DamagedStateError
 from .media import load_profiles, profile_dirs
+from .triggers.mqtt import BrokerSettings, MqttBridge
+from .triggers.mqtt_presets import Binding, frigate_snapshot_url
 from .web import WebServer
 
 __all__ = ["App", "camera_spec", "print_pairing_info"]
@@ -41,11 +44,42 @@ def camera_spec(config: CameraConfig) -> CameraSpec:
     """The camera's own settings, from its validated configuration entry."""
     return CameraSpec(
         name=config.name, source=config.source, profile=config.profile, setup_code=config.setup_code,
-        transcode_fallback=config.transcode_fallback, doorbell=config.doorbell, snapshot_url=config.snapshot_url,
+        transcode_fallback=config.transcode_fallback, doorbell=config.doorbell, snapshot_url=_snapshot_url(config),
         prebuffer_ms=config.prebuffer_ms, max_event_s=config.max_event_s, motion_timeout_s=config.motion_timeout_s,
         motion_every=config.motion_every, operating_mode_indicator=config.operating_mode_indicator,
         night_vision=config.night_vision, manually_disabled=config.manually_disabled,
         max_live_streams=config.max_live_streams)
+
+
+def _snapshot_url(config: CameraConfig) -> str | None:
+    """The configured snapshot URL, or Frigate's newest frame when the camera's preset names Frigate."""
+    if config.snapshot_url or config.mqtt is None or config.mqtt.frigate_url is None:
+        return config.snapshot_url
+    return frigate_snapshot_url(config.mqtt.frigate_url, config.mqtt.camera or remote_name(config.name))
+
+
+def mqtt_bridge(config: Config, cameras: list[Camera]) -> MqttBridge | None:
+    """The broker client for the cameras that started, with one binding per camera that has a preset."""
+    broker = config.mqtt
+    if broker is None:
+        return None
+    settings = BrokerSettings(
+        host=broker.host, port=broker.port, username=broker.user, password=broker.password, tls=broker.tls,
+        tls_ca_file=str(broker.tls_ca_file) if broker.tls_ca_file else None, tls_insecure=broker.tls_insecure,
+        client_id=broker.client_id, keepalive=broker.keepalive, topic_prefix=broker.topic_prefix)
+    started = {c.name for c in cameras}
+    bindings = []
+    for cam in config.cameras:
+        m = cam.mqtt
+        if m is None or cam.name not in started:
+            continue
+        bindings.append(Binding(
+            camera=cam.name, preset=m.preset, remote=m.camera or remote_name(cam.name), prefix=m.topic_prefix or "",
+            labels=tuple(m.labels), zones=tuple(m.zones), min_score=m.min_score, severities=tuple(m.severities),
+            motion_topic=m.motion_topic, motion_message=m.motion_message, reset_topic=m.reset_topic,
+            reset_message=m.reset_message, doorbell_topic=m.doorbell_topic, doorbell_message=m.doorbell_message,
+            json_field=m.json_field))
+    return MqttBridge(settings, cameras, bindings)
 
 
 def print_pairing_info(camera: Camera, out: TextIO) -> None:
@@ -116,6 +150,7 @@ class App:
         self._zeroconf: AsyncZeroconf | None = None
         self.web: WebServer | None = None
         self.archive: ClipArchive | None = None
+        self.mqtt: MqttBridge | None = None
         self._stop = asyncio.Event()
         self.failed: dict[str, str] = {}  # camera name -> why it did not start
         # Called with each camera before it starts, so an observer (the --stdio-json parent
@@ -179,9 +214,14 @@ class App:
             self.out.write(f"status page: http://{cfg.bind}:{self.web.port}/\n"
                            f"motion triggers: http://{cfg.bind}:{self.web.port}/motion?<camera name>\n")
             self.out.flush()
+        self.mqtt = mqtt_bridge(cfg, self.cameras)
+        if self.mqtt is not None:
+            await self.mqtt.start()
 
     async def stop(self) -> None:
         async def stop_all() -> None:
+            if self.mqtt is not None:
+                await self.mqtt.stop()
             if self.web is not None:
                 await self.web.stop()
             await asyncio.gather(*(c.stop() for c in self.cameras), return_exceptions=True)

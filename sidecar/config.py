@@ -14,6 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .config_env import EnvError, expand_env
+from .config_mqtt import CameraMqttConfig, MqttConfig
 from .hap.state import is_valid_setup_code
 from .media.profiles import ProfileError, load_profiles, profile_dirs
 
@@ -48,6 +50,7 @@ class CameraConfig(_Strict):
     manually_disabled: bool = False
     max_live_streams: int = Field(default=2, ge=1, le=8, description="concurrent live views; more are told busy")
     archive: bool | None = Field(default=None, description="keep local copies of clips; unset: on when archive_dir is")
+    mqtt: CameraMqttConfig | None = Field(default=None, description="motion from MQTT (Frigate, Blue Iris, ...)")
 
     @field_validator("setup_code")
     @classmethod
@@ -88,6 +91,7 @@ class Config(_Strict):
     archive_max_mb: int = Field(default=2000, ge=10, le=10_000_000, description="delete the oldest beyond this")
     ffmpeg_profiles_dir: Path | None = Field(
         default=None, description="your own ffmpeg profiles (<name>.toml); a name here replaces the built-in one")
+    mqtt: MqttConfig | None = Field(default=None, description="the MQTT broker (motion in, state out)")
     cameras: list[CameraConfig] = Field(default_factory=list)
     reset_damaged_state: bool = Field(
         default=False, description="a camera whose state file is damaged starts unpaired (the file is kept aside)")
@@ -115,6 +119,8 @@ class Config(_Strict):
                 raise ValueError(
                     f"cameras.{other}.name {self.cameras[other].name!r} and cameras.{index}.name {cam.name!r} "
                     "are the same camera name (names must differ in more than case and punctuation)")
+            if cam.mqtt is not None and self.mqtt is None:
+                raise ValueError(f"cameras.{index}.mqtt needs a broker: add a top-level mqtt: {{host: ...}}")
             if cam.hap_port is None:
                 continue
             other = first_by_port.setdefault(cam.hap_port, index)
@@ -183,7 +189,10 @@ def load_config(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of settings")
-    return data
+    try:
+        return dict(expand_env(data))
+    except EnvError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -564,8 +564,9 @@ class Camera:
             raise HapError(refusal)
         try:
             async with asyncio.timeout(SNAPSHOT_TIMEOUT_S):
-                if self.spec.snapshot_url:
-                    return await jpeg_from_url(self.spec.snapshot_url)
+                if self.spec.snapshot_url:  # {width}/{height}: the size the hub asked for
+                    url = self.spec.snapshot_url.replace("{width}", str(width)).replace("{height}", str(height))
+                    return await jpeg_from_url(url)
                 snap = self.pipeline.fragments_since(0) if self._pipeline_running else None
                 if snap is not None and snap.fragments:
                     return await jpeg_from_fmp4(bytes(snap.init.data), bytes(snap.fragments[-1].data), width,

@@ -27,7 +27,7 @@ import pytest
 
 from sidecar import __version__
 from tests.e2e.conftest import SidecarProcess
-from tests.interop.conftest import aio_pair
+from tests.support.hap_client import aio_pair
 
 REPO = Path(__file__).resolve().parents[2]
 PIN = "031-45-154"

@@ -1,0 +1,70 @@
+"""A real mosquitto on a free loopback port, started (and restartable) by the test."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Mosquitto:
+    """``mosquitto -c`` with a loopback listener, anonymous clients and no persistence."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                             "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n")
+        self.log = workdir / "mosquitto.log"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec("mosquitto", "-c", str(self.conf),
+                                                             stdout=log, stderr=log)
+        async with asyncio.timeout(15):
+            while True:  # ready when it accepts an MQTT session
+                try:
+                    async with aiomqtt.Client("127.0.0.1", self.port, timeout=2):
+                        return
+                except aiomqtt.MqttError:
+                    assert self.proc.returncode is None, self.log.read_text()
+                    await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[Mosquitto]:
+    b = Mosquitto(tmp_path)
+    await b.start()
+    try:
+        yield b
+    finally:
+        await b.stop()
+
+
+@pytest.fixture
+async def executor_joined() -> AsyncIterator[None]:
+    """aiomqtt runs paho's blocking connect in the loop's default executor; join that thread at the
+    end (set up first, so it is torn down last), or the suite's thread-leak guard sees it."""
+    yield
+    await asyncio.get_running_loop().shutdown_default_executor()
