@@ -22,7 +22,7 @@ import ifaddr
 import segno
 from zeroconf.asyncio import AsyncZeroconf
 
-from .archive import ClipArchive
+from .archive import ArchiveSink, ClipArchive
 from .camera import Camera, CameraSpec
 from .config import CameraConfig, Config, ConfigError
 from .config_mqtt import remote_name
@@ -195,7 +195,7 @@ class App:
                 continue
             self.cameras.append(camera)
             if self.archive is not None and cfg.archives(cam_cfg):
-                camera.clip_sink = self.archive.begin
+                camera.recording_sinks.append(ArchiveSink(self.archive, camera.spec.slug))
             print_pairing_info(camera, self.out)
         if not self.cameras:
             raise RuntimeError("no camera could be started")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .retention import StoredClip, plan_retention
 
-__all__ = ["ArchivedClip", "ClipArchive", "ClipWriter"]
+__all__ = ["ArchiveSink", "ArchivedClip", "ClipArchive", "ClipWriter"]
 
 log = logging.getLogger(__name__)
 
@@ -306,3 +306,28 @@ class ClipArchive:
                 for camera, clips in self._index.items():
                     self._index[camera] = [c for c in clips if c.path not in gone]
             log.info("clip archive: retention removed %d clip(s)", len(gone))
+
+
+class ArchiveSink:
+    """One camera's recording sink (``Camera.recording_sinks``): each recording becomes a clip."""
+
+    def __init__(self, archive: ClipArchive, camera: str) -> None:
+        self._archive = archive
+        self._camera = camera
+        self._clip: ClipWriter | None = None
+
+    def begin(self, stream_id: int, init: bytes | bytearray | memoryview) -> None:
+        if self._clip is not None:  # a previous recording that never ended: close it first
+            self._clip.end()
+        self._clip = self._archive.begin(self._camera)
+        if self._clip is not None:
+            self._clip.write(init)
+
+    def write(self, fragment: bytes | bytearray | memoryview) -> None:
+        if self._clip is not None:
+            self._clip.write(fragment)
+
+    def end(self, event: object = None) -> None:
+        if self._clip is not None:
+            self._clip.end()
+            self._clip = None

@@ -22,7 +22,7 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,29 @@ def _consume_outcome(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
+class _Sinks:
+    """Hands one recording's bytes to the camera's sinks: ``begin`` with the init segment, then
+    ``write`` per fragment, ``end`` once. A failing sink is logged and never reaches the relay."""
+
+    def __init__(self, sinks: list[RecordingSink], stream_id: int) -> None:
+        self._sinks, self._stream_id, self._begun = list(sinks), stream_id, False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._call("write" if self._begun else "begin", *(() if self._begun else (self._stream_id,)), data)
+        self._begun = True
+
+    def end(self) -> None:
+        if self._begun:
+            self._call("end", None)
+
+    def _call(self, method: str, *args: Any) -> None:
+        for sink in self._sinks:
+            try:
+                getattr(sink, method)(*args)
+            except Exception:
+                log.exception("recording sink %r failed in %s", sink, method)
+
+
 class Camera:
     """One camera. ``start()``/``stop()`` own every task and process it creates."""
 
@@ -138,9 +161,7 @@ class Camera:
         self._wire()
         self._apply_settings_to_characteristics()
         self.recordings = 0
-        # A per-recording copy of exactly what the hub is sent (the local clip archive):
-        # called with the camera's slug when a recording opens; returns a sink or None.
-        self.clip_sink: Callable[[str], RecordingSink | None] | None = None
+        self.recording_sinks: list[RecordingSink] = []  # get exactly what hubs are sent (the clip archive)
 
     @property
     def has_doorbell(self) -> bool:
@@ -488,13 +509,12 @@ class Camera:
                     return
             async with sub:
                 closed = asyncio.ensure_future(stream.wait_closed())
-                clip = self.clip_sink(self.spec.slug) if self.clip_sink is not None else None
+                clip = _Sinks(self.recording_sinks, stream.stream_id)
                 try:
                     await self._pump(stream, sub, started, closed, clip)
                 finally:
                     closed.cancel()
-                    if clip is not None:
-                        clip.end()
+                    clip.end()
         except StreamClosedError:
             pass
         finally:
@@ -514,7 +534,7 @@ class Camera:
                 bytes_sent=stream.bytes_sent, duration_s=time.monotonic() - started))
 
     async def _pump(self, stream: RecordingStream, sub: Any, started: float, closed: asyncio.Future[None],
-                    clip: RecordingSink | None) -> None:
+                    clip: _Sinks) -> None:
         generation = sub.generation
         cap = self.spec.max_event_s
         while not stream.closed:
@@ -542,14 +562,12 @@ class Camera:
                     stream.close(CloseReason.CANCELLED)
                     return
                 await stream.send_init(item.data)
-                if clip is not None:
-                    clip.write(item.data)
+                clip.write(item.data)
                 continue
             assert isinstance(item, Fragment)
             last = time.monotonic() - started >= cap
             await stream.send_fragment(item.data, end_of_stream=last)
-            if clip is not None:
-                clip.write(item.data)
+            clip.write(item.data)
             if last:
                 log.info("%s: stream %d reached the %.0f s cap", self.name, stream.stream_id, cap)
                 with contextlib.suppress(TimeoutError):

@@ -1,20 +1,20 @@
-"""A per-recording sink: gets exactly the bytes a hub was sent (init segment, then fragments).
+"""A recording sink: gets exactly the bytes a hub was sent (init segment, then fragments).
 
-The local clip archive is one; anything that wants a copy of recordings (an upload, a test)
-can be another. Calls happen on the event loop right after the bytes went to the hub's socket,
-so a sink must only queue them: it must never block or raise into the relay.
+The local clip archive is one; anything that wants a copy of recordings can be another.
+Calls happen on the event loop right after the bytes went to the hub's socket, so a sink must
+only queue them: it must never block (an exception is logged and ignored).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = ["RecordingSink"]
 
 
 class RecordingSink(Protocol):
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        """The init segment or one fragment, as sent."""
+    def begin(self, stream_id: int, init: bytes | bytearray | memoryview) -> None: ...
 
-    def end(self) -> None:
-        """The recording ended (whatever the reason)."""
+    def write(self, fragment: bytes | bytearray | memoryview) -> None: ...
+
+    def end(self, event: Any) -> None: ...

@@ -31,7 +31,7 @@ from .forms import Csrf, FormError, origin_allowed, parse_form, password_ok
 from .journal import MAX_ENTRIES, EventJournal
 from .metrics import CONTENT_TYPE, Metrics
 
-__all__ = ["MAX_CONNECTIONS", "ClipSource", "WebCamera", "WebServer", "serve_app"]
+__all__ = ["MAX_CONNECTIONS", "ClipSource", "WebCamera", "WebServer", "parse_limit", "serve_app"]
 
 log = logging.getLogger(__name__)
 
@@ -317,10 +317,9 @@ class WebServer:
 
     async def _api_events(self, request: web.Request) -> web.Response:
         wanted = request.query.get("camera")
-        try:
-            limit = max(0, min(MAX_ENTRIES, int(request.query.get("limit", str(MAX_ENTRIES)))))
-        except ValueError:
-            return web.json_response({"error": "limit must be a whole number"}, status=400)
+        limit = parse_limit(request.query.get("limit"))
+        if limit is None:
+            return web.json_response({"error": f"limit must be a whole number from 0 to {MAX_ENTRIES}"}, status=400)
         now = time.time()
         result: dict[str, list[dict[str, Any]]] = {}
         for snap in self._snapshots():
@@ -330,6 +329,16 @@ class WebServer:
         if wanted is not None and not result:
             return web.json_response({"error": "no such camera"}, status=404)
         return web.json_response({"cameras": result}, dumps=_dumps)
+
+
+def parse_limit(text: str | None) -> int | None:
+    """``?limit=`` of /api/events: absent means all (100); anything but 0-100 in digits is None."""
+    if text is None:
+        return MAX_ENTRIES
+    if not (1 <= len(text) <= 3 and text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if value <= MAX_ENTRIES else None
 
 
 def _dumps(data: Any) -> str:

@@ -63,3 +63,19 @@ def test_origin_and_password() -> None:
 @given(st.text(max_size=100), st.one_of(st.none(), st.text(max_size=40)))
 def test_origin_fuzz(origin: str, host: str | None) -> None:
     assert isinstance(origin_allowed(origin, host), bool)
+
+
+def test_events_limit() -> None:
+    from sidecar.web.server import parse_limit
+
+    assert parse_limit(None) == 100 and parse_limit("0") == 0 and parse_limit("12") == 12
+    for bad in ("", "101", "-1", "1e3", " 5", "٣", "0x10", "9999"):
+        assert parse_limit(bad) is None, bad
+
+
+@given(st.text(max_size=12))
+def test_events_limit_fuzz(text: str) -> None:
+    from sidecar.web.server import parse_limit
+
+    value = parse_limit(text)
+    assert value is None or (0 <= value <= 100 and int(text) == value)
