@@ -24,10 +24,11 @@ from sidecar.camera.recording_config import (
     SampleRate,
     encode_selection,
 )
+from tests.control.conftest import pair_off_loop
 from tests.e2e.conftest import SidecarProcess
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
-from tests.interop.conftest import aio_pair
+from tests.interop.conftest import second_session
 
 pytestmark = pytest.mark.slow  # needs root and unshare(1), as CI has
 
@@ -47,7 +48,7 @@ async def test_read_only_archive_warns_once_and_recording_goes_on(monkeypatch: p
     try:
         port = int((await sp.wait_for_line(r"HAP port: (\d+)", timeout=40)).group(1))
         pin = (await sp.wait_for_line(r"enter setup code (\S+)")).group(1)
-        pairing = await aio_pair(port, pin)
+        pairing = second_session(await pair_off_loop(port, pin))
         try:
             ids = iids_by_type(await pairing.list_accessories_and_characteristics())
             selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L4_0, 600, 4000,

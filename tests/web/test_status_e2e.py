@@ -30,9 +30,10 @@ from sidecar.camera.recording_config import (
     SampleRate,
     encode_selection,
 )
+from tests.control.conftest import pair_off_loop
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
-from tests.interop.conftest import aio_pair
+from tests.interop.conftest import second_session
 from tests.web.browser import browse_status_page
 
 WEB_PASSWORD = "correct horse battery"
@@ -131,9 +132,9 @@ async def test_status_page_diagnostics_metrics_actions_and_browser(sidecar: Any,
 
         # -- a wrong setup code is logged with a count, then a real pairing --------------------
         with pytest.raises(Exception):  # noqa: B017 - aiohomekit raises its own authentication error
-            await (await aio_pair(port, "123-45-679" if pin != "123-45-679" else "123-45-670")).shutdown()
+            await pair_off_loop(port, "123-45-679" if pin != "123-45-679" else "123-45-670")
         await proc.wait_for_line(r"Demo Camera: wrong setup code from a controller \(1 failed attempt")
-        pairing = await aio_pair(port, pin)
+        pairing = second_session(await pair_off_loop(port, pin))
         try:
             await proc.wait_for_line(r"Demo Camera: pairing added: controller \S{8}… \(admin\)")
             status, page = await web.get("/")
