@@ -58,7 +58,6 @@ from .events import (
     MotionChanged,
     MotionSource,
     PairingChanged,
-    PipelineChanged,
     RecordingEnded,
     RecordingOpened,
     SetupCodeRejected,
@@ -182,7 +181,6 @@ class Camera:
         await self.server.start()
         self._listening = True
         self._spawn(self._probe_until_known(), "probe")
-        self._spawn(self._watch_pipeline(), "pipeline-watch")
         await self._apply_pipeline_gate()
         if self.spec.motion_every:
             self._spawn(self._demo_motion(self.spec.motion_every), "demo-motion")
@@ -624,20 +622,6 @@ class Camera:
             self.events.emit(SetupCodeRejected(camera=self.name, failed_attempts=notice.failed_attempts))
         else:
             log.info("%s: pair-verify failed (an unknown or removed controller)", self.name)
-
-    async def _watch_pipeline(self) -> None:
-        """Turn ffmpeg's state changes into PipelineChanged events (the journal, MQTT, stdio)."""
-        last = self.pipeline.state
-        while True:
-            await self.pipeline.wait_for(partial(self._pipeline_left, last))
-            last = self.pipeline.state
-            status = self.pipeline.status()
-            error = status.last_error if last.value in ("backoff", "stopped") else None
-            self.events.emit(PipelineChanged(camera=self.name, state=last.value, error=error,
-                                             exit_code=status.last_exit_code))
-
-    def _pipeline_left(self, state: Any) -> bool:
-        return self.pipeline.state is not state
 
     # -- status ---------------------------------------------------------------------------------
     def snapshot(self) -> CameraSnapshot:
