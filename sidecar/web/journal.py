@@ -165,6 +165,7 @@ class _CameraJournal:
         self.mode_of = mode_of
         self.motion: JournalEntry | None = None  # the latest motion entry (open or recently cleared)
         self.open: dict[int, RecordingRecord] = {}
+        self.restart_due: float | None = None  # wall clock of ffmpeg's next start while it backs off
 
 
 class EventJournal:
@@ -198,6 +199,7 @@ class EventJournal:
                                                 recordings=[record]))
             record.ended = event
         elif isinstance(event, PipelineChanged):
+            cam.restart_due = event.at + event.restart_in_s if event.restart_in_s is not None else None
             text = f"ffmpeg {event.state}"
             if event.error:
                 text += f": {event.error}"
@@ -242,6 +244,13 @@ class EventJournal:
 
     def cameras(self) -> Iterable[str]:
         return self._cameras.keys()
+
+    def restart_in(self, camera: str, now: float) -> float | None:
+        """Seconds until ffmpeg's next start, while it waits after a failure (else None)."""
+        cam = self._cameras.get(camera)
+        if cam is None or cam.restart_due is None:
+            return None
+        return max(0.0, cam.restart_due - now)
 
     def last_motion(self, camera: str) -> JournalEntry | None:
         cam = self._cameras.get(camera)

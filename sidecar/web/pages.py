@@ -20,6 +20,8 @@ from .journal import MAX_ENTRIES, JournalEntry, RecordingRecord
 
 __all__ = ["ClipInfo", "camera_page", "confirm_reset_page", "message_page", "overview_page", "qr_svg"]
 
+MAX_CLIPS_LISTED = 50
+
 _CSS = """
 body{font:15px/1.4 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#222}
 header{background:#1d2733;color:#fff;padding:.6em 1em}header a{color:#fff;text-decoration:none}
@@ -72,14 +74,15 @@ def qr_svg(uri: str) -> str:
     return str(segno.make(uri, micro=False).svg_inline(scale=6, border=2))
 
 
-def _media(s: CameraSnapshot) -> str:
+def _media(s: CameraSnapshot, restart_in: float | None) -> str:
     m = s.media
     if not m.wanted and m.state == "stopped":
         state = '<span class="small">stopped (recording is off in the Home app: no ffmpeg needed)</span>'
     elif m.state == "running":
         state = '<span class="ok">running</span>'
     elif m.state == "backoff":
-        state = f'<span class="bad">restarting</span>: {escape(m.last_error or "ffmpeg stopped")}'
+        when = f" in {restart_in:.0f} s" if restart_in is not None else ""
+        state = f'<span class="bad">restarting{when}</span>: {escape(m.last_error or "ffmpeg stopped")}'
     elif m.state == "starting":
         state = '<span class="warn">starting</span>'
     else:
@@ -125,14 +128,18 @@ def _last(entry: JournalEntry | None, rec: RecordingRecord | None) -> str:
     return f"<dt>last motion</dt><dd>{motion}</dd><dt>last recording</dt><dd>{recording}</dd>"
 
 
-def overview_page(cards: Sequence[tuple[CameraSnapshot, JournalEntry | None, RecordingRecord | None]]) -> str:
+Card = tuple[CameraSnapshot, JournalEntry | None, RecordingRecord | None, float | None]
+
+
+def overview_page(cards: Sequence[Card]) -> str:
+    """``cards``: snapshot, last motion, last recording, seconds until ffmpeg restarts."""
     parts = []
-    for s, last_motion, last_rec in cards:
+    for s, last_motion, last_rec, restart_in in cards:
         href = f"/camera/{quote(s.slug)}"
         parts.append(
             f'<section class="card" id="camera-{escape(s.slug)}"><h2><a href="{href}">{escape(s.name)}</a></h2>'
-            f"<dl><dt>source</dt><dd>{escape(s.source)}</dd>{_media(s)}{_homekit(s)}{_last(last_motion, last_rec)}"
-            f"</dl>{_pairing_block(s)}</section>")
+            f"<dl><dt>source</dt><dd>{escape(s.source)}</dd>{_media(s, restart_in)}{_homekit(s)}"
+            f"{_last(last_motion, last_rec)}</dl>{_pairing_block(s)}</section>")
     if not parts:
         parts.append('<p>No camera is running.</p>')
     return _page("cameras", "".join(parts), refresh_s=30)
@@ -195,21 +202,26 @@ class ClipInfo(Protocol):
 
 
 def camera_page(s: CameraSnapshot, entries: Sequence[JournalEntry], clips: Sequence[ClipInfo], *,
-                tokens: dict[str, str], password: bool, notice: str | None, now: float) -> str:
+                tokens: dict[str, str], password: bool, notice: str | None, now: float,
+                restart_in: float | None = None) -> str:
     notice_html = f'<div class="card ok" id="notice">{escape(notice)}</div>' if notice else ""
     actions = (_action(s.slug, "motion", "Raise a test motion", tokens["motion"], password)
                + _action(s.slug, "restart", "Restart ffmpeg", tokens["restart"], password)
                + _action(s.slug, "reset", "Remove all pairings…", tokens["reset"], password))
     card = (f'<section class="card"><h2>{escape(s.name)}</h2><dl><dt>source</dt><dd>{escape(s.source)}</dd>'
-            f"<dt>HAP port</dt><dd>{s.hap_port}</dd>{_media(s)}{_homekit(s)}</dl>{_pairing_block(s)}"
+            f"<dt>HAP port</dt><dd>{s.hap_port}</dd>{_media(s, restart_in)}{_homekit(s)}</dl>{_pairing_block(s)}"
             f"<div>{actions}</div></section>")
     items = "".join(_entry(e, now) for e in entries) or "<li>No events yet.</li>"
     events = (f'<section><h2>Events <span class="small">(newest first, last {MAX_ENTRIES})</span></h2>'
               f'<ol class="events" id="events">{items}</ol></section>')
     if clips:
+        more = len(clips) - MAX_CLIPS_LISTED
+        clips = clips[:MAX_CLIPS_LISTED]
         rows = "".join(
             f'<li><a href="/camera/{quote(s.slug)}/clips/{quote(c.date)}/{quote(c.name)}">{escape(c.date)} '
             f"{escape(c.name)}</a> <span class='small'>{_bytes(c.size)}</span></li>" for c in clips)
+        if more > 0:
+            rows += f"<li class='small'>and {more} older clip(s) in the archive directory</li>"
         archive = f'<section class="card"><h2>Local clips</h2><ul id="clips">{rows}</ul></section>'
     else:
         archive = ""

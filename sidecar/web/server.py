@@ -213,8 +213,9 @@ class WebServer:
 
     # -- pages ------------------------------------------------------------------------------------
     async def _overview(self, request: web.Request) -> web.Response:
-        cards = [(s, self.journal.last_motion(s.name), self.journal.last_recording(s.name))
-                 for s in self._snapshots()]
+        now = time.time()
+        cards = [(s, self.journal.last_motion(s.name), self.journal.last_recording(s.name),
+                  self.journal.restart_in(s.name, now)) for s in self._snapshots()]
         return web.Response(text=pages.overview_page(cards), content_type="text/html")
 
     async def _camera(self, request: web.Request) -> web.Response:
@@ -227,7 +228,8 @@ class WebServer:
                   "reset": "All pairings removed: the camera is unpaired."}.get(request.query.get("done", ""))
         clips = self._archive.clips(snap.slug) if self._archive is not None else []
         html = pages.camera_page(snap, self.journal.entries(snap.name), clips, tokens=self._tokens(snap.slug),
-                                 password=self._password is not None, notice=notice, now=time.time())
+                                 password=self._password is not None, notice=notice, now=time.time(),
+                                 restart_in=self.journal.restart_in(snap.name, time.time()))
         return web.Response(text=html, content_type="text/html")
 
     async def _qr(self, request: web.Request) -> web.Response:
@@ -312,6 +314,7 @@ class WebServer:
             motion, rec = self.journal.last_motion(snap.name), self.journal.last_recording(snap.name)
             data["last_motion"] = None if motion is None else {"at": motion.at, "source": motion.source}
             data["last_recording"] = None if rec is None else rec.to_json()
+            data["media"]["restart_in_s"] = self.journal.restart_in(snap.name, time.time())
             out.append(data)
         return web.json_response({"cameras": out}, dumps=_dumps)
 

@@ -88,13 +88,17 @@ def test_notes_and_bounds() -> None:
     j.observe(PipelineChanged(camera=CAM, at=T0, state="backoff", error="connection refused", restart_in_s=4))
     j.observe(PairingChanged(camera=CAM, at=T0, paired=True, added=True, controller="ABCDEF12…", admin=True))
     j.observe(SetupCodeRejected(camera=CAM, at=T0, failed_attempts=3))
+    assert j.restart_in(CAM, T0 + 1) == 3.0 and j.restart_in(CAM, T0 + 10) == 0.0
     texts = [e.verdict(T0) for e in j.entries(CAM)]
     assert texts == ["wrong setup code entered (3 failed attempt(s))",
                      "controller ABCDEF12… paired (admin)",
                      "ffmpeg backoff: connection refused (restarting in 4 s)"]
+    j.observe(PipelineChanged(camera=CAM, at=T0 + 5, state="running"))
+    assert j.restart_in(CAM, T0 + 6) is None
     for i in range(2 * MAX_ENTRIES + 50):
         j.observe(motion(T0 + i * 2, active=i % 2 == 0))
     assert len(j.entries(CAM)) == MAX_ENTRIES
+    assert j.restart_in("Other", T0) is None
     assert len(j.entries(CAM, limit=5)) == 5
 
 

@@ -134,7 +134,8 @@ async def test_status_page_diagnostics_metrics_actions_and_browser(sidecar: Any,
         with pytest.raises(Exception):  # noqa: B017 - aiohomekit raises its own authentication error
             await pair_off_loop(port, "123-45-679" if pin != "123-45-679" else "123-45-670")
         await proc.wait_for_line(r"Demo Camera: wrong setup code from a controller \(1 failed attempt")
-        pairing = second_session(await pair_off_loop(port, pin))
+        pairing_data = await pair_off_loop(port, pin)
+        pairing = second_session(pairing_data)
         try:
             await proc.wait_for_line(r"Demo Camera: pairing added: controller \S{8}… \(admin\)")
             status, page = await web.get("/")
@@ -285,6 +286,16 @@ async def test_status_page_diagnostics_metrics_actions_and_browser(sidecar: Any,
             await proc.wait_for_line(r"Demo Camera: pairing removed: controller \S{8}… \(admin\)")
         finally:
             await pairing.shutdown()
+        # The removed controller comes back: its pair-verify fails, and that is counted.
+        forgotten = second_session(pairing_data)
+        try:
+            with pytest.raises(Exception):  # noqa: B017 - aiohomekit's own authentication/connection errors
+                await forgotten.list_accessories_and_characteristics()
+        finally:
+            await forgotten.shutdown()
+        samples = parse_metrics((await web.get("/metrics"))[1])
+        assert metric(samples, "hksv_pair_verify_failures_total", camera="Demo Camera") >= 1
+        assert metric(samples, "hksv_paired", camera="Demo Camera") == 0
         assert (await web.get(f"/camera/{SLUG}/qr.svg"))[0] == 200
 
         # -- hostile HTTP: an over-long request, a connection flood ------------------------------
