@@ -73,14 +73,20 @@ _END_WORDS: dict[tuple[str, str], str] = {
 
 
 def describe_end(reason: str, closed_by: str, detail: str = "") -> str:
-    """How a recording ended, in plain words."""
-    if detail:
-        return detail
+    """How a recording ended, in plain words.
+
+    When the sidecar closed the stream, its own ``detail`` is the most specific cause ("ffmpeg
+    restarted mid-clip"). When the hub closed it or vanished, the words come from the reason.
+    """
     if closed_by == "connection":
         return "the hub vanished: its connection dropped mid-stream (network, hub restart or sleep)"
+    if closed_by == "accessory" and detail:
+        return detail
     words = _END_WORDS.get((reason, closed_by))
     if words is not None:
         return words
+    if detail:
+        return detail
     who = {"hub": "the hub", "accessory": "the sidecar", "ack": "the hub"}.get(closed_by, closed_by or "someone")
     return f"{who} closed it with reason {reason}"
 

@@ -56,6 +56,9 @@ def test_close_reasons_in_words() -> None:
     assert describe_end("TIMEOUT", "hub").startswith("the hub gave up")
     assert describe_end("WEIRD", "hub") == "the hub closed it with reason WEIRD"
     assert describe_end("TIMEOUT", "accessory", "the hub read nothing for 10 s") == "the hub read nothing for 10 s"
+    assert describe_end("NORMAL", "hub", "hub said: normal") == "the hub closed normally"
+    assert describe_end("NORMAL", "connection", "the hub's connection went away").startswith("the hub vanished")
+    assert describe_end("WEIRD", "hub", "the hub closed it (WEIRD)") == "the hub closed it (WEIRD)"
 
 
 def test_motion_without_any_hub() -> None:
