@@ -112,3 +112,50 @@ async def test_a_behind_writer_drops_clips_with_one_warning(tmp_path: Path, capl
         assert all(c.size == 50_000 for c in archive.clips("cam"))
     finally:
         await archive.stop()
+
+
+FULL_DISK_SCRIPT = """
+import asyncio, logging, sys
+from pathlib import Path
+from sidecar.archive import ArchiveSink, ClipArchive
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stdout)
+
+async def main():
+    archive = ClipArchive(Path(sys.argv[1]), max_age_s=86400, max_bytes=10**9)
+    archive.start()
+    sink = ArchiveSink(archive, "door")
+    for clip in range(3):  # three recordings into a 64 KiB disk
+        sink.begin(clip, b"init" * 100)
+        for _ in range(20):
+            sink.write(b"f" * 8000)
+            await asyncio.sleep(0)
+        sink.end(None)
+        for _ in range(200):
+            if archive._queue.empty():
+                break
+            await asyncio.sleep(0.01)
+    await archive.stop()
+    print("disabled", archive.disabled, "written", archive.written)
+    print("files", [p.name for p in Path(sys.argv[1]).rglob("*") if p.is_file()])
+
+asyncio.run(main())
+"""
+
+
+def test_a_full_disk_stops_archiving_with_one_warning(tmp_path: Path) -> None:
+    """A 64 KiB tmpfs in a private mount namespace: the first clip fills it, archiving stops with
+    one warning, the partial file is removed, and nothing raises."""
+    import subprocess
+    import sys
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    out = subprocess.run(
+        ["unshare", "-m", "sh", "-c", 'mount -t tmpfs -o size=64k tmpfs "$1" && exec "$2" -c "$3" "$1"', "sh",
+         str(disk), sys.executable, FULL_DISK_SCRIPT],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("archiving stopped") == 1 and "the disk is full" in out.stdout
+    assert "disabled True written 0" in out.stdout and "files []" in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
