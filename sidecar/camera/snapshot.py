@@ -9,11 +9,12 @@ from the camera source when no prebuffer is running. Callers bound them with
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 import aiohttp
+
+from ..media import run_to_completion
+from ..redact import redact
 
 __all__ = ["SnapshotError", "jpeg_from_fmp4", "jpeg_from_input", "jpeg_from_url"]
 
@@ -32,24 +33,15 @@ def _scale(width: int, height: int) -> str:
 
 
 async def _run_ffmpeg(args: list[str], stdin: bytes | None, ffmpeg: str) -> bytes:
-    """Run ffmpeg to completion; on cancellation (the caller's timeout) kill and reap it."""
+    """Run ffmpeg to completion (the media runner: masked stderr, reaped even when the caller's
+    timeout cancels us)."""
     quiet = ["-hide_banner", "-loglevel", "error"] + (["-nostdin"] if stdin is None else [])
-    proc = await asyncio.create_subprocess_exec(
-        ffmpeg, *quiet, *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await proc.communicate(stdin)
-    except asyncio.CancelledError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        with contextlib.suppress(Exception):
-            await asyncio.shield(proc.wait())
-        raise
-    if proc.returncode != 0 or not out.startswith(b"\xff\xd8"):
-        detail = err.decode(errors="replace")[-300:]
-        raise SnapshotError(f"ffmpeg could not make a JPEG (rc={proc.returncode}): {detail}")
+    result, out = await run_to_completion([ffmpeg, *quiet, *args], name="snapshot", stdin_data=stdin,
+                                          max_output=MAX_JPEG_BYTES)
+    if not result.ok:
+        raise SnapshotError(f"ffmpeg could not make a JPEG: {result.reason}")
+    if not out.startswith(b"\xff\xd8"):
+        raise SnapshotError("ffmpeg made no JPEG")
     return out
 
 
@@ -74,10 +66,10 @@ async def jpeg_from_url(url: str, *, session: aiohttp.ClientSession | None = Non
     try:
         async with client.get(url) as resp:
             if resp.status != 200:
-                raise SnapshotError(f"snapshot URL answered HTTP {resp.status}")
+                raise SnapshotError(f"snapshot URL {redact(url)} answered HTTP {resp.status}")
             body = await resp.content.read(MAX_JPEG_BYTES + 1)
     except aiohttp.ClientError as exc:
-        raise SnapshotError(f"snapshot URL failed: {type(exc).__name__}") from None
+        raise SnapshotError(f"snapshot URL {redact(url)} failed: {type(exc).__name__}") from None
     finally:
         if owned:
             await client.close()

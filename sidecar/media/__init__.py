@@ -28,18 +28,34 @@ from .prebuffer import (
     Subscription,
     SubscriptionEnd,
 )
-from .probe import SourceProbe, probe_from_init, probe_source
+from .probe import ProbeError, SourceProbe, probe_from_init, probe_source
+from .process import FfmpegNotFound, spawn, terminate_and_reap
 from .profiles import BUILTIN_PROFILE_DIR, Profile, ProfileError, load_profile, load_profiles, profile_dirs
+from .restart import Recovery, RestartSchedule, RunEnd
+from .runner import EndKind, FfmpegRun, RunResult, argv_of, run_to_completion
 from .settings import H264Level, H264Profile, RecordingSettings
 from .sources import InputSpec, Source, SourceKind, parse_source
-from .supervisor import MediaPipeline, PipelineConfig, PipelineState, PipelineStatus, ReconfigureResult
+from .stderr import Cause, CauseKind, StderrTail, cause_in_words
+from .supervisor import (
+    MediaPipeline,
+    PipelineConfig,
+    PipelineEvent,
+    PipelineState,
+    PipelineStatus,
+    ReconfigureResult,
+)
 
 __all__ = [
     "BUILTIN_PROFILE_DIR",
     "MOVFLAGS",
     "AudioMode",
     "AudioTrack",
+    "Cause",
+    "CauseKind",
+    "EndKind",
     "FfmpegCommand",
+    "FfmpegNotFound",
+    "FfmpegRun",
     "Fmp4Error",
     "Fmp4Event",
     "Fmp4Reader",
@@ -57,18 +73,25 @@ __all__ = [
     "LiveVideo",
     "MediaPipeline",
     "PipelineConfig",
+    "PipelineEvent",
     "PipelineState",
     "PipelineStatus",
     "Prebuffer",
     "PrebufferNotReady",
     "PrebufferSnapshot",
+    "ProbeError",
     "Profile",
     "ProfileError",
     "ReconfigureResult",
     "RecordingSettings",
+    "Recovery",
+    "RestartSchedule",
+    "RunEnd",
+    "RunResult",
     "Source",
     "SourceKind",
     "SourceProbe",
+    "StderrTail",
     "StoredFragment",
     "StreamMeasurement",
     "Subscription",
@@ -77,8 +100,10 @@ __all__ = [
     "TrackFragment",
     "TrackInfo",
     "VideoTrack",
+    "argv_of",
     "build_command",
     "build_live_argv",
+    "cause_in_words",
     "copy_bsf_for",
     "load_profile",
     "load_profiles",
@@ -86,4 +111,7 @@ __all__ = [
     "probe_from_init",
     "probe_source",
     "profile_dirs",
+    "run_to_completion",
+    "spawn",
+    "terminate_and_reap",
 ]

@@ -21,11 +21,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .process import terminate_and_reap
+from .runner import FfmpegRun
 from .sources import InputSpec, Source, SourceKind
 
 __all__ = [
@@ -169,9 +168,12 @@ def copy_bsf_for(source: Source) -> str | None:
 class LiveStreamProcess:
     """Runs one live ffmpeg until it exits, stalls or is stopped; always reaps it.
 
-    ``await run()`` returns the reason the run ended. ``request_stop(reason)`` ends it from
-    outside (the controller said stop, its HAP session closed, it went silent); cancelling
-    the task that awaits ``run()`` also stops and reaps ffmpeg before the cancellation goes on.
+    A thin layer over :class:`~.runner.FfmpegRun`: the consumer parses ``-progress`` blocks
+    and counts progress when the frame counter moves. ``await run()`` returns the reason the
+    run ended, in words ("connection refused", "stalled: no frames for 5 s", or the reason
+    given to ``request_stop``). ``request_stop(reason)`` ends it from outside (the controller
+    said stop, its HAP session closed, it went silent); cancelling the task that awaits
+    ``run()`` also stops and reaps ffmpeg before the cancellation goes on.
     """
 
     def __init__(self, argv: Sequence[str], *, name: str = "live", startup_timeout_s: float = 15.0,
@@ -179,99 +181,52 @@ class LiveStreamProcess:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.argv = tuple(argv)
         self.name = name
-        self.startup_timeout_s = startup_timeout_s
-        self.stall_timeout_s = stall_timeout_s
-        self.stop_timeout_s = stop_timeout_s
-        self._clock = clock
-        self._wake = asyncio.Event()
-        self._stop_reason: str | None = None
-        self._progress_key: tuple[str, str] | None = None
-        self._last_progress: float | None = None
         self.frames = 0
-        self.first_frame = asyncio.Event()
-        self.pid: int | None = None
-        self.returncode: int | None = None
-        self.stderr_tail: deque[str] = deque(maxlen=20)
+        self._progress_key: tuple[str, str] | None = None
+        self._run = FfmpegRun(
+            self.argv, name=name, consume=self._read_progress, startup_timeout_s=startup_timeout_s,
+            stall_timeout_s=stall_timeout_s, startup_message="stalled: no frames within {s} s",
+            stall_message="stalled: no frames for {s} s", stop_timeout_s=stop_timeout_s,
+            on_stderr=lambda line: log.debug("%s: ffmpeg: %s", name, line), clock=clock,
+        )
+        self.first_frame = self._run.first_progress
+
+    @property
+    def pid(self) -> int | None:
+        return self._run.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._run.returncode
+
+    @property
+    def stderr_tail(self) -> tuple[str, ...]:
+        """ffmpeg's last stderr lines, masked."""
+        return self._run.stderr.snapshot()
 
     def request_stop(self, reason: str = "stopped") -> None:
-        if self._stop_reason is None:
-            self._stop_reason = reason
-        self._wake.set()
+        self._run.request_stop(reason)
 
     async def run(self) -> str:
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE)
-        except OSError as exc:
-            return f"cannot start ffmpeg: {exc}"
-        self.pid = proc.pid
-        loop = asyncio.get_running_loop()
-        pump = loop.create_task(self._read_progress(proc), name=f"live:{self.name}:progress")
-        drain = loop.create_task(self._drain_stderr(proc), name=f"live:{self.name}:stderr")
-        started = self._clock()
-        reason = "cancelled"
-        try:
-            reason = await self._watch(pump, started)
-        finally:
-            await self._terminate(proc, pump, drain)
-            self.returncode = proc.returncode
-        if reason.startswith("ffmpeg exited") and self.stderr_tail:
-            reason += f" ({self.stderr_tail[-1]})"
-        return reason
+        result = await self._run.run()
+        return result.reason
 
-    async def _watch(self, pump: asyncio.Task[None], started: float) -> str:
-        while True:
-            if self._stop_reason is not None:
-                return self._stop_reason
-            if pump.done():
-                return "ffmpeg exited"
-            if self._last_progress is None:
-                deadline = started + self.startup_timeout_s
-            else:
-                deadline = self._last_progress + self.stall_timeout_s
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                return "stalled: no frames for %.1f s" % (self._clock() - (self._last_progress or started))
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(remaining, 1.0)):
-                    await self._wake.wait()
-
-    async def _read_progress(self, proc: asyncio.subprocess.Process) -> None:
+    async def _read_progress(self, stdout: asyncio.StreamReader, run: FfmpegRun) -> str | None:
         """Parse ``-progress`` blocks (``key=value`` lines); any other line (the SDP the RTP
         muxer prints) is ignored. Progress counts when the frame count or output time moves."""
-        assert proc.stdout is not None
         block: dict[str, str] = {}
-        try:
-            while line := await proc.stdout.readline():
-                key, sep, value = line.decode("utf-8", "replace").strip().partition("=")
-                if not sep:
-                    continue
-                block[key] = value
-                if key != "progress":
-                    continue
-                marker = (block.get("frame", ""), block.get("out_time_us", ""))
-                if marker != self._progress_key and block.get("frame", "0") not in ("", "0"):
-                    self._progress_key = marker
-                    self._last_progress = self._clock()
-                    with contextlib.suppress(ValueError):
-                        self.frames = int(block.get("frame", "0"))
-                    self.first_frame.set()
-                block = {}
-        finally:
-            self._wake.set()
-
-    async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stderr is not None
-        while line := await proc.stderr.readline():
-            text = line.decode("utf-8", "replace").rstrip()
-            if text:
-                self.stderr_tail.append(text)
-                log.debug("%s: ffmpeg: %s", self.name, text)
-
-    async def _terminate(self, proc: asyncio.subprocess.Process, pump: asyncio.Task[None],
-                         drain: asyncio.Task[None]) -> None:
-        """SIGTERM, grace, SIGKILL, reap; the readers keep draining meanwhile. Shielded, so a
-        cancelled caller still leaves no child behind."""
-        await terminate_and_reap(proc, (pump, drain), grace_s=self.stop_timeout_s, name=self.name, log=log)
+        while line := await stdout.readline():
+            key, sep, value = line.decode("utf-8", "replace").strip().partition("=")
+            if not sep:
+                continue
+            block[key] = value
+            if key != "progress":
+                continue
+            marker = (block.get("frame", ""), block.get("out_time_us", ""))
+            if marker != self._progress_key and block.get("frame", "0") not in ("", "0"):
+                self._progress_key = marker
+                with contextlib.suppress(ValueError):
+                    self.frames = int(block.get("frame", "0"))
+                run.progress()
+            block = {}
+        return None

@@ -2,22 +2,22 @@
 
 In copy mode the pipeline's own init segment describes the camera's stream exactly, so the
 probe is free. For a transcoding pipeline, :func:`probe_source` runs a short copy-mode ffmpeg
-of its own that exits as soon as it has the init segment and one fragment.
+of its own that exits as soon as it has the init segment and one fragment. Its stderr is kept
+(masked) so a failed probe says why: "connection refused", not "no init segment".
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from dataclasses import dataclass
 
 from .command import MOVFLAGS
 from .fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
+from .runner import FfmpegRun
 from .sources import Source, SourceKind
 
-__all__ = ["SourceProbe", "probe_from_init", "probe_source"]
+__all__ = ["ProbeError", "SourceProbe", "probe_from_init", "probe_source"]
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,17 @@ def probe_from_init(
     )
 
 
+class ProbeError(Exception):
+    """The probe learned nothing; the message says why in words, the URL masked."""
+
+
 async def probe_source(source: Source, *, ffmpeg_bin: str = "ffmpeg", timeout_s: float = 15.0) -> SourceProbe:
     """Run a short copy-mode ffmpeg on ``source`` and describe what it delivers.
 
     Reads until the init segment and the first complete fragment (so the frame rate is known),
-    then stops ffmpeg. Raises ``TimeoutError`` if that takes longer than ``timeout_s`` and
-    :class:`Fmp4Error` if the output is unreadable.
+    then stops ffmpeg. Raises :class:`ProbeError` with the cause from ffmpeg's stderr
+    ("connection refused", "401 unauthorized: check the user and password") when there is no
+    init segment within ``timeout_s``, and :class:`Fmp4Error` if the output is unreadable.
     """
     if source.kind is SourceKind.DEMO:
         w, h = source.demo_size
@@ -86,35 +91,36 @@ async def probe_source(source: Source, *, ffmpeg_bin: str = "ffmpeg", timeout_s:
     argv += spec.argv()
     argv += ["-map", "0:v:0", "-map", "0:a:0?", "-c:v", "copy", "-c:a", "aac",
              "-f", "mp4", "-movflags", MOVFLAGS, "pipe:1"]
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
     reader = Fmp4Reader()
     init: InitSegment | None = None
     fragment: Fragment | None = None
-    assert proc.stdout is not None
-    try:
-        async with asyncio.timeout(timeout_s):
-            while fragment is None:
-                chunk = await proc.stdout.read(1 << 16)
-                if not chunk:
-                    break
-                for event in reader.feed(chunk):
-                    if isinstance(event, InitSegment):
-                        init = event
-                    elif fragment is None:
-                        fragment = event
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGKILL)
-        # Drain what is left so the pipe closes, then reap.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(proc.stdout.read(), 5.0)
-        await proc.wait()
+    bad: Fmp4Error | None = None
+
+    async def consume(stdout: asyncio.StreamReader, run: FfmpegRun) -> str | None:
+        nonlocal init, fragment, bad
+        while chunk := await stdout.read(1 << 16):
+            try:
+                events = reader.feed(chunk)
+            except Fmp4Error as exc:
+                bad = exc
+                return f"unreadable output: {exc}"
+            for event in events:
+                run.progress()
+                if isinstance(event, InitSegment):
+                    init = event
+                else:
+                    fragment = event
+                    return "probe complete"
+        return None
+
+    run = FfmpegRun(argv, name=f"probe {source.describe()}", consume=consume, startup_timeout_s=timeout_s,
+                    stall_timeout_s=timeout_s, startup_message="no video from the source within {s} s",
+                    stall_message="no keyframe for {s} s", stop_timeout_s=2.0)
+    result = await run.run()
+    if bad is not None:
+        raise bad
     if init is None:
-        raise Fmp4Error(f"{source.describe()}: no init segment (ffmpeg exit code {proc.returncode})")
+        raise ProbeError(f"{source.describe()}: {result.reason}")
     primary = fragment.tracks[0] if fragment is not None and fragment.tracks else None
     fps = primary.sample_count / fragment.duration_s if primary and fragment and fragment.duration_s > 0 else None
     return probe_from_init(init, fps=fps)

@@ -1,23 +1,80 @@
-"""Stopping an ffmpeg child safely: the one way both the recording and the live runners do it.
+"""Starting and stopping ffmpeg children: the only place the sidecar spawns or reaps one.
 
-SIGTERM first (ffmpeg then flushes its last fragment), SIGKILL after a grace period, always
-reaped. The caller's reader tasks keep draining stdout/stderr meanwhile: a child blocked on a
-full pipe would never exit. The whole sequence is shielded, so a cancelled caller (a camera
-stopping, a test timing out) still leaves no zombie or orphan behind.
+Spawning (:func:`spawn`): children must die with the sidecar, even when it is SIGKILLed (issue
+10 measured ffmpegs orphaned for 1-5 s). Linux's ``PR_SET_PDEATHSIG`` does that, but it has to
+be set *in the child*. Python's ``preexec_fn`` would run Python code between fork and exec,
+which is unsafe in a process with threads (asyncio's executor, zeroconf, aiohttp's resolver):
+a lock held by another thread at fork time stays locked forever in the child, and
+``preexec_fn`` also forces the slow fork path. Instead the child execs util-linux's
+``setpriv --pdeathsig KILL -- ffmpeg ...``: a C program that sets the flag and execs ffmpeg
+(same pid, the flag survives exec), so nothing but the kernel and libc runs in the forked
+child. ``setpriv`` is in util-linux, which is Essential in Debian, so every Debian machine and
+image has it. The death signal is tied to the *thread* that forked the child: we always spawn
+from the event loop's thread, which lives as long as the loop. Without ``setpriv`` (another OS)
+we spawn ffmpeg directly and rely on SIGPIPE on its next write to our closed pipes.
+
+Stopping (:func:`terminate_and_reap`): SIGTERM first (ffmpeg then flushes its last fragment),
+SIGKILL after a grace period, always reaped. The caller's reader tasks keep draining
+stdout/stderr meanwhile: a child blocked on a full pipe would never exit. The whole sequence is
+shielded, so a cancelled caller (a camera stopping, a test timing out) still leaves no zombie or
+orphan behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import os
+import shutil
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["terminate_and_reap"]
+__all__ = ["FfmpegNotFound", "death_signal_wrapper", "spawn", "terminate_and_reap"]
 
 READER_GRACE_S = 5.0
+
+
+class FfmpegNotFound(OSError):
+    """The ffmpeg binary does not exist or is not executable (the message names it)."""
+
+
+@functools.lru_cache(maxsize=1)
+def death_signal_wrapper() -> tuple[str, ...]:
+    """The argv prefix that makes a child die with us (empty if the OS has no way)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or not os.path.exists("/proc/self"):
+        return ()
+    return (setpriv, "--pdeathsig", "KILL", "--")
+
+
+async def spawn(
+    argv: Sequence[str],
+    *,
+    stdin: int | None = asyncio.subprocess.DEVNULL,
+    stdout: int | None = asyncio.subprocess.PIPE,
+    stderr: int | None = asyncio.subprocess.PIPE,
+    pass_fds: Sequence[int] = (),
+    limit: int = 1 << 16,
+) -> asyncio.subprocess.Process:
+    """Start ``argv`` (``argv[0]`` is ffmpeg) as a child that dies with the sidecar.
+
+    ``pass_fds`` are inherited by ffmpeg at the same numbers (for ``pipe:<fd>`` outputs); the
+    caller still owns them and should close its copies of the child's ends after this returns.
+    Raises :class:`FfmpegNotFound` when the binary is missing, ``OSError`` for other failures.
+    """
+    if not argv:
+        raise ValueError("empty argv")
+    binary = shutil.which(argv[0])
+    if binary is None:
+        raise FfmpegNotFound(f"ffmpeg not found: {argv[0]!r} is not an executable file (install ffmpeg or "
+                             "set the ffmpeg path)")
+    return await asyncio.create_subprocess_exec(
+        *death_signal_wrapper(), binary, *argv[1:],
+        stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=tuple(pass_fds), limit=limit,
+    )
 
 
 async def terminate_and_reap(

@@ -13,6 +13,9 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..redact import mask_url, register_url_secrets
 
 __all__ = ["DEMO_SPEC", "InputSpec", "Source", "SourceKind", "parse_source"]
 
@@ -65,6 +68,10 @@ class Source:
     demo_size: tuple[int, int] = (640, 360)
     demo_fps: int = 15
 
+    def __post_init__(self) -> None:
+        # Whatever prints this URL later (or ffmpeg's echo of it), its password is masked.
+        register_url_secrets(self.url)
+
     @property
     def kind(self) -> SourceKind:
         lower = self.url.lower()
@@ -92,12 +99,24 @@ class Source:
 
     def describe(self) -> str:
         """The URL with any password masked, for logs and the status page."""
-        if "@" in self.url and "://" in self.url:
-            scheme, rest = self.url.split("://", 1)
-            creds, host = rest.rsplit("@", 1)
-            user = creds.split(":", 1)[0]
-            return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
-        return self.url
+        return mask_url(self.url)
+
+    def endpoint(self) -> tuple[str, int] | None:
+        """The camera's host and TCP port for a network source (``None`` for files, demo...)."""
+        defaults = {SourceKind.RTSP: 554, SourceKind.HTTP: 80}
+        kind = self.kind
+        if kind not in defaults:
+            return None
+        try:
+            parts = urlsplit(self.url)
+            port = parts.port
+        except ValueError:
+            return None
+        if not parts.hostname:
+            return None
+        scheme = parts.scheme.lower()
+        default = {"rtsps": 322, "https": 443}.get(scheme, defaults[kind])
+        return parts.hostname, port if port is not None else default
 
     def inputs(self) -> tuple[InputSpec, ...]:
         """The ffmpeg inputs: video (and audio, if any) from input 0, except for ``demo``,

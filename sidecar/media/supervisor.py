@@ -8,8 +8,14 @@ ffmpeg has been reaped.
 Why it restarts so readily: ffmpeg exits 0 when an RTSP camera drops, and with ``-timeout`` it
 also exits when the camera stalls (ecosystem.md §4.3), so *any* exit means "the source is gone".
 A run that stops producing bytes (a hung source that did not trip the socket timeout) is killed
-by the silence watchdog (field notes, trap 26). Restarts back off exponentially, capped, and the
-backoff resets once a run has been healthy for a while.
+by the watchdog (field notes, trap 26). When to restart is decided by the sans-IO
+:class:`~.restart.RestartSchedule` (1 s doubling to 60 s, jittered, reset by a run that
+delivered media); while the camera is unreachable ("connection refused") the wait is cut short
+as soon as its port accepts a TCP connection again, so a camera that comes back is recording
+within seconds without an ffmpeg being started every few seconds meanwhile. The user hears
+about outages, not attempts: one warning when ffmpeg stops, one line when it runs again, and
+ffmpeg's stderr is logged only while media flows (it goes into the cause otherwise). Each run
+is an :class:`~.runner.FfmpegRun` (spawn, watchdog, masked stderr tail, reap).
 
 Every run is a new prebuffer generation: its init segment replaces the old one and any live
 subscription of the old run is closed (``NEW_GENERATION``), because the hub cannot splice two
@@ -23,24 +29,28 @@ import contextlib
 import enum
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 
+from ..redact import redact
 from .command import AudioMode, FfmpegCommand, build_command
 from .fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
 from .keyframes import GopVerdict, KeyframeMonitor
 from .live import LiveSubscription
 from .prebuffer import Prebuffer, PrebufferSnapshot, SubscriptionEnd
 from .probe import SourceProbe, probe_from_init, probe_source
-from .process import terminate_and_reap
 from .profiles import Profile, load_profiles
+from .restart import RestartSchedule, RunEnd
+from .runner import EndKind, FfmpegRun, RunResult
 from .settings import RecordingSettings
 from .sources import Source
+from .stderr import Cause, CauseKind, seconds
 
 __all__ = [
     "MediaPipeline",
     "PipelineConfig",
+    "PipelineEvent",
     "PipelineState",
     "PipelineStatus",
     "ReconfigureResult",
@@ -69,8 +79,11 @@ class PipelineConfig:
             fragments exceed 4 s (the warning is logged either way).
         merge_short_gops: in copy mode, merge 1-2 s GOPs into ~4 s fragments with
             ``-min_frag_duration`` (one extra restart once the GOP has been measured).
-        silence_timeout_s: kill ffmpeg when stdout has been silent this long...
-        startup_timeout_s: ...or, before the first byte of a run, this long.
+        backoff_initial_s, backoff_max_s, backoff_jitter: the restart schedule (restart.py).
+        reachability_poll_s: while the camera refuses connections, try a TCP connect this often
+            and restart at once when it accepts (0 disables).
+        silence_timeout_s: kill ffmpeg when no keyframe (fragment) came for this long...
+        startup_timeout_s: ...or, before the first output of a run, this long.
         stop_timeout_s: SIGTERM grace before SIGKILL.
     """
 
@@ -84,8 +97,9 @@ class PipelineConfig:
     ffmpeg_bin: str = "ffmpeg"
     profiles: Mapping[str, Profile] | None = None  # None: load_profiles()
     backoff_initial_s: float = 1.0
-    backoff_max_s: float = 15.0
-    backoff_reset_after_s: float = 30.0
+    backoff_max_s: float = 60.0
+    backoff_jitter: float = 0.2
+    reachability_poll_s: float = 2.0
     silence_timeout_s: float = 10.0
     startup_timeout_s: float = 20.0
     stop_timeout_s: float = 3.0
@@ -140,17 +154,20 @@ class ReconfigureResult:
     message: str
 
 
-class _Backoff:
-    def __init__(self, initial: float, maximum: float, reset_after: float) -> None:
-        self.initial, self.maximum, self.reset_after = initial, maximum, reset_after
-        self.failures = 0
+@dataclass(frozen=True, slots=True)
+class PipelineEvent:
+    """The recording ffmpeg changed state; the camera layer turns it into ``PipelineChanged``.
 
-    def next_delay(self, run_seconds: float, healthy: bool) -> float:
-        if healthy and run_seconds >= self.reset_after:
-            self.failures = 0
-        delay = float(min(self.maximum, self.initial * (2**self.failures)))
-        self.failures = min(self.failures + 1, 30)
-        return delay
+    ``state``: ``running`` (media flows), ``restarting`` (it stopped; the next start is in
+    ``restart_in_s``), ``failed`` (like restarting, but the cause needs the user: a wrong
+    password or path, a codec or ffmpeg missing; we keep retrying in case it is fixed),
+    ``stopped`` (recording turned off or shutdown). ``error`` is the cause in words, masked.
+    """
+
+    state: str
+    error: str | None = None
+    exit_code: int | None = None
+    restart_in_s: float | None = None
 
 
 class _StderrLog:
@@ -161,13 +178,12 @@ class _StderrLog:
         self.tokens = float(burst)
         self.stamp = clock()
         self.suppressed = 0
-        self.recent: deque[str] = deque(maxlen=20)
 
     def line(self, text: str) -> None:
+        """Log one (already masked) line, rate limited."""
         text = text.rstrip()
         if not text:
             return
-        self.recent.append(text[:500])
         now = self.clock()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) / self.refill_s)
         self.stamp = now
@@ -179,6 +195,19 @@ class _StderrLog:
             log.warning("%s: ffmpeg: %s", self.name, text[:500])
         else:
             self.suppressed += 1
+
+
+async def _accepts_connections(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    """Whether a TCP connect to the camera succeeds (it is closed at once, nothing is sent)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            _reader, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 class MediaPipeline:
@@ -202,15 +231,17 @@ class MediaPipeline:
         clock: monotonic seconds; injectable for tests of the pure parts.
     """
 
-    def __init__(self, config: PipelineConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: PipelineConfig, *, clock: Callable[[], float] = time.monotonic,
+                 on_event: Callable[[PipelineEvent], None] | None = None) -> None:
         self.config = config
         self._clock = clock
+        self.on_event = on_event
         self._profiles = dict(config.profiles) if config.profiles is not None else load_profiles()
         if config.profile not in self._profiles:
             raise KeyError(f"unknown ffmpeg profile {config.profile!r} (have {sorted(self._profiles)})")
         self._profile_name = config.profile
         if self._profiles[config.profile].is_copy and config.source.must_encode:
-            log.info("%s: the %s source must be encoded; using %s", config.name, config.source.url,
+            log.info("%s: the %s source must be encoded; using %s", config.name, config.source.describe(),
                      config.fallback_profile)
             self._profile_name = config.fallback_profile
         self._settings = config.settings
@@ -218,18 +249,19 @@ class MediaPipeline:
         self._min_frag_us: int | None = None
         self.prebuffer = Prebuffer(capacity_s=config.prebuffer_capacity_s, max_bytes=config.prebuffer_max_bytes)
         self._monitor = KeyframeMonitor()
-        self._backoff = _Backoff(config.backoff_initial_s, config.backoff_max_s, config.backoff_reset_after_s)
+        self._schedule = RestartSchedule(config.backoff_initial_s, config.backoff_max_s, config.backoff_jitter)
         self._stderr = _StderrLog(config.name, config.stderr_burst, config.stderr_refill_s, clock)
         self._task: asyncio.Task[None] | None = None
         self._state = PipelineState.STOPPED
         self._stopping = False
-        self._wake = asyncio.Event()
+        # Cuts a backoff wait short (stop, reconfigure). Only stop() and restart requests set it:
+        # the end of a run must never (issue 10: the 65 ms restart storm).
+        self._interrupt = asyncio.Event()
         self._changed = asyncio.Event()
         self._restart_reason: str | None = None  # a planned restart (reconfigure, audio, fallback)
-        self._proc: asyncio.subprocess.Process | None = None
+        self._run: FfmpegRun | None = None
         self._command: FfmpegCommand | None = None
         self._run_started: float | None = None
-        self._last_byte_at: float | None = None
         self._run_fragments = 0
         self._silent_audio_fragments = 0
         self._restarts = 0
@@ -241,7 +273,9 @@ class MediaPipeline:
         self._probe: SourceProbe | None = None
         self._bytes_in = 0
         self._fragments = 0
-        self._run_failure: str | None = None
+        self._last_cause: Cause | None = None
+        self._announced: str | None = None  # the last PipelineEvent state emitted
+        self.starts = 0  # ffmpeg processes started, for tests and the status page
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -265,22 +299,32 @@ class MediaPipeline:
 
     @property
     def pid(self) -> int | None:
-        proc = self._proc
-        return proc.pid if proc is not None and proc.returncode is None else None
+        run = self._run
+        return run.pid if run is not None and run.running else None
+
+    @property
+    def next_start_in_s(self) -> float | None:
+        """Seconds until the next ffmpeg start while backing off, else ``None``."""
+        if self._state is not PipelineState.BACKOFF:
+            return None
+        return self._schedule.remaining(self._clock())
 
     async def start(self) -> None:
         """Start supervising (idempotent). Returns at once; ffmpeg starts in the background."""
         if self._task is not None and not self._task.done():
             return
         self._stopping = False
-        self._wake.clear()
+        self._interrupt.clear()
+        self._schedule.reset()
         self._task = asyncio.get_running_loop().create_task(self._main(), name=f"media:{self.config.name}")
 
     async def stop(self) -> None:
         """Stop ffmpeg (SIGTERM, then SIGKILL after ``stop_timeout_s``), reap it, close every
         live subscription (``STOPPED``) and empty the prebuffer. Idempotent."""
         self._stopping = True
-        self._wake.set()
+        self._interrupt.set()
+        if self._run is not None:
+            self._run.request_stop("stopped")
         task = self._task
         if task is not None:
             try:
@@ -411,7 +455,7 @@ class MediaPipeline:
             fragments=self._fragments,
             bytes_in=self._bytes_in,
             ignored_settings=command.ignored if command is not None else (),
-            argv=command.argv if command is not None else (),
+            argv=tuple(redact(a) for a in command.argv) if command is not None else (),
         )
 
     # -- internals -----------------------------------------------------------------------------
@@ -449,177 +493,152 @@ class MediaPipeline:
     def _request_restart(self, reason: str) -> None:
         if self._restart_reason is None:
             self._restart_reason = reason
-        self._wake.set()
+        self._interrupt.set()
+        if self._run is not None:
+            self._run.request_stop(f"restart: {reason}")
+
+    def _emit(self, event: PipelineEvent) -> None:
+        self._announced = event.state
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # an observer's bug never stops the pipeline
+                log.exception("%s: pipeline event observer failed", self.config.name)
 
     async def _main(self) -> None:
         try:
             while not self._stopping:
-                self._wake.clear()
+                self._interrupt.clear()
                 self._restart_reason = None
+                result: RunResult | None = None
                 try:
-                    healthy, run_seconds = await self._run_once()
+                    result = await self._run_once()
                 except Exception as exc:  # a bug must not end supervision of this camera
                     log.exception("%s: supervisor error", self.config.name)
                     self._last_error = f"internal error: {exc!r}"
-                    healthy, run_seconds = False, 0.0
+                    self._last_cause = Cause(self._last_error, CauseKind.OTHER)
                 if self._stop_requested():
                     break
                 planned = self._planned_restart()
                 if planned is not None:
                     log.info("%s: restarting ffmpeg: %s", self.config.name, planned)
                     continue
-                delay = self._backoff.next_delay(run_seconds, healthy)
-                self._set_state(PipelineState.BACKOFF)
-                log.warning("%s: ffmpeg stopped (%s); restarting in %.1f s", self.config.name,
-                            self._last_error, delay)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._wake.wait()
+                await self._back_off(result)
         finally:
             self._set_state(PipelineState.STOPPED)
+            if self._announced not in (None, "stopped"):
+                self._emit(PipelineEvent("stopped", exit_code=self._last_exit))
 
-    async def _run_once(self) -> tuple[bool, float]:
-        """One ffmpeg run, from spawn to reaping. Returns (produced fragments, seconds run)."""
+    async def _back_off(self, result: RunResult | None) -> None:
+        """Wait before the next start, as the schedule says, and tell the user once per outage."""
+        cause = self._last_cause or Cause(self._last_error or "unknown", CauseKind.OTHER)
+        end = self._schedule.run_ended(self._clock(), cause.text)
+        self._set_state(PipelineState.BACKOFF)
+        exit_code = result.exit_code if result is not None else None
+        self._emit(PipelineEvent("failed" if cause.needs_user else "restarting", error=cause.text,
+                                 exit_code=exit_code, restart_in_s=round(end.delay_s, 3)))
+        self._log_run_end(end, cause)
+        await self._wait_until(end, cause)
+
+    def _log_run_end(self, end: RunEnd, cause: Cause) -> None:
+        name, cap = self.config.name, seconds(self.config.backoff_max_s)
+        if end.outage_started:
+            log.warning("%s: ffmpeg stopped: %s; restarting in %s s (then backing off up to %s s; "
+                        "logged once per outage)", name, cause.text, seconds(end.delay_s), cap)
+        elif end.cause_changed:
+            log.warning("%s: still down after %s s (%d attempts), now: %s; next attempt in %s s", name,
+                        seconds(end.outage_s), end.attempt, cause.text, seconds(end.delay_s))
+        else:
+            log.debug("%s: attempt %d failed: %s; next attempt in %s s", name, end.attempt, cause.text,
+                      seconds(end.delay_s))
+
+    async def _wait_until(self, end: RunEnd, cause: Cause) -> None:
+        """Sleep until the scheduled start, unless stopped or reconfigured meanwhile, or an
+        unreachable camera starts accepting connections again."""
+        endpoint = self.config.source.endpoint()
+        poll = self.config.reachability_poll_s
+        watch_port = cause.kind is CauseKind.UNREACHABLE and endpoint is not None and poll > 0
+        saw_refused = False
+        while not self._stopping and not self._interrupt.is_set():
+            remaining = end.next_start_at - self._clock()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, poll) if watch_port else remaining):
+                    await self._interrupt.wait()
+            if watch_port and not self._interrupt.is_set() and end.next_start_at - self._clock() > 0:
+                assert endpoint is not None
+                if await _accepts_connections(*endpoint):
+                    if saw_refused:  # it was down during this wait and is back: start now
+                        log.debug("%s: %s:%d accepts connections again; starting ffmpeg now", self.config.name,
+                                  *endpoint)
+                        return
+                    watch_port = False  # reachable but ffmpeg failed: wait the full backoff
+                else:
+                    saw_refused = True
+
+    async def _run_once(self) -> RunResult:
+        """One ffmpeg run, from spawn to reaping."""
+        cfg = self.config
         command = self._build_command(self._settings)
         self._command = command
         if self._runs:
             self._restarts += 1
         self._runs += 1
+        self.starts += 1
         self._set_state(PipelineState.STARTING)
         started = self._clock()
         self._run_started = started
-        self._last_byte_at = None
         self._run_fragments = 0
         self._silent_audio_fragments = 0
-        self._run_failure = None
-        self._stderr.recent.clear()
-        log.info("%s: starting ffmpeg (%s, audio %s): %s", self.config.name, command.profile.name,
-                 command.audio.value, " ".join(command.argv))
+        quiet = self._schedule.in_outage  # one line per outage: the attempts are debug
+        log.log(logging.DEBUG if quiet else logging.INFO, "%s: starting ffmpeg (%s, audio %s): %s", cfg.name,
+                command.profile.name, command.audio.value, redact(" ".join(command.argv)))
+        run = FfmpegRun(
+            command.argv, name=cfg.name, consume=partial(self._pump, Fmp4Reader()),
+            startup_timeout_s=cfg.startup_timeout_s, stall_timeout_s=cfg.silence_timeout_s,
+            startup_message="no video from the source within {s} s", stall_message="no keyframe for {s} s",
+            stop_timeout_s=cfg.stop_timeout_s, on_stderr=self._on_stderr, read_limit=_READ_SIZE, clock=self._clock,
+        )
+        self._run = run
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *command.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                limit=_READ_SIZE,
-            )
-        except OSError as exc:
-            self._last_error = f"cannot start ffmpeg: {exc}"
-            return False, 0.0
-        self._proc = proc
-        reader = Fmp4Reader()
-        loop = asyncio.get_running_loop()
-        pump = loop.create_task(self._pump(proc, reader), name=f"media:{self.config.name}:stdout")
-        drain = loop.create_task(self._drain_stderr(proc), name=f"media:{self.config.name}:stderr")
-        reason: str | None = None
-        try:
-            reason = await self._watch(pump, started)
+            result = await run.run()
         finally:
-            await self._terminate(proc, pump, drain)
-            self._proc = None
-            self._last_exit = proc.returncode
+            self._run = None
+            self._last_exit = run.returncode
             self.prebuffer.reset(SubscriptionEnd.NEW_GENERATION if not self._stopping else SubscriptionEnd.STOPPED)
             self._notify()
-        run_seconds = self._clock() - started
-        if reason is not None and self._restart_reason is None:
-            tail = self._stderr.recent[-1] if self._stderr.recent else None
-            self._last_error = f"{reason}" + (f" (ffmpeg: {tail})" if tail and "exited" in reason else "")
-        return self._run_fragments > 0, run_seconds
+        if result.end is not EndKind.STOPPED and self._restart_reason is None:
+            self._last_cause = result.cause or Cause(result.reason, CauseKind.OTHER)
+            self._last_error = result.reason
+        return result
 
-    async def _watch(self, pump: asyncio.Task[str], started: float) -> str | None:
-        """Wait for the run to end: ffmpeg's stdout closing, the watchdog, stop or a planned
-        restart. Returns the reason when the run failed, ``None`` for stop/planned restarts."""
-        cfg = self.config
-        while True:
-            if self._stopping or self._restart_reason is not None:
-                return None
-            if self._run_failure is not None:
-                return self._run_failure
-            if pump.done():
-                if pump.cancelled() or pump.exception() is not None:
-                    return f"stdout reader failed: {pump.exception() if not pump.cancelled() else 'cancelled'}"
-                return pump.result()
-            if self._last_byte_at is None:
-                deadline = started + cfg.startup_timeout_s
-            else:
-                deadline = self._last_byte_at + cfg.silence_timeout_s
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                silent_for = self._clock() - (self._last_byte_at or started)
-                return f"no output from ffmpeg for {silent_for:.1f} s (watchdog)"
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(remaining, 1.0)):
-                    await self._wake.wait()
+    def _on_stderr(self, line: str) -> None:
+        """ffmpeg's warnings while media flows are news; before that, the cause says it all."""
+        if self._state is PipelineState.RUNNING:
+            self._stderr.line(line)
+        else:
+            log.debug("%s: ffmpeg: %s", self.config.name, line)
 
-    async def _pump(self, proc: asyncio.subprocess.Process, reader: Fmp4Reader) -> str:
-        """Read stdout to EOF. Keeps draining after a parse error so ffmpeg never blocks on a
-        full pipe while it is being stopped."""
-        assert proc.stdout is not None
-        stdout = proc.stdout
-        failed: str | None = None
-        try:
-            while True:
-                chunk = await stdout.read(_READ_SIZE)
-                if not chunk:
-                    break
-                now = self._clock()
-                self._last_byte_at = now
-                self._bytes_in += len(chunk)
-                if failed is not None:
-                    continue
-                try:
-                    events = reader.feed(chunk)
-                except Fmp4Error as exc:
-                    failed = f"malformed fMP4 from ffmpeg: {exc}"
-                    log.warning("%s: %s", self.config.name, failed)
-                    self._run_failure = failed
-                    self._wake.set()
-                    continue
-                try:
-                    for event in events:
-                        if isinstance(event, InitSegment):
-                            self._on_init(event, now)
-                        else:
-                            self._on_fragment(event, now)
-                except Exception as exc:  # a bug in handling must restart the run, not hang it
-                    log.exception("%s: error handling ffmpeg output", self.config.name)
-                    failed = f"internal error handling ffmpeg output: {exc!r}"
-                    self._run_failure = failed
-                    self._wake.set()
-            if failed is not None:
+    async def _pump(self, reader: Fmp4Reader, stdout: asyncio.StreamReader, run: FfmpegRun) -> str | None:
+        """The run's stdout consumer: fMP4 boxes into the prebuffer. Returns ``None`` at EOF, or
+        the reason to stop (the runner keeps draining stdout while ffmpeg is stopped)."""
+        while chunk := await stdout.read(_READ_SIZE):
+            now = self._clock()
+            self._bytes_in += len(chunk)
+            try:
+                events = reader.feed(chunk)
+            except Fmp4Error as exc:
+                failed = f"malformed fMP4 from ffmpeg: {exc}"
+                log.warning("%s: %s", self.config.name, failed)
                 return failed
-            await proc.wait()
-            return f"ffmpeg exited with code {proc.returncode}"
-        finally:
-            self._wake.set()
-
-    async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stderr is not None
-        pending = b""
-        while True:
-            chunk = await proc.stderr.read(4096)
-            if not chunk:
-                break
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                self._stderr.line(line.decode("utf-8", "replace"))
-            if len(pending) > 4096:  # a "line" that never ends: log it in pieces
-                self._stderr.line(pending.decode("utf-8", "replace"))
-                pending = b""
-        if pending:
-            self._stderr.line(pending.decode("utf-8", "replace"))
-
-    async def _terminate(self, proc: asyncio.subprocess.Process, pump: asyncio.Task[str],
-                         drain: asyncio.Task[None]) -> None:
-        """SIGTERM, wait (pump and drain keep reading so ffmpeg can flush), SIGKILL, reap.
-
-        Shielded from cancellation: whoever cancels us still gets a reaped child.
-        """
-        self._set_state(PipelineState.STOPPING if self._stopping else self._state)
-        await terminate_and_reap(proc, (pump, drain), grace_s=self.config.stop_timeout_s, name=self.config.name,
-                                 log=log)
+            for event in events:
+                run.progress()  # an init segment or a fragment (which starts on a keyframe)
+                if isinstance(event, InitSegment):
+                    self._on_init(event, now)
+                else:
+                    self._on_fragment(event, now)
+        return None
 
     # -- stream events -------------------------------------------------------------------------
 
@@ -653,6 +672,8 @@ class MediaPipeline:
     def _on_fragment(self, fragment: Fragment, now: float) -> None:
         self._fragments += 1
         self._run_fragments += 1
+        if self._run_fragments == 1:
+            self._media_flows(now)
         self.prebuffer.push(fragment, now)
         self._monitor.observe(fragment)
         init = self.prebuffer.init
@@ -663,6 +684,14 @@ class MediaPipeline:
                 m = self._monitor.measurement
                 self._probe = replace(self._probe, fps=m.fps, keyframe_interval_s=m.keyframe_interval_s)
         self._notify()
+
+    def _media_flows(self, now: float) -> None:
+        """The first fragment of a run: the run is healthy; an outage, if any, is over."""
+        recovery = self._schedule.healthy(now)
+        if recovery is not None:
+            log.info("%s: ffmpeg is running again after %s s down (%d failed attempts)", self.config.name,
+                     seconds(recovery.outage_s), recovery.attempts)
+        self._emit(PipelineEvent("running"))
 
     def _check_audio(self, fragment: Fragment, init: InitSegment | None) -> None:
         """A camera that announces audio but never sends any would leave an empty audio track

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -200,9 +201,13 @@ async def test_camera_stalls_30_s_and_comes_back(rtsp_camera: CameraFactory) -> 
         assert noticed <= 12.5, f"took {noticed:.1f} s to notice the stall"
         assert live.close_reason is SubscriptionEnd.NEW_GENERATION  # the recording must end
         assert pipeline.prebuffer.init is None and pipeline.status().last_error
+        starts_before = pipeline.starts
         await asyncio.sleep(max(0.0, 30 - (time.monotonic() - paused_at)))
-        restarts_during_outage = pipeline.restarts
-        assert restarts_during_outage >= 2  # retried with backoff while the camera was down
+        # Each attempt on a stalled camera takes ffmpeg's 5 s socket timeout, plus the backoff
+        # (0.5 s doubling to 4 s): a handful of starts in 30 s, never a storm.
+        starts = pipeline.starts - starts_before
+        print(f"stalled camera: {starts} ffmpeg starts in 30 s")
+        assert 1 <= starts <= 7
         cam.resume()
         snap = await pipeline.wait_ready(4000, timeout_s=30)
         assert snap.generation > old_generation and snap.init is not old_init
@@ -254,7 +259,7 @@ async def test_sigkill_twenty_times(clip: Path) -> None:
         children = psutil.Process().children(recursive=True)
         assert [c.pid for c in children if c.pid in pids] == []  # reaped: no zombies left
         assert all(c.status() != psutil.STATUS_ZOMBIE for c in children)
-        assert "exited with code -9" in (pipeline.status().last_error or "")
+        assert pipeline.status().last_error == "ffmpeg was killed (SIGKILL)"
     finally:
         await pipeline.stop()
     assert _fds() == fds_before
@@ -295,7 +300,8 @@ async def test_watchdog_kills_a_silent_ffmpeg_that_ignores_sigterm(tmp_path: Pat
     try:
         await pipeline.wait_for(lambda: pipeline.restarts >= 2, 10)
         status = pipeline.status()
-        assert "watchdog" in (status.last_error or "") and status.last_exit_code == -signal.SIGKILL
+        assert status.last_error == "no video from the source within 0.5 s"
+        assert status.last_exit_code == -signal.SIGKILL
     finally:
         await pipeline.stop()
 
@@ -309,7 +315,7 @@ async def test_malformed_output_restarts_ffmpeg(tmp_path: Path) -> None:
     await pipeline.start()
     try:
         await pipeline.wait_for(lambda: pipeline.restarts >= 2, 10)
-        assert "malformed fMP4" in (pipeline.status().last_error or "")
+        assert (pipeline.status().last_error or "").startswith("malformed fMP4 from ffmpeg")
     finally:
         await pipeline.stop()
 
@@ -322,7 +328,7 @@ async def test_missing_ffmpeg_binary_is_an_error_not_a_crash(tmp_path: Path) -> 
     await pipeline.start()
     try:
         await pipeline.wait_for(lambda: pipeline.restarts >= 2, 10)
-        assert "cannot start ffmpeg" in (pipeline.status().last_error or "")
+        assert (pipeline.status().last_error or "").startswith("ffmpeg not found: ")
     finally:
         await pipeline.stop()
 
@@ -343,10 +349,14 @@ async def test_stop_is_idempotent_and_start_again_works(clip: Path) -> None:
     assert rc == 0
 
 
-async def test_stderr_is_drained_and_rate_limited(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    # 5000 lines of stderr, then silence: all drained (ffmpeg never blocks), few logged.
-    fake = _fake_ffmpeg(tmp_path, "i=0; while [ $i -lt 5000 ]; do echo \"line $i\" >&2; i=$((i+1)); done\n"
-                                  "exec sleep 600")
+async def test_stderr_is_drained_and_quiet_while_nothing_flows(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    # 20000 lines of stderr (more than a pipe holds), then silence: all drained (the script
+    # reaches its marker, ffmpeg never blocks), and none of it logged as a warning: with no
+    # media flowing the cause says it all, once.
+    marker = tmp_path / "drained"
+    fake = _fake_ffmpeg(tmp_path, "i=0; while [ $i -lt 20000 ]; do echo \"line $i\" >&2; i=$((i+1)); done\n"
+                                  f"touch {marker}\nexec sleep 600")
     pipeline = MediaPipeline(PipelineConfig(
         source=parse_source("rtsp://127.0.0.1:9/none"), profile="copy", settings=SMALL, name="chatty",
         ffmpeg_bin=fake, startup_timeout_s=2.0, stderr_burst=5, **FAST_BACKOFF,
@@ -356,9 +366,11 @@ async def test_stderr_is_drained_and_rate_limited(tmp_path: Path, caplog: pytest
         await pipeline.wait_for(lambda: pipeline.restarts >= 1, 15)
     finally:
         await pipeline.stop()
-    logged = [r for r in caplog.records if "chatty: ffmpeg: line" in r.getMessage()]
-    assert 5 <= len(logged) <= 12
-    assert "watchdog" in (pipeline.status().last_error or "")
+    assert marker.exists()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "chatty" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "no video from the source within 2 s" in warnings[0]
+    assert pipeline.status().last_error == "no video from the source within 2 s"
 
 
 @pytest.mark.slow
@@ -373,7 +385,7 @@ async def test_camera_killed_then_restarted_on_the_same_port(rtsp_camera: Camera
         await pipeline.wait_for(lambda: pipeline.prebuffer.fragment_count > 0, 20)
         generation = pipeline.prebuffer.generation
         await cam.kill()  # connection closed: ffmpeg exits (with code 0), then "connection refused"
-        await pipeline.wait_for(lambda: pipeline.restarts >= 2, 15)
+        await pipeline.wait_for(lambda: pipeline.status().last_error == "connection refused", 15)
         assert pipeline.prebuffer.init is None
         await cam.start()  # same port
         await pipeline.wait_for(lambda: pipeline.prebuffer.fragment_count > 0, 30)
