@@ -14,6 +14,7 @@ from . import __version__
 from .app import App
 from .config import LOG_LEVELS, Config, ConfigError, build_config, check_profiles, load_config, parse_camera_flag
 from .control import configure_logging, run_stdio_json
+from .redact import redact
 
 __all__ = ["main", "parse_args"]
 
@@ -117,15 +118,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = parse_args(argv)
     except ConfigError as exc:
-        print(f"hksv-sidecar: {exc}", file=sys.stderr)
+        print(f"hksv-sidecar: {redact(str(exc))}", file=sys.stderr)
         return 2
     configure_logging(config.log_level, args.log_format)
     try:
         asyncio.run(App(config).run())
     except ConfigError as exc:  # a setting that only fails once used (a port in use, a state dir)
-        print(f"hksv-sidecar: {exc}", file=sys.stderr)
+        print(f"hksv-sidecar: {redact(str(exc))}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
-        print(f"hksv-sidecar: {exc}", file=sys.stderr)
+        print(f"hksv-sidecar: {redact(str(exc))}", file=sys.stderr)
         return 1
     return 0

@@ -18,10 +18,11 @@ No imports from the rest of the package: this module must stay importable from a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 __all__ = [
     "MASK",
@@ -37,12 +38,14 @@ MASK = "***"
 
 # scheme://userinfo@  -- the user info runs to the LAST "@" before the host part ends, because
 # a password with an unencoded "@" (ffmpeg accepts it) must be masked whole. It may not contain
-# whitespace, "/" (that would be the path), or quotes (the end of a JSON/repr string).
+# whitespace, "/" (that would be the path) or a double quote (the end of a JSON string: a JSON log
+# line must stay valid); anything else is masked. When in doubt the match runs long: masking too
+# much is safe, too little is not. Passwords seen in configured URLs are also registered whole.
 _URL_USERINFO = re.compile(
-    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)"
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)"
     r"(?P<user>[^\s/:@'\"<>]*)"
-    r"(?::(?P<password>[^\s/'\"<>]*))?"
-    r"@(?=[^\s@/'\"<>]*(?:[/\s'\"<>?#]|$))"
+    r"(?::(?P<password>[^\s/\"]*))?"
+    r"@(?=[^\s@/'\"<>),;\]]*(?:[/\s'\"<>?#),;\]]|$))"
 )
 
 # Query or form parameters that carry a secret: ?password=..., &pw=..., ;token=...
@@ -86,6 +89,10 @@ def register_secret(value: str) -> None:
 
 def register_url_secrets(url: str) -> None:
     """Register the password in ``url``'s user info and any secret query parameter."""
+    with contextlib.suppress(ValueError):
+        password = urlsplit(url).password
+        if password:
+            register_secret(password)
     for match in _URL_USERINFO.finditer(url):
         password = match.group("password")
         if password:

@@ -45,6 +45,7 @@ from ..media import (
     InitSegment,
     MediaPipeline,
     PipelineConfig,
+    PipelineEvent,
     PrebufferNotReady,
     Profile,
     RecordingSettings,
@@ -58,6 +59,7 @@ from .events import (
     MotionChanged,
     MotionSource,
     PairingChanged,
+    PipelineChanged,
     RecordingEnded,
     RecordingOpened,
     SetupCodeRejected,
@@ -141,7 +143,7 @@ class Camera:
             source=self.source, profile=spec.profile, name=spec.name,
             transcode_fallback=spec.transcode_fallback, ffmpeg_bin=ffmpeg, profiles=profiles,
             prebuffer_capacity_s=max(12.0, spec.prebuffer_ms / 1000 + 8),
-            settings=self._recording_settings(None)))
+            settings=self._recording_settings(None)), on_event=self._on_pipeline_event)
         self.hds = HDSServer(gate=self, on_stream=self._on_stream, host=host)
         self.live = LiveStreaming(name=spec.name, source=self.source, ffmpeg=ffmpeg,
                                   max_sessions=spec.max_live_streams, probe=self._cached_probe,
@@ -461,6 +463,11 @@ class Camera:
                 await self.pipeline.stop()
                 self._pipeline_running = False
                 log.info("%s: prebuffer stopped (recording off)", self.name)
+
+    def _on_pipeline_event(self, event: PipelineEvent) -> None:
+        """The recording ffmpeg's state, for observers (status page, MQTT, the parent process)."""
+        self.events.emit(PipelineChanged(camera=self.name, state=event.state, error=event.error,
+                                         exit_code=event.exit_code, restart_in_s=event.restart_in_s))
 
     async def _announce_ready(self) -> None:
         """Log when each ffmpeg run's prebuffer holds what hubs may ask for (tests watch this)."""

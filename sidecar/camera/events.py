@@ -83,7 +83,13 @@ class RecordingEnded(CameraEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PipelineChanged(CameraEvent):
-    """The recording ffmpeg changed state: ``running``, ``restarting``, ``failed``, ``stopped``."""
+    """The recording ffmpeg changed state.
+
+    ``running``: media flows (emitted at each run's first fragment). ``restarting``: ffmpeg
+    stopped; the next start is in ``restart_in_s`` (emitted per attempt, so the delays show the
+    backoff). ``failed``: the same, but the cause needs the user (wrong password or path, codec,
+    missing ffmpeg); retries go on in case it gets fixed. ``stopped``: recording off or shutdown.
+    """
 
     state: str
     error: str | None = None  # the cause in words, credentials masked

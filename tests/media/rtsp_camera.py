@@ -24,6 +24,8 @@ def main() -> None:
     parser.add_argument("--gop", type=int, default=60, help="keyframe interval in frames")
     parser.add_argument("--bitrate", type=int, default=400, help="kbit/s")
     parser.add_argument("--no-audio", action="store_true")
+    parser.add_argument("--user", help="require RTSP basic auth with this user...")
+    parser.add_argument("--password", help="...and this password")
     args = parser.parse_args()
 
     Gst.init(None)
@@ -44,6 +46,17 @@ def main() -> None:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)
     factory.set_shared(True)
+    if args.user:
+        # Basic auth: a client without the right credentials gets "401 Unauthorized".
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password or ""), token)
+        server.set_auth(auth)
+        permissions = GstRtspServer.RTSPPermissions()
+        permissions.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
+        permissions.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
+        factory.set_permissions(permissions)
     server.get_mount_points().add_factory("/cam", factory)
     server.attach(None)
     print(f"READY {server.get_bound_port()}", flush=True)
