@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ from sidecar.media import (
     InitSegment,
     MediaPipeline,
     PipelineConfig,
+    PipelineEvent,
     PipelineState,
     RecordingSettings,
     Source,
@@ -26,6 +28,7 @@ from sidecar.media import (
 )
 
 from .conftest import CameraFactory, audio_stream, check_decodes, collect, run_tool
+from .test_runner import closed_port
 
 SMALL = RecordingSettings(width=320, height=240, fps=15, bitrate_kbps=300, profile="high", level="3.1")
 FRAME = 1 / 15
@@ -234,35 +237,114 @@ def _fds() -> int:
     return psutil.Process().num_fds()
 
 
-async def test_sigkill_twenty_times(clip: Path) -> None:
+@pytest.fixture(scope="module")
+def short_gop_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A looped file standing in for a camera with 0.5 s keyframes (short fragments keep the
+    30-kill test to about a minute)."""
+    import subprocess
+
+    path = tmp_path_factory.mktemp("clip") / "short-gop.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=16", "-t", "8",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "8", "-keyint_min", "8", "-sc_threshold", "0",
+         "-bf", "0", "-pix_fmt", "yuv420p", str(path)],
+        check=True, timeout=60,
+    )
+    return path
+
+
+@pytest.mark.slow
+async def test_sigkill_30_times_once_mid_recording(short_gop_clip: Path) -> None:
+    """ffmpeg SIGKILLed 30 times with the default restart schedule: no zombie, no task or fd
+    growth, the prebuffer warm again within 2 s plus one fragment each time, and the recording
+    in flight during one of the kills closed with a reason."""
+    events: list[PipelineEvent] = []
     pipeline = MediaPipeline(PipelineConfig(
-        source=Source(str(clip), loop=True, has_audio=False), profile="copy", settings=SMALL, name="kill",
-        **FAST_BACKOFF,
-    ))
+        source=Source(str(short_gop_clip), loop=True, has_audio=False), profile="copy", settings=SMALL, name="kill",
+        merge_short_gops=False,
+    ), on_event=events.append)
     fds_before = _fds()
     await pipeline.start()
+    recoveries: list[float] = []
     try:
         pids: list[int] = []
         tasks = None
-        for i in range(20):
-            await pipeline.wait_for(lambda: pipeline.prebuffer.init is not None and pipeline.pid is not None, 20)
+        recording_reason = None
+        for i in range(30):
+            await pipeline.wait_for(lambda: pipeline.prebuffer.fragment_count > 0 and pipeline.pid is not None, 20)
             pid = pipeline.pid
             assert pid is not None and pid not in pids
             pids.append(pid)
             if tasks is None:
                 tasks = len(asyncio.all_tasks())
             assert len(asyncio.all_tasks()) == tasks  # no task accumulates across restarts
+            recording = pipeline.subscribe(0) if i == 15 else None  # a hub's recording in flight
+            killed = time.monotonic()
             os.kill(pid, signal.SIGKILL)
-            await pipeline.wait_for(lambda i=i: pipeline.restarts == i + 1, 20)  # type: ignore[misc]
-        await pipeline.wait_for(lambda: pipeline.prebuffer.init is not None, 20)
-        assert pipeline.restarts == 20
+            await pipeline.wait_for(lambda: pipeline.state is not PipelineState.RUNNING, 10)
+            if recording is not None:
+                recording_reason = recording.close_reason
+            generation = pipeline.prebuffer.generation
+            await pipeline.wait_for(lambda g=generation: pipeline.prebuffer.generation > g  # type: ignore[misc]
+                                    and pipeline.prebuffer.fragment_count > 0, 20)
+            recoveries.append(time.monotonic() - killed)
+            fragment_s = pipeline.prebuffer.duration_s  # the one fragment it holds
+            assert recoveries[-1] <= 2.0 + fragment_s + 0.5, f"kill {i}: warm again after {recoveries[-1]:.2f} s"
+        assert pipeline.restarts == 30
         children = psutil.Process().children(recursive=True)
-        assert [c.pid for c in children if c.pid in pids] == []  # reaped: no zombies left
+        assert [c.pid for c in children if c.pid in pids[:-1]] == []  # reaped: no zombies left
         assert all(c.status() != psutil.STATUS_ZOMBIE for c in children)
         assert pipeline.status().last_error == "ffmpeg was killed (SIGKILL)"
+        assert recording_reason is CloseReason.NEW_GENERATION
     finally:
         await pipeline.stop()
+    recoveries.sort()
+    print(f"30 SIGKILLs: warm again after p50 {recoveries[15]:.2f} s, max {recoveries[-1]:.2f} s "
+          f"(restart delay 0.8-1.0 s + spawn + one 0.5 s fragment); zombies 0")
     assert _fds() == fds_before
+    states = [e.state for e in events]
+    assert states.count("restarting") == 30 and states.count("running") == 31 and states[-1] == "stopped"
+    assert all(e.restart_in_s is not None and 0.8 <= e.restart_in_s <= 1.0 for e in events
+               if e.state == "restarting")  # every run was healthy: the backoff never grew
+
+
+async def test_a_refusing_camera_is_retried_on_schedule_not_in_a_storm(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 10: a refusing camera started an ffmpeg every 65 ms and logged "restarting in 15.0 s"
+    each time. Now: the default schedule (1 s, 2 s, ...), the log tells the true delay, once."""
+    caplog.set_level(logging.DEBUG, logger="sidecar")
+    password = "Refused-Pa55"
+    url = f"rtsp://admin:{password}@127.0.0.1:{closed_port()}/stream"
+    stamped: list[tuple[float, PipelineEvent]] = []
+    pipeline = MediaPipeline(PipelineConfig(source=parse_source(url), profile="copy", settings=SMALL, name="down"),
+                             on_event=lambda e: stamped.append((time.monotonic(), e)))
+    starts: list[float] = []
+    window_s = 4.0
+    await pipeline.start()
+    t0 = time.monotonic()
+    try:
+        while (left := t0 + window_s - time.monotonic()) > 0:
+            n = pipeline.starts
+            with contextlib.suppress(TimeoutError):
+                await pipeline.wait_for(lambda n=n: pipeline.starts > n, left)  # type: ignore[misc]
+            starts.extend(time.monotonic() for _ in range(pipeline.starts - n))
+    finally:
+        await pipeline.stop()
+    # Delays 1 s then 2 s, jittered down by at most 20 %: starts at 0, 0.8-1, 2.4-3; the next
+    # is at 5.6 s at the earliest.
+    print(f"refusing camera: {len(starts)} ffmpeg starts in {window_s:.0f} s")
+    assert 2 <= len(starts) <= 3
+    restarting = [(t, e) for t, e in stamped if e.state == "restarting"]
+    assert restarting and all(e.error == "connection refused" for _, e in restarting)
+    for (announced, event), started in zip(restarting, starts[1:], strict=False):
+        assert event.restart_in_s is not None
+        gap = started - announced
+        assert event.restart_in_s - 0.05 <= gap <= event.restart_in_s + 0.5, (gap, event)
+    text = caplog.text
+    assert password not in text
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings  # one line per outage, not per attempt
+    first_delay = restarting[0][1].restart_in_s
+    assert warnings[0].startswith(f"down: ffmpeg stopped: connection refused; restarting in {first_delay:.1f} s")
 
 
 async def test_demo_source(tmp_path: Path) -> None:
