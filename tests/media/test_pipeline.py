@@ -295,7 +295,7 @@ async def test_sigkill_30_times_once_mid_recording(short_gop_clip: Path) -> None
         assert [c.pid for c in children if c.pid in pids[:-1]] == []  # reaped: no zombies left
         assert all(c.status() != psutil.STATUS_ZOMBIE for c in children)
         assert pipeline.status().last_error == "ffmpeg was killed (SIGKILL)"
-        assert recording_reason is CloseReason.NEW_GENERATION
+        assert recording_reason is SubscriptionEnd.NEW_GENERATION
     finally:
         await pipeline.stop()
     recoveries.sort()
