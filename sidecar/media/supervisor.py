@@ -142,7 +142,8 @@ class PipelineStatus:
     fragments: int
     bytes_in: int
     ignored_settings: tuple[str, ...]
-    argv: tuple[str, ...]
+    argv: tuple[str, ...]  # passwords masked
+    next_start_in_s: float | None = None  # while backing off: when ffmpeg starts again
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,6 +457,7 @@ class MediaPipeline:
             bytes_in=self._bytes_in,
             ignored_settings=command.ignored if command is not None else (),
             argv=tuple(redact(a) for a in command.argv) if command is not None else (),
+            next_start_in_s=self.next_start_in_s,
         )
 
     # -- internals -----------------------------------------------------------------------------

@@ -474,3 +474,45 @@ async def test_camera_killed_then_restarted_on_the_same_port(rtsp_camera: Camera
         assert pipeline.prebuffer.generation > generation
     finally:
         await pipeline.stop()
+
+
+@pytest.mark.slow
+async def test_camera_down_60_s_then_back(rtsp_camera: CameraFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """The RTSP camera stopped for 60 s and started again on the same port, default schedule:
+    a handful of ffmpeg starts and at most two log lines during the outage (not one per
+    attempt), and media again within 10 s of the camera's return."""
+    caplog.set_level(logging.DEBUG, logger="sidecar.media")
+    cam = await rtsp_camera(gop=30, audio=False)  # 2 s fragments
+    events: list[PipelineEvent] = []
+    pipeline = MediaPipeline(PipelineConfig(source=Source(cam.url, has_audio=False), profile="copy", settings=SMALL,
+                                            name="outage", merge_short_gops=False), on_event=events.append)
+    await pipeline.start()
+    try:
+        await pipeline.wait_for(lambda: pipeline.prebuffer.fragment_count > 0, 30)
+        mark, starts_before, events_before = len(caplog.records), pipeline.starts, len(events)
+        await cam.kill()
+        await asyncio.sleep(60)  # the outage itself: nothing to wait for but time
+        starts_during = pipeline.starts - starts_before
+        during = [r for r in caplog.records[mark:] if r.levelno >= logging.INFO]
+        assert pipeline.prebuffer.fragment_count == 0
+        mark = len(caplog.records)
+        await cam.start()  # same port
+        back = time.monotonic()
+        await pipeline.wait_for(lambda: pipeline.prebuffer.fragment_count > 0, 30)
+        recovery = time.monotonic() - back
+        after = [r for r in caplog.records[mark:] if r.levelno >= logging.INFO]
+    finally:
+        await pipeline.stop()
+    print(f"60 s outage: {starts_during} ffmpeg starts, {len(during)} log lines while down; media again "
+          f"{recovery:.1f} s after the camera was back")
+    for r in during + after:
+        print("   ", r.levelname, r.getMessage())
+    assert recovery <= 10.0
+    # Schedule 1, 2, 4, 8, 16, 32 s (jittered down by <= 20 %): 5-7 attempts in 60 s.
+    assert 4 <= starts_during <= 7
+    assert 1 <= len(during) <= 2  # "ffmpeg stopped: ..." and at most one change of cause
+    assert during[0].getMessage().startswith("outage: ffmpeg stopped: the source ended the stream; restarting in")
+    assert any(r.getMessage().startswith("outage: ffmpeg is running again after") for r in after)
+    states = [e.state for e in events[events_before:]]
+    assert states[-1] == "running" and states.count("running") == 1
+    assert set(states[:-1]) == {"restarting"} and len(states) - 1 == starts_during

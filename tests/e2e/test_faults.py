@@ -1,0 +1,239 @@
+"""Faults against the real sidecar process: a password in the camera URL, the recording ffmpeg
+SIGKILLed mid-recording, SIGTERM mid-recording. Real processes, a simulated hub."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from sidecar.camera.recording_config import (
+    TRIGGER_MOTION,
+    AudioRecordingCodec,
+    H264Level,
+    H264Profile,
+    RecordingSelection,
+    SampleRate,
+    encode_selection,
+)
+from tests.hub.database import iids_by_type
+from tests.hub.hap_setup import DeriveCapture, open_hds
+from tests.interop.conftest import aio_pair
+
+from .test_recording import advertised_codec
+
+PIN = "031-45-154"
+PASSWORD = "Fi3ld-Hardening-Secret"
+pytestmark = pytest.mark.slow
+
+
+class Sidecar:
+    """``python -m sidecar`` with stdout and stderr both kept, line by line."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._new = asyncio.Event()
+        assert proc.stdout is not None and proc.stderr is not None
+        self._readers = [asyncio.ensure_future(self._read(proc.stdout, "out")),
+                         asyncio.ensure_future(self._read(proc.stderr, "err"))]
+
+    async def _read(self, stream: asyncio.StreamReader, tag: str) -> None:
+        while raw := await stream.readline():
+            self.lines.append(raw.decode(errors="replace"))
+            self._new.set()
+
+    async def wait_for_line(self, pattern: str, timeout: float = 30.0, after: int = 0) -> re.Match[str]:
+        regex = re.compile(pattern)
+        async with asyncio.timeout(timeout):
+            seen = after
+            while True:
+                for line in self.lines[seen:]:
+                    if m := regex.search(line):
+                        return m
+                seen = len(self.lines)
+                if self.proc.returncode is not None and all(r.done() for r in self._readers):
+                    raise AssertionError(f"sidecar exited before {pattern!r}:\n" + "".join(self.lines))
+                self._new.clear()
+                await self._new.wait()
+
+    def ffmpeg_children(self) -> list[psutil.Process]:
+        try:
+            return [c for c in psutil.Process(self.proc.pid).children() if c.name() == "ffmpeg"]
+        except psutil.Error:
+            return []
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> tuple[int, float]:
+        sent = time.monotonic()
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = await asyncio.wait_for(self.proc.wait(), timeout)
+        finally:
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()
+            await asyncio.gather(*self._readers)
+        return rc, time.monotonic() - sent
+
+
+@pytest.fixture
+async def start_sidecar(tmp_path: Path) -> AsyncIterator[Any]:
+    started: list[Sidecar] = []
+
+    async def start(*args: str) -> Sidecar:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sidecar", "--bind", "127.0.0.1", "--no-mdns", "--state-dir",
+            str(tmp_path / "state"), "--setup-code", PIN, *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        sidecar = Sidecar(proc)
+        started.append(sidecar)
+        return sidecar
+
+    yield start
+    for sidecar in started:
+        await sidecar.stop(signal.SIGKILL)
+
+
+async def enable_recording(pairing: Any, ids: dict[tuple[str, str], int], selection: bytes | None) -> None:
+    writes = [(1, ids[("204", "B0")], 1)]
+    if selection is not None:
+        writes.insert(0, (1, ids[("204", "209")], base64.b64encode(selection).decode()))
+    assert await pairing.put_characteristics(writes) == {}
+
+
+async def test_the_password_never_reaches_any_output(start_sidecar: Any) -> None:
+    """A camera URL with a password, a closed port, debug logging, recording on, a snapshot
+    asked for: the sidecar's whole output holds the password zero times."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"rtsp://admin:{PASSWORD}@127.0.0.1:{port}/stream1"
+    sidecar = await start_sidecar("--camera", f"Porch={url}", "--log-level", "DEBUG")
+    hap_port = int((await sidecar.wait_for_line(r"HAP port: (\d+)")).group(1))
+    pairing = await aio_pair(hap_port, PIN)
+    try:
+        ids = iids_by_type(await pairing.list_accessories_and_characteristics())
+        await enable_recording(pairing, ids, None)
+        warning = await sidecar.wait_for_line(r"Porch: ffmpeg stopped: (.*); restarting in ([\d.]+) s")
+        assert warning.group(1) == "connection refused"
+        await sidecar.wait_for_line(r"Porch: attempt 3 failed: connection refused", timeout=20)
+        with_image = None
+        try:
+            with_image = await asyncio.wait_for(pairing.image(1, 640, 360), 20)
+        except Exception as exc:  # the camera is down: an error is the right answer
+            with_image = exc
+        assert not isinstance(with_image, bytes) or not with_image
+    finally:
+        await pairing.shutdown()
+    rc, _ = await sidecar.stop()
+    output = "".join(sidecar.lines)
+    assert rc == 0
+    assert output.count(PASSWORD) == 0
+    assert "admin:***@127.0.0.1" in output  # the URL is printed, masked (positive control)
+    starts = len(re.findall(r"Porch: starting ffmpeg", output))
+    warnings = len(re.findall(r" WARNING sidecar\.media\.supervisor: Porch:", output))
+    print(f"password URL: {len(sidecar.lines)} lines of output, 0 passwords; {starts} ffmpeg starts, "
+          f"{warnings} pipeline warning(s)")
+    assert warnings == 1  # one line per outage
+    assert 3 <= starts <= 5  # starts at 0, ~1, ~3 s (and ~7 s): a schedule, not a storm
+
+
+@pytest.fixture(scope="module")
+def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 12 s H.264 640x360@15 + AAC clip with 4 s keyframes: looped, it is a copy-mode camera."""
+    import subprocess
+
+    path = tmp_path_factory.mktemp("faults") / "camera.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=15", "-f", "lavfi",
+         "-i", "sine=frequency=440:sample_rate=32000", "-t", "12", "-map", "0:v", "-map", "1:a",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-bf", "0",
+         "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "32000", "-ac", "1", str(path)],
+        check=True, timeout=60,
+    )
+    return path
+
+
+async def test_ffmpeg_sigkilled_mid_recording_then_sigterm_mid_recording(
+        start_sidecar: Any, camera_clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    capture = DeriveCapture.install(monkeypatch)
+    sidecar = await start_sidecar("--camera", f"Porch=loop:{camera_clip}")
+    hap_port = int((await sidecar.wait_for_line(r"HAP port: (\d+)")).group(1))
+    await sidecar.wait_for_line(r"Porch: source is 640x360", timeout=30)
+    pairing = await aio_pair(hap_port, PIN)
+    seen_ffmpeg: set[int] = set()
+    try:
+        ids = iids_by_type(await pairing.list_accessories_and_characteristics())
+        values = await pairing.get_characteristics([(1, ids[("204", "206")])])
+        profiles, levels = advertised_codec(base64.b64decode(values[(1, ids[("204", "206")])]["value"]))
+        selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile(profiles[0]), H264Level(levels[0]),
+                                       2000, 4000, 640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0,
+                                       SampleRate.KHZ_32, 64)
+        await enable_recording(pairing, ids, encode_selection(selection))
+        ready = await sidecar.wait_for_line(r"Porch: prebuffer ready \(generation (\d+)", timeout=45)
+        generation = int(ready.group(1))
+
+        client = await open_hds(pairing, ids[("129", "131")], capture)
+        try:
+            await client.hello()
+            opened = await client.open(1)
+            assert (opened.header.status, opened.body) == (0, {"status": 0})
+            frags, closed = await client.collect(1, fragments=2, within=30)
+            assert closed is None and frags[0].data_type == "mediaInitialization"
+
+            # 1. The recording ffmpeg SIGKILLed while the hub records.
+            (ffmpeg,) = [p for p in sidecar.ffmpeg_children() if "frag_keyframe" in " ".join(p.cmdline())]
+            seen_ffmpeg.add(ffmpeg.pid)
+            mark = len(sidecar.lines)
+            killed = time.monotonic()
+            ffmpeg.send_signal(signal.SIGKILL)
+            _, closed = await client.collect(1, within=15)
+            assert closed is not None, "the recording in flight was not closed"
+            body: Any = closed.body
+            assert body["streamId"] == 1 and isinstance(body.get("reason"), int)
+            print(f"ffmpeg SIGKILLed mid-recording: the hub got dataSend close reason {body['reason']} "
+                  f"after {time.monotonic() - killed:.2f} s")
+            # Warm again = the prebuffer holds a fragment of the new run (the pipeline logs it).
+            await sidecar.wait_for_line(r"Porch: ffmpeg is running again after", timeout=20, after=mark)
+            warm = time.monotonic() - killed
+            print(f"prebuffer warm again {warm:.2f} s after the kill (restart delay + one 4 s fragment)")
+            assert warm <= 2.0 + 4.0 + 1.0  # restart within 2 s, then one 4 s fragment (+ slack for load)
+            again = await sidecar.wait_for_line(r"Porch: prebuffer ready \(generation (\d+)", timeout=20, after=mark)
+            assert int(again.group(1)) > generation
+            assert ffmpeg.pid not in [p.pid for p in sidecar.ffmpeg_children()]  # reaped, no zombie
+
+            # 2. SIGTERM while the hub records.
+            opened = await client.open(2)
+            assert (opened.header.status, opened.body) == (0, {"status": 0})
+            frags, closed = await client.collect(2, fragments=2, within=30)
+            assert closed is None
+            seen_ffmpeg.update(p.pid for p in sidecar.ffmpeg_children())
+            sigterm = asyncio.ensure_future(sidecar.stop(signal.SIGTERM))
+            _, closed = await client.collect(2, within=10)
+            assert closed is not None, "no close with a reason before the connection went"
+            body = closed.body
+            assert body["streamId"] == 2 and isinstance(body.get("reason"), int)
+            rc, took = await sigterm
+        finally:
+            await client.aclose()
+    finally:
+        await pairing.shutdown()
+    print(f"SIGTERM mid-recording: close reason {body['reason']} to the hub, exit {rc} after {took:.2f} s")
+    assert rc == 0 and took <= 5.0
+    left = [pid for pid in seen_ffmpeg if psutil.pid_exists(pid)
+            and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert left == [], f"ffmpeg left after exit: {left}"
