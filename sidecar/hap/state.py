@@ -180,7 +180,7 @@ class AccessoryState:
             )
         except StateError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise DamagedStateError(f"state file is damaged: {type(exc).__name__}") from None
         if len(state.signing_seed) != 32 or not is_valid_setup_code(state.setup_code):
             raise DamagedStateError("state file holds an invalid key or setup code")

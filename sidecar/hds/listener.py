@@ -256,6 +256,8 @@ class _HDSProtocol(asyncio.Protocol):
             self._handed += len(frame)
             transport.write(memoryview(frame))  # a partial send then slices without copying
         if frames:
+            if self._progress_timer is None:  # nothing was outstanding: the hub is behind on nothing
+                self._progress_at = self.server.clock()
             self._watch_progress()
 
     def pump(self) -> None:

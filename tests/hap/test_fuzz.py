@@ -3,9 +3,11 @@ connection; no exception escapes the core and the server keeps serving other con
 
 from __future__ import annotations
 
+import contextlib
 import json
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sidecar import tlv8
@@ -14,7 +16,7 @@ from sidecar.hap.pair_verify import PairVerify
 from sidecar.hap.pairing_tlv import T
 from sidecar.hap.pairings import handle_pairings
 from sidecar.hap.secure_channel import SecureChannel, SecureChannelError
-from sidecar.hap.state import AccessoryState
+from sidecar.hap.state import AccessoryState, Pairing, StateError
 
 from .memory import PIN, Harness, Peer, make_harness
 
@@ -156,3 +158,44 @@ def _shared_harness() -> tuple[Harness, dict[str, object]]:
         _, data = h.paired_peer()
         _HARNESS.append((h, data))
     return _HARNESS[0]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=600), st.text(max_size=300).map(str.encode),
+                 st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                              lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                                         max_size=6),
+                              max_leaves=20).map(lambda v: json.dumps(v).encode())))
+def test_state_file_loader_raises_only_state_error(tmp_path_factory: pytest.TempPathFactory, raw: bytes) -> None:
+    """Whatever a damaged disk or a user's editor leaves in a state file, loading it raises
+    StateError (the camera is skipped with a message), never another exception."""
+    path = tmp_path_factory.mktemp("state") / "cam.json"
+    path.write_bytes(raw)
+    with contextlib.suppress(StateError):
+        AccessoryState.load(path)
+
+
+_JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.just(float("inf"))
+                        | st.text(max_size=40),
+                        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                   max_size=3), max_leaves=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(sorted(AccessoryState.create().to_json())), _JSONISH, st.booleans())
+@example("failed_attempts", float("inf"), False)  # int(inf) is an OverflowError, not a ValueError
+@example("iids", {"a": [1]}, False)
+def test_state_with_one_field_damaged_raises_only_state_error(key: str, value: object, drop: bool) -> None:
+    """A valid state with one field replaced by any JSON value (or missing)."""
+    state = AccessoryState.create()
+    state.pairings[b"ctrl"] = Pairing(b"ctrl", bytes(32), True)
+    data = state.to_json()
+    if drop:
+        del data[key]
+    else:
+        data[key] = value
+    try:
+        loaded = AccessoryState.from_json(json.loads(json.dumps(data)))
+    except StateError:
+        return
+    assert len(loaded.signing_seed) == 32
