@@ -45,13 +45,16 @@ def wire_events(event: CameraEvent) -> list[Wire]:
 
 
 def _pipeline(event: PipelineChanged) -> list[Wire]:
+    """camera/events.py's states: running, restarting, failed (the cause needs the user; the
+    retries go on), stopped. ``backoff`` is media's own name for restarting."""
     cam = event.camera
     if event.state == "running":
         return [("camera", {"camera": cam, "state": "streaming"})]
     if event.state == "stopped":
         return [("camera", {"camera": cam, "state": "idle"})]
-    out: list[Wire] = [("ffmpeg", {"camera": cam, "exitCode": event.exit_code,
-                                   "restartIn": event.restart_in_s if event.state == "restarting" else None})]
+    if event.state not in ("restarting", "backoff", "failed"):
+        return []
+    out: list[Wire] = [("ffmpeg", {"camera": cam, "exitCode": event.exit_code, "restartIn": event.restart_in_s})]
     if event.state == "failed":
         state: dict[str, Any] = {"camera": cam, "state": "error"}
         if event.error:

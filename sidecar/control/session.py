@@ -59,6 +59,8 @@ class ControlSession:
         self.stopping = asyncio.Event()
         self._unsubscribe: list[Callable[[], None]] = []
         self.shutdown_seq: Seq | None = None  # ``bye`` answers the shutdown command
+        self._paired: dict[str, bool] = {}  # what the last status said, per camera
+        self._unpairing: str | None = None  # the camera an ``unpair`` is removing pairings of
 
     # -- output -------------------------------------------------------------------------------------
     def emit(self, event: str, data: dict[str, Any] | None = None, seq: Seq | None = None) -> None:
@@ -131,7 +133,7 @@ class ControlSession:
             self.emit("camera", {"camera": name, "state": "error", "error": why})
         for camera in app.cameras:
             self.emit("camera", {"camera": camera.name, "state": "ready"})
-            self.emit("status", self._status(camera))
+            self._send_status(camera)
         self.emit("ok", {"command": "start", "cameras": [c.name for c in app.cameras]}, cmd.seq)
 
     async def _cmd_motion(self, cmd: Command) -> None:
@@ -149,16 +151,20 @@ class ControlSession:
 
     async def _cmd_unpair(self, cmd: Command) -> None:
         camera = self._camera(cmd)
-        removed = camera.unpair()
+        self._unpairing = camera.name
+        try:
+            removed = camera.unpair()
+        finally:
+            self._unpairing = None
         if removed:
             log.info("%s: unpaired by the parent process", camera.name)
-        self.emit("status", self._status(camera), cmd.seq)
+        self._send_status(camera, cmd.seq)
         self.emit("ok", {"command": "unpair", "camera": camera.name, "removed": removed}, cmd.seq)
 
     async def _cmd_status(self, cmd: Command) -> None:
         cameras = [self._camera(cmd)] if cmd.camera is not None else self._cameras()
         for camera in cameras:
-            self.emit("status", self._status(camera), cmd.seq)
+            self._send_status(camera, cmd.seq)
         self.emit("ok", {"command": "status"}, cmd.seq)
 
     async def _cmd_ping(self, cmd: Command) -> None:
@@ -190,14 +196,22 @@ class ControlSession:
         return {"camera": camera.name, "paired": paired, "setupUri": None if paired else server.setup_uri,
                 "setupCode": None if paired else server.setup_code, "port": server.port}
 
+    def _send_status(self, camera: Camera, seq: Seq | None = None) -> None:
+        data = self._status(camera)
+        self._paired[camera.name] = data["paired"]
+        self.emit("status", data, seq)
+
     def _attach(self, camera: Camera) -> None:
         self.emit("camera", {"camera": camera.name, "state": "starting"})
 
         def observe(event: CameraEvent) -> None:
             for name, data in wire_events(event):
                 self.emit(name, data)
-            if isinstance(event, PairingChanged):
-                self.emit("status", self._status(camera))
+            # A status when the camera became paired or unpaired (not for a second controller);
+            # during ``unpair`` the command's own reply carries it.
+            if (isinstance(event, PairingChanged) and self._unpairing != camera.name
+                    and self._paired.get(camera.name) != event.paired):
+                self._send_status(camera)
 
         self._unsubscribe.append(camera.events.subscribe(observe))
 

@@ -40,12 +40,15 @@ async def test_camera_events_reach_the_parent(tmp_path: Path) -> None:
             RecordingEnded(camera="Yard", stream_id=3, reason="NORMAL", reason_code=0, closed_by="hub",
                            bytes_sent=123456),
             PipelineChanged(camera="Yard", state="running"),
-            PipelineChanged(camera="Yard", state="restarting", exit_code=1, restart_in_s=4.0),
-            PipelineChanged(camera="Yard", state="failed", exit_code=1, error="rtsp://u:***@cam: 401"),
+            PipelineChanged(camera="Yard", state="restarting", exit_code=1, restart_in_s=4.0,
+                            error="connection refused"),
+            PipelineChanged(camera="Yard", state="failed", exit_code=1, restart_in_s=8.0,
+                            error="rtsp://u:***@cam: 401 Unauthorized"),
+            PipelineChanged(camera="Yard", state="stopping"),  # not a state a parent needs
             PipelineChanged(camera="Yard", state="stopped"),
             DoorbellPressed(camera="Yard", source="mqtt"),
             LiveSessionsChanged(camera="Yard", sessions=1),  # nothing for a parent
-            PairingChanged(camera="Yard", paired=False, added=False),
+            PairingChanged(camera="Yard", paired=False, added=False),  # the last status said unpaired
         ):
             yard.events.emit(event)
         assert [(e["id"], e["data"]) for e in lines[start:]] == [
@@ -53,13 +56,15 @@ async def test_camera_events_reach_the_parent(tmp_path: Path) -> None:
             ("recording", {"camera": "Yard", "streamId": 3, "state": "end", "reason": "NORMAL", "bytes": 123456}),
             ("camera", {"camera": "Yard", "state": "streaming"}),
             ("ffmpeg", {"camera": "Yard", "exitCode": 1, "restartIn": 4.0}),
-            ("ffmpeg", {"camera": "Yard", "exitCode": 1, "restartIn": None}),
-            ("camera", {"camera": "Yard", "state": "error", "error": "rtsp://u:***@cam: 401"}),
+            ("ffmpeg", {"camera": "Yard", "exitCode": 1, "restartIn": 8.0}),
+            ("camera", {"camera": "Yard", "state": "error", "error": "rtsp://u:***@cam: 401 Unauthorized"}),
             ("camera", {"camera": "Yard", "state": "idle"}),
             ("doorbell", {"camera": "Yard", "source": "mqtt"}),
-            ("status", {"camera": "Yard", "paired": False, "setupUri": yard.server.setup_uri,
-                        "setupCode": "031-45-154", "port": yard.server.port}),
         ]
+        # a change of paired state is followed by a status (its content is the server's own state)
+        yard.events.emit(PairingChanged(camera="Yard", paired=True, added=True))
+        assert [e["id"] for e in lines[start + 8:]] == ["status"]
+        assert lines[-1]["data"]["setupUri"] == yard.server.setup_uri
         await session.handle(BadLine("not JSON", seq=None))
         assert lines[-1] == {"id": "error", "data": {"message": "not JSON"}}
     finally:

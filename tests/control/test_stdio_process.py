@@ -88,12 +88,17 @@ async def test_parent_configures_pairs_raises_motion_and_closes_stdin(stdio_chil
 
     # A hub pairs with Front; then the user removes the camera elsewhere: unpair makes it
     # pairable again with the same code, and the old controller is forgotten.
+    mark = child.mark()
     await pair_off_loop(front_port, "031-45-154")
+    paired = await child.wait_for(lambda e: e["id"] == "status" and e["data"]["paired"], after=mark)
+    assert paired["data"] == {"camera": "Front", "paired": True, "setupUri": None, "setupCode": None,
+                              "port": front_port}
     mark = child.mark()
     child.send({"id": "unpair", "data": {"camera": "Front"}, "seq": 5})
     assert (await child.reply(5))["data"] == {"command": "unpair", "camera": "Front", "removed": True}
-    after = [e["data"] for e in child.events[mark:] if e["id"] == "status"]
-    assert len(after) == 1 and after[0]["paired"] is False and after[0]["setupCode"] == "031-45-154"
+    after = [e for e in child.events[mark:] if e["id"] == "status"]
+    assert len(after) == 1 and after[0]["seq"] == 5
+    assert after[0]["data"]["paired"] is False and after[0]["data"]["setupCode"] == "031-45-154"
 
     # A hub pairs with Front, turns recording on (ffmpeg starts) and subscribes to motion.
     pairing = second_session(await pair_off_loop(front_port, "031-45-154"))
