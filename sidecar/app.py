@@ -113,19 +113,34 @@ def _prepare_state_dir(path: Path) -> None:
         raise ConfigError(f"state_dir {path}: {what}: {exc.strerror or exc}") from None
 
 
+def _host_addresses() -> set[str]:
+    return {str(ip.ip if isinstance(ip.ip, str) else ip.ip[0]) for a in ifaddr.get_adapters() for ip in a.ips}
+
+
+def _check_address(setting: str, address: str, have: set[str]) -> None:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise ConfigError(f"{setting}: {address!r} is not an IP address") from None
+    if address not in have:
+        raise ConfigError(f"{setting}: no interface has the address {address} "
+                          f"(this host has {', '.join(sorted(have))})")
+
+
 def _check_interfaces(interfaces: list[str] | None) -> None:
     """Every ``mdns_interfaces`` entry must be an address one of this host's interfaces has."""
     if not interfaces:
         return
-    have = {str(ip.ip if isinstance(ip.ip, str) else ip.ip[0]) for a in ifaddr.get_adapters() for ip in a.ips}
+    have = _host_addresses()
     for address in interfaces:
-        try:
-            ipaddress.ip_address(address)
-        except ValueError:
-            raise ConfigError(f"mdns_interfaces: {address!r} is not an IP address") from None
-        if address not in have:
-            raise ConfigError(f"mdns_interfaces: no interface has the address {address} "
-                              f"(this host has {', '.join(sorted(have))})")
+        _check_address("mdns_interfaces", address, have)
+
+
+def _check_bind(bind: str) -> None:
+    """``bind`` is every interface, or an address one of them has (else no camera could listen)."""
+    if bind in ("0.0.0.0", "::", ""):  # noqa: S104 - the wildcard is a valid choice
+        return
+    _check_address("bind", bind, _host_addresses())
 
 
 def _camera_fault(exc: StateError | OSError, index: int, cam: CameraConfig, cfg: Config, port: int) -> str:
@@ -165,6 +180,7 @@ class App:
         (one line naming it); a fault of one camera is logged and only that camera is skipped."""
         cfg = self.config
         _prepare_state_dir(cfg.state_dir)
+        _check_bind(cfg.bind)
         profiles = load_profiles(profile_dirs([cfg.ffmpeg_profiles_dir] if cfg.ffmpeg_profiles_dir else []))
         addresses: list[str] = []
         if cfg.archive_dir is not None and any(cfg.archives(c) for c in cfg.cameras):

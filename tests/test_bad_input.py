@@ -109,6 +109,15 @@ async def test_mdns_interface_no_interface_has(tmp_path: Path) -> None:
     expect_refusal(out, r"mdns_interfaces: 'eth0' is not an IP address")
 
 
+async def test_bind_address_no_interface_has(tmp_path: Path) -> None:
+    local = {ip.ip for a in ifaddr.get_adapters() for ip in a.ips if isinstance(ip.ip, str)}
+    address = next(a for a in ("203.0.113.78", "198.51.100.78", "192.0.2.78") if a not in local)
+    out = await run("--bind", address, "--no-mdns", "--state-dir", str(tmp_path), "--demo")
+    expect_refusal(out, rf"bind: no interface has the address {re.escape(address)}")
+    out = await run("--bind", "camera.local", "--no-mdns", "--state-dir", str(tmp_path), "--demo")
+    expect_refusal(out, r"bind: 'camera.local' is not an IP address")
+
+
 async def test_duplicate_camera_names_name_both(tmp_path: Path) -> None:
     out = await run(*BASE, "--state-dir", str(tmp_path), "--camera", "Front Door=demo", "--camera",
                     "front-door=demo")

@@ -420,3 +420,29 @@ async def test_port_floor_is_enforced_even_when_the_os_picks_lower(camera: Camer
     finally:
         await server.aclose()
     assert server.port is None
+
+
+async def test_400_idle_sockets_cannot_keep_a_hub_out(camera: Camera) -> None:
+    server = HDSServer(Gate(), camera.on_stream, host=HOST)
+    await server.start()
+    assert server.port is not None
+    loop = asyncio.get_running_loop()
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(400):
+            sock = socket.socket()
+            sock.setblocking(False)
+            idle.append(sock)
+            await loop.sock_connect(sock, (HOST, server.port))
+        await eventually(lambda: len(server.connections) == server.max_connections)
+        hub = await connect(server)  # a hub with real keys still gets in
+        try:
+            assert (await hub.hello()).header.status == 0
+            assert (await hub.open(1)).body == {"status": 0}
+        finally:
+            await hub.aclose()
+        assert len(server.connections) <= server.max_connections
+    finally:
+        for sock in idle:
+            sock.close()
+        await server.aclose()
