@@ -106,6 +106,9 @@ async def test_parent_configures_pairs_raises_motion_and_closes_stdin(stdio_chil
         ids = iids_by_type(await pairing.list_accessories_and_characteristics())
         assert await pairing.put_characteristics([(1, ids[("21A", "21B")], 1), (1, ids[("204", "B0")], 1)]) == {}
         await child.wait_log("prebuffer starting")
+        # ffmpeg delivers media: the camera's pipeline event reaches the parent
+        streaming = await child.wait_for(lambda e: e["id"] == "camera" and e["data"]["state"] == "streaming")
+        assert streaming["data"] == {"camera": "Front", "state": "streaming"}
         motion_iid = ids[("85", "22")]
         seen: list[bool] = []
         got = asyncio.Event()
