@@ -13,7 +13,7 @@ from typing import Any
 from . import __version__
 from .app import App
 from .config import LOG_LEVELS, Config, ConfigError, build_config, check_profiles, load_config, parse_camera_flag
-from .control import configure_logging, run_stdio_json
+from .control import JsonFormatter, configure_logging, run_stdio_json
 from .redact import redact
 
 __all__ = ["main", "parse_args"]
@@ -120,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"hksv-sidecar: {redact(str(exc))}", file=sys.stderr)
         return 2
-    configure_logging(config.log_level, args.log_format)
+    formatter = configure_logging(config.log_level, args.log_format)
+    if isinstance(formatter, JsonFormatter):  # JSON lines name the camera they are about
+        formatter.cameras = tuple(c.name for c in config.cameras)
     try:
         asyncio.run(App(config).run())
     except ConfigError as exc:  # a setting that only fails once used (a port in use, a state dir)

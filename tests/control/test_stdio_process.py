@@ -211,3 +211,26 @@ def test_config_messages_are_the_clis(tmp_path: Any) -> None:
     assert [e["id"] for e in events] == ["ready", "error", "bye"]
     assert events[1]["data"]["message"] == f"config: {cli_message}"
     assert "cameras.0.prebuffer_ms" in cli_message
+
+
+async def test_cli_json_logs_name_the_camera(tmp_path: Any) -> None:
+    """``--log-format json`` without --stdio-json: one JSON object per stderr line, camera named."""
+    proc = await asyncio.create_subprocess_exec(
+        *SIDECAR, "--demo", "--bind", "127.0.0.1", "--no-mdns", "--state-dir", str(tmp_path), "--log-format", "json",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stderr is not None
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                line = await proc.stderr.readline()
+                assert line, "the sidecar ended early"
+                if line.startswith(b"{"):
+                    entry = json.loads(line)
+                    if "HAP server on" in entry["message"]:
+                        break
+        assert entry["camera"] == "Demo Camera" and entry["level"] == "info"
+        assert entry["message"].startswith("HAP server on 127.0.0.1:") and entry["logger"] == "sidecar.hap.server"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await proc.communicate()
+    assert proc.returncode == 0
