@@ -334,6 +334,7 @@ class ServerCore:
         self._event_conns: set[Connection] = set()  # connections holding coalesced events
         self._housekeeping_at: float | None = None
         self._next_id = 1
+        self.evictions = 0  # unverified connections closed to make room (for logs and status)
         changed = self.accessory.assign_iids(self.state.iids)
         shape = self.accessory.shape_hash()
         if shape != self.state.db_hash:
@@ -364,8 +365,11 @@ class ServerCore:
             victim = self._eviction_candidate()
             if victim is None:
                 return None
-            log.info("connection limit reached: closing unverified connection %d (from %s) for a new one",
-                     victim.id, victim.peer)
+            self.evictions += 1
+            # A flood evicts on every connect: log the first and then every 100th, not each one.
+            level = logging.WARNING if self.evictions % 100 == 1 else logging.DEBUG
+            log.log(level, "connection limit reached: closing unverified connection %d (from %s) for a new one "
+                    "(%d so far)", victim.id, victim.peer, self.evictions)
             victim.evicted = True
             victim._abort()
             victim.connection_lost()  # frees its slot now; the adapter's later call is a no-op

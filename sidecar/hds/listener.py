@@ -69,6 +69,9 @@ DEFAULT_MAX_CONNECTIONS: Final = 16
 PROGRESS_CHECK_S: Final = 0.5
 """How often a connection with unacknowledged data looks for progress."""
 
+_MAX_EPHEMERAL_PORT: Final = 60999
+_BIND_ATTEMPTS: Final = 32
+
 
 def _unacked_in_kernel(sock: socket.socket | None) -> int:
     """Bytes the kernel holds for this socket that the peer has not acknowledged (0 if unknown)."""
@@ -80,8 +83,6 @@ def _unacked_in_kernel(sock: socket.socket | None) -> int:
         return 0
     value: int = struct.unpack("i", raw)[0]
     return max(0, value)
-_MAX_EPHEMERAL_PORT: Final = 60999
-_BIND_ATTEMPTS: Final = 32
 
 
 class RecordingStream:
@@ -194,8 +195,10 @@ class _HDSProtocol(asyncio.Protocol):
                 self.conn.close("too many connections")
                 transport.abort()
                 return
-            _log.info("HDS: connection limit reached; closing an unidentified connection from %s for a new one",
-                      victim.peer_host)
+            self.server.evictions += 1
+            level = logging.WARNING if self.server.evictions % 100 == 1 else logging.DEBUG  # a flood: not each one
+            _log.log(level, "HDS: connection limit reached; closing an unidentified connection from %s for a new "
+                     "one (%d so far)", victim.peer_host, self.server.evictions)
             victim.evict()
         sock = transport.get_extra_info("socket")
         if sock is not None:
@@ -437,6 +440,7 @@ class HDSServer:
         self.host = host
         self.max_connections = max_connections
         self.send_buffer = send_buffer
+        self.evictions = 0
         self.on_stream = on_stream
         self.clock: Callable[[], float] = clock or (lambda: asyncio.get_running_loop().time())
         self.hello_timeout = hello_timeout

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import time
 
@@ -40,7 +41,8 @@ async def _open_idle(port: int, count: int, source: str) -> list[socket.socket]:
     return socks
 
 
-async def test_400_idle_sockets_do_not_lock_out_a_paired_hub(hap_server: Running) -> None:
+async def test_400_idle_sockets_do_not_lock_out_a_paired_hub(hap_server: Running,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
     server = hap_server.server
     pairing = await aio_pair(hap_server.port)
     keeper = second_session(pairing.pairing_data)  # a verified session held through the flood
@@ -53,8 +55,13 @@ async def test_400_idle_sockets_do_not_lock_out_a_paired_hub(hap_server: Running
         socks = await _open_idle(hap_server.port, 400, "127.0.0.1")
         await asyncio.sleep(0.2)  # let the server accept the last of them
         held = len(server.core.connections)
-        print(f"\n400 idle sockets: the server holds {held} connections (limit 64)")
+        warnings = [r for r in caplog.records if "connection limit reached" in r.getMessage()
+                    and r.levelno >= logging.WARNING]
+        print(f"\n400 idle sockets: the server holds {held} connections (limit 64); "
+              f"{server.core.evictions} evicted, {len(warnings)} warnings logged")
         assert held <= 64
+        assert server.core.evictions >= 400 - 64
+        assert len(warnings) <= server.core.evictions // 100 + 1  # a flood does not flood the log
         started = time.monotonic()
         hub = second_session(pairing.pairing_data)
         try:
