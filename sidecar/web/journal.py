@@ -172,6 +172,7 @@ class _CameraJournal:
         self.motion: JournalEntry | None = None  # the latest motion entry (open or recently cleared)
         self.open: dict[int, RecordingRecord] = {}
         self.restart_due: float | None = None  # wall clock of ffmpeg's next start while it backs off
+        self.pipeline_failed = False  # the last stop needs the user (a wrong password, a missing file)
 
 
 class EventJournal:
@@ -206,6 +207,7 @@ class EventJournal:
             record.ended = event
         elif isinstance(event, PipelineChanged):
             cam.restart_due = event.at + event.restart_in_s if event.restart_in_s is not None else None
+            cam.pipeline_failed = event.state == "failed"
             text = f"ffmpeg {event.state}"
             if event.error:
                 text += f": {event.error}"
@@ -257,6 +259,11 @@ class EventJournal:
         if cam is None or cam.restart_due is None:
             return None
         return max(0.0, cam.restart_due - now)
+
+    def pipeline_failed(self, camera: str) -> bool:
+        """Whether ffmpeg's last stop has a cause only the user can fix (it still retries)."""
+        cam = self._cameras.get(camera)
+        return cam is not None and cam.pipeline_failed
 
     def last_motion(self, camera: str) -> JournalEntry | None:
         cam = self._cameras.get(camera)

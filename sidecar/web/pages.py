@@ -74,7 +74,7 @@ def qr_svg(uri: str) -> str:
     return str(segno.make(uri, micro=False).svg_inline(scale=6, border=2))
 
 
-def _media(s: CameraSnapshot, restart_in: float | None) -> str:
+def _media(s: CameraSnapshot, restart_in: float | None, failed: bool = False) -> str:
     m = s.media
     if not m.wanted and m.state == "stopped":
         state = '<span class="small">stopped (recording is off in the Home app: no ffmpeg needed)</span>'
@@ -82,7 +82,8 @@ def _media(s: CameraSnapshot, restart_in: float | None) -> str:
         state = '<span class="ok">running</span>'
     elif m.state == "backoff":
         when = f" in {restart_in:.0f} s" if restart_in is not None else ""
-        state = f'<span class="bad">restarting{when}</span>: {escape(m.last_error or "ffmpeg stopped")}'
+        what = f"failed (retrying{when})" if failed else f"restarting{when}"
+        state = f'<span class="bad">{what}</span>: {escape(m.last_error or "ffmpeg stopped")}'
     elif m.state == "starting":
         state = '<span class="warn">starting</span>'
     else:
@@ -128,18 +129,19 @@ def _last(entry: JournalEntry | None, rec: RecordingRecord | None) -> str:
     return f"<dt>last motion</dt><dd>{motion}</dd><dt>last recording</dt><dd>{recording}</dd>"
 
 
-Card = tuple[CameraSnapshot, JournalEntry | None, RecordingRecord | None, float | None]
+Card = tuple[CameraSnapshot, JournalEntry | None, RecordingRecord | None, float | None, bool]
 
 
 def overview_page(cards: Sequence[Card]) -> str:
-    """``cards``: snapshot, last motion, last recording, seconds until ffmpeg restarts."""
+    """``cards``: snapshot, last motion, last recording, seconds until ffmpeg restarts, whether
+    ffmpeg failed for a cause the user must fix."""
     parts = []
-    for s, last_motion, last_rec, restart_in in cards:
+    for s, last_motion, last_rec, restart_in, failed in cards:
         href = f"/camera/{quote(s.slug)}"
         parts.append(
             f'<section class="card" id="camera-{escape(s.slug)}"><h2><a href="{href}">{escape(s.name)}</a></h2>'
-            f"<dl><dt>source</dt><dd>{escape(s.source)}</dd>{_media(s, restart_in)}{_homekit(s)}"
-            f"{_last(last_motion, last_rec)}</dl>{_pairing_block(s)}</section>")
+            f"<dl><dt>source</dt><dd>{escape(s.source)}</dd>{_media(s, restart_in, failed)}"
+            f"{_homekit(s)}{_last(last_motion, last_rec)}</dl>{_pairing_block(s)}</section>")
     if not parts:
         parts.append('<p>No camera is running.</p>')
     return _page("cameras", "".join(parts), refresh_s=30)
@@ -203,14 +205,14 @@ class ClipInfo(Protocol):
 
 def camera_page(s: CameraSnapshot, entries: Sequence[JournalEntry], clips: Sequence[ClipInfo], *,
                 tokens: dict[str, str], password: bool, notice: str | None, now: float,
-                restart_in: float | None = None) -> str:
+                restart_in: float | None = None, failed: bool = False) -> str:
     notice_html = f'<div class="card ok" id="notice">{escape(notice)}</div>' if notice else ""
     actions = (_action(s.slug, "motion", "Raise a test motion", tokens["motion"], password)
                + _action(s.slug, "restart", "Restart ffmpeg", tokens["restart"], password)
                + _action(s.slug, "reset", "Remove all pairings…", tokens["reset"], password))
     card = (f'<section class="card"><h2>{escape(s.name)}</h2><dl><dt>source</dt><dd>{escape(s.source)}</dd>'
-            f"<dt>HAP port</dt><dd>{s.hap_port}</dd>{_media(s, restart_in)}{_homekit(s)}</dl>{_pairing_block(s)}"
-            f"<div>{actions}</div></section>")
+            f"<dt>HAP port</dt><dd>{s.hap_port}</dd>{_media(s, restart_in, failed)}{_homekit(s)}</dl>"
+            f"{_pairing_block(s)}<div>{actions}</div></section>")
     items = "".join(_entry(e, now) for e in entries) or "<li>No events yet.</li>"
     events = (f'<section><h2>Events <span class="small">(newest first, last {MAX_ENTRIES})</span></h2>'
               f'<ol class="events" id="events">{items}</ol></section>')

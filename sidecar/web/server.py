@@ -215,7 +215,8 @@ class WebServer:
     async def _overview(self, request: web.Request) -> web.Response:
         now = time.time()
         cards = [(s, self.journal.last_motion(s.name), self.journal.last_recording(s.name),
-                  self.journal.restart_in(s.name, now)) for s in self._snapshots()]
+                  self.journal.restart_in(s.name, now), self.journal.pipeline_failed(s.name))
+                 for s in self._snapshots()]
         return web.Response(text=pages.overview_page(cards), content_type="text/html")
 
     async def _camera(self, request: web.Request) -> web.Response:
@@ -229,7 +230,8 @@ class WebServer:
         clips = self._archive.clips(snap.slug) if self._archive is not None else []
         html = pages.camera_page(snap, self.journal.entries(snap.name), clips, tokens=self._tokens(snap.slug),
                                  password=self._password is not None, notice=notice, now=time.time(),
-                                 restart_in=self.journal.restart_in(snap.name, time.time()))
+                                 restart_in=self.journal.restart_in(snap.name, time.time()),
+                                 failed=self.journal.pipeline_failed(snap.name))
         return web.Response(text=html, content_type="text/html")
 
     async def _qr(self, request: web.Request) -> web.Response:
@@ -315,6 +317,7 @@ class WebServer:
             data["last_motion"] = None if motion is None else {"at": motion.at, "source": motion.source}
             data["last_recording"] = None if rec is None else rec.to_json()
             data["media"]["restart_in_s"] = self.journal.restart_in(snap.name, time.time())
+            data["media"]["failed"] = self.journal.pipeline_failed(snap.name)
             out.append(data)
         return web.json_response({"cameras": out}, dumps=_dumps)
 

@@ -96,8 +96,11 @@ def test_notes_and_bounds() -> None:
     assert texts == ["wrong setup code entered (3 failed attempt(s))",
                      "controller ABCDEF12… paired (admin)",
                      "ffmpeg backoff: connection refused (restarting in 4 s)"]
+    assert not j.pipeline_failed(CAM)
+    j.observe(PipelineChanged(camera=CAM, at=T0 + 4, state="failed", error="401 unauthorized", restart_in_s=60))
+    assert j.pipeline_failed(CAM) and j.restart_in(CAM, T0 + 5) == 59.0
     j.observe(PipelineChanged(camera=CAM, at=T0 + 5, state="running"))
-    assert j.restart_in(CAM, T0 + 6) is None
+    assert j.restart_in(CAM, T0 + 6) is None and not j.pipeline_failed(CAM)
     for i in range(2 * MAX_ENTRIES + 50):
         j.observe(motion(T0 + i * 2, active=i % 2 == 0))
     assert len(j.entries(CAM)) == MAX_ENTRIES

@@ -23,7 +23,7 @@ TOKENS = {"motion": "a" * 32, "restart": "b" * 32, "reset": "c" * 32}
 
 
 def test_unpaired_card_shows_qr_code_and_setup_code_and_ffmpeg_trouble_in_words() -> None:
-    html = overview_page([(UNPAIRED, None, None, 4.2)])
+    html = overview_page([(UNPAIRED, None, None, 4.2, False)])
     assert "<svg" in html and "031-45-154" in html
     assert "restarting in 4 s" in html and "connection refused &lt;script&gt;" in html and "<script>x" not in html
     assert "set the camera&#x27;s I-frame interval to 4 s" in html
@@ -31,9 +31,9 @@ def test_unpaired_card_shows_qr_code_and_setup_code_and_ffmpeg_trouble_in_words(
 
 
 def test_paired_card_hides_the_setup_code() -> None:
-    html = overview_page([(PAIRED, None, None, None)])
+    html = overview_page([(PAIRED, None, None, None, True)])
     assert "<svg" not in html and "031-45-154" not in html
-    assert "8C2F1E0A… (admin)" in html and "restarting</span>" in html
+    assert "8C2F1E0A… (admin)" in html and "failed (retrying)</span>" in html
 
 
 def test_camera_page_forms_carry_tokens_and_a_password_field_only_when_set() -> None:
