@@ -84,13 +84,15 @@ async def test_log_level_any_case_and_a_wrong_one(tmp_path: Path) -> None:
     expect_refusal(out, r"log_level: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL \(any case\), not 'chatty'")
 
 
-async def test_trigger_port_in_use(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--trigger-http-port", "--http-port"])
+async def test_http_port_in_use(tmp_path: Path, flag: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        out = await run(*BASE, "--state-dir", str(tmp_path), "--demo", "--trigger-http-port", str(port))
-    expect_refusal(out, rf"trigger_http_port {port}: cannot listen on 127\.0\.0\.1:{port}: the port is in use")
+        out = await run(*BASE, "--state-dir", str(tmp_path), "--demo", flag, str(port))
+    setting = flag.removeprefix("--").replace("-", "_")
+    expect_refusal(out, rf"{setting} {port}: cannot listen on 127\.0\.0\.1:{port}: the port is in use")
 
 
 async def test_state_dir_that_cannot_be_created(tmp_path: Path) -> None:
