@@ -106,7 +106,9 @@ class FfmpegRun:
         consume: the stdout consumer; default: read and discard, every read counts as progress.
         stdin_data: bytes written to ffmpeg's stdin, which is then closed (``None``: /dev/null).
         pass_fds: extra descriptors ffmpeg inherits (``-f rawvideo pipe:<fd>``); the caller
-            closes its copies of the child's ends once :attr:`spawned` is set.
+            closes its copies of the child's ends once ffmpeg runs (``on_spawn``).
+        on_spawn: called right after a successful spawn, with ffmpeg's pid, before any output
+            is read: close the parent's copies of ``pass_fds`` there and start their readers.
         startup_timeout_s / stall_timeout_s: the watchdog (``None``: no limit).
         startup_message / stall_message: the reason when it fires; ``{s}`` is the duration.
         stop_timeout_s: SIGTERM grace before SIGKILL.
@@ -123,6 +125,7 @@ class FfmpegRun:
         consume: Consumer | None = None,
         stdin_data: bytes | None = None,
         pass_fds: Sequence[int] = (),
+        on_spawn: Callable[[int], None] | None = None,
         startup_timeout_s: float | None = None,
         stall_timeout_s: float | None = None,
         startup_message: str = "no output from ffmpeg within {s} s",
@@ -139,6 +142,7 @@ class FfmpegRun:
         self._consume = consume or _discard
         self._stdin_data = stdin_data
         self.pass_fds = tuple(pass_fds)
+        self._on_spawn = on_spawn
         self.startup_timeout_s = startup_timeout_s
         self.stall_timeout_s = stall_timeout_s
         self.startup_message = startup_message
@@ -196,6 +200,11 @@ class FfmpegRun:
             return self._result(EndKind.SPAWN_FAILED, text, Cause(text, CauseKind.CONFIG), None, started)
         self.pid = proc.pid
         self.spawned.set()
+        if self._on_spawn is not None:
+            try:
+                self._on_spawn(proc.pid)
+            except Exception:  # the run must still be watched and reaped
+                log.exception("%s: on_spawn failed", self.name)
         assert proc.stdout is not None and proc.stderr is not None
         loop = asyncio.get_running_loop()
         consumer = loop.create_task(self._consume(proc.stdout, self), name=f"ffmpeg:{self.name}:stdout")

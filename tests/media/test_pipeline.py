@@ -35,6 +35,16 @@ FRAME = 1 / 15
 FAST_BACKOFF = {"backoff_initial_s": 0.1, "backoff_max_s": 0.5}
 
 
+def most_starts(elapsed_s: float, initial_s: float, maximum_s: float, jitter: float = 0.2) -> int:
+    """The most ffmpeg starts the restart schedule allows in ``elapsed_s``: every run failing
+    at once and every delay jittered to its shortest. More than this is a restart storm."""
+    starts, t, k = 1, 0.0, 0
+    while (t := t + (1 - jitter) * min(maximum_s, initial_s * 2**k)) <= elapsed_s:
+        starts += 1
+        k += 1
+    return starts
+
+
 def assert_hksv_fragments(fragments: list, fps: int = 15) -> None:  # type: ignore[type-arg]
     for f in fragments:
         assert f.keyframe, f"fragment {f.sequence_number} does not start on a keyframe"
@@ -378,9 +388,11 @@ async def test_watchdog_kills_a_silent_ffmpeg_that_ignores_sigterm(tmp_path: Pat
         source=parse_source("rtsp://127.0.0.1:9/none"), profile="copy", settings=SMALL, name="hung",
         ffmpeg_bin=fake, startup_timeout_s=0.5, silence_timeout_s=0.5, stop_timeout_s=0.3, **FAST_BACKOFF,
     ))
+    started = time.monotonic()
     await pipeline.start()
     try:
         await pipeline.wait_for(lambda: pipeline.restarts >= 2, 10)
+        assert pipeline.starts <= most_starts(time.monotonic() - started, 0.1, 0.5)  # a schedule, not a storm
         status = pipeline.status()
         assert status.last_error == "no video from the source within 0.5 s"
         assert status.last_exit_code == -signal.SIGKILL
@@ -394,9 +406,11 @@ async def test_malformed_output_restarts_ffmpeg(tmp_path: Path) -> None:
         source=parse_source("rtsp://127.0.0.1:9/none"), profile="copy", settings=SMALL, name="garbage",
         ffmpeg_bin=fake, **FAST_BACKOFF,
     ))
+    started = time.monotonic()
     await pipeline.start()
     try:
         await pipeline.wait_for(lambda: pipeline.restarts >= 2, 10)
+        assert pipeline.starts <= most_starts(time.monotonic() - started, 0.1, 0.5)  # a schedule, not a storm
         assert (pipeline.status().last_error or "").startswith("malformed fMP4 from ffmpeg")
     finally:
         await pipeline.stop()
@@ -407,9 +421,11 @@ async def test_missing_ffmpeg_binary_is_an_error_not_a_crash(tmp_path: Path) -> 
         source=parse_source("rtsp://127.0.0.1:9/none"), profile="copy", settings=SMALL, name="nobin",
         ffmpeg_bin=str(tmp_path / "no-such-ffmpeg"), **FAST_BACKOFF,
     ))
+    started = time.monotonic()
     await pipeline.start()
     try:
         await pipeline.wait_for(lambda: pipeline.restarts >= 2, 10)
+        assert pipeline.starts <= most_starts(time.monotonic() - started, 0.1, 0.5)  # a schedule, not a storm
         assert (pipeline.status().last_error or "").startswith("ffmpeg not found: ")
     finally:
         await pipeline.stop()
@@ -501,6 +517,7 @@ async def test_camera_down_60_s_then_back(rtsp_camera: CameraFactory, caplog: py
         await pipeline.wait_for(lambda: pipeline.prebuffer.fragment_count > 0, 30)
         recovery = time.monotonic() - back
         after = [r for r in caplog.records[mark:] if r.levelno >= logging.INFO]
+        states = [e.state for e in events[events_before:]]
     finally:
         await pipeline.stop()
     print(f"60 s outage: {starts_during} ffmpeg starts, {len(during)} log lines while down; media again "
@@ -513,6 +530,5 @@ async def test_camera_down_60_s_then_back(rtsp_camera: CameraFactory, caplog: py
     assert 1 <= len(during) <= 2  # "ffmpeg stopped: ..." and at most one change of cause
     assert during[0].getMessage().startswith("outage: ffmpeg stopped: the source ended the stream; restarting in")
     assert any(r.getMessage().startswith("outage: ffmpeg is running again after") for r in after)
-    states = [e.state for e in events[events_before:]]
     assert states[-1] == "running" and states.count("running") == 1
     assert set(states[:-1]) == {"restarting"} and len(states) - 1 == starts_during

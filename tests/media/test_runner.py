@@ -116,13 +116,18 @@ async def test_second_output_on_an_extra_pipe(tmp_path: Path) -> None:
             run.progress()
         return None
 
-    run = FfmpegRun(argv, name="two-outputs", consume=consume, pass_fds=(write_fd,), startup_timeout_s=20)
+    def spawned(pid: int) -> None:
+        nonlocal write_fd
+        os.close(write_fd)  # ours; ffmpeg has its own copy, so EOF comes when ffmpeg exits
+        write_fd = -1
+
+    run = FfmpegRun(argv, name="two-outputs", consume=consume, pass_fds=(write_fd,), on_spawn=spawned,
+                    startup_timeout_s=20)
     loop = asyncio.get_running_loop()
     task = loop.create_task(run.run())
     try:
         await asyncio.wait_for(run.spawned.wait(), 10)
-        os.close(write_fd)  # ours; ffmpeg has its own copy
-        write_fd = -1
+        assert write_fd == -1
         pipe_reader = asyncio.StreamReader()
         transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(pipe_reader),
                                                     os.fdopen(read_fd, "rb", buffering=0))
