@@ -531,4 +531,6 @@ async def test_camera_down_60_s_then_back(rtsp_camera: CameraFactory, caplog: py
     assert during[0].getMessage().startswith("outage: ffmpeg stopped: the source ended the stream; restarting in")
     assert any(r.getMessage().startswith("outage: ffmpeg is running again after") for r in after)
     assert states[-1] == "running" and states.count("running") == 1
-    assert set(states[:-1]) == {"restarting"} and len(states) - 1 == starts_during
+    # One "restarting" per failed run: the drop, the attempts while down, maybe one more that
+    # started while the camera was coming back (events are per attempt; logs are per outage).
+    assert set(states[:-1]) == {"restarting"} and starts_during <= len(states) - 1 <= starts_during + 2
