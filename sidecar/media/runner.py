@@ -310,8 +310,9 @@ async def run_to_completion(
 ) -> tuple[RunResult, bytes]:
     """Run a short ffmpeg job (a snapshot) and collect its stdout, at most ``max_output`` bytes.
 
-    ``timeout_s`` bounds the whole job (the result then ends ``STALLED``); a cancelled caller
-    gets ffmpeg killed and reaped before the cancellation goes on.
+    ``timeout_s`` bounds silence (nothing at start, or no new output for that long: the result
+    then ends ``STALLED``); callers bound the whole job with ``asyncio.timeout``, and a
+    cancelled caller gets ffmpeg killed and reaped before the cancellation goes on.
     """
     out = bytearray()
 

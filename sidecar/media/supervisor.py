@@ -603,6 +603,8 @@ class MediaPipeline:
             stop_timeout_s=cfg.stop_timeout_s, on_stderr=self._on_stderr, read_limit=_READ_SIZE, clock=self._clock,
         )
         self._run = run
+        if self._stopping:  # stop() found no run to stop: this one ends at once
+            run.request_stop("stopped")
         try:
             result = await run.run()
         finally:
