@@ -47,6 +47,7 @@ from ..media import (
     PipelineConfig,
     PipelineEvent,
     PrebufferNotReady,
+    ProbeError,
     Profile,
     RecordingSettings,
     SourceProbe,
@@ -392,11 +393,13 @@ class Camera:
     async def _probe_until_known(self) -> None:
         """Probe the source at start, retrying with backoff while the camera is unreachable."""
         delay = 5.0
-        while not await self._refresh_probe():
+        quiet = False  # one warning per outage: the retries are debug
+        while not await self._refresh_probe(quiet=quiet):
+            quiet = True
             await asyncio.sleep(delay)
             delay = min(delay * 2, 300.0)
 
-    async def _refresh_probe(self) -> bool:
+    async def _refresh_probe(self, *, quiet: bool = False) -> bool:
         """Learn what the source delivers and advertise accordingly. Returns whether it worked.
 
         While the pipeline runs its own output is read; otherwise a short separate ffmpeg
@@ -408,8 +411,9 @@ class Camera:
             else:
                 probe = await probe_source(self.source, ffmpeg_bin=self._ffmpeg, timeout_s=20)
         except Exception as exc:
-            log.warning("%s: could not probe the source (%s: %s); advertising %s", self.name, type(exc).__name__,
-                        exc, "the last known configuration" if self._cached_probe() else "defaults")
+            detail = str(exc) if isinstance(exc, ProbeError) else f"{type(exc).__name__}: {exc}"
+            log.log(logging.DEBUG if quiet else logging.WARNING, "%s: could not probe the source (%s); advertising %s",
+                    self.name, detail, "the last known configuration" if self._cached_probe() else "defaults")
             return False
         if self.pipeline.profile.is_copy and not probe.is_h264:
             log.error("%s: the camera sends %s, not H.264: copy mode cannot record it; use a transcoding "

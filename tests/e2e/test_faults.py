@@ -149,6 +149,9 @@ async def test_the_password_never_reaches_any_output(start_sidecar: Any) -> None
     print(f"password URL: {len(sidecar.lines)} lines of output, 0 passwords; {starts} ffmpeg starts, "
           f"{warnings} pipeline warning(s)")
     assert warnings == 1  # one line per outage
+    # The probe says why it failed, in words, with the URL masked (it used to say "no init segment").
+    assert output.count(f"Porch: could not probe the source (rtsp://admin:***@127.0.0.1:{port}/stream1: "
+                        "connection refused)") == 1
     assert 3 <= starts <= 5  # starts at 0, ~1, ~3 s (and ~7 s): a schedule, not a storm
 
 
