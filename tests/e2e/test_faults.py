@@ -240,3 +240,32 @@ async def test_ffmpeg_sigkilled_mid_recording_then_sigterm_mid_recording(
     left = [pid for pid in seen_ffmpeg if psutil.pid_exists(pid)
             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert left == [], f"ffmpeg left after exit: {left}"
+
+
+async def test_sigkill_of_the_sidecar_takes_its_ffmpeg_along(start_sidecar: Any, camera_clip: Path) -> None:
+    """Issue 10 saw ffmpegs orphaned for 1-5 s after the sidecar was SIGKILLed. The start-up
+    probe's ffmpeg stands in for any of them (they are all spawned the same way)."""
+    sidecar = await start_sidecar("--camera", f"Porch=loop:{camera_clip}")
+    await sidecar.wait_for_line(r"HAP port: (\d+)")
+    async with asyncio.timeout(20):
+        while not (children := sidecar.ffmpeg_children()):  # noqa: ASYNC110 (another process's children)
+            await asyncio.sleep(0.02)
+    pids = [c.pid for c in children]
+    await sidecar.stop(signal.SIGKILL)
+    killed = time.monotonic()
+
+    def alive() -> list[int]:
+        out = []
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    out.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    while alive() and time.monotonic() - killed < 5:  # noqa: ASYNC110 (not our children: no event)
+        await asyncio.sleep(0.01)
+    took = time.monotonic() - killed
+    print(f"sidecar SIGKILLed: its {len(pids)} ffmpeg gone after {took * 1000:.0f} ms")
+    assert alive() == [] and took < 1.0

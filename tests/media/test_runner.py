@@ -199,12 +199,17 @@ async def test_ffmpeg_dies_with_a_sigkilled_parent() -> None:
     parent = await asyncio.create_subprocess_exec(sys.executable, "-c", CHILD, stdout=asyncio.subprocess.PIPE,
                                                   cwd=Path(__file__).parents[2])
     assert parent.stdout is not None
-    line = await asyncio.wait_for(parent.stdout.readline(), 20)
-    pid = int(line)
-    child = psutil.Process(pid)
-    assert child.ppid() == parent.pid and child.name() == "ffmpeg"  # setpriv exec'd into ffmpeg
-    parent.send_signal(signal.SIGKILL)
-    await parent.wait()
+    try:
+        line = await asyncio.wait_for(parent.stdout.readline(), 20)
+        pid = int(line)
+        child = psutil.Process(pid)
+        assert child.ppid() == parent.pid
+        async with asyncio.timeout(10):  # setpriv sets the flag, then execs ffmpeg (same pid)
+            while child.name() != "ffmpeg":  # noqa: ASYNC110 (another process's exec: no event)
+                await asyncio.sleep(0.01)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        await parent.wait()
     killed = time.monotonic()
     while not gone(pid) and time.monotonic() - killed < 5:  # noqa: ASYNC110 (not our child: no event to wait on)
         await asyncio.sleep(0.01)
