@@ -72,6 +72,18 @@ async def test_from_source_and_timeout(tmp_path: Path) -> None:
         os.close(writer)
 
 
+async def test_a_refusing_camera_is_an_error_in_words_with_the_password_masked() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"rtsp://admin:Snap-Secret-1@127.0.0.1:{port}/live"
+    with pytest.raises(SnapshotError) as err:
+        await jpeg_from_input(["-rtsp_transport", "tcp", "-i", url], 640, 360)
+    assert str(err.value) == "ffmpeg could not make a JPEG: connection refused"
+
+
 @pytest.fixture
 async def nvr() -> AsyncIterator[str]:
     async def latest(request: web.Request) -> web.Response:
