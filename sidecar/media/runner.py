@@ -31,6 +31,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..redact import redact
 from .process import FfmpegNotFound, spawn, terminate_and_reap
 from .stderr import Cause, CauseKind, StderrTail, cause_in_words, seconds
 
@@ -255,7 +256,7 @@ class FfmpegRun:
                 exc = consumer.exception()
                 if exc is not None:
                     log.error("%s: error reading ffmpeg's output", self.name, exc_info=exc)
-                    return EndKind.CONSUMER, f"internal error reading ffmpeg's output: {exc!r}"
+                    return EndKind.CONSUMER, redact(f"internal error reading ffmpeg's output: {exc!r}")
                 verdict = consumer.result()
                 return (EndKind.EXITED, "ffmpeg exited") if verdict is None else (EndKind.CONSUMER, verdict)
             remaining: float | None = None

@@ -517,7 +517,7 @@ class MediaPipeline:
                     result = await self._run_once()
                 except Exception as exc:  # a bug must not end supervision of this camera
                     log.exception("%s: supervisor error", self.config.name)
-                    self._last_error = f"internal error: {exc!r}"
+                    self._last_error = redact(f"internal error: {exc!r}")
                     self._last_cause = Cause(self._last_error, CauseKind.OTHER)
                 if self._stop_requested():
                     break
