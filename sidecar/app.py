@@ -24,12 +24,15 @@ from zeroconf.asyncio import AsyncZeroconf
 
 from .archive import ArchiveSink, ClipArchive
 from .camera import Camera, CameraSpec
-from .config import CameraConfig, Config, ConfigError
+from .config import CameraConfig, Config, ConfigError, DetectorConfig
 from .config_mqtt import remote_name
 from .hap import StateError, local_addresses, open_zeroconf
 from .hap.advertiser import Advertiser
 from .hap.state import DamagedStateError
 from .media import load_profiles, profile_dirs
+from .media.frames import DetectOutput
+from .triggers.detector import DetectorParams
+from .triggers.detector_trigger import DetectorTrigger
 from .triggers.mqtt import BrokerSettings, MqttBridge
 from .triggers.mqtt_presets import Binding, frigate_snapshot_url
 from .web import WebServer
@@ -48,7 +51,19 @@ def camera_spec(config: CameraConfig) -> CameraSpec:
         prebuffer_ms=config.prebuffer_ms, max_event_s=config.max_event_s, motion_timeout_s=config.motion_timeout_s,
         motion_every=config.motion_every, operating_mode_indicator=config.operating_mode_indicator,
         night_vision=config.night_vision, manually_disabled=config.manually_disabled,
-        max_live_streams=config.max_live_streams)
+        max_live_streams=config.max_live_streams,
+        detect=DetectOutput(fps=config.detector.fps, height=config.detector.frame_height)
+        if config.motion_detector else None,
+        detect_source=config.detect_source if config.motion_detector else None)
+
+
+def detector_params(config: DetectorConfig) -> DetectorParams:
+    """The detector's tuning from the camera's ``detector:`` section."""
+    return DetectorParams(
+        threshold=config.threshold, contour_area=config.contour_area, lightning_threshold=config.lightning_threshold,
+        improve_contrast=config.improve_contrast, frame_alpha=config.frame_alpha, frame_height=config.frame_height,
+        motion_frames=config.motion_frames, off_delay=config.off_delay, regions=config.regions,
+        mask=config.polygons())
 
 
 def _snapshot_url(config: CameraConfig) -> str | None:
@@ -166,6 +181,7 @@ class App:
         self.web: WebServer | None = None
         self.archive: ClipArchive | None = None
         self.mqtt: MqttBridge | None = None
+        self.detectors: list[DetectorTrigger] = []  # the built-in motion detector, per camera that has it on
         self._stop = asyncio.Event()
         self.failed: dict[str, str] = {}  # camera name -> why it did not start
         # Called with each camera before it starts, so an observer (the --stdio-json parent
@@ -212,6 +228,10 @@ class App:
             self.cameras.append(camera)
             if self.archive is not None and cfg.archives(cam_cfg):
                 camera.recording_sinks.append(ArchiveSink(self.archive, camera.spec.slug))
+            if cam_cfg.motion_detector:
+                detector = DetectorTrigger(camera, detector_params(cam_cfg.detector))
+                detector.start()  # frames flow whenever the camera is active
+                self.detectors.append(detector)
             print_pairing_info(camera, self.out)
         if not self.cameras:
             raise RuntimeError("no camera could be started")
@@ -236,6 +256,8 @@ class App:
 
     async def stop(self) -> None:
         async def stop_all() -> None:
+            for detector in self.detectors:
+                detector.stop()
             if self.mqtt is not None:
                 await self.mqtt.stop()
             if self.web is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -32,6 +32,64 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MotionSourceName = Literal["detector", "http", "mqtt"]
+
+
+def _external_motion() -> list[MotionSourceName]:
+    return ["http", "mqtt"]
+
+
+class DetectorConfig(_Strict):
+    """The built-in motion detector's tuning (``cameras.N.detector``). Names and defaults follow
+    Frigate's ``motion:`` section where they mean the same, so a Frigate tuning carries over."""
+
+    fps: float = Field(default=5.0, ge=0.5, le=30, description="frames a second the detector looks at")
+    frame_height: int = Field(default=100, ge=16, le=1080, description="rows of the picture it works on")
+    threshold: int = Field(default=30, ge=1, le=255, description="grey-level change that counts (higher: less "
+                                                                  "sensitive)")
+    contour_area: int = Field(default=10, ge=1, description="smallest changed region, in pixels at frame_height")
+    lightning_threshold: float = Field(default=0.8, gt=0, le=1, description="changed fraction that means a "
+                                                                            "global change: recalibrate")
+    improve_contrast: bool = True
+    frame_alpha: float = Field(default=0.01, gt=0, lt=1, description="background update rate per frame")
+    motion_frames: int = Field(default=2, ge=1, le=50, description="motion frames in a row before motion is on")
+    off_delay: float = Field(default=30.0, ge=0, le=3600, description="seconds without motion before it is off "
+                                                                      "(Frigate: mqtt_off_delay)")
+    regions: bool = Field(default=True, description="group changed pixels into regions of contour_area or more")
+    mask: list[str | list[tuple[float, float]]] = Field(
+        default_factory=list, description="polygons to ignore, relative 0-1: 'x1,y1,x2,y2,...' as Frigate writes "
+                                          "them, or lists of [x, y]")
+
+    @field_validator("mask")
+    @classmethod
+    def _mask(cls, value: list[str | list[tuple[float, float]]]) -> list[str | list[tuple[float, float]]]:
+        for polygon in _polygons(value):
+            if len(polygon) < 3:
+                raise ValueError("a mask polygon needs at least 3 corners")
+            if not all(0 <= c <= 1 for point in polygon for c in point):
+                raise ValueError("mask corners are relative: every x and y within 0-1")
+        return value
+
+    def polygons(self) -> tuple[tuple[tuple[float, float], ...], ...]:
+        return _polygons(self.mask)
+
+
+def _polygons(mask: list[str | list[tuple[float, float]]]) -> tuple[tuple[tuple[float, float], ...], ...]:
+    out = []
+    for item in mask:
+        if isinstance(item, str):
+            try:
+                numbers = [float(v) for v in item.replace(" ", "").split(",") if v]
+            except ValueError:
+                raise ValueError(f"mask {item!r}: expected 'x1,y1,x2,y2,...' numbers") from None
+            if len(numbers) % 2:
+                raise ValueError(f"mask {item!r}: an odd count of numbers")
+            out.append(tuple(zip(numbers[::2], numbers[1::2], strict=True)))
+        else:
+            out.append(tuple((float(x), float(y)) for x, y in item))
+    return tuple(out)
+
+
 class CameraConfig(_Strict):
     name: str = Field(min_length=1, max_length=64)
     source: str = Field(min_length=1, description="rtsp://..., a file, or 'demo'")
@@ -51,6 +109,18 @@ class CameraConfig(_Strict):
     max_live_streams: int = Field(default=2, ge=1, le=8, description="concurrent live views; more are told busy")
     archive: bool | None = Field(default=None, description="keep local copies of clips; unset: on when archive_dir is")
     mqtt: CameraMqttConfig | None = Field(default=None, description="motion from MQTT (Frigate, Blue Iris, ...)")
+    motion: list[MotionSourceName] = Field(
+        default_factory=_external_motion,
+        description="motion sources: detector (built in), http, mqtt; several combine")
+    detect_source: str | None = Field(default=None, min_length=1,
+                                      description="the detector's own stream (the camera's substream); unset: the "
+                                                  "main stream, as a second output of the recording ffmpeg")
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+
+    @field_validator("motion", mode="before")
+    @classmethod
+    def _motion(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
 
     @field_validator("setup_code")
     @classmethod
@@ -65,6 +135,10 @@ class CameraConfig(_Strict):
         if not re.fullmatch(r"[\w][\w .'\-]*", value):
             raise ValueError("use letters, digits, spaces, dots, dashes or apostrophes")
         return value.strip()
+
+    @property
+    def motion_detector(self) -> bool:
+        return "detector" in self.motion
 
     @property
     def slug(self) -> str:

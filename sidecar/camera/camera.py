@@ -7,7 +7,10 @@ accessory's state file), its ffmpeg pipeline and its HDS listener. Its life in b
 * The supported recording configurations are computed from what the source really delivers
   (a probe, cached in the state file so restarts advertise the same thing at once); when that
   changes, the stored selection is dropped so the hub selects again.
-* The pipeline (and so ffmpeg's CPU) runs only while recording is on and the camera is active.
+* The pipeline (and so ffmpeg's CPU) runs only while recording is on and the camera is active,
+  or, with the built-in motion detector, whenever the camera is active ("Detect Activity"
+  means exactly that): the detector's frames are a second output of the same ffmpeg, or come
+  from a separate small ffmpeg on the camera's substream (``detect_source``).
 * Motion (from triggers, the demo schedule or a doorbell press) is the MotionDetected event
   that makes a hub open a recording; the hub then sets up HDS and opens a dataSend stream.
 * A recording stream gets init + the selected prebuffer + live fragments until the hub closes
@@ -22,7 +25,7 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,8 @@ from ..media import (
     parse_source,
     probe_source,
 )
+from ..media.detect_feed import DetectFeed
+from ..media.frames import FrameCallback, GrayFrame
 from .events import (
     DoorbellPressed,
     EventBus,
@@ -144,7 +149,13 @@ class Camera:
             source=self.source, profile=spec.profile, name=spec.name,
             transcode_fallback=spec.transcode_fallback, ffmpeg_bin=ffmpeg, profiles=profiles,
             prebuffer_capacity_s=max(12.0, spec.prebuffer_ms / 1000 + 8),
-            settings=self._recording_settings(None)), on_event=self._on_pipeline_event)
+            settings=self._recording_settings(None),
+            detect=spec.detect if spec.detect_source is None else None), on_event=self._on_pipeline_event)
+        self._frame_observers: list[FrameCallback] = []
+        self.pipeline.on_frame = self._on_frame
+        self.detect_feed = None if spec.detect is None or spec.detect_source is None else DetectFeed(
+            parse_source(spec.detect_source), self._on_frame, detect=spec.detect, name=spec.name, ffmpeg_bin=ffmpeg)
+        self._motion_raised_by: MotionSource | None = None
         self.hds = HDSServer(gate=self, on_stream=self._on_stream, host=host)
         self.live = LiveStreaming(name=spec.name, source=self.source, ffmpeg=ffmpeg,
                                   max_sessions=spec.max_live_streams, probe=self._cached_probe,
@@ -200,6 +211,8 @@ class Camera:
                 await task
         await self.live.aclose()
         await self.hds.aclose()
+        if self.detect_feed is not None:
+            await self.detect_feed.stop()
         await self.pipeline.stop()
         await self.server.stop()
         self._listening = False
@@ -217,7 +230,15 @@ class Camera:
 
     # -- motion and doorbell ----------------------------------------------------------------------
     def set_motion(self, active: bool, *, auto_reset_s: float | None = None, source: MotionSource = "manual") -> None:
-        """Raise or clear motion. Hubs open a recording when they see it rise."""
+        """Raise or clear motion. Hubs open a recording when they see it rise.
+
+        The detector's OFF does not clear motion another source raised after it (an HTTP or
+        MQTT trigger keeps its own timeout); every other clear is explicit and wins.
+        """
+        if not active and source == "detector" and self._motion_raised_by not in (None, "detector"):
+            return
+        if active:
+            self._motion_raised_by = source
         if self._motion_reset is not None:
             self._motion_reset.cancel()
             self._motion_reset = None
@@ -238,6 +259,21 @@ class Camera:
             self.services.doorbell_press.set_value(0)
             self.events.emit(DoorbellPressed(camera=self.name, source=source))
         self.trigger_motion(source="doorbell")
+
+    def add_frame_observer(self, observer: FrameCallback) -> Callable[[], None]:
+        """Receive the detector frames (``spec.detect``) while the camera is active; returns the
+        function that stops them. Called in the event loop: observers must be quick."""
+        self._frame_observers.append(observer)
+
+        def remove() -> None:
+            if observer in self._frame_observers:
+                self._frame_observers.remove(observer)
+
+        return remove
+
+    def _on_frame(self, frame: GrayFrame, now: float) -> None:
+        for observer in list(self._frame_observers):
+            observer(frame, now)
 
     def unpair(self) -> bool:
         """Forget every paired controller (the user removed the camera elsewhere); see the server."""
@@ -451,11 +487,18 @@ class Camera:
         log.info("%s: %s", self.name, result.message)
 
     def _pipeline_wanted(self) -> bool:
+        if self.spec.detect is not None and self.detect_feed is None and self.settings.homekit_active:
+            return True  # the detector's frames come from this ffmpeg: "Detect Activity"
         return bool(self.settings.recording_active and self.settings.homekit_active)
 
     async def _apply_pipeline_gate(self) -> None:
         """Run ffmpeg only while recordings can happen: no CPU cost otherwise."""
         async with self._pipeline_lock:
+            if self.detect_feed is not None:
+                if self.settings.homekit_active:
+                    await self.detect_feed.start()
+                else:
+                    await self.detect_feed.stop()
             wanted = self._pipeline_wanted()
             if wanted and not self._pipeline_running:
                 await self.pipeline.reconfigure(self._recording_settings(self.selection))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..media.frames import DetectOutput
+
 __all__ = ["CameraSpec"]
 
 
@@ -31,6 +33,10 @@ class CameraSpec:
     night_vision: bool = False
     manually_disabled: bool = False
     max_live_streams: int = 2
+    # The built-in motion detector's frames (None: no detector). From a second output of the
+    # recording ffmpeg, or from a separate ffmpeg on ``detect_source`` (the camera's substream).
+    detect: DetectOutput | None = None
+    detect_source: str | None = None
 
     @property
     def slug(self) -> str:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DetectOutput", "FramePipe", "GrayFrame", "Y4mError", "Y4mReader", "read_frames"]
+__all__ = ["DetectOutput", "FrameCallback", "FramePipe", "GrayFrame", "Y4mError", "Y4mReader", "read_frames"]
 
 log = logging.getLogger(__name__)
 

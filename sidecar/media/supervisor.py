@@ -36,6 +36,7 @@ from functools import partial
 from ..redact import redact
 from .command import AudioMode, FfmpegCommand, build_command
 from .fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
+from .frames import DetectOutput, FrameCallback, FramePipe, GrayFrame
 from .keyframes import GopVerdict, KeyframeMonitor
 from .live import LiveSubscription
 from .prebuffer import Prebuffer, PrebufferSnapshot, SubscriptionEnd
@@ -107,6 +108,9 @@ class PipelineConfig:
     prebuffer_max_bytes: int = 32 * 1024 * 1024
     stderr_burst: int = 10  # stderr lines logged at once before rate limiting...
     stderr_refill_s: float = 6.0  # ...then one more line per this many seconds
+    #: A second output with small gray frames for the motion detector (media/frames.py),
+    #: handed to :attr:`MediaPipeline.on_frame`. The recording output is unchanged by it.
+    detect: DetectOutput | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +202,24 @@ class _StderrLog:
             self.suppressed += 1
 
 
+async def _run_with_frames(run: FfmpegRun, frames: FramePipe) -> RunResult:
+    """``run.run()``, reading the detector's pipe from the moment ffmpeg holds its end."""
+    task = asyncio.ensure_future(run.run())
+    spawned = asyncio.ensure_future(run.spawned.wait())
+    try:
+        await asyncio.wait({task, spawned}, return_when=asyncio.FIRST_COMPLETED)
+        if run.spawned.is_set():
+            await frames.start()  # closes our copy of the write end; reads the other
+        return await task
+    finally:
+        spawned.cancel()
+        if not task.done():
+            task.cancel()  # run() still terminates and reaps ffmpeg before it ends
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await frames.close()
+
+
 async def _accepts_connections(host: str, port: int, timeout_s: float = 1.0) -> bool:
     """Whether a TCP connect to the camera succeeds (it is closed at once, nothing is sent)."""
     try:
@@ -277,6 +299,8 @@ class MediaPipeline:
         self._last_cause: Cause | None = None
         self._announced: str | None = None  # the last PipelineEvent state emitted
         self.starts = 0  # ffmpeg processes started, for tests and the status page
+        #: Called in the event loop with each detector frame (``config.detect``), newest only.
+        self.on_frame: FrameCallback | None = None
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -462,7 +486,9 @@ class MediaPipeline:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _build_command(self, settings: RecordingSettings) -> FfmpegCommand:
+    def _build_command(self, settings: RecordingSettings, detect_target: str = "pipe:detect") -> FfmpegCommand:
+        """The argv for ``settings``; ``detect_target`` is the run's detector pipe (the default
+        placeholder keeps argv comparable across runs, whose pipe numbers differ)."""
         profile = self._profiles[self._profile_name]
         return build_command(
             self.config.source,
@@ -471,7 +497,13 @@ class MediaPipeline:
             source_has_audio=self._source_has_audio,
             min_frag_duration_us=self._min_frag_us if profile.is_copy else None,
             ffmpeg_bin=self.config.ffmpeg_bin,
+            detect=self.config.detect,
+            detect_target=detect_target,
         )
+
+    def _on_detect_frame(self, frame: GrayFrame, now: float) -> None:
+        if self.on_frame is not None:
+            self.on_frame(frame, now)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -582,7 +614,8 @@ class MediaPipeline:
     async def _run_once(self) -> RunResult:
         """One ffmpeg run, from spawn to reaping."""
         cfg = self.config
-        command = self._build_command(self._settings)
+        frames = FramePipe(self._on_detect_frame, name=cfg.name, clock=self._clock) if cfg.detect is not None else None
+        command = self._build_command(self._settings, frames.target if frames is not None else "pipe:detect")
         self._command = command
         if self._runs:
             self._restarts += 1
@@ -601,12 +634,13 @@ class MediaPipeline:
             startup_timeout_s=cfg.startup_timeout_s, stall_timeout_s=cfg.silence_timeout_s,
             startup_message="no video from the source within {s} s", stall_message="no keyframe for {s} s",
             stop_timeout_s=cfg.stop_timeout_s, on_stderr=self._on_stderr, read_limit=_READ_SIZE, clock=self._clock,
+            pass_fds=frames.pass_fds if frames is not None else (),
         )
         self._run = run
         if self._stopping:  # stop() found no run to stop: this one ends at once
             run.request_stop("stopped")
         try:
-            result = await run.run()
+            result = await (run.run() if frames is None else _run_with_frames(run, frames))
         finally:
             self._run = None
             self._last_exit = run.returncode

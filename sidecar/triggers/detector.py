@@ -200,6 +200,8 @@ class _Scene:
     watched_count: int
     background: Floats
     stale: npt.NDArray[np.uint16]  # frames in a row each pixel has differed from the background
+    clipped_high: Mask  # pixels clipped white (or next to one) in the last frame
+    clipped_low: Mask
     levels: tuple[float, float] | None = None  # last frame's dark and bright medians
     contrast: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 2), np.float32))
 
@@ -285,7 +287,9 @@ class MotionDetector:
             (height, width), dtype=bool)
         watched = ~masked
         return _Scene(shape=(height, width), watched=watched, watched_count=max(1, int(watched.sum())),
-                      background=_blur(pixels), stale=np.zeros((height, width), dtype=np.uint16))
+                      background=_blur(pixels), stale=np.zeros((height, width), dtype=np.uint16),
+                      clipped_high=np.zeros((height, width), dtype=bool),
+                      clipped_low=np.zeros((height, width), dtype=bool))
 
     def _contrast_gain(self, scene: _Scene, pixels: Floats) -> float:
         """How much one grey level counts: 255 over the scene's usual 4th-96th percentile range."""
@@ -351,11 +355,17 @@ class MotionDetector:
             return self._recalibrate(scene, blurred, 1.0, 0)
         signed = blurred - scene.background
         delta = np.abs(signed)
-        # A clipped pixel (white or black) hides how far the light moved it: trust it only in
-        # the direction clipping cannot fake (a saturated highlight may be darker than the
-        # background's estimate of it, never spuriously brighter).
-        delta[_dilate(pixels >= SATURATED_HIGH) & (signed < 0)] = 0
-        delta[_dilate(pixels <= SATURATED_LOW) & (signed > 0)] = 0
+        # A clipped pixel (white or black) hides its true level. Clipped now and in the last
+        # frame: both are mere bounds, nothing to compare. Newly clipped: trust only the
+        # direction clipping cannot fake (a highlight that burns out is at least this bright).
+        # Clipped before and no longer: the first true level; the background there was only a
+        # bound, so it takes the new level instead of firing.
+        high, low = _dilate(pixels >= SATURATED_HIGH), _dilate(pixels <= SATURATED_LOW)
+        delta[high & (scene.clipped_high | (signed < 0))] = 0
+        delta[low & (scene.clipped_low | (signed > 0))] = 0
+        emerged = (scene.clipped_high & ~high & (signed > 0)) | (scene.clipped_low & ~low & (signed < 0))
+        delta[emerged] = 0
+        scene.clipped_high, scene.clipped_low = high, low
         raw = (delta * np.float32(gain)) > p.threshold
         raw &= scene.watched
         changed = _dilate(raw) & scene.watched
@@ -380,6 +390,7 @@ class MotionDetector:
             return self._recalibrate(scene, blurred, area, regions)
         moving = regions > 0 and not self._calibrating
         self._update_background(scene, blurred, raw)
+        scene.background[emerged] = blurred[emerged]
         return moving, area, regions
 
     def _recalibrate(self, scene: _Scene, blurred: Floats, area: float, regions: int) -> tuple[bool, float, int]:

@@ -143,14 +143,14 @@ def test_lighting_ramp_is_not_motion() -> None:
     assert det.stats.motion_frames == 0
 
 
-def test_ramp_that_burns_out_the_highlights_is_not_motion() -> None:
-    # Brighter and brighter until a fifth of the picture is clipped white.
+def test_ramp_that_burns_out_the_highlights_and_back_is_not_motion() -> None:
+    # Brighter and brighter until a fifth of the picture is clipped white, held, then back.
     def ramp(t: float) -> float:
-        return min(max((t - 5.0) / 20.0, 0.0), 1.0)
+        return min(max((t - 5.0) / 20.0, 0.0), 1.0) - min(max((t - 35.0) / 15.0, 0.0), 1.0)
 
     scene = Scene(gain=lambda t: 1.0 + 0.6 * ramp(t), offset=lambda t: 20 * ramp(t))
     assert (scene.frame(30.0) == 255).mean() > 0.2
-    events, det = run(scene, 35.0)
+    events, det = run(scene, 60.0)
     assert events == []
     assert det.stats.motion_frames == 0
 

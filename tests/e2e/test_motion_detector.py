@@ -1,0 +1,84 @@
+"""A plain camera records with no NVR: the whole sidecar with ``motion: detector`` on a file
+camera with a moving object, a hub simulator (aiohomekit + our HDS client) that enables
+recording, sees MotionDetected and pulls a recording that decodes. No HTTP or MQTT trigger is
+configured: the motion can only come from the built-in detector."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar.camera.recording_config import (
+    TRIGGER_MOTION,
+    AudioRecordingCodec,
+    H264Level,
+    H264Profile,
+    RecordingSelection,
+    SampleRate,
+    encode_selection,
+)
+from tests.e2e.test_recording import decodes_cleanly, first_frame_is_key, probe, record_once
+from tests.hub.database import iids_by_type
+from tests.hub.hap_setup import DeriveCapture
+from tests.support.hap_client import aio_pair
+from tests.support.motion_clip import make_motion_clip
+
+PIN = "031-45-154"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_motion_clip(tmp_path_factory.mktemp("clip") / "yard.mp4")  # box in view 4-8 s of each 12 s
+
+
+async def test_detector_motion_makes_the_hub_record(sidecar: Any, monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path, clip: Path) -> None:
+    capture = DeriveCapture.install(monkeypatch)
+    config = tmp_path / "sidecar.yaml"
+    config.write_text(f"cameras:\n  - name: Yard\n    source: loop:{clip}\n    profile: copy\n"
+                      f"    setup_code: {PIN}\n    motion: [detector]\n    detector: {{off_delay: 2}}\n")
+    proc = await sidecar("--config", str(config))
+    port = int((await proc.wait_for_line(r"HAP port: (\d+)")).group(1))
+    pairing = await aio_pair(port, PIN)
+    try:
+        ids = iids_by_type(await pairing.list_accessories_and_characteristics())
+        motion = (1, ids[("85", "22")])
+        changes: list[bool] = []
+        rose = asyncio.Event()
+
+        def on_event(ev: dict[Any, Any]) -> None:
+            if motion in ev:
+                changes.append(bool(ev[motion]["value"]))
+                if changes[-1]:
+                    rose.set()
+
+        pairing.dispatcher_connect(on_event)
+        await pairing.subscribe([motion])
+        # As a hub does: select a configuration, then switch recording on; no trigger exists.
+        selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L4_0, 1000, 4000,
+                                       640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 32)
+        assert await pairing.put_characteristics([
+            (1, ids[("204", "209")], base64.b64encode(encode_selection(selection)).decode()),
+            (1, ids[("204", "B0")], 1)]) == {}
+        await asyncio.wait_for(rose.wait(), 30)
+        await proc.wait_for_line(r"Yard: motion detected \(detector\)", timeout=5)
+
+        frags, path = await record_once(pairing, capture, ids, 1, live_fragments=1, tmp=tmp_path)
+        assert frags[0].data_type == "mediaInitialization"
+        info = await probe(path)
+        video = next(s for s in info["streams"] if s["codec_type"] == "video")
+        assert (video["codec_name"], video["width"], video["height"]) == ("h264", 640, 360)
+        assert float(info["format"]["duration"]) >= 4.0
+        assert await decodes_cleanly(path) and await first_frame_is_key(path)
+        # The box left: motion went off again (2 s OFF delay), and it never flapped.
+        assert False in changes
+        assert changes.count(True) <= 3
+        assert not any("Traceback" in line for line in proc.lines)
+        assert not any("motion detected (" in line and "(detector)" not in line for line in proc.lines)
+    finally:
+        await pairing.shutdown()
