@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecar.app import camera_spec, detector_params
 from sidecar.config import ConfigError, build_config
@@ -59,3 +61,15 @@ async def test_the_real_command_refuses_a_bad_detector_setting_and_runs_a_good_o
     out.assert_clean()
     assert out.code == 0
     assert "Yard: motion detector on" in out.output
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=40), st.text(alphabet="0123456789.,- e", max_size=40)), max_size=4))
+def test_mask_strings_fuzzed_give_polygons_or_a_named_error(masks: list[str]) -> None:
+    try:
+        config = build_config({"cameras": [{"name": "Yard", "source": "demo", "detector": {"mask": masks}}]})
+    except ConfigError as exc:
+        assert str(exc).startswith("cameras.0.detector.mask")
+        return
+    params = detector_params(config.cameras[0].detector)
+    assert all(len(p) >= 3 and all(0 <= c <= 1 for xy in p for c in xy) for p in params.mask)
