@@ -92,9 +92,9 @@ class DetectFeed:
             result = await run.run()
             self.last_error = result.reason
             end = self._schedule.run_ended(self._clock(), result.reason)
-            if end.worth_logging:
-                log.warning("%s: detector ffmpeg stopped (%s); retrying in %.0f s", self.name, result.reason,
-                            end.delay_s)
+            # One line per outage (and per change of cause); the attempts in between are debug.
+            log.log(logging.WARNING if end.worth_logging else logging.DEBUG,
+                    "%s: detector ffmpeg stopped (%s); retrying in %.0f s", self.name, result.reason, end.delay_s)
             await asyncio.sleep(end.delay_s)
 
     async def _consume(self, stdout: asyncio.StreamReader, run: FfmpegRun) -> str | None:

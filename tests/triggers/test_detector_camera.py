@@ -140,7 +140,7 @@ async def test_a_broken_substream_restarts_with_its_password_masked(caplog: pyte
     changes = Changes()
     feed = DetectFeed(parse_source("rtsp://admin:s3cr3t-pw@127.0.0.1:9/sub"), lambda f, now: frames.append(f),
                       name="Broken", backoff_initial_s=0.1, backoff_max_s=0.2)
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.DEBUG, logger="sidecar.media.detect_feed"):
         handler = logging.Handler()
         handler.emit = changes.poke  # type: ignore[method-assign]
         logging.getLogger("sidecar.media.detect_feed").addHandler(handler)
@@ -152,7 +152,9 @@ async def test_a_broken_substream_restarts_with_its_password_masked(caplog: pyte
             logging.getLogger("sidecar.media.detect_feed").removeHandler(handler)
     assert not feed.running and frames == []
     assert feed.last_error is not None and "s3cr3t-pw" not in feed.last_error
-    assert "s3cr3t-pw" not in caplog.text and "detector ffmpeg stopped" in caplog.text
+    assert "s3cr3t-pw" not in caplog.text
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "detector ffmpeg stopped" in warnings[0].getMessage()  # one line per outage
 
 
 async def test_detector_off_never_clears_motion_another_source_raised(tmp_path: Path) -> None:
