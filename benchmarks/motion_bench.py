@@ -301,7 +301,7 @@ async def cpu_ours(path: Path, seconds: float, detect: DetectOutput | None) -> d
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                                                 pass_fds=pipe.pass_fds if pipe is not None else ())
     if pipe is not None:
-        await pipe.start()
+        pipe.start()
     assert proc.stdout is not None and proc.stderr is not None
 
     async def drain() -> int:

@@ -12,7 +12,7 @@ Two parts, as everywhere in media/:
 * :class:`FramePipe`, the asyncio adapter for the camera's long-lived ffmpeg. It makes a pipe,
   hands its write end to ffmpeg (``pass_fds``, so it keeps its own number in the child; never
   dup2'ed onto fd 3, which clobbered asyncio's epoll fd when tried, ecosystem.md §5.2) and reads
-  the other end in the event loop as fast as bytes come. When several frames arrived since the
+  the other end in the event loop (``add_reader``) as fast as bytes come. When several frames arrived since the
   last read (the loop was busy) only the newest is handed on and the rest are counted as
   dropped: a detector that falls behind drops frames; ffmpeg is never blocked, so the
   recording output of the same process is never slowed. The pipe buffer is raised to 1 MiB
@@ -195,20 +195,6 @@ def _deliver(frames: list[GrayFrame], stats: _Stats, on_frame: FrameCallback, no
         log.exception("frame consumer failed")
 
 
-class _PipeProtocol(asyncio.Protocol):
-    def __init__(self, owner: FramePipe) -> None:
-        self.owner = owner
-
-    def data_received(self, data: bytes) -> None:
-        self.owner._received(data)
-
-    def eof_received(self) -> bool | None:
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.owner._lost()
-
-
 class FramePipe:
     """A pipe for ffmpeg's detector output, read in the event loop. One per ffmpeg run.
 
@@ -216,10 +202,12 @@ class FramePipe:
 
         pipe = FramePipe(on_frame)
         argv = [..., "-f", "yuv4mpegpipe", pipe.target]       # "pipe:<fd>"
-        proc = await create_subprocess_exec(*argv, pass_fds=pipe.pass_fds)
-        await pipe.start()                                      # closes our copy of the write end
+        FfmpegRun(argv, pass_fds=pipe.pass_fds, on_spawn=lambda pid: pipe.start())
         ...
         await pipe.close()                                      # after ffmpeg exited (EOF) or now
+
+    ``start()`` is synchronous (it only closes our copy of the write end and registers a reader
+    with the loop), so it can run in the runner's ``on_spawn`` before any output is read.
     """
 
     def __init__(self, on_frame: FrameCallback, *, name: str = "camera",
@@ -234,8 +222,8 @@ class FramePipe:
         os.set_inheritable(self._write_fd, False)  # only pass_fds gives it to the child
         with contextlib.suppress(OSError):
             fcntl.fcntl(self._write_fd, _F_SETPIPE_SZ, PIPE_SIZE)
-        self._transport: asyncio.ReadTransport | None = None
-        self._closed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._eof = asyncio.Event()
 
     @property
     def target(self) -> str:
@@ -258,32 +246,55 @@ class FramePipe:
     def error(self) -> str | None:
         return self._failed
 
-    async def start(self) -> None:
+    def start(self) -> None:
         """Close our copy of the write end (ffmpeg holds its own) and start reading."""
         self._close_write()
-        loop = asyncio.get_running_loop()
-        reader = os.fdopen(self._read_fd, "rb", buffering=0)
-        self._read_fd = -1
-        transport, _ = await loop.connect_read_pipe(lambda: _PipeProtocol(self), reader)
-        self._transport = transport
+        if self._read_fd < 0 or self._loop is not None:
+            return
+        os.set_blocking(self._read_fd, False)
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._read_fd, self._readable)
 
     async def close(self, timeout_s: float = 2.0) -> None:
         """Wait briefly for EOF (ffmpeg exiting closes its end), then close our end."""
         self._close_write()
-        if self._transport is None:
-            if self._read_fd >= 0:
-                os.close(self._read_fd)
-                self._read_fd = -1
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closed.wait(), timeout_s)
-        self._transport.close()
-        await self._closed.wait()
+        if self._loop is not None and not self._eof.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._eof.wait(), timeout_s)
+        self._close_read()
 
     def _close_write(self) -> None:
         if self._write_fd >= 0:
             os.close(self._write_fd)
             self._write_fd = -1
+
+    def _close_read(self) -> None:
+        if self._read_fd < 0:
+            return
+        if self._loop is not None:
+            self._loop.remove_reader(self._read_fd)
+        os.close(self._read_fd)
+        self._read_fd = -1
+        self._eof.set()
+
+    def _readable(self) -> None:
+        """Read what is there (up to a few MiB: the newest frame wins anyway), then parse."""
+        chunks: list[bytes] = []
+        for _ in range(8):
+            try:
+                data = os.read(self._read_fd, 1 << 18)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                if self._loop is not None:
+                    self._loop.remove_reader(self._read_fd)
+                self._eof.set()
+                break
+            chunks.append(data)
+        if chunks:
+            self._received(b"".join(chunks))
 
     def _received(self, data: bytes) -> None:
         self._stats.bytes += len(data)
@@ -296,9 +307,6 @@ class FramePipe:
             log.warning("%s: detector frames unreadable (%s); motion detection paused for this run", self.name, exc)
             return
         _deliver(frames, self._stats, self.on_frame, self._clock())
-
-    def _lost(self) -> None:
-        self._closed.set()
 
 
 async def read_frames(stream: asyncio.StreamReader, on_frame: FrameCallback, *,

@@ -202,24 +202,6 @@ class _StderrLog:
             self.suppressed += 1
 
 
-async def _run_with_frames(run: FfmpegRun, frames: FramePipe) -> RunResult:
-    """``run.run()``, reading the detector's pipe from the moment ffmpeg holds its end."""
-    task = asyncio.ensure_future(run.run())
-    spawned = asyncio.ensure_future(run.spawned.wait())
-    try:
-        await asyncio.wait({task, spawned}, return_when=asyncio.FIRST_COMPLETED)
-        if run.spawned.is_set():
-            await frames.start()  # closes our copy of the write end; reads the other
-        return await task
-    finally:
-        spawned.cancel()
-        if not task.done():
-            task.cancel()  # run() still terminates and reaps ffmpeg before it ends
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await frames.close()
-
-
 async def _accepts_connections(host: str, port: int, timeout_s: float = 1.0) -> bool:
     """Whether a TCP connect to the camera succeeds (it is closed at once, nothing is sent)."""
     try:
@@ -635,13 +617,16 @@ class MediaPipeline:
             startup_message="no video from the source within {s} s", stall_message="no keyframe for {s} s",
             stop_timeout_s=cfg.stop_timeout_s, on_stderr=self._on_stderr, read_limit=_READ_SIZE, clock=self._clock,
             pass_fds=frames.pass_fds if frames is not None else (),
+            on_spawn=(lambda _pid: frames.start()) if frames is not None else None,
         )
         self._run = run
         if self._stopping:  # stop() found no run to stop: this one ends at once
             run.request_stop("stopped")
         try:
-            result = await (run.run() if frames is None else _run_with_frames(run, frames))
+            result = await run.run()
         finally:
+            if frames is not None:
+                await frames.close()  # ffmpeg is reaped: its end is closed, EOF is there
             self._run = None
             self._last_exit = run.returncode
             self.prebuffer.reset(SubscriptionEnd.NEW_GENERATION if not self._stopping else SubscriptionEnd.STOPPED)

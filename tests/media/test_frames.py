@@ -100,7 +100,7 @@ async def _two_output_ffmpeg(pipe: FramePipe, seconds: float, *, raw: bool = Fal
     proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                                                 pass_fds=pipe.pass_fds)
-    await pipe.start()
+    pipe.start()
     try:
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     finally:
