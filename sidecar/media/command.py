@@ -131,8 +131,11 @@ def build_command(
 
     node = ffmpeg.output(*mapped, "pipe:1", **out)
     if detect is not None and detect_target is not None:
-        node = ffmpeg.merge_outputs(node, ffmpeg.output(streams[0]["v:0"], detect_target,
-                                                        **detect.output_options()))
+        options = detect.output_options()
+        if "hwaccel_output_format" in profile.render_input(settings):
+            # Hardware decoding leaves frames on the GPU: bring them back before scaling to gray.
+            options["filter:v"] = f"hwdownload,format=nv12,{options['filter:v']}"
+        node = ffmpeg.merge_outputs(node, ffmpeg.output(streams[0]["v:0"], detect_target, **options))
     prefix = [ffmpeg_bin, *GLOBAL_ARGS]
     if loglevel != "warning":
         prefix[prefix.index("warning")] = loglevel

@@ -182,3 +182,21 @@ def test_settings_validation() -> None:
     with pytest.raises(ValueError):
         RecordingSettings(level="5.1")  # type: ignore[arg-type]
     assert RecordingSettings(fps=15, iframe_interval_ms=4000).gop_frames == 60
+
+
+@pytest.mark.parametrize("name", ["copy", "libx264", "vaapi", "qsv", "nvenc", "v4l2m2m"])
+def test_detector_output_is_a_second_output_that_leaves_the_recording_alone(name: str) -> None:
+    from sidecar.media.frames import DetectOutput
+
+    profile = load_profiles()[name]
+    plain = build_command(RTSP, profile, SETTINGS)
+    both = build_command(RTSP, profile, SETTINGS, detect=DetectOutput(fps=4, height=90), detect_target="pipe:17")
+    # Everything up to and including the recording's "pipe:1" is unchanged; the second output follows.
+    assert both.argv[:len(plain.argv)] == plain.argv
+    second = both.argv[len(plain.argv):]
+    assert second[-1] == "pipe:17" and second[:2] == ("-map", "0:v:0")
+    assert opt(second, "-f") == "yuv4mpegpipe" and "-an" in second
+    vf = opt(second, "-filter:v")
+    assert vf.endswith("fps=4,scale=-2:90:flags=area,format=gray")
+    # GPU-decoding profiles download the frames first, or the gray scaler could not take them.
+    assert vf.startswith("hwdownload,format=nv12,") == (name in ("vaapi", "qsv"))
