@@ -113,22 +113,31 @@ async def test_status_page_diagnostics_metrics_actions_and_browser(sidecar: Any,
     capture = DeriveCapture.install(monkeypatch)
     monkeypatch.setenv("HKSV_WEB_PASSWORD", WEB_PASSWORD)
     archive = tmp_path / "archive"
+    # "Masked": a camera that is down (nothing listens on its port), its password in the URL, and
+    # the built-in detector on, so its ffmpeg is wanted even unpaired: /healthz must name it.
+    config = tmp_path / "cameras.yaml"
+    config.write_text(json.dumps({"cameras": [{
+        "name": "Masked", "source": f"rtsp://admin:{CAMERA_PASSWORD}@127.0.0.1:{free_port()}/stream",
+        "motion": ["detector", "http"]}]}))
     proc = await sidecar("--demo", "--demo-motion-every", "100000", "--http-port", "0",
-                         "--archive-dir", str(archive),
-                         "--camera", f"Masked=rtsp://admin:{CAMERA_PASSWORD}@127.0.0.1:{free_port()}/stream")
+                         "--archive-dir", str(archive), "--config", str(config))
     port = int((await proc.wait_for_line(r"Demo Camera: .*HAP server on 127.0.0.1:(\d+)", timeout=40)).group(1))
     pin = (await proc.wait_for_line(r"Demo Camera: scan this code in the Home app, or enter setup code (\S+)")).group(1)
     web_port = int((await proc.wait_for_line(r"status page: http://[\d.]+:(\d+)/")).group(1))
     async with aiohttp.ClientSession() as http:
         web = Web(http, f"http://127.0.0.1:{web_port}")
 
-        # -- unpaired: the QR code and setup code are shown, /healthz is fine (recording off) -----
+        # -- unpaired: the QR code and setup code are shown; /healthz names the camera that is down
         status, page = await web.get("/")
         assert status == 200 and "<svg" in page and pin in page and "Masked" in page
         status, svg = await web.get(f"/camera/{SLUG}/qr.svg")
         assert status == 200 and svg.startswith("<svg")
         status, health = await web.json("/healthz")
-        assert status == 200 and health["healthy"] is True
+        assert status == 503 and health["healthy"] is False, health
+        assert health["cameras"]["Demo Camera"] == {"healthy": True,
+                                                    "reason": "ok (recording off: ffmpeg not needed)"}
+        masked = health["cameras"]["Masked"]
+        assert masked["healthy"] is False and masked["reason"].startswith("ffmpeg has produced no fragment yet")
 
         # -- a wrong setup code is logged with a count, then a real pairing --------------------
         with pytest.raises(Exception):  # noqa: B017 - aiohomekit raises its own authentication error
@@ -155,7 +164,10 @@ async def test_status_page_diagnostics_metrics_actions_and_browser(sidecar: Any,
                 (1, ids[("21A", "21B")], 1), (1, ids[("204", "B0")], 1)]) == {}
             await proc.wait_for_line(r"Demo Camera: prebuffer ready", timeout=40)
             status, health = await web.json("/healthz")
-            assert status == 200 and health["cameras"]["Demo Camera"]["reason"] == "ok", health
+            assert status == 503 and health["cameras"]["Demo Camera"] == {"healthy": True, "reason": "ok"}, health
+            # The card of the camera that is down says why, in words, and when ffmpeg tries again.
+            _, page = await web.get("/camera/masked")
+            assert re.search(r"(restarting|failed \(retrying) in \d+ s</span>: \S", page), page
 
             # -- 1. motion that no hub answers ------------------------------------------------
             async with http.get(f"{web.base}/motion?Demo%20Camera") as resp:
@@ -229,8 +241,8 @@ async def test_status_page_diagnostics_metrics_actions_and_browser(sidecar: Any,
             assert off["verdict"].startswith("the camera was switched off")
             async with http.get(f"{web.base}/motion/reset?Demo%20Camera") as resp:
                 assert resp.status == 200
-            # /healthz: ffmpeg is not wanted while the camera is off, so still healthy
-            assert (await web.json("/healthz"))[0] == 200
+            # /healthz: ffmpeg is not wanted while the camera is off, so that camera is healthy
+            assert (await web.json("/healthz"))[1]["cameras"]["Demo Camera"]["healthy"] is True
 
             # The motion nobody answered now says so, in words.
             assert lonely["verdict"] == "waiting for a hub to open a recording"
