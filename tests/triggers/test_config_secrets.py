@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecar.config import ConfigError, build_config
 from sidecar.config_env import EnvError, expand_env
@@ -78,3 +80,16 @@ def test_frigate_url_gives_a_snapshot_url_for_both_api_generations() -> None:
         "preset": "frigate_reviews", "frigate_url": "http://127.0.0.1:5000"}}]})
     assert camera_spec(config.cameras[0]).snapshot_url == \
         "http://127.0.0.1:5000/api/front_door/latest.jpg?h={height}&height={height}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab_$}{ 1\\")), max_size=30),
+       st.dictionaries(st.sampled_from(["a", "b", "a_1", "_"]), st.text(max_size=5), max_size=3))
+def test_fuzz_expansion_never_fails_otherwise(text: str, env: dict[str, str]) -> None:
+    try:
+        out = expand_env({"k": [text]}, env)
+    except EnvError as exc:
+        assert str(exc).startswith("k.0: ")
+        return
+    if "$" not in text:
+        assert out == {"k": [text]}  # nothing else is touched
