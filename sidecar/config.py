@@ -116,6 +116,9 @@ class CameraConfig(_Strict):
                                       description="the detector's own stream (the camera's substream); unset: the "
                                                   "main stream, as a second output of the recording ffmpeg")
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    keep_warm: Literal["auto", "always", "recording"] = Field(
+        default="auto", description="when ffmpeg runs: always (camera on), recording (recording on too), "
+                                    "auto (always for copy, recording for transcoding)")
 
     @field_validator("motion", mode="before")
     @classmethod

@@ -42,14 +42,11 @@ from ..hap import (
     catalog,
 )
 from ..hap.model import ReadContext
-from ..hds import CloseReason, HDSServer, RecordingStream, SetupError, StreamClosedError
+from ..hds import HDSServer, RecordingStream, SetupError
 from ..media import (
-    Fragment,
-    InitSegment,
     MediaPipeline,
     PipelineConfig,
     PipelineEvent,
-    PrebufferNotReady,
     ProbeError,
     Profile,
     RecordingSettings,
@@ -66,12 +63,13 @@ from .events import (
     MotionSource,
     PairingChanged,
     PipelineChanged,
-    RecordingEnded,
     RecordingOpened,
     SetupCodeRejected,
 )
 from .live_view import LiveStreaming
 from .modes import CameraSettings, snapshot_refusal
+from .recorder import Recorder
+from .recording import RecordingSession
 from .recording_config import RecordingSelection, SupportedRecording, parse_selection, supported_for_source
 from .rtp_config import supported_audio_stream, supported_rtp, supported_video_stream
 from .services import OptionalModes, build_services
@@ -87,36 +85,6 @@ log = logging.getLogger(__name__)
 CATEGORY_IP_CAMERA = 17
 PROBE_KEY = "probe"
 SNAPSHOT_TIMEOUT_S = 8.0
-READY_WAIT_S = 3.0  # how long an open waits for a warming prebuffer before starting with less
-END_GRACE_S = 5.0  # after end-of-stream at the event cap, how long the hub may take to close
-
-
-def _consume_outcome(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
-class _Sinks:
-    """Hands one recording's bytes to the camera's sinks: ``begin`` with the init segment, then
-    ``write`` per fragment, ``end`` once. A failing sink is logged and never reaches the relay."""
-
-    def __init__(self, sinks: list[RecordingSink], stream_id: int) -> None:
-        self._sinks, self._stream_id, self._begun = list(sinks), stream_id, False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._call("write" if self._begun else "begin", *(() if self._begun else (self._stream_id,)), data)
-        self._begun = True
-
-    def end(self) -> None:
-        if self._begun:
-            self._call("end", None)
-
-    def _call(self, method: str, *args: Any) -> None:
-        for sink in self._sinks:
-            try:
-                getattr(sink, method)(*args)
-            except Exception:
-                log.exception("recording sink %r failed in %s", sink, method)
 
 
 class Camera:
@@ -124,8 +92,9 @@ class Camera:
 
     def __init__(self, spec: CameraSpec, state_dir: Path, *, host: str, port: int,
                  advertiser: Advertiser | None, ffmpeg: str = "ffmpeg", reset_damaged_state: bool = False,
-                 profiles: Mapping[str, Profile] | None = None) -> None:
+                 profiles: Mapping[str, Profile] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.spec = spec
+        self.clock = clock  # monotonic seconds, for the pipeline and the recordings alike
         self.name = spec.name
         self.events = EventBus()  # observers: status page, MQTT, the parent protocol (camera/events.py)
         self._ffmpeg = ffmpeg
@@ -150,7 +119,7 @@ class Camera:
             transcode_fallback=spec.transcode_fallback, ffmpeg_bin=ffmpeg, profiles=profiles,
             prebuffer_capacity_s=max(12.0, spec.prebuffer_ms / 1000 + 8),
             settings=self._recording_settings(None),
-            detect=spec.detect if spec.detect_source is None else None), on_event=self._on_pipeline_event)
+            detect=spec.detect if spec.detect_source is None else None), on_event=self._on_pipeline_event, clock=clock)
         self._frame_observers: list[FrameCallback] = []
         self.pipeline.on_frame = self._on_frame
         self.detect_feed = None if spec.detect is None or spec.detect_source is None else DetectFeed(
@@ -164,7 +133,10 @@ class Camera:
         self.supported = self._supported_from(self._cached_probe())
         self.selection: RecordingSelection | None = None
         self._stream_task: asyncio.Task[None] | None = None
-        self._stream: RecordingStream | None = None
+        self._recorder: Recorder | None = None
+        #: Objects given exactly what each recording sent to the hub (e.g. a local clip archive):
+        #: ``begin(stream_id, init)``, ``write(fragment)``, ``end(RecordingEnded)``.
+        self.recording_sinks: list[RecordingSink] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._motion_reset: asyncio.TimerHandle | None = None
         self._pipeline_running = False
@@ -174,7 +146,6 @@ class Camera:
         self._wire()
         self._apply_settings_to_characteristics()
         self.recordings = 0
-        self.recording_sinks: list[RecordingSink] = []  # get exactly what hubs are sent (the clip archive)
 
     @property
     def has_doorbell(self) -> bool:
@@ -202,8 +173,12 @@ class Camera:
     async def stop(self) -> None:
         if self._motion_reset is not None:
             self._motion_reset.cancel()
-        if self._stream is not None:
-            self._stream.close(CloseReason.CANCELLED)
+        recorder, task = self._recorder, self._stream_task
+        if recorder is not None:
+            recorder.stopping()
+            if task is not None:  # let it finish, so its RecordingEnded is emitted
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(asyncio.shield(task), 2.0)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -334,6 +309,8 @@ class Camera:
         if value != self.settings.recording_active:
             self._update(recording_active=value)
             log.info("%s: recording %s (%s)", self.name, "on" if value else "off", self.settings.mode_name)
+            if not value and self._recorder is not None:
+                self._recorder.switched_off("recording was switched off")
             self._spawn(self._apply_pipeline_gate(), "pipeline-gate")
 
     def _write_homekit_active(self, value: int, ctx: WriteContext) -> None:
@@ -342,8 +319,8 @@ class Camera:
         self._update(homekit_active=value)
         self.services.motion_status_active.set_value(bool(value))
         self.live.set_enabled(bool(value and self.settings.rtp_active))
-        if not value and self._stream is not None:
-            self._stream.close(CloseReason.NOT_ALLOWED)
+        if not value and self._recorder is not None:
+            self._recorder.switched_off("the camera was switched off")
         self._spawn(self._apply_pipeline_gate(), "pipeline-gate")
 
     def _write_rtp_active(self, value: int, ctx: WriteContext) -> None:
@@ -398,8 +375,8 @@ class Camera:
         self.settings.store(self.state.app)
         self.server.save_state()
         self._apply_settings_to_characteristics()
-        if self._stream is not None:
-            self._stream.close(CloseReason.NOT_ALLOWED)
+        if self._recorder is not None:
+            self._recorder.switched_off("the accessory was reset")
         self._spawn(self._apply_pipeline_gate(), "pipeline-gate")
 
     # -- what we advertise ----------------------------------------------------------------------
@@ -473,7 +450,9 @@ class Camera:
     # -- the pipeline -----------------------------------------------------------------------------
     def _recording_settings(self, selection: RecordingSelection | None) -> RecordingSettings:
         audio = bool(self.settings.recording_audio_active)
-        if selection is None:
+        if selection is None or self.pipeline_is_copy():
+            # Copy mode's output never depends on the selection (the camera's video, our fixed
+            # AAC): a selection write then restarts nothing.
             return RecordingSettings(audio=audio)
         return RecordingSettings(
             width=selection.width, height=selection.height, fps=selection.fps, bitrate_kbps=selection.bitrate_kbps,
@@ -486,13 +465,26 @@ class Camera:
         result = await self.pipeline.reconfigure(self._recording_settings(self.selection))
         log.info("%s: %s", self.name, result.message)
 
+    def pipeline_is_copy(self) -> bool:
+        pipeline = getattr(self, "pipeline", None)  # None while __init__ builds the first settings
+        return pipeline.profile.is_copy if pipeline is not None else self.spec.profile == "copy"
+
+    def keep_warm_mode(self) -> str:
+        """``always`` (ffmpeg runs whenever the camera is on) or ``recording`` (only while
+        recording is on too); ``auto`` is ``always`` for copy mode, ``recording`` otherwise."""
+        if self.spec.keep_warm != "auto":
+            return self.spec.keep_warm
+        return "always" if self.pipeline_is_copy() else "recording"
+
     def _pipeline_wanted(self) -> bool:
-        if self.spec.detect is not None and self.detect_feed is None and self.settings.homekit_active:
+        if not self.settings.homekit_active:
+            return False
+        if self.spec.detect is not None and self.detect_feed is None:
             return True  # the detector's frames come from this ffmpeg: "Detect Activity"
-        return bool(self.settings.recording_active and self.settings.homekit_active)
+        return self.keep_warm_mode() == "always" or bool(self.settings.recording_active)
 
     async def _apply_pipeline_gate(self) -> None:
-        """Run ffmpeg only while recordings can happen: no CPU cost otherwise."""
+        """Run ffmpeg while the camera is on and (unless kept warm) recording is on."""
         async with self._pipeline_lock:
             if self.detect_feed is not None:
                 if self.settings.homekit_active:
@@ -509,7 +501,8 @@ class Camera:
             elif not wanted and self._pipeline_running:
                 await self.pipeline.stop()
                 self._pipeline_running = False
-                log.info("%s: prebuffer stopped (recording off)", self.name)
+                log.info("%s: prebuffer stopped (%s off)", self.name,
+                         "camera" if not self.settings.homekit_active else "recording")
 
     def _on_pipeline_event(self, event: PipelineEvent) -> None:
         """The recording ffmpeg's state, for observers (status page, MQTT, the parent process)."""
@@ -532,14 +525,17 @@ class Camera:
 
     # -- recordings -----------------------------------------------------------------------------
     def _on_stream(self, stream: RecordingStream) -> None:
-        self._stream = stream
-        self._stream_task = self._spawn(self._record(stream), f"record-{stream.stream_id}")
-
-    async def _record(self, stream: RecordingStream) -> None:
-        """Feed one dataSend stream until it ends; every exit path releases the subscription."""
         selection = self.selection
-        prebuffer_ms = selection.prebuffer_ms if selection else 4000
-        started = time.monotonic()
+        core = RecordingSession(stream.stream_id, self.clock(),
+                                prebuffer_ms=selection.prebuffer_ms if selection else 4000,
+                                max_event_s=self.spec.max_event_s)
+        recorder = Recorder(self.name, stream, core, self.pipeline, clock=self.clock, sinks=self.recording_sinks)
+        self._recorder = recorder
+        self._stream_task = self._spawn(self._record(recorder), f"record-{stream.stream_id}")
+
+    async def _record(self, recorder: Recorder) -> None:
+        """Run one dataSend stream (camera/recorder.py) and tell the observers how it went."""
+        selection, stream = self.selection, recorder.stream
         self.recordings += 1
         log.info("%s: recording stream %d opened", self.name, stream.stream_id)
         chosen = None if selection is None else (
@@ -549,83 +545,15 @@ class Camera:
         try:
             if not self._pipeline_running:
                 await self._apply_pipeline_gate()
-            try:
-                sub = self.pipeline.subscribe(prebuffer_ms)
-            except PrebufferNotReady:
-                try:
-                    await self.pipeline.wait_ready(min(prebuffer_ms, 4000), timeout_s=READY_WAIT_S)
-                    sub = self.pipeline.subscribe(prebuffer_ms)
-                except (TimeoutError, PrebufferNotReady):
-                    log.warning("%s: prebuffer not ready; refusing stream %d", self.name, stream.stream_id)
-                    stream.close(CloseReason.UNEXPECTED_FAILURE)
-                    return
-            async with sub:
-                closed = asyncio.ensure_future(stream.wait_closed())
-                clip = _Sinks(self.recording_sinks, stream.stream_id)
-                try:
-                    await self._pump(stream, sub, started, closed, clip)
-                finally:
-                    closed.cancel()
-                    clip.end()
-        except StreamClosedError:
-            pass
+            event = await recorder.run()
         finally:
-            if not stream.closed:
-                stream.close(CloseReason.CANCELLED)
-            if self._stream is stream:
-                self._stream = None
-            reason = stream.close_reason
-            log.info("%s: recording stream %d ended after %.1f s: %s by %s, %d bytes sent", self.name,
-                     stream.stream_id, time.monotonic() - started,
-                     reason.name if isinstance(reason, CloseReason) else reason, stream.closed_by, stream.bytes_sent)
-            self.events.emit(RecordingEnded(
-                camera=self.name, stream_id=stream.stream_id,
-                reason=reason.name if isinstance(reason, CloseReason) else str(reason),
-                reason_code=int(reason) if reason is not None else None,
-                closed_by=stream.closed_by or "camera",
-                bytes_sent=stream.bytes_sent, duration_s=time.monotonic() - started))
-
-    async def _pump(self, stream: RecordingStream, sub: Any, started: float, closed: asyncio.Future[None],
-                    clip: _Sinks) -> None:
-        generation = sub.generation
-        cap = self.spec.max_event_s
-        while not stream.closed:
-            getter = asyncio.ensure_future(sub.get())
-            try:
-                await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                # Whatever way we leave (stream closed, task cancelled at shutdown), the getter's
-                # outcome is consumed, so a subscription closing meanwhile is never an
-                # "exception never retrieved".
-                if not getter.done():
-                    getter.cancel()
-                getter.add_done_callback(_consume_outcome)
-            if not getter.done() or getter.cancelled():
-                return
-            try:
-                item = getter.result()
-            except Exception:  # the subscription ended: ffmpeg restarted, stopped, or we were too slow
-                log.info("%s: source changed or stopped (%s); ending stream %d", self.name,
-                         sub.close_reason, stream.stream_id)
-                stream.close(CloseReason.CANCELLED)
-                return
-            if isinstance(item, InitSegment):
-                if sub.generation != generation:
-                    stream.close(CloseReason.CANCELLED)
-                    return
-                await stream.send_init(item.data)
-                clip.write(item.data)
-                continue
-            assert isinstance(item, Fragment)
-            last = time.monotonic() - started >= cap
-            await stream.send_fragment(item.data, end_of_stream=last)
-            clip.write(item.data)
-            if last:
-                log.info("%s: stream %d reached the %.0f s cap", self.name, stream.stream_id, cap)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(closed), END_GRACE_S)
-                stream.close(CloseReason.NORMAL)
-                return
+            if self._recorder is recorder:
+                self._recorder = None
+        first = "no media sent" if event.first_byte_s is None else f"first byte after {event.first_byte_s:.1f} s"
+        log.info("%s: recording stream %d ended after %.1f s: %s (%s); %d fragments, %d bytes, %s", self.name,
+                 stream.stream_id, event.duration_s, event.detail, event.reason, event.fragments_sent,
+                 event.bytes_sent, first)
+        self.events.emit(event)
 
     # -- snapshots ------------------------------------------------------------------------------
     async def _snapshot(self, width: int, height: int, reason: int | None) -> bytes:
@@ -706,5 +634,5 @@ class Camera:
             hap_sessions=sum(1 for c in core.connections.values() if c.session is not None),
             pair_verify_failures=core.verify_failures, failed_setup_attempts=self.state.failed_attempts,
             live_sessions=self.live.active_sessions, motion=bool(self.services.motion.value),
-            recording=self._stream is not None, recordings=self.recordings, prebuffer_ms=self.spec.prebuffer_ms,
+            recording=self._recorder is not None, recordings=self.recordings, prebuffer_ms=self.spec.prebuffer_ms,
             media=media)

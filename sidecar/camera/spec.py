@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from ..media.frames import DetectOutput
 
-__all__ = ["CameraSpec"]
+__all__ = ["CameraSpec", "KeepWarm"]
+
+#: When ffmpeg runs (and so the prebuffer is warm): ``always`` whenever HomeKitCameraActive is 1,
+#: ``recording`` only while recording is on too; ``auto``: ``always`` for copy mode (it costs
+#: almost nothing), ``recording`` for a transcoding profile (it costs a core's worth of CPU).
+KeepWarm = Literal["auto", "always", "recording"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,6 +43,7 @@ class CameraSpec:
     # recording ffmpeg, or from a separate ffmpeg on ``detect_source`` (the camera's substream).
     detect: DetectOutput | None = None
     detect_source: str | None = None
+    keep_warm: KeepWarm = "auto"
 
     @property
     def slug(self) -> str:

@@ -47,6 +47,11 @@ class LiveSubscription:
         return self._core.close_reason
 
     @property
+    def backlog_received_at(self) -> tuple[float, ...]:
+        """When each fragment of the starting snapshot arrived (monotonic), oldest first."""
+        return self._core.backlog_received_at
+
+    @property
     def pending(self) -> int:
         return self._core.pending
 

@@ -31,7 +31,7 @@ __all__ = [
 
 
 class SubscriptionEnd(enum.Enum):
-    """Why a live subscription ended; the camera layer maps these to HDS close reasons."""
+    """Why a live subscription ended (not an HDS reason: camera/recording.py maps it to one)."""
 
     SLOW_CONSUMER = "slow-consumer"  # its queue hit the bound: the hub is not keeping up
     NEW_GENERATION = "new-generation"  # ffmpeg restarted; the old init segment is void
@@ -63,6 +63,7 @@ class PrebufferSnapshot:
     generation: int
     init: InitSegment
     fragments: tuple[Fragment, ...]
+    received_at: tuple[float, ...] = ()  # when each of ``fragments`` arrived (monotonic)
 
     @property
     def duration_s(self) -> float:
@@ -98,6 +99,8 @@ class Subscription:
         self._queued_bytes = 0
         self._queued_fragments = 0
         self.close_reason: SubscriptionEnd | None = None
+        #: When each fragment of the starting snapshot arrived (monotonic), oldest first.
+        self.backlog_received_at: tuple[float, ...] = ()
         #: Called (synchronously) whenever an item is queued or the subscription closes.
         self.on_ready: Callable[[], None] | None = None
 
@@ -279,13 +282,13 @@ class Prebuffer:
             return None
         cutoff = now - (ms / 1000.0 + self.stale_after_s)
         span = 0.0
-        chosen: list[Fragment] = []
+        chosen: list[StoredFragment] = []
         start_index: int | None = None
         for index in range(len(self._ring) - 1, -1, -1):
             stored = self._ring[index]
             if stored.received_at < cutoff:
                 break
-            chosen.append(stored.fragment)
+            chosen.append(stored)
             span += stored.fragment.duration_s
             if stored.fragment.keyframe:
                 start_index = len(chosen)
@@ -293,8 +296,9 @@ class Prebuffer:
                     break
         if start_index is None:
             return None
-        frags = tuple(reversed(chosen[:start_index]))
-        return PrebufferSnapshot(self.generation, self.init, frags)
+        kept = chosen[start_index - 1 :: -1]
+        return PrebufferSnapshot(self.generation, self.init, tuple(s.fragment for s in kept),
+                                 tuple(s.received_at for s in kept))
 
     def subscribe(
         self,
@@ -303,19 +307,28 @@ class Prebuffer:
         *,
         max_pending: int = 16,
         max_pending_bytes: int = 16 * 1024 * 1024,
+        allow_empty: bool = False,
     ) -> Subscription:
         """Open a live subscription: init, the last ``ms`` of fragments, then every new one.
 
         The bound covers the prebuffer snapshot as well, so it must be large enough for it
         (16 fragments is 64 s of 4 s fragments; the default 16 MiB is 64 s at 2 Mbps).
+        ``allow_empty``: a run that has its init segment but no keyframe-started fragment yet
+        is good enough (the recording waits for the first keyframe itself); the subscription
+        then starts with the init segment alone. :attr:`Subscription.backlog_received_at`
+        says when each fragment of the snapshot arrived.
 
         Raises:
-            PrebufferNotReady: no init segment or no keyframe-started fragment yet.
+            PrebufferNotReady: no init segment (or, unless ``allow_empty``, no keyframe-started
+            fragment) yet.
         """
         snap = self.fragments_since(ms, now)
         if snap is None:
-            raise PrebufferNotReady("no init segment or keyframe fragment yet")
+            if not allow_empty or self.init is None:
+                raise PrebufferNotReady("no init segment or keyframe fragment yet")
+            snap = PrebufferSnapshot(self.generation, self.init, ())
         sub = Subscription(self, self.generation, max_pending, max_pending_bytes)
+        sub.backlog_received_at = snap.received_at
         self._subscribers.append(sub)
         sub._put(snap.init)
         for fragment in snap.fragments:

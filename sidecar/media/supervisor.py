@@ -305,6 +305,11 @@ class MediaPipeline:
         return self._restarts
 
     @property
+    def restart_pending(self) -> bool:
+        """A restart was asked for (reconfigure, fallback, ...): the current init segment is doomed."""
+        return self._restart_reason is not None
+
+    @property
     def pid(self) -> int | None:
         run = self._run
         return run.pid if run is not None and run.running else None
@@ -382,13 +387,14 @@ class MediaPipeline:
         return self.prebuffer.fragments_since(ms, self._clock())
 
     def subscribe(self, prebuffer_ms: int, *, max_pending: int = 16,
-                  max_pending_bytes: int = 16 * 1024 * 1024) -> LiveSubscription:
+                  max_pending_bytes: int = 16 * 1024 * 1024, allow_empty: bool = False) -> LiveSubscription:
         """A bounded live subscription starting with init + the last ``prebuffer_ms``.
 
-        Raises :class:`~sidecar.media.prebuffer.PrebufferNotReady` while warming up.
+        Raises :class:`~sidecar.media.prebuffer.PrebufferNotReady` while warming up (with
+        ``allow_empty``, only while there is no init segment).
         """
         core = self.prebuffer.subscribe(prebuffer_ms, self._clock(), max_pending=max_pending,
-                                        max_pending_bytes=max_pending_bytes)
+                                        max_pending_bytes=max_pending_bytes, allow_empty=allow_empty)
         return LiveSubscription(core)
 
     async def wait_ready(self, prebuffer_ms: int = 4000, timeout_s: float | None = None) -> PrebufferSnapshot:
