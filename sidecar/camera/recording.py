@@ -6,17 +6,19 @@ the session takes whatever the current ffmpeg run has, from its first keyframe, 
 with live fragments. The rules, all here and all driven by a ``now`` the caller passes in:
 
 * **Source readiness.** The session subscribes to the current run as soon as that run has its
-  init segment and no restart is pending (a restart would void the init segment at once). It
-  holds the init segment until the first keyframe-started fragment, then sends both: a clip
-  always starts on a keyframe. Fragments before that keyframe are dropped.
+  init segment and no restart is pending (a restart would void the init segment at once), and
+  sends the init segment at once: the hub hears from us within a second or two even when ffmpeg
+  has only just started (as HAP-NodeJS cameras do). Media follows from the first
+  keyframe-started fragment; fragments before it are dropped, so a clip starts on a keyframe.
 * **Prebuffer slice.** The subscription starts with the newest fragments covering the selected
   prebuffer length (fewer right after a restart: every complete one there is).
-* **Generation change.** Before anything is sent, a new ffmpeg run (or a stop) only means
-  "subscribe again when the next run is ready". After the init segment went out, the clip
-  cannot change its init segment, so the stream is closed (CANCELLED).
-* **Start deadline.** Nothing sent ``start_timeout_s`` (5 s) after the open and ffmpeg has no
-  media at all: close with UNEXPECTED_FAILURE (5) and say why in words. A run that does produce
-  media but is slow gets until ``start_timeout_producing_s`` (8 s, when hubs give up).
+* **Generation change.** Before the init segment is sent, a new ffmpeg run (or a stop) only
+  means "subscribe again when the next run is ready". After it went out, the clip cannot change
+  its init segment, so the stream is closed (CANCELLED).
+* **Start deadline.** Nothing sent ``start_timeout_s`` (5 s) after the open because ffmpeg has
+  no media at all: close with UNEXPECTED_FAILURE (5) and say why in words. Once the init
+  segment went out, ffmpeg is producing: a slow first keyframe is the hub's to judge (it closes
+  with TIMEOUT when it has waited enough), and a run that dies ends the subscription anyway.
 * **Event cap.** The first fragment at or beyond ``max_event_s`` carries ``endOfStream``; the
   hub then has ``end_grace_s`` to close before we close NORMAL ourselves (tvOS 16+ hubs never
   ack, field notes 1-2).
@@ -38,7 +40,6 @@ from ..media import Fragment, InitSegment, SubscriptionEnd
 from .events import RecordingEnded
 
 __all__ = [
-    "START_TIMEOUT_PRODUCING_S",
     "START_TIMEOUT_S",
     "Action",
     "Close",
@@ -52,8 +53,6 @@ __all__ = [
 
 START_TIMEOUT_S = 5.0
 """An open with nothing to send after this long, from a pipeline with no media, is refused (5)."""
-START_TIMEOUT_PRODUCING_S = 8.0
-"""The same for a pipeline that is producing media, just slowly: hubs give up at about 8 s."""
 END_GRACE_S = 5.0
 """After endOfStream at the event cap, how long the hub may take to close."""
 
@@ -107,7 +106,7 @@ Action = Subscribe | Unsubscribe | SendInit | SendFragment | Close
 class _Phase(enum.Enum):
     WAITING = "waiting"  # for a run with an init segment and no pending restart
     SUBSCRIBING = "subscribing"  # Subscribe asked for, not confirmed yet
-    KEYFRAME = "keyframe"  # subscribed, waiting for the first keyframe-started fragment
+    KEYFRAME = "keyframe"  # subscribed (init sent once it came), waiting for a keyframe fragment
     STREAMING = "streaming"
     ENDING = "ending"  # endOfStream sent at the cap; waiting for the hub to close
     CLOSED = "closed"
@@ -149,7 +148,6 @@ class RecordingSession:
         max_event_s: float = 180.0,
         end_grace_s: float = END_GRACE_S,
         start_timeout_s: float = START_TIMEOUT_S,
-        start_timeout_producing_s: float = START_TIMEOUT_PRODUCING_S,
     ) -> None:
         self.stream_id = stream_id
         self.opened_at = opened_at
@@ -157,10 +155,9 @@ class RecordingSession:
         self.max_event_s = max_event_s
         self.end_grace_s = end_grace_s
         self.start_timeout_s = start_timeout_s
-        self.start_timeout_producing_s = max(start_timeout_s, start_timeout_producing_s)
         self._phase = _Phase.WAITING
         self._view: SourceView | None = None
-        self._init: bytes | bytearray | memoryview | None = None
+        self._init_sent = False
         self._generation: int | None = None  # of the live subscription
         self._prebuffered = 0  # leading fragments of the subscription that arrived before the open
         self._seen = 0  # fragments taken from the subscription so far
@@ -185,8 +182,7 @@ class RecordingSession:
     @property
     def started(self) -> bool:
         """The init segment has gone out: the clip is bound to one ffmpeg run."""
-        return self._phase in (_Phase.STREAMING, _Phase.ENDING) or (
-            self._phase is _Phase.CLOSED and self.first_byte_at is not None)
+        return self._init_sent
 
     @property
     def wants_subscription(self) -> bool:
@@ -194,8 +190,8 @@ class RecordingSession:
 
     def next_deadline(self) -> float | None:
         """When :meth:`timer` must run next (monotonic seconds), or ``None``."""
-        if self._phase in (_Phase.WAITING, _Phase.SUBSCRIBING, _Phase.KEYFRAME):
-            return self.opened_at + self._start_timeout()
+        if self._phase in (_Phase.WAITING, _Phase.SUBSCRIBING, _Phase.KEYFRAME) and not self._init_sent:
+            return self.opened_at + self.start_timeout_s
         if self._phase is _Phase.ENDING:
             return self._grace_until
         return None
@@ -218,7 +214,6 @@ class RecordingSession:
         self._generation = generation
         self._prebuffered = prebuffered
         self._seen = 0
-        self._init = None
         return []
 
     def subscribe_failed(self, now: float) -> list[Action]:
@@ -232,18 +227,17 @@ class RecordingSession:
         if self._phase not in (_Phase.KEYFRAME, _Phase.STREAMING):
             return []
         if isinstance(item, InitSegment):
-            if self._phase is _Phase.KEYFRAME:
-                self._init = item.data
-            return []
+            if self._init_sent:  # one per subscription, and a subscription is one run
+                return []
+            self._init_sent = True
+            return [SendInit(item.data)]
         index = self._seen
         self._seen += 1
         actions: list[Action] = []
         if self._phase is _Phase.KEYFRAME:
-            if self._init is None or not item.keyframe:
+            if not self._init_sent or not item.keyframe:
                 self.dropped_before_keyframe += 1
                 return []
-            actions.append(SendInit(self._init))
-            self._init = None
             self._phase = _Phase.STREAMING
         last = now - self.opened_at >= self.max_event_s
         actions.append(SendFragment(item, end_of_stream=last))
@@ -257,14 +251,13 @@ class RecordingSession:
 
     def subscription_ended(self, why: SubscriptionEnd, now: float) -> list[Action]:
         """The subscription closed and is drained."""
-        if self._phase in (_Phase.SUBSCRIBING, _Phase.KEYFRAME):
+        if self._phase in (_Phase.SUBSCRIBING, _Phase.KEYFRAME) and not self._init_sent:
             # Nothing sent yet: the next run will do (the start deadline still holds).
             # The adapter feeds the next source_changed as the pipeline moves on.
             self._phase = _Phase.WAITING
-            self._init = None
             self.generations_waited += 1
             return []
-        if self._phase is not _Phase.STREAMING:
+        if self._phase not in (_Phase.KEYFRAME, _Phase.STREAMING):
             return []
         if why is SubscriptionEnd.NEW_GENERATION:
             detail = "ffmpeg restarted mid-clip (a new init segment cannot join a clip)"
@@ -328,18 +321,11 @@ class RecordingSession:
             duration_s=end - self.opened_at)
 
     # -- internals --------------------------------------------------------------------------
-    def _start_timeout(self) -> float:
-        view = self._view
-        producing = view is not None and view.failure is None and (view.has_init or self._phase is _Phase.KEYFRAME)
-        return self.start_timeout_producing_s if producing else self.start_timeout_s
-
     def _why_no_media(self, now: float) -> str:
         waited = now - self.opened_at
         view = self._view
         if view is not None and view.failure:
             return f"ffmpeg cannot produce media: {view.failure}"
-        if self._phase is _Phase.KEYFRAME:
-            return f"ffmpeg sent no keyframe within {waited:.1f} s of the open"
         if view is not None and view.restart_pending:
             return f"ffmpeg was still restarting {waited:.1f} s after the open"
         return f"ffmpeg produced no media within {waited:.1f} s of the open"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sidecar import tlv8
 from sidecar.camera.recording_config import (
     TRIGGER_MOTION,
     AudioRecordingCodec,
@@ -25,69 +23,17 @@ from sidecar.camera.recording_config import (
 )
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
+from tests.support.clips import (
+    advertised_resolutions,
+    decodes_cleanly,
+    first_frame_is_key,
+    probe,
+    record_once,
+)
 from tests.support.hap_client import aio_pair
 
 PIN = "031-45-154"
 pytestmark = pytest.mark.slow
-
-
-def advertised_resolutions(video_tlv: bytes) -> set[tuple[int, int, int]]:
-    codec = dict(tlv8.decode(video_tlv))[1]
-    res = set()
-    for t, v in tlv8.decode(codec):
-        if t == 3:
-            a = tlv8.decode_dict(v)
-            res.add((int.from_bytes(a[1], "little"), int.from_bytes(a[2], "little"), a[3][0]))
-    return res
-
-
-def advertised_codec(video_tlv: bytes) -> tuple[list[int], list[int]]:
-    """The H.264 profiles and levels of a SupportedVideoRecordingConfiguration."""
-    codec = dict(tlv8.decode(video_tlv))[1]
-    params = tlv8.decode(dict(tlv8.decode(codec))[2])
-    return [v[0] for t, v in params if t == 1], [v[0] for t, v in params if t == 2]
-
-
-async def run(*cmd: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-async def probe(path: Path) -> dict[str, Any]:
-    rc, out, err = await run("ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path))
-    assert rc == 0, err
-    result: dict[str, Any] = json.loads(out)
-    return result
-
-
-async def first_frame_is_key(path: Path) -> bool:
-    rc, out, _ = await run("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_frames", "-read_intervals",
-                           "%+#1", "-show_entries", "frame=key_frame", "-of", "csv=p=0", str(path))
-    return rc == 0 and out.strip().splitlines()[0].startswith("1")
-
-
-async def decodes_cleanly(path: Path) -> bool:
-    rc, _, err = await run("ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-")
-    return rc == 0 and err == ""
-
-
-async def record_once(pairing: Any, capture: DeriveCapture, ids: dict[tuple[str, str], int], stream_id: int,
-                      live_fragments: int, tmp: Path) -> tuple[list[Any], Path]:
-    client = await open_hds(pairing, ids[("129", "131")], capture)
-    try:
-        await client.hello()
-        opened = await client.open(stream_id)
-        assert (opened.header.status, opened.body) == (0, {"status": 0})
-        frags, closed = await client.collect(stream_id, fragments=1 + 1 + live_fragments + 1, within=40)
-        assert closed is None
-        await client.close_stream(stream_id, 0)
-    finally:
-        await client.aclose()
-    path = tmp / f"rec{stream_id}.mp4"
-    path.write_bytes(b"".join(f.data for f in frags))
-    return frags, path
 
 
 async def test_demo_camera_records_to_a_hub(sidecar: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -20,9 +20,7 @@ from sidecar.camera.recording_config import (
 )
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
-from tests.support.hap_client import aio_pair
-
-from .test_recording import (
+from tests.support.clips import (
     advertised_codec,
     advertised_resolutions,
     decodes_cleanly,
@@ -30,6 +28,7 @@ from .test_recording import (
     probe,
     record_once,
 )
+from tests.support.hap_client import aio_pair
 
 PIN = "031-45-154"
 pytestmark = pytest.mark.slow
