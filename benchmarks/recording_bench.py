@@ -15,14 +15,19 @@ Figures, all on one monotonic clock:
   queued is taken from the prebuffer's own ``subscribe`` (wrapped), so the boundary is exact.
 * **fragment complete -> last byte read by the hub**: for live fragments, from the media pipeline
   completing the fragment (``prebuffer.push``, wrapped) to the hub having decrypted and parsed
-  the fragment's last chunk. The hub is in this process and on this event loop, so both figures
-  include our hub reader's decryption (its share is measured and printed).
-* CPU (this process; the ffmpeg children; everything else on the machine) over the recording
-  windows, with an idle window (prebuffers running, nobody recording) as the reference; RSS.
+  the fragment's last chunk.
+* The hubs' HDS readers run in **another process** (``--hub-worker``, started by this script),
+  so this process's CPU is the accessory's alone: **accessory CPU per MB sent** is this
+  process's CPU while recording, less its idle rate, over the MB the hubs received. The HAP side
+  of each hub (pairing, HDS setup write, key derivation) stays here; only the derived keys and
+  the port go to the worker. Both processes read the same system-wide monotonic clock.
+* CPU (this process; the hub process; the ffmpeg children; everything else on the machine) over
+  the recording windows, with an idle window (prebuffers running, nobody recording) as the
+  reference; RSS.
 
-References measured in the same run: ChaCha20-Poly1305 seal + open of the same bytes in 256 KiB
-pieces (what the relay and the hub must do at least, one after the other on this one thread), for
-one stream alone and for all N streams' bytes serialized.
+References measured in the same run: ChaCha20-Poly1305 seal (the accessory's floor per MB) and
+seal + open of the same bytes in 256 KiB pieces, for one stream alone and for all N streams'
+bytes serialized.
 
 It prints tables; it never passes or fails (the PASS/FAIL column only compares with the issue's
 targets). Loopback only, no mDNS. Usage::
@@ -37,7 +42,9 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
+import json
 import logging
 import math
 import os
@@ -71,7 +78,7 @@ from sidecar.camera.recording_config import (
     SampleRate,
     encode_selection,
 )
-from sidecar.hds import RecordingStream, frames, messages
+from sidecar.hds import RecordingStream, SessionKeys, frames, messages
 from sidecar.hds.datasend import MAX_CHUNK
 from sidecar.hds.messages import Kind, Message
 from sidecar.media import Fragment
@@ -88,6 +95,7 @@ LIVE_TARGET_MS = 5.0  # issue 5: fragment complete -> last byte on the socket, p
 BACKGROUND_WARN_PCT = 10.0  # other programs' CPU (% of one core) above which figures are flagged
 COINCIDENT_S = 0.020  # two cameras' fragments completing this close together compete for the loop
 MB = 1_000_000
+SCRIPT = str(Path(__file__).resolve())
 CLIP = {"width": 1280, "height": 720, "fps": 30, "kbps": 2000, "seconds": 12}
 
 log = logging.getLogger("recording_bench")
@@ -233,9 +241,10 @@ class TimedHub(HubDataStreamClient):
             self._frames.feed(data)
 
 
-async def open_timed_hds(rig: CameraRig) -> TimedHub:
-    """``tests.hub.hap_setup.open_hds`` with this pairing's own HKDF (DeriveCapture.latest is
-    whichever of the N pairings verified last)."""
+async def hds_job(rig: CameraRig, stream_id: int, delay: float, seconds: float) -> dict[str, Any]:
+    """The HAP half of ``tests.hub.hap_setup.open_hds`` with this pairing's own HKDF
+    (DeriveCapture.latest is whichever of the N pairings verified last): what the hub process
+    needs to connect, say hello and record."""
     assert rig.pairing is not None and rig.derive is not None
     controller_salt = os.urandom(32)
     entry = await setup_write(rig.pairing, rig.ids[("129", "131")], build_setup_write(controller_salt))
@@ -243,8 +252,8 @@ async def open_timed_hds(rig: CameraRig) -> TimedHub:
         raise RuntimeError(f"{rig.camera.name}: HDS setup refused: {entry}")
     response = parse_setup_response(base64.b64decode(entry["value"]))
     session = controller_hds_keys(rig.derive, controller_salt, response.accessory_salt)
-    reader, writer = await asyncio.open_connection("127.0.0.1", response.port)
-    return TimedHub(reader, writer, session)
+    return {"camera": rig.index, "port": response.port, "encrypt_key": session.encrypt_key.hex(),
+            "decrypt_key": session.decrypt_key.hex(), "stream_id": stream_id, "delay": delay, "seconds": seconds}
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,25 +332,28 @@ class StreamResult:
     error: str | None = None
 
 
-async def record(rig: CameraRig, stream_id: int, start: asyncio.Event, delay: float, seconds: float,
-                 clients: set[TimedHub]) -> StreamResult:
-    """One hub's recording: HDS setup + hello (untimed), then open at the shared start, read
+async def connect_hub(job: dict[str, Any]) -> TimedHub:
+    reader, writer = await asyncio.open_connection("127.0.0.1", job["port"])
+    client = TimedHub(reader, writer, SessionKeys(encrypt_key=bytes.fromhex(job["encrypt_key"]),
+                                                  decrypt_key=bytes.fromhex(job["decrypt_key"])))
+    await client.hello()
+    return client
+
+
+async def record(client: TimedHub, job: dict[str, Any], start_at: float) -> StreamResult:
+    """One hub's recording (in the hub process): open at the shared start (+ its delay), read
     everything for ``seconds``, close the stream and the connection."""
-    result = StreamResult(rig.index, stream_id)
-    client = await open_timed_hds(rig)
-    clients.add(client)
+    stream_id = job["stream_id"]
+    result = StreamResult(job["camera"], stream_id)
     try:
-        await client.hello()
-        await start.wait()
-        if delay:
-            await asyncio.sleep(delay)
+        await asyncio.sleep(max(0.0, start_at + job["delay"] - time.monotonic()))
         result.opened_at = time.monotonic()
         opened = await client.open(stream_id)
         result.response_at = time.monotonic()
         if (opened.header.status, opened.body) != (0, {"status": 0}):
             result.error = f"open refused: {opened.header.status} {opened.body!r}"
             return result
-        end = result.opened_at + seconds
+        end = result.opened_at + job["seconds"]
         while (remaining := end - time.monotonic()) > 0:
             try:
                 message = await client.next_message(remaining)
@@ -364,9 +376,73 @@ async def record(rig: CameraRig, stream_id: int, start: asyncio.Event, delay: fl
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         result.hub_busy_s = client.busy_s
-        clients.discard(client)
         await client.aclose()
     return result
+
+
+async def hub_worker() -> None:
+    """``--hub-worker``: the hubs' HDS side in its own process. JSON lines on stdin:
+    ``{"connect": [job, ...]}`` (answers ``{"ready": n}`` once every hub said hello), then
+    ``{"start_at": t}`` (answers ``{"results": [...]}``); EOF ends it."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 24)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    clients: list[TimedHub] = []
+    jobs: list[dict[str, Any]] = []
+    while line := await reader.readline():
+        command = json.loads(line)
+        if "connect" in command:
+            jobs = command["connect"]
+            clients = list(await asyncio.gather(*(connect_hub(job) for job in jobs)))
+            print(json.dumps({"ready": len(clients)}), flush=True)
+        elif "start_at" in command:
+            results = await asyncio.gather(*(record(c, j, command["start_at"]) for c, j in zip(clients, jobs,
+                                                                                                 strict=True)))
+            print(json.dumps({"results": [dataclasses.asdict(r) for r in results]}), flush=True)
+            clients, jobs = [], []
+
+
+class HubProcess:
+    """This script again, as ``--hub-worker``: the hubs' side of every recording."""
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, SCRIPT, "--hub-worker",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 24)
+
+    async def ask(self, command: dict[str, Any], within: float) -> dict[str, Any]:
+        proc = self.proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(command).encode() + b"\n")
+        await proc.stdin.drain()
+        line = await asyncio.wait_for(proc.stdout.readline(), within)
+        if not line:
+            raise RuntimeError("the hub process exited")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def cpu_s(self) -> float:
+        if self.proc is None:
+            return 0.0
+        with contextlib.suppress(psutil.Error):
+            t = psutil.Process(self.proc.pid).cpu_times()
+            return float(t.user + t.system)
+        return 0.0
+
+    async def stop(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
 
 
 @dataclass
@@ -473,11 +549,13 @@ class Meter:
 
     @staticmethod
     def delta(a: tuple[float, float, float, float, dict[int, float]],
-              b: tuple[float, float, float, float, dict[int, float]]) -> tuple[float, float, float, float]:
-        """(wall, own, children, others) seconds between two snapshots."""
+              b: tuple[float, float, float, float, dict[int, float]], hub_cpu: float = 0.0,
+              ) -> tuple[float, float, float, float]:
+        """(wall, own, children, others) seconds between two snapshots (others excludes the hub
+        process's ``hub_cpu``)."""
         wall, own = b[0] - a[0], b[1] - a[1]
         kids = sum(cpu - a[4].get(pid, 0.0) for pid, cpu in b[4].items())
-        others = max(0.0, (b[3] - a[3]) - own - kids)
+        others = max(0.0, (b[3] - a[3]) - own - kids - hub_cpu)
         return wall, own, kids, others
 
     async def sample_rss(self, peak: list[float]) -> None:
@@ -539,7 +617,9 @@ class Outcome:
     samples: Samples
     idle: tuple[float, float, float, float]
     busy: tuple[float, float, float, float]
-    hub_busy_s: float
+    hub_busy_s: float  # the hub process's decrypt + parse
+    hub_cpu_s: float  # the hub process's CPU while recording
+    received: int  # bytes the hubs received (init + fragments)
     rss_idle: tuple[float, float]
     rss_busy: tuple[float, float]
     restarts: int
@@ -553,10 +633,14 @@ async def run(clip: Path, state: Path, args: argparse.Namespace) -> Outcome:
     original = vars(aio_connection)["get_session_keys"]
     aio_connection.get_session_keys = capture  # type: ignore[attr-defined, assignment]
     rigs: list[CameraRig] = []
-    clients: set[TimedHub] = set()
+    hubs = HubProcess()
     try:
+        await hubs.start()
         for i in range(args.cameras):
-            config = CameraSpec(name=f"Bench Cam {i + 1:02d}", source=f"loop:{clip}", profile="copy", setup_code=PIN)
+            # keep_warm "recording": ffmpeg starts when the hub turns recording on, so the fragment
+            # phases can be spread (or aligned) below.
+            config = CameraSpec(name=f"Bench Cam {i + 1:02d}", source=f"loop:{clip}", profile="copy", setup_code=PIN,
+                                keep_warm="recording")
             directory = state / f"cam{i + 1:02d}"
             directory.mkdir()
             camera = Camera(config, directory, host="127.0.0.1", port=0, advertiser=None)
@@ -583,33 +667,36 @@ async def run(clip: Path, state: Path, args: argparse.Namespace) -> Outcome:
 
         meter = Meter(rigs)
         restarts0 = sum(r.camera.pipeline.restarts for r in rigs)
-        a = meter.snapshot()
+        a, hub_a = meter.snapshot(), hubs.cpu_s()
         await asyncio.sleep(args.idle)
-        idle = Meter.delta(a, meter.snapshot())
+        idle = Meter.delta(a, meter.snapshot(), hubs.cpu_s() - hub_a)
         rss_idle = meter.rss_mib()
 
         samples = Samples()
         busy = (0.0, 0.0, 0.0, 0.0)
-        hub_busy = 0.0
+        hub_busy = hub_cpu = 0.0
+        received = 0
         rss_busy = (0.0, 0.0)
         rss_peak = [0.0]
         for round_no in range(args.rounds):
-            start = asyncio.Event()
             spread = args.open_spread / max(1, len(rigs))
-            tasks = [asyncio.ensure_future(record(r, round_no + 1, start, i * spread, args.seconds, clients))
-                     for i, r in enumerate(rigs)]
-            await asyncio.sleep(0.5)  # every hub has set up HDS and said hello
-            a = meter.snapshot()
-            start.set()
+            jobs = [await hds_job(r, round_no + 1, i * spread, args.seconds) for i, r in enumerate(rigs)]
+            await hubs.ask({"connect": jobs}, within=30)  # every hub has connected and said hello
+            a, hub_a = meter.snapshot(), hubs.cpu_s()
             rss_peak[0] = 0.0  # per round (printed), the maximum over rounds goes in the table
             sampler = asyncio.ensure_future(meter.sample_rss(rss_peak))
             try:
-                results = await asyncio.gather(*tasks)
+                answer = await hubs.ask({"start_at": time.monotonic() + 0.2}, within=args.seconds + 60)
             finally:
                 sampler.cancel()
-            b = meter.snapshot()
+            b, hub_cpu_round = meter.snapshot(), hubs.cpu_s() - hub_a
+            hub_cpu += hub_cpu_round
+            results = [StreamResult(**{**r, "completed": [tuple(c) for c in r["completed"]]})
+                       for r in answer["results"]]
+            received += sum(size for r in results for _, size, _ in r.completed)
             rss_busy = max(rss_busy, (rss_peak[0], meter.rss_mib()[1]))
-            busy = tuple(x + y for x, y in zip(busy, Meter.delta(a, b), strict=True))  # type: ignore[assignment]
+            busy = tuple(x + y for x, y in zip(busy, Meter.delta(a, b, hub_cpu_round),  # type: ignore[assignment]
+                                                strict=True))
             all_pushes = sorted(t for r in rigs for t, _ in r.pushes)
             for rig, result in zip(rigs, results, strict=True):
                 hub_busy += result.hub_busy_s
@@ -626,12 +713,10 @@ async def run(clip: Path, state: Path, args: argparse.Namespace) -> Outcome:
 
         # phase of each camera's fragment boundaries (ms within the 4 s GOP), for the report
         phases = sorted(1000 * (r.pushes[-1][0] % 4.0) for r in rigs if r.pushes)
-        return Outcome(samples, idle, busy, hub_busy, rss_idle, rss_busy, restarts, rigs[0].size,
-                       aead_ms_per_mb(), phases)
+        return Outcome(samples, idle, busy, hub_busy, hub_cpu, received, rss_idle, rss_busy, restarts,
+                       rigs[0].size, aead_ms_per_mb(), phases)
     finally:
-        for client in list(clients):
-            with contextlib.suppress(Exception):
-                await client.aclose()
+        await hubs.stop()
         for rig in rigs:
             if rig.pairing is not None:
                 with contextlib.suppress(Exception):
@@ -674,8 +759,7 @@ def report(o: Outcome, args: argparse.Namespace) -> None:
           + (", fragment boundaries aligned" if args.aligned else ", fragment boundaries spread over 4 s")
           + f"; {o.size[0]}x{o.size[1]}@{o.size[2]} copy, {CLIP['kbps']} kbps, 4 s fragments, "
           f"prebuffer {PREBUFFER_MS} ms")
-    print("Latencies end when the hub (in this process, on this event loop) has decrypted and parsed the last "
-          "chunk: they include our hub reader.")
+    print("Latencies end when the hub (in its own process) has decrypted and parsed the last chunk.")
     print()
     print("| figure | samples | p50 ms | p99 ms | max ms | reference, same run (AEAD seal+open floor) | "
           "target | check |")
@@ -729,15 +813,20 @@ def report(o: Outcome, args: argparse.Namespace) -> None:
     bw, bown, bkids, bother = o.busy
     print("| figure | while recording | reference: idle (prebuffers running, no recording) |")
     print("|---|---:|---:|")
-    print(f"| this process CPU, % of a core (cameras + in-process hubs) | {pct_core(bown, bw)} | "
+    print(f"| this process CPU, % of a core (the accessory: cameras, HAP, HDS) | {pct_core(bown, bw)} | "
           f"{pct_core(iown, iw)} |")
-    print(f"| ... of which hub reader decrypt + parse | {pct_core(o.hub_busy_s, bw)} | 0 |")
+    print(f"| hub process CPU, % of a core (of which decrypt + parse) | {pct_core(o.hub_cpu_s, bw)} "
+          f"({pct_core(o.hub_busy_s, bw)}) | 0 |")
     print(f"| ffmpeg children CPU, % of a core | {pct_core(bkids, bw)} | {pct_core(ikids, iw)} |")
     print(f"| other programs on the machine, % of a core | {pct_core(bother, bw)} | {pct_core(iother, iw)} |")
     print(f"| this process RSS, MiB (peak while recording, sampled every 0.5 s) | {o.rss_busy[0]:.0f} | "
           f"{o.rss_idle[0]:.0f} |")
     print(f"| ffmpeg children RSS, MiB (sum) | {o.rss_busy[1]:.0f} | {o.rss_idle[1]:.0f} |")
     print()
+    mb = o.received / MB
+    extra = bown - (iown / iw * bw if iw else 0.0)
+    print(f"# accessory CPU per MB sent: {1000 * extra / mb:.2f} ms/MB ({extra:.2f} s above idle for {mb:.1f} MB); "
+          f"reference, AEAD seal alone: {seal:.2f} ms/MB; ratio {1000 * extra / mb / seal:.2f}")
     print(f"# AEAD on this thread: seal {seal:.2f} + open {unseal:.2f} ms/MB; "
           f"ffmpeg restarts during the rounds: {o.restarts}; "
           f"fragment-boundary phases (ms within 4 s): {', '.join(f'{p:.0f}' for p in o.phases_ms)}")
@@ -762,7 +851,11 @@ def main() -> None:
                         help="start all ffmpegs together, so fragments complete at the same moments (worst case); "
                         "default: fragment boundaries spread evenly over the 4 s GOP, as independent cameras")
     parser.add_argument("--idle", type=float, default=8.0, help="idle reference window, seconds")
+    parser.add_argument("--hub-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.hub_worker:
+        asyncio.run(hub_worker())
+        return
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     print(header(), flush=True)
     with tempfile.TemporaryDirectory(prefix="recording-bench-") as tmp:
