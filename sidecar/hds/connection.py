@@ -219,13 +219,6 @@ class HDSConnection:
 
     # -- recording streams -----------------------------------------------------------------
 
-    def send_data_event(self, stream: DataSendStream, body: dict[str, Value]) -> None:
-        """Queue one ``data`` event (a body from ``stream.init_segment``/``fragment``)."""
-        if stream is not self.stream or stream.closed or self.state != "ready":
-            raise StreamClosedError(f"stream {stream.stream_id} is not running on this connection")
-        assert self._encryptor is not None
-        self._out.append(self._encryptor.seal_parts(messages.encode_event_parts(DATASEND, "data", body)))
-
     def send_init(self, stream: DataSendStream, data: bytes | bytearray | memoryview) -> None:
         """Queue every chunk of the init segment."""
         self._check_stream(stream)
@@ -257,8 +250,10 @@ class HDSConnection:
             raise StreamClosedError(f"stream {stream.stream_id} is not running on this connection")
 
     def _send_all(self, stream: DataSendStream, bodies: Iterable[dict[str, Value]]) -> None:
-        for body in bodies:
-            self.send_data_event(stream, body)
+        """All of one segment's ``data`` events, sealed into one buffer (one socket write)."""
+        assert self._encryptor is not None
+        payloads = [messages.encode_event_parts(DATASEND, "data", body) for body in bodies]
+        self._out.append(self._encryptor.seal_batch(payloads))
 
     # -- internals -------------------------------------------------------------------------
 

@@ -163,6 +163,40 @@ class FrameEncryptor:
         self.counter += 1
         return out
 
+    def seal_batch(self, payloads: list[list[bytes | memoryview]]) -> bytearray:
+        """Several frames, back to back in one buffer, for one ``transport.write``.
+
+        Every piece of every payload is joined once into the buffer (the only copy of the
+        media), then each frame's payload is encrypted in place. A fragment's 256 KiB chunks so
+        become one buffer and one socket write instead of one per chunk. Same bytes as sealing
+        each payload with :meth:`seal_parts` in turn.
+        """
+        lengths = [sum(memoryview(p).nbytes for p in parts) for parts in payloads]
+        if any(length > self.max_payload for length in lengths):
+            raise FrameError(f"payload of {max(lengths)} bytes exceeds the {self.max_payload}-byte frame limit")
+        if self.counter + len(payloads) - 1 > _MAX_COUNTER:
+            raise FrameError("send counter exhausted")
+        pieces: list[bytes | memoryview] = []
+        headers: list[bytes] = []
+        for parts, length in zip(payloads, lengths, strict=True):
+            header = _header(FRAME_TYPE_ENCRYPTED, length)
+            headers.append(header)
+            pieces.append(header)
+            pieces.extend(parts)
+            pieces.append(_TAG_SPACE)
+        out = bytearray().join(pieces)
+        offset = 0
+        with memoryview(out) as view:
+            for header, length in zip(headers, lengths, strict=True):
+                start = offset + HEADER_LENGTH
+                payload = view[start : start + length]
+                self._aead.encrypt_into(_NONCE.pack(self.counter), payload, header, view[start : start + length
+                                                                                          + TAG_LENGTH])
+                payload.release()
+                self.counter += 1
+                offset = start + length + TAG_LENGTH
+        return out
+
     def seal_parts(self, parts: list[bytes | memoryview]) -> bytearray:
         """Like :meth:`seal` for a plaintext given in pieces: the pieces are joined once into the
         frame buffer (``bytearray.join`` skips the zero-fill a sized ``bytearray`` would do),

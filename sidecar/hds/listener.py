@@ -29,7 +29,7 @@ import random
 import socket
 import struct
 import termios
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Final
 
 from .connection import (
@@ -43,7 +43,6 @@ from .connection import (
 )
 from .datasend import END_OF_STREAM_TIMEOUT, ClosedBy, CloseReason, DataSendStream, OpenGate, StreamRegistry
 from .errors import StreamClosedError
-from .opack import Value
 from .transport import (
     MIN_PORT,
     PREPARED_SESSION_TIMEOUT,
@@ -123,21 +122,22 @@ class RecordingStream:
     async def send_init(self, data: bytes | bytearray | memoryview) -> None:
         """Send the initialization segment (dataSequenceNumber 1)."""
         async with self._lock:
-            await self._send_chunks(self._stream.init_segment(data))
+            self._protocol.conn.send_init(self._stream, data)  # raises once the stream is over
+            await self._flush_and_drain()
 
     async def send_fragment(self, data: bytes | bytearray | memoryview, *, end_of_stream: bool = False) -> None:
         """Send one fMP4 fragment; ``end_of_stream`` only on the very last one."""
         async with self._lock:
-            now = self._protocol.server.clock()
-            await self._send_chunks(self._stream.fragment(data, end_of_stream=end_of_stream, now=now))
-            self._protocol.arm_timer()
+            protocol = self._protocol
+            protocol.conn.send_fragment(self._stream, data, end_of_stream=end_of_stream, now=protocol.server.clock())
+            protocol.arm_timer()
+            await self._flush_and_drain()
 
-    async def _send_chunks(self, bodies: Iterator[dict[str, Value]]) -> None:
-        protocol = self._protocol
-        for body in bodies:
-            protocol.conn.send_data_event(self._stream, body)  # raises once the stream is over
-            protocol.flush()
-            await protocol.drain(self)
+    async def _flush_and_drain(self) -> None:
+        """The segment went into the connection core whole (every chunk sealed, one buffer):
+        hand it to the socket, then wait while the hub is behind."""
+        self._protocol.flush()
+        await self._protocol.drain(self)
 
     def close(self, reason: CloseReason = CloseReason.NORMAL) -> None:
         """End the stream with a ``close`` event carrying ``reason`` (idempotent)."""

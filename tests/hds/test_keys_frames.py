@@ -151,3 +151,22 @@ def test_event_parts_do_not_copy_large_data_and_join_to_the_plain_encoding() -> 
     parts = messages.encode_event_parts("dataSend", "data", body)
     assert any(isinstance(p, memoryview) and p.obj is chunk for p in parts)
     assert b"".join(bytes(p) for p in parts) == messages.encode_event("dataSend", "data", body)
+
+
+def test_seal_batch_equals_sealing_each_payload_in_turn() -> None:
+    key = bytes(range(32))
+    a, b = frames.FrameEncryptor(key), frames.FrameEncryptor(key)
+    big = memoryview(bytes(range(256)) * 1200)
+    payloads: list[list[bytes | memoryview]] = [[b"head", big[:100_000], b"tail"], [b"x"], [big, b""]]
+    batch = a.seal_batch(payloads)
+    assert batch == b"".join(b.seal_parts(p) for p in payloads)
+    assert a.counter == b.counter == 3
+    reader, decryptor = frames.FrameReader(), frames.FrameDecryptor(key)
+    reader.feed(batch)
+    opened = []
+    while (frame := reader.next_frame()) is not None:
+        opened.append(decryptor.open(frame))
+    assert opened == [b"".join(bytes(x) for x in p) for p in payloads]
+    with pytest.raises(FrameError):
+        a.seal_batch([[b"ok"], [bytes(frames.MAX_PAYLOAD), b"!"]])
+    assert a.counter == 3  # nothing sealed when one payload is too big
