@@ -9,12 +9,14 @@ send on the HDS stream, close it. Sinks (e.g. a local clip archive) get exactly 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..hds import RecordingStream, StreamClosedError
-from ..media import LiveSubscription, MediaPipeline, PrebufferNotReady, SubscriptionClosed
+from ..media import LiveSubscription, MediaPipeline, PipelineState, PrebufferNotReady, SubscriptionClosed
 from .events import RecordingEnded
 from .recording import (
     Action,
@@ -27,18 +29,31 @@ from .recording import (
 )
 from .sink import RecordingSink
 
-__all__ = ["Recorder", "source_view"]
+__all__ = ["Recorder", "masked", "source_view"]
 
 log = logging.getLogger(__name__)
 
 
+def masked(text: str, url: str) -> str:
+    """``text`` without the source URL's password (ffmpeg's messages quote the URL)."""
+    with contextlib.suppress(ValueError):
+        password = urlsplit(url).password
+        if password:
+            return text.replace(password, "***")
+    return text
+
+
 def source_view(pipeline: MediaPipeline) -> SourceView:
-    """What the core needs to know of the pipeline, right now."""
-    state = pipeline.state.value
-    failing = state in ("backoff", "failed")
+    """What the core needs to know of the pipeline, right now (passwords masked)."""
+    state = pipeline.state
+    error: str | None = None
+    if state is not PipelineState.RUNNING:
+        last = pipeline.status().last_error
+        error = masked(last, pipeline.config.source.url) if last else None
     return SourceView(generation=pipeline.prebuffer.generation, has_init=pipeline.prebuffer.init is not None,
                       restart_pending=pipeline.restart_pending,
-                      failure=(pipeline.status().last_error or state) if failing else None)
+                      failure=(error or "ffmpeg is waiting to restart") if state is PipelineState.BACKOFF else None,
+                      last_error=error)
 
 
 def _consume(task: asyncio.Future[Any]) -> None:
@@ -87,6 +102,9 @@ class Recorder:
                 await self._step(closed)
         except StreamClosedError:
             pass
+        except Exception as exc:  # a bug here must end the stream cleanly, and be seen
+            log.exception("%s: recording stream %d failed", self.name, self.stream.stream_id)
+            self._apply_now(core.internal_error(repr(exc), self.clock()))
         finally:
             closed.cancel()
             closed.add_done_callback(_consume)

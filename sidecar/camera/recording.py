@@ -66,6 +66,7 @@ class SourceView:
     has_init: bool  # the current run has its init segment
     restart_pending: bool = False  # a restart was asked for: the current init segment is doomed
     failure: str | None = None  # why ffmpeg produces nothing, in words (None while it is fine)
+    last_error: str | None = None  # ffmpeg's last error while not running (it may be retrying)
 
 
 # -- actions ------------------------------------------------------------------------------------
@@ -292,6 +293,10 @@ class RecordingSession:
         """HomeKitCameraActive or recording Active went to 0 (``what`` says which, in words)."""
         return self._close(CloseReason.NOT_ALLOWED, what, now)
 
+    def internal_error(self, what: str, now: float) -> list[Action]:
+        """A bug in the adapter: close with UNEXPECTED_FAILURE rather than leave the hub waiting."""
+        return self._close(CloseReason.UNEXPECTED_FAILURE, f"internal error: {what}", now)
+
     def stopping(self, now: float) -> list[Action]:
         """The sidecar (or this camera) is shutting down."""
         return self._close(CloseReason.CANCELLED, "the sidecar is stopping", now)
@@ -328,7 +333,8 @@ class RecordingSession:
             return f"ffmpeg cannot produce media: {view.failure}"
         if view is not None and view.restart_pending:
             return f"ffmpeg was still restarting {waited:.1f} s after the open"
-        return f"ffmpeg produced no media within {waited:.1f} s of the open"
+        why = f"ffmpeg produced no media within {waited:.1f} s of the open"
+        return f"{why} (last error: {view.last_error})" if view is not None and view.last_error else why
 
     def _close(self, reason: CloseReason, detail: str, now: float) -> list[Action]:
         if self._phase is _Phase.CLOSED:

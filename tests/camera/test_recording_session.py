@@ -166,6 +166,11 @@ def test_a_pipeline_that_never_starts_gets_5_s_too() -> None:
     session.source_changed(SourceView(0, has_init=False), 100.0)
     hub.run(session.timer(105.0), 105.0)
     assert hub.closed is not None and hub.closed.detail == "ffmpeg produced no media within 5.0 s of the open"
+    session, hub = opened()  # retrying between failures: the last one is named
+    session.source_changed(SourceView(0, has_init=False, last_error="exited with code 1 (Connection refused)"), 100.0)
+    hub.run(session.timer(105.0), 105.0)
+    assert hub.closed is not None and hub.closed.detail == (
+        "ffmpeg produced no media within 5.0 s of the open (last error: exited with code 1 (Connection refused))")
 
 
 def test_once_the_init_segment_is_out_a_slow_keyframe_is_the_hubs_to_judge() -> None:
