@@ -416,10 +416,12 @@ class Camera:
         """Learn what the source delivers and advertise accordingly. Returns whether it worked.
 
         While the pipeline runs its own output is read; otherwise a short separate ffmpeg
-        probes the camera (a copy-mode pipeline is off until a hub enables recording).
+        probes the camera: the pipeline is off, or it runs without the source's audio (recording
+        audio off), so its output cannot say whether the camera sends audio (the live view needs
+        to know).
         """
         try:
-            if self._pipeline_running:
+            if self._pipeline_running and self.pipeline.status().has_audio is not None:
                 probe: SourceProbe = await self.pipeline.probe(timeout_s=30)
             else:
                 probe = await probe_source(self.source, ffmpeg_bin=self._ffmpeg, timeout_s=20)
