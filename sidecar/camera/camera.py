@@ -85,6 +85,7 @@ log = logging.getLogger(__name__)
 CATEGORY_IP_CAMERA = 17
 PROBE_KEY = "probe"
 SNAPSHOT_TIMEOUT_S = 8.0
+FPS_JITTER = 0.25  # a re-measured frame rate within this fraction of the known one is the same
 
 
 class Camera:
@@ -433,7 +434,14 @@ class Camera:
         if self.pipeline.profile.is_copy and not probe.is_h264:
             log.error("%s: the camera sends %s, not H.264: copy mode cannot record it; use a transcoding "
                       "profile (--profile libx264) or switch the camera's stream to H.264", self.name, probe.codec)
-        record = {"width": probe.width, "height": probe.height, "fps": probe.fps, "codec": probe.codec,
+        fps = probe.fps
+        cached_fps = (self._cached_probe() or {}).get("fps")
+        if fps and isinstance(cached_fps, int | float) and cached_fps and abs(fps / cached_fps - 1) < FPS_JITTER:
+            # A frame rate measured over a few fragments of a live stream jitters (17.4 for a
+            # 15 fps camera under load): re-advertising would drop the hub's selection, so the
+            # next recording would be refused until the hub selects again. Keep the known one.
+            fps = cached_fps
+        record = {"width": probe.width, "height": probe.height, "fps": fps, "codec": probe.codec,
                   "has_audio": probe.has_audio, "h264_profile": probe.h264_profile, "h264_level": probe.h264_level}
         if record != self._cached_probe():
             self.state.app[PROBE_KEY] = record

@@ -53,7 +53,7 @@ def source_view(pipeline: MediaPipeline) -> SourceView:
     return SourceView(generation=pipeline.prebuffer.generation, has_init=pipeline.prebuffer.init is not None,
                       restart_pending=pipeline.restart_pending,
                       failure=(error or "ffmpeg is waiting to restart") if state is PipelineState.BACKOFF else None,
-                      last_error=error)
+                      last_error=error, starting=state is PipelineState.STARTING)
 
 
 def _consume(task: asyncio.Future[Any]) -> None:

@@ -16,7 +16,9 @@ with live fragments. The rules, all here and all driven by a ``now`` the caller 
   means "subscribe again when the next run is ready". After it went out, the clip cannot change
   its init segment, so the stream is closed (CANCELLED).
 * **Start deadline.** Nothing sent ``start_timeout_s`` (5 s) after the open because ffmpeg has
-  no media at all: close with UNEXPECTED_FAILURE (5) and say why in words. Once the init
+  no media at all (it failed, or never started): close with UNEXPECTED_FAILURE (5) and say why
+  in words. An ffmpeg that is still starting cleanly (a cold start on a loaded machine) is not
+  "cannot produce media": it gets until ``start_grace_s`` (8 s, when hubs give up). Once the init
   segment went out, ffmpeg is producing: a slow first keyframe is the hub's to judge (it closes
   with TIMEOUT when it has waited enough), and a run that dies ends the subscription anyway.
 * **Event cap.** The first fragment at or beyond ``max_event_s`` carries ``endOfStream``; the
@@ -40,6 +42,7 @@ from ..media import Fragment, InitSegment, SubscriptionEnd
 from .events import RecordingEnded
 
 __all__ = [
+    "START_GRACE_S",
     "START_TIMEOUT_S",
     "Action",
     "Close",
@@ -53,6 +56,8 @@ __all__ = [
 
 START_TIMEOUT_S = 5.0
 """An open with nothing to send after this long, from a pipeline with no media, is refused (5)."""
+START_GRACE_S = 8.0
+"""The same for an ffmpeg that is still starting cleanly: hubs give up at about 8 s anyway."""
 END_GRACE_S = 5.0
 """After endOfStream at the event cap, how long the hub may take to close."""
 
@@ -67,6 +72,7 @@ class SourceView:
     restart_pending: bool = False  # a restart was asked for: the current init segment is doomed
     failure: str | None = None  # why ffmpeg produces nothing, in words (None while it is fine)
     last_error: str | None = None  # ffmpeg's last error while not running (it may be retrying)
+    starting: bool = False  # an ffmpeg run is starting and nothing went wrong with it yet
 
 
 # -- actions ------------------------------------------------------------------------------------
@@ -149,6 +155,7 @@ class RecordingSession:
         max_event_s: float = 180.0,
         end_grace_s: float = END_GRACE_S,
         start_timeout_s: float = START_TIMEOUT_S,
+        start_grace_s: float = START_GRACE_S,
     ) -> None:
         self.stream_id = stream_id
         self.opened_at = opened_at
@@ -156,6 +163,8 @@ class RecordingSession:
         self.max_event_s = max_event_s
         self.end_grace_s = end_grace_s
         self.start_timeout_s = start_timeout_s
+        self.start_grace_s = max(start_timeout_s, start_grace_s)
+        self._start_deadline = opened_at + start_timeout_s
         self._phase = _Phase.WAITING
         self._view: SourceView | None = None
         self._init_sent = False
@@ -192,7 +201,7 @@ class RecordingSession:
     def next_deadline(self) -> float | None:
         """When :meth:`timer` must run next (monotonic seconds), or ``None``."""
         if self._phase in (_Phase.WAITING, _Phase.SUBSCRIBING, _Phase.KEYFRAME) and not self._init_sent:
-            return self.opened_at + self.start_timeout_s
+            return self._start_deadline
         if self._phase is _Phase.ENDING:
             return self._grace_until
         return None
@@ -287,6 +296,11 @@ class RecordingSession:
             return []
         if self._phase is _Phase.ENDING:
             return self._close(CloseReason.NORMAL, f"the event reached its {self.max_event_s:g} s cap", now)
+        view = self._view
+        grace_until = self.opened_at + self.start_grace_s
+        if view is not None and view.starting and not view.failure and not view.last_error and now < grace_until:
+            self._start_deadline = grace_until  # slow, not broken: the hub decides before we do
+            return []
         return self._close(CloseReason.UNEXPECTED_FAILURE, self._why_no_media(now), now)
 
     def switched_off(self, what: str, now: float) -> list[Action]:

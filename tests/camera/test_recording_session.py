@@ -173,6 +173,24 @@ def test_a_pipeline_that_never_starts_gets_5_s_too() -> None:
         "ffmpeg produced no media within 5.0 s of the open (last error: exited with code 1 (Connection refused))")
 
 
+def test_an_ffmpeg_still_starting_cleanly_gets_until_8_s_a_failing_one_does_not() -> None:
+    session, hub = opened()
+    session.source_changed(SourceView(0, has_init=False, starting=True), 100.0)
+    assert hub.run(session.timer(105.0), 105.0) == [] and session.next_deadline() == 108.0
+    assert hub.run(session.source_changed(SourceView(1, True), 107.0), 107.0) == [Subscribe(4000)]
+    session.subscribed(1, 0, 107.0)
+    assert hub.run(session.item(INIT, 107.1), 107.1) == [SendInit(INIT.data)] and hub.closed is None
+    session, hub = opened()  # never got its init segment: refused at 8 s
+    session.source_changed(SourceView(0, has_init=False, starting=True), 100.0)
+    hub.run(session.timer(105.0), 105.0)
+    hub.run(session.timer(108.0), 108.0)
+    assert hub.closed is not None and hub.closed.detail == "ffmpeg produced no media within 8.0 s of the open"
+    session, hub = opened()  # starting again after an error: that is a failing source, 5 s
+    session.source_changed(SourceView(0, has_init=False, starting=True, last_error="Connection refused"), 100.0)
+    hub.run(session.timer(105.0), 105.0)
+    assert hub.closed is not None and hub.closed.reason is CloseReason.UNEXPECTED_FAILURE
+
+
 def test_once_the_init_segment_is_out_a_slow_keyframe_is_the_hubs_to_judge() -> None:
     session, hub = opened()
     subscribe(session, hub, 100.0)

@@ -1,12 +1,17 @@
-"""The camera's own spec is built from the configuration field by field, nothing dropped."""
+"""The camera's own spec: built from the configuration field by field, nothing dropped; keep_warm."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+
+import pytest
 
 from sidecar.app import camera_spec
-from sidecar.camera import CameraSpec
+from sidecar.camera import Camera, CameraSpec
+from sidecar.camera import camera as camera_module
 from sidecar.config import CameraConfig
+from sidecar.media import SourceProbe
 
 
 def test_every_spec_field_comes_from_the_same_configuration_field() -> None:
@@ -21,3 +26,42 @@ def test_every_spec_field_comes_from_the_same_configuration_field() -> None:
             continue
         assert getattr(spec, f.name) == getattr(config, f.name), f.name
     assert spec.slug == config.slug == "porch"
+
+
+async def test_keep_warm_defaults_by_profile_and_the_setting_overrides_both_ways(tmp_path: Path) -> None:
+    """Copy mode keeps ffmpeg running whenever the camera is on; transcoding only while recording
+    is on; keep_warm turns either way around. The camera switched off always stops it."""
+    cases = [("copy", "auto", "always"), ("libx264", "auto", "recording"),
+             ("copy", "recording", "recording"), ("libx264", "always", "always")]
+    for index, (profile, keep_warm, mode) in enumerate(cases):
+        spec = CameraSpec(name=f"Cam {index}", source="rtsp://127.0.0.1:9/x", profile=profile,
+                          keep_warm=keep_warm)  # type: ignore[arg-type]
+        camera = Camera(spec, tmp_path, host="127.0.0.1", port=0, advertiser=None)
+        assert camera.keep_warm_mode() == mode, (profile, keep_warm)
+        wanted = {}
+        for homekit, recording in ((1, 0), (1, 1), (0, 1)):
+            camera.settings.homekit_active, camera.settings.recording_active = homekit, recording
+            wanted[(homekit, recording)] = camera._pipeline_wanted()
+        assert wanted == {(1, 0): mode == "always", (1, 1): True, (0, 1): False}, (profile, keep_warm)
+
+
+async def test_a_jittery_frame_rate_keeps_what_is_advertised_and_the_selection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy-mode camera re-measures its frame rate after each ffmpeg restart; 17.4 for a
+    15 fps camera must not re-advertise (which drops the hub's selection), 30 must."""
+    camera = Camera(CameraSpec(name="Porch", source="rtsp://127.0.0.1:9/x", profile="copy"), tmp_path,
+                    host="127.0.0.1", port=0, advertiser=None)
+    measured = [15.0]
+
+    async def fake_probe(*args: object, **kwargs: object) -> SourceProbe:
+        return SourceProbe("avc1", 640, 360, measured[0], "main", "3.1", has_audio=True)
+
+    monkeypatch.setattr(camera_module, "probe_source", fake_probe)
+    assert await camera._refresh_probe()
+    advertised = camera.supported.config_hash()
+    measured[0] = 17.4
+    assert await camera._refresh_probe()
+    assert camera.supported.config_hash() == advertised and camera.state.app["probe"]["fps"] == 15.0
+    measured[0] = 30.0
+    assert await camera._refresh_probe()
+    assert camera.supported.config_hash() != advertised and camera.state.app["probe"]["fps"] == 30.0

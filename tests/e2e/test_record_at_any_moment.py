@@ -49,6 +49,27 @@ FRAGMENTS = 2  # media fragments the hub asks for in each recording (plus the in
 FIRST_BYTE_S = 5.0
 
 
+class Archive:
+    """A recording sink (``Camera.recording_sinks``): what a local clip archive would get."""
+
+    def __init__(self) -> None:
+        self.clips: dict[int, bytearray] = {}
+        self.ended: dict[int, RecordingEnded] = {}
+        self._current: int | None = None
+
+    def begin(self, stream_id: int, init: bytes | bytearray | memoryview) -> None:
+        self._current = stream_id
+        self.clips[stream_id] = bytearray(init)
+
+    def write(self, fragment: bytes | bytearray | memoryview) -> None:
+        assert self._current is not None
+        self.clips[self._current] += fragment
+
+    def end(self, event: RecordingEnded) -> None:
+        self.ended[event.stream_id] = event
+        self._current = None
+
+
 @dataclass
 class Hub:
     """aiohomekit as the hub's HAP side, our hub HDS client for the recordings."""
@@ -59,6 +80,7 @@ class Hub:
     ids: dict[tuple[str, str], int]
     tmp: Path
     ended: list[RecordingEnded] = field(default_factory=list)
+    archive: Archive = field(default_factory=Archive)
     motion: asyncio.Event = field(default_factory=asyncio.Event)
     streams: int = 0
 
@@ -121,6 +143,29 @@ class Hub:
         assert (event.closed_by, event.reason_code, event.detail) == ("hub", 0, "the hub closed normally"), name
         assert event.fragments_sent >= FRAGMENTS and event.bytes_sent >= sum(len(f.data) for f in init + frags)
         assert event.first_byte_s is not None and event.first_byte_s <= first_byte_s
+        # The sink got exactly what the hub was sent (perhaps one more fragment, sent as the hub closed).
+        received = bytes(init[0].data) + b"".join(bytes(f.data) for f in frags)
+        assert self.archive.ended[stream_id] is event and self.archive.clips[stream_id].startswith(received), name
+        assert len(self.archive.clips[stream_id]) == event.bytes_sent
+
+    async def switched_off_mid_recording(self) -> None:
+        """Recording switched off while a hub records: the stream closes with NOT_ALLOWED (1)."""
+        self.streams += 1
+        stream_id = self.streams
+        client = await open_hds(self.pairing, self.ids[("129", "131")], self.capture)
+        try:
+            await client.hello()
+            assert (await client.open(stream_id)).body == {"status": 0}
+            init, closed = await client.collect(stream_id, fragments=1, within=FIRST_BYTE_S + 5)
+            assert closed is None and init[0].data_type == "mediaInitialization"
+            await self.write(recording=0)
+            _, closed = await client.collect(stream_id, within=10)
+            assert closed is not None and closed.body == {"streamId": stream_id, "reason": 1}
+        finally:
+            await client.aclose()
+        await wait_until(lambda: any(e.stream_id == stream_id for e in self.ended), 10, "RecordingEnded")
+        event = next(e for e in self.ended if e.stream_id == stream_id)
+        assert (event.reason_code, event.detail) == (1, "recording was switched off")
 
 
 @contextlib.asynccontextmanager
@@ -141,6 +186,7 @@ async def start_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: Camer
                 hub.ended.append(event)
 
         camera.events.subscribe(observe)
+        camera.recording_sinks.append(hub.archive)
         motion_iid = hub.ids[("85", "22")]
         pairing.dispatcher_connect(lambda ev: (1, motion_iid) in ev and ev[(1, motion_iid)].get("value") and
                                    hub.motion.set())
@@ -174,8 +220,8 @@ async def run_the_three_moments(hub: Hub, transcodes: bool) -> None:
     if not transcodes:
         assert (camera.pipeline.prebuffer.generation, camera.pipeline.restarts) == (generation, restarts)
 
-    # (c) recording off, then on, then motion 1 s later.
-    await hub.write(recording=0)
+    # (c) recording off (here while a hub records: it is told NOT_ALLOWED), then on, then motion 1 s later.
+    await hub.switched_off_mid_recording()
     if transcodes:  # the default keep-warm for transcoding: ffmpeg runs only while recording is on
         await wait_until(lambda: camera.pipeline.pid is None, 20, "ffmpeg to stop with recording off")
     else:  # copy mode keeps it warm whatever recording says
@@ -183,7 +229,7 @@ async def run_the_three_moments(hub: Hub, transcodes: bool) -> None:
     await hub.write(recording=1)
     await asyncio.sleep(1.0)
     await hub.on_motion_record("c-recording-on-then-motion")
-    assert len(hub.ended) == 3 and all(e.reason_code == 0 for e in hub.ended)
+    assert [e.reason_code for e in hub.ended] == [0, 0, 1, 0]
 
 
 async def test_demo_camera_transcoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
