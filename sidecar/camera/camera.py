@@ -628,7 +628,7 @@ class Camera:
             last_error=st.last_error, restarts=st.restarts, width=st.width, height=st.height, fps=st.fps,
             bitrate_kbps=st.bitrate_kbps, keyframe_interval_s=st.keyframe_interval_s, warning=st.warning,
             prebuffer_s=st.prebuffer_s, fragments=st.fragments, bytes_in=st.bytes_in,
-            last_fragment_age_s=None if last_at is None else max(0.0, time.monotonic() - last_at))
+            last_fragment_age_s=None if last_at is None else max(0.0, self.clock() - last_at))
         return CameraSnapshot(
             name=self.name, slug=self.spec.slug, source=self.source.describe(), profile=st.profile,
             doorbell=self.spec.doorbell, hap_port=self.server.port, hap_listening=self._listening,

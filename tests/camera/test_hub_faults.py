@@ -26,10 +26,10 @@ import pytest
 from sidecar.camera.recording_config import encode_selection
 from sidecar.hds import CloseReason
 from sidecar.hds.listener import DEFAULT_HIGH_WATER, DEFAULT_SEND_BUFFER, DEFAULT_STALL_TIMEOUT, PROGRESS_CHECK_S
-from tests.camera.test_camera_rules import PIN, SELECTION, Rig, make_camera
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, controller_hds_keys, setup_write
 from tests.hub.hds_client import HubDataStreamClient, build_setup_write, new_salt, parse_setup_response
+from tests.support.camera_rig import PIN, SELECTION, Rig, make_camera
 from tests.support.hap_client import aio_pair
 from tests.support.live_view import wait_until
 

@@ -23,9 +23,8 @@ import pytest
 from aiohomekit.model.characteristics.const import SampleRateValues
 from aiohomekit.model.characteristics.const import SessionControlCommandValues as Cmd
 
-from tests.camera.test_streaming_camera import STATUS, StatusEvents
 from tests.support.hap_client import second_session
-from tests.support.live_view import Rig, make_rig, selected, wait_until
+from tests.support.live_view import STATUS, Rig, StatusEvents, make_rig, selected, wait_until
 
 SELECTED = ("110", "117")
 

@@ -7,20 +7,17 @@ beyond the configured number of sessions SetupEndpoints answers busy.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohomekit.model.characteristics.const import SessionControlCommandValues as Cmd
-from aiohomekit.model.characteristics.structs import StreamingStatus
 
 from tests.support.hap_client import second_session
-from tests.support.live_view import Rig, alive, make_rig, wait_until
+from tests.support.live_view import STATUS, Rig, StatusEvents, alive, make_rig, wait_until
 
-SETUP, SELECTED, STATUS = ("110", "118"), ("110", "117"), ("110", "120")
+SETUP, SELECTED = ("110", "118"), ("110", "117")
 RTP_ACTIVE, HOMEKIT_ACTIVE = ("110", "B0"), ("21A", "21B")
 
 
@@ -28,25 +25,6 @@ RTP_ACTIVE, HOMEKIT_ACTIVE = ("110", "B0"), ("21A", "21B")
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     async for r in make_rig(tmp_path, max_live_streams=1):
         yield r
-
-
-class StatusEvents:
-    """StreamingStatus events as a subscribed controller sees them."""
-
-    def __init__(self, rig: Rig) -> None:
-        self.iid = rig.ids[STATUS]
-        self.values: list[int] = []
-        self.changed = asyncio.Event()
-
-    def __call__(self, event: dict[Any, Any]) -> None:
-        if event and (1, self.iid) in event:
-            self.values.append(int(StreamingStatus.decode(base64.b64decode(event[(1, self.iid)]["value"])).status))
-            self.changed.set()
-
-    async def next(self) -> int:
-        await asyncio.wait_for(self.changed.wait(), 5)
-        self.changed.clear()
-        return self.values[-1]
 
 
 @pytest.mark.parametrize("switch", [RTP_ACTIVE, HOMEKIT_ACTIVE])

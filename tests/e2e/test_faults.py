@@ -29,9 +29,8 @@ from sidecar.camera.recording_config import (
 )
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
-from tests.interop.conftest import aio_pair
-
-from .test_recording import advertised_codec
+from tests.support.clips import advertised_codec
+from tests.support.hap_client import aio_pair
 
 PIN = "031-45-154"
 PASSWORD = "Fi3ld-Hardening-Secret"

@@ -15,9 +15,9 @@ import psutil
 import pytest
 
 from sidecar.camera.recording_config import encode_selection
-from tests.camera.test_camera_rules import SELECTION
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
+from tests.support.camera_rig import SELECTION
 from tests.support.hap_client import aio_pair
 
 pytestmark = pytest.mark.slow

@@ -212,3 +212,25 @@ async def make_rig(tmp_path: Path, **overrides: Any) -> AsyncIterator[Rig]:
     finally:
         await pairing.shutdown()
         await camera.stop()
+
+
+STATUS = ("110", "120")  # StreamingStatus
+
+
+class StatusEvents:
+    """StreamingStatus events as a subscribed controller sees them."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.iid = rig.ids[STATUS]
+        self.values: list[int] = []
+        self.changed = asyncio.Event()
+
+    def __call__(self, event: dict[Any, Any]) -> None:
+        if event and (1, self.iid) in event:
+            self.values.append(int(StreamingStatus.decode(base64.b64decode(event[(1, self.iid)]["value"])).status))
+            self.changed.set()
+
+    async def next(self) -> int:
+        await asyncio.wait_for(self.changed.wait(), 5)
+        self.changed.clear()
+        return self.values[-1]
