@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -416,14 +417,18 @@ class Camera:
     async def _refresh_probe(self, *, quiet: bool = False) -> bool:
         """Learn what the source delivers and advertise accordingly. Returns whether it worked.
 
-        While the pipeline runs its own output is read; otherwise a short separate ffmpeg
-        probes the camera: the pipeline is off, or it runs without the source's audio (recording
-        audio off), so its output cannot say whether the camera sends audio (the live view needs
-        to know).
+        While the pipeline runs its own output is read; otherwise a short separate ffmpeg probes
+        the camera: when the pipeline is off, or when it runs without the source's audio (keep-warm
+        with recording audio off) and whether the camera sends audio is not known yet (the live
+        view needs to know).
         """
         try:
-            if self._pipeline_running and self.pipeline.status().has_audio is not None:
+            cached = self._cached_probe()
+            audio_known = self.pipeline.status().has_audio is not None
+            if self._pipeline_running and (audio_known or (cached is not None and "has_audio" in cached)):
                 probe: SourceProbe = await self.pipeline.probe(timeout_s=30)
+                if not audio_known and cached is not None:  # running without audio: the source's is known
+                    probe = dataclasses.replace(probe, has_audio=bool(cached["has_audio"]))
             else:
                 probe = await probe_source(self.source, ffmpeg_bin=self._ffmpeg, timeout_s=20)
         except Exception as exc:
@@ -491,6 +496,8 @@ class Camera:
             return False
         if self.spec.detect is not None and self.detect_feed is None:
             return True  # the detector's frames come from this ffmpeg: "Detect Activity"
+        if not self.server.paired:
+            return False  # no hub yet to record for: no ffmpeg, no CPU, no connection to the camera
         return self.keep_warm_mode() == "always" or bool(self.settings.recording_active)
 
     async def _apply_pipeline_gate(self) -> None:
@@ -560,9 +567,9 @@ class Camera:
             if self._recorder is recorder:
                 self._recorder = None
         first = "no media sent" if event.first_byte_s is None else f"first byte after {event.first_byte_s:.1f} s"
-        log.info("%s: recording stream %d ended after %.1f s: %s (%s); %d fragments, %d bytes, %s", self.name,
-                 stream.stream_id, event.duration_s, event.detail, event.reason, event.fragments_sent,
-                 event.bytes_sent, first)
+        log.info("%s: recording stream %d ended after %.1f s: %s by %s, %d bytes sent, %d fragments, %s (%s)",
+                 self.name, stream.stream_id, event.duration_s, event.reason, event.closed_by, event.bytes_sent,
+                 event.fragments_sent, first, event.detail)
         self.events.emit(event)
 
     # -- snapshots ------------------------------------------------------------------------------
@@ -608,6 +615,7 @@ class Camera:
                      "admin" if notice.admin else "not admin")
             self.events.emit(PairingChanged(camera=self.name, paired=notice.paired, added=added, controller=who,
                                             admin=notice.admin))
+            self._spawn(self._apply_pipeline_gate(), "pipeline-gate")  # keep-warm follows the pairing
         elif notice.kind == "setup_failed":
             log.warning("%s: wrong setup code from a controller (%d failed attempt(s); HomeKit allows 100)",
                         self.name, notice.failed_attempts)

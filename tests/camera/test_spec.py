@@ -11,6 +11,7 @@ from sidecar.app import camera_spec
 from sidecar.camera import Camera, CameraSpec
 from sidecar.camera import camera as camera_module
 from sidecar.config import CameraConfig
+from sidecar.hap import AccessoryServer
 from sidecar.media import SourceProbe
 
 
@@ -28,9 +29,13 @@ def test_every_spec_field_comes_from_the_same_configuration_field() -> None:
     assert spec.slug == config.slug == "porch"
 
 
-async def test_keep_warm_defaults_by_profile_and_the_setting_overrides_both_ways(tmp_path: Path) -> None:
+async def test_keep_warm_defaults_by_profile_and_the_setting_overrides_both_ways(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Copy mode keeps ffmpeg running whenever the camera is on; transcoding only while recording
-    is on; keep_warm turns either way around. The camera switched off always stops it."""
+    is on; keep_warm turns either way around. The camera switched off, or not paired to any hub
+    yet, never runs it."""
+    paired = [False]
+    monkeypatch.setattr(AccessoryServer, "paired", property(lambda self: paired[0]))
     cases = [("copy", "auto", "always"), ("libx264", "auto", "recording"),
              ("copy", "recording", "recording"), ("libx264", "always", "always")]
     for index, (profile, keep_warm, mode) in enumerate(cases):
@@ -38,11 +43,15 @@ async def test_keep_warm_defaults_by_profile_and_the_setting_overrides_both_ways
                           keep_warm=keep_warm)  # type: ignore[arg-type]
         camera = Camera(spec, tmp_path, host="127.0.0.1", port=0, advertiser=None)
         assert camera.keep_warm_mode() == mode, (profile, keep_warm)
-        wanted = {}
-        for homekit, recording in ((1, 0), (1, 1), (0, 1)):
-            camera.settings.homekit_active, camera.settings.recording_active = homekit, recording
-            wanted[(homekit, recording)] = camera._pipeline_wanted()
-        assert wanted == {(1, 0): mode == "always", (1, 1): True, (0, 1): False}, (profile, keep_warm)
+        for is_paired in (False, True):
+            paired[0] = is_paired
+            wanted = {}
+            for homekit, recording in ((1, 0), (1, 1), (0, 1)):
+                camera.settings.homekit_active, camera.settings.recording_active = homekit, recording
+                wanted[(homekit, recording)] = camera._pipeline_wanted()
+            expected = {(1, 0): mode == "always", (1, 1): True, (0, 1): False} if is_paired else dict.fromkeys(wanted,
+                                                                                                            False)
+            assert wanted == expected, (profile, keep_warm, is_paired)
 
 
 async def test_a_jittery_frame_rate_keeps_what_is_advertised_and_the_selection(
