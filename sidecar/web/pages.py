@@ -154,6 +154,12 @@ def _action(slug: str, action: str, label: str, token: str, password: bool, extr
             f'<button type="submit" name="go" value="1" id="{action}">{escape(label)}</button></form>')
 
 
+def _latency(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return (f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s") + " after the open"
+
+
 def _recording_rows(rec: RecordingRecord, motion_at: float | None) -> str:
     e = rec.ended
     after = "" if motion_at is None else f" ({rec.opened_at - motion_at:+.1f} s after motion)"
@@ -163,7 +169,7 @@ def _recording_rows(rec: RecordingRecord, motion_at: float | None) -> str:
         rows += [
             ("prebuffer sent", _n(e.prebuffer_s, "{:.1f}", " s from the keyframe")),
             ("sent", (f"{e.fragments_sent} fragment(s), " if e.fragments_sent else "") + _bytes(e.bytes_sent)),
-            ("first byte", _n(e.first_byte_s, "{:.2f}", " s after the open")),
+            ("first byte", _latency(e.first_byte_s)),
             ("ended", f"{_t(e.at)} after {e.duration_s:.1f} s: "
                       + ("connection lost" if e.closed_by == "connection" else e.reason)
                       + (f" ({e.reason_code})" if e.reason_code is not None else "") + f", closed by {e.closed_by}"),

@@ -206,6 +206,10 @@ async def test_status_page_diagnostics_metrics_actions_and_browser(sidecar: Any,
             rec = normal["recordings"][0]
             assert rec["closed_by"] == "hub" and rec["reason"] == "NORMAL" and rec["bytes_sent"] >= sum(
                 len(f.data) for f in frags)
+            # What the hub got: at least the two fragments it read, the 4 s prebuffer it asked for,
+            # and a first byte well inside the hub's ~5 s patience.
+            assert rec["fragments_sent"] >= 2 and 3.5 <= rec["prebuffer_s"] <= 8.5, rec
+            assert rec["first_byte_s"] is not None and 0 <= rec["first_byte_s"] < 5, rec
 
             async with http.get(f"{web.base}/motion?Demo%20Camera") as resp:
                 assert resp.status == 200
@@ -264,6 +268,7 @@ async def test_status_page_diagnostics_metrics_actions_and_browser(sidecar: Any,
             assert metric(samples, "hksv_motion_events_total", camera="Demo Camera", source="web") == 1
             assert metric(samples, "hksv_recording_bytes_sent_total", camera="Demo Camera") >= rec["bytes_sent"]
             assert metric(samples, "hksv_fragments_total", camera="Demo Camera") >= 3
+            assert metric(samples, "hksv_recording_first_byte_seconds_count", camera="Demo Camera") == 3
             assert metric(samples, "hksv_hap_sessions", camera="Demo Camera") >= 1
             assert metric(samples, "hksv_setup_code_failures", camera="Demo Camera") == 0  # reset by the pairing
             assert metric(samples, "hksv_paired", camera="Masked") == 0
