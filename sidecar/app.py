@@ -51,7 +51,7 @@ def camera_spec(config: CameraConfig) -> CameraSpec:
         prebuffer_ms=config.prebuffer_ms, max_event_s=config.max_event_s, motion_timeout_s=config.motion_timeout_s,
         motion_every=config.motion_every, operating_mode_indicator=config.operating_mode_indicator,
         night_vision=config.night_vision, manually_disabled=config.manually_disabled,
-        max_live_streams=config.max_live_streams, keep_warm=config.keep_warm,
+        max_live_streams=config.max_live_streams, keep_warm=config.keep_warm, http_motion="http" in config.motion,
         detect=DetectOutput(fps=config.detector.fps, height=config.detector.frame_height)
         if config.motion_detector else None,
         detect_source=config.detect_source if config.motion_detector else None)

@@ -125,6 +125,14 @@ class CameraConfig(_Strict):
     def _motion(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _mqtt_is_a_motion_source(self) -> CameraConfig:
+        # An mqtt: block that ``motion`` leaves out would silently do nothing: say so instead.
+        if self.mqtt is not None and "mqtt" not in self.motion:
+            raise ValueError("has an mqtt: block but its motion: list has no mqtt; add mqtt to motion: "
+                             "(e.g. motion: [detector, mqtt]) or remove the mqtt: block")
+        return self
+
     @field_validator("setup_code")
     @classmethod
     def _code(cls, value: str | None) -> str | None:

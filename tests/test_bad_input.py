@@ -139,6 +139,14 @@ async def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
                    r"cannot read .*missing\.yaml: No such file")
 
 
+async def test_an_mqtt_block_the_motion_list_leaves_out(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("cameras:\n  - {name: Porch, source: demo, motion: [detector],\n"
+                      "     mqtt: {preset: frigate_motion}}\n")
+    out = await run(*BASE, "--state-dir", str(tmp_path), "--config", str(config))
+    expect_refusal(out, r"cameras\.0: .*mqtt: block but its motion: list has no mqtt; add mqtt to motion:")
+
+
 async def test_a_wrong_setting_is_named(tmp_path: Path) -> None:
     out = await run(*BASE, "--state-dir", str(tmp_path), "--camera", "Porch=demo", "--setup-code", "123-45-678")
     expect_refusal(out, r"cameras\.0\.setup_code: must look like 123-45-678")

@@ -23,7 +23,10 @@ async def _start(tmp_path: Path, token: str | None) -> tuple[list[Camera], WebSe
                                motion_timeout_s=0.2), tmp_path, host="127.0.0.1", port=0, advertiser=None)
     yard = Camera(CameraSpec(name="Yard", source="demo", profile="libx264"), tmp_path, host="127.0.0.1", port=0,
                   advertiser=None)
-    cameras = [door, yard]
+    # motion: [detector] (no http): HTTP may not raise or clear its motion, but its doorbell still rings.
+    shed = Camera(CameraSpec(name="Shed", source="demo", profile="libx264", doorbell=True, http_motion=False),
+                  tmp_path, host="127.0.0.1", port=0, advertiser=None)
+    cameras = [door, yard, shed]
     for camera in cameras:
         await camera.start()
     server = WebServer(lambda: cameras, host="127.0.0.1", port=0, trigger_token=token)
@@ -45,7 +48,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[list[Camera], str]]:
 
 
 async def test_motion_reset_doorbell_and_errors(setup: tuple[list[Camera], str]) -> None:
-    (camera, yard), base = setup
+    (camera, yard, shed), base = setup
     motion, press = camera.services.motion, camera.services.doorbell_press
     assert press is not None
     presses: list[object] = []
@@ -80,6 +83,15 @@ async def test_motion_reset_doorbell_and_errors(setup: tuple[list[Camera], str])
         status, body = await call("/doorbell?Yard")
         assert status == 500 and body["error"] is True and "has no doorbell" in str(body["message"])
         assert yard_motion.value is False
+        # A camera whose motion: list has no http refuses /motion and /motion/reset; the doorbell rings.
+        shed_motion = shed.services.motion
+        for path in ("/motion?Shed", "/motion/reset?Shed"):
+            status, body = await call(path)
+            assert (status, body["message"]) == (403, 'HTTP motion is off for camera "Shed" (add http to its '
+                                                      'motion: list).'), path
+        assert shed_motion.value is False
+        status, body = await call("/doorbell?Shed")
+        assert status == 200 and shed_motion.value is True
     # motion_timeout_s (0.2 s here) clears the doorbell's motion by itself.
     cleared = asyncio.Event()
     motion.add_listener(lambda char, value, origin: value is False and cleared.set())

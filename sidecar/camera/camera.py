@@ -153,6 +153,11 @@ class Camera:
     def has_doorbell(self) -> bool:
         return self.services.doorbell_press is not None
 
+    @property
+    def http_motion(self) -> bool:
+        """Whether HTTP triggers may raise motion (the camera's ``motion:`` list names http)."""
+        return self.spec.http_motion
+
     # -- OpenGate (asked by HDS before a dataSend open is accepted) ----------------------------
     def recording_active(self) -> bool:
         return bool(self.settings.recording_active)

@@ -44,6 +44,7 @@ class CameraSpec:
     detect: DetectOutput | None = None
     detect_source: str | None = None
     keep_warm: KeepWarm = "auto"
+    http_motion: bool = True  # whether /motion?<name> may raise motion (``motion:`` lists http)
 
     @property
     def slug(self) -> str:

@@ -36,6 +36,9 @@ class MotionTarget(Protocol):
     @property
     def has_doorbell(self) -> bool: ...
 
+    @property
+    def http_motion(self) -> bool: ...
+
     def trigger_motion(self, source: str = "http") -> None:
         """Motion from an external detector: on, then off after the camera's motion timeout."""
 
@@ -92,6 +95,8 @@ class TriggerRoutes:
         camera = self._find(name)
         if camera is None:
             return _reply(f'Camera "{name[:64]}" not found.', 500)
+        if action != "doorbell" and not camera.http_motion:
+            return _reply(f'HTTP motion is off for camera "{camera.name}" (add http to its motion: list).', 403)
         if action == "motion":
             camera.trigger_motion(source="http")
             message = "Motion switched on."
