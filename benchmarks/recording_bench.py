@@ -155,6 +155,7 @@ class CameraRig:
     subscribes: list[SubscribeMark] = field(default_factory=list)
     sends: dict[int, list[list[float]]] = field(default_factory=dict)  # stream -> [entered, returned, buffered]
     size: tuple[int, int, int] = (0, 0, 0)
+    send_cpu: list[tuple[float, int]] = field(default_factory=list)  # (thread CPU s inside a send, bytes)
 
     def instrument(self) -> None:
         """Wrap the prebuffer's ``push`` and ``subscribe`` (instance attributes shadow the methods).
@@ -196,13 +197,17 @@ class CameraRig:
             async def timed_init(data: bytes | bytearray | memoryview) -> None:
                 entry = [time.monotonic(), math.nan, math.nan]
                 sends.append(entry)
+                cpu = time.thread_time()
                 await send_init(data)
+                self.send_cpu.append((time.thread_time() - cpu, memoryview(data).nbytes))
                 entry[1], entry[2] = time.monotonic(), buffered()
 
             async def timed_fragment(data: bytes | bytearray | memoryview, *, end_of_stream: bool = False) -> None:
                 entry = [time.monotonic(), math.nan, math.nan]
                 sends.append(entry)
+                cpu = time.thread_time()
                 await send_fragment(data, end_of_stream=end_of_stream)
+                self.send_cpu.append((time.thread_time() - cpu, memoryview(data).nbytes))
                 entry[1], entry[2] = time.monotonic(), buffered()
 
             handle.send_init = timed_init  # type: ignore[method-assign]
@@ -626,6 +631,7 @@ class Outcome:
     size: tuple[int, int, int]
     aead_ms_mb: tuple[float, float]  # seal, open
     phases_ms: list[float]
+    send_cpu: tuple[float, int]  # thread CPU s spent inside send_init/send_fragment calls, bytes they carried
 
 
 async def run(clip: Path, state: Path, args: argparse.Namespace) -> Outcome:
@@ -713,8 +719,9 @@ async def run(clip: Path, state: Path, args: argparse.Namespace) -> Outcome:
 
         # phase of each camera's fragment boundaries (ms within the 4 s GOP), for the report
         phases = sorted(1000 * (r.pushes[-1][0] % 4.0) for r in rigs if r.pushes)
+        send_cpu = (sum(c for r in rigs for c, _ in r.send_cpu), sum(n for r in rigs for _, n in r.send_cpu))
         return Outcome(samples, idle, busy, hub_busy, hub_cpu, received, rss_idle, rss_busy, restarts,
-                       rigs[0].size, aead_ms_per_mb(), phases)
+                       rigs[0].size, aead_ms_per_mb(), phases, send_cpu)
     finally:
         await hubs.stop()
         for rig in rigs:
@@ -827,6 +834,10 @@ def report(o: Outcome, args: argparse.Namespace) -> None:
     extra = bown - (iown / iw * bw if iw else 0.0)
     print(f"# accessory CPU per MB sent: {1000 * extra / mb:.2f} ms/MB ({extra:.2f} s above idle for {mb:.1f} MB); "
           f"reference, AEAD seal alone: {seal:.2f} ms/MB; ratio {1000 * extra / mb / seal:.2f}")
+    send_s, send_bytes = o.send_cpu
+    print(f"# send path CPU per MB (this thread's CPU inside send_init/send_fragment: OPACK, seal, "
+          f"transport.write): {1000 * send_s / (send_bytes / MB):.2f} ms/MB over {send_bytes / MB:.1f} MB; "
+          f"AEAD seal alone {seal:.2f} ms/MB; ratio {1000 * send_s / (send_bytes / MB) / seal:.2f}")
     print(f"# AEAD on this thread: seal {seal:.2f} + open {unseal:.2f} ms/MB; "
           f"ffmpeg restarts during the rounds: {o.restarts}; "
           f"fragment-boundary phases (ms within 4 s): {', '.join(f'{p:.0f}' for p in o.phases_ms)}")
