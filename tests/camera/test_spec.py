@@ -22,10 +22,11 @@ def test_every_spec_field_comes_from_the_same_configuration_field() -> None:
         motion_every=3, operating_mode_indicator=True, night_vision=True, manually_disabled=True,
         max_live_streams=3, keep_warm="always")
     spec = camera_spec(config)
+    derived = {"detect", "http_motion"}  # built from motion + detector: tests/triggers/test_detector_config.py
     for f in dataclasses.fields(CameraSpec):
-        if f.name == "detect":  # built from motion + detector: tests/triggers/test_detector_config.py
-            continue
-        assert getattr(spec, f.name) == getattr(config, f.name), f.name
+        if f.name not in derived:
+            assert getattr(spec, f.name) == getattr(config, f.name), f.name
+    assert spec.http_motion is True and spec.detect is None
     assert spec.slug == config.slug == "porch"
 
 
