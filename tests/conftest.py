@@ -17,6 +17,10 @@ from collections.abc import AsyncIterator, Iterator
 import psutil
 import pytest
 
+# Fixtures more than one test package uses live in tests/support, registered here once (pytest
+# honours pytest_plugins only in the rootdir conftest).
+pytest_plugins = ["tests.support.fixtures"]
+
 BLOCK_LIMIT_S = float(os.environ.get("HKSV_TEST_BLOCK_LIMIT", "0.5"))
 
 

@@ -24,11 +24,10 @@ from sidecar.camera.recording_config import (
     SampleRate,
     encode_selection,
 )
-from tests.control.conftest import pair_off_loop
-from tests.e2e.conftest import SidecarProcess
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
-from tests.interop.conftest import second_session
+from tests.support.hap_client import pair_off_loop, second_session
+from tests.support.sidecar_process import SidecarProcess
 
 pytestmark = pytest.mark.slow  # needs root and unshare(1), as CI has
 

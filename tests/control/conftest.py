@@ -8,33 +8,12 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.interop.conftest import aio_pair
-
 SIDECAR = [sys.executable, "-m", "sidecar"]
-
-
-async def pair_off_loop(port: int, pin: str) -> dict[str, Any]:
-    """Pair-setup with aiohomekit in a thread with its own loop; returns the pairing data.
-
-    aiohomekit's SRP runs in the caller's loop (about 0.2 s of CPU, several times that on a
-    loaded machine), which the suite's loop-blocking check would report. Pair-verify (what
-    ``second_session`` does with the data) is fast enough for the test's loop.
-    """
-
-    async def pair() -> dict[str, Any]:
-        pairing = await aio_pair(port, pin)
-        data = dict(pairing.pairing_data)
-        await pairing.shutdown()
-        return data
-
-    with ThreadPoolExecutor(1) as pool:  # its own thread, joined here: no thread outlives the test
-        return await asyncio.get_running_loop().run_in_executor(pool, asyncio.run, pair())
 
 
 def demo_config(name: str = "Demo Camera", code: str = "031-45-154", **extra: Any) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from typing import Any
 import psutil
 
 from tests.hub.database import iids_by_type
-from tests.interop.conftest import second_session
+from tests.support.hap_client import pair_off_loop, second_session
 
-from .conftest import SIDECAR, StdioChild, demo_config, pair_off_loop
+from .conftest import SIDECAR, StdioChild, demo_config
 
 CATEGORY_IP_CAMERA = 17
 

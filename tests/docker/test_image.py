@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from tests.docker.image import IMAGE, build, buildah, buildah_cmd
-from tests.e2e.conftest import SidecarProcess
 from tests.support.hap_client import aio_pair
+from tests.support.sidecar_process import SidecarProcess
 
 REPO = Path(__file__).resolve().parents[2]
 PIN = "031-45-154"

@@ -8,7 +8,6 @@ import asyncio
 import base64
 import json
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +27,11 @@ from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
 from tests.support.clips import decodes_cleanly, first_frame_is_key, probe, record_once
 from tests.support.hap_client import aio_pair
-from tests.triggers.conftest import Mosquitto, executor_joined  # noqa: F401 (a fixture)
-from tests.triggers.payloads import frigate_event
+from tests.support.mosquitto import Mosquitto
+from tests.support.nvr_payloads import frigate_event
 
 PIN = "031-45-154"
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("executor_joined")]
-
-
-@pytest.fixture
-async def broker(tmp_path: Path) -> AsyncIterator[Mosquitto]:
-    b = Mosquitto(tmp_path)
-    await b.start()
-    try:
-        yield b
-    finally:
-        await b.stop()
 
 
 def write_config(tmp_path: Path, port: int, preset: dict[str, Any]) -> Path:

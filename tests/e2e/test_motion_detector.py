@@ -21,9 +21,9 @@ from sidecar.camera.recording_config import (
     SampleRate,
     encode_selection,
 )
-from tests.e2e.test_recording import decodes_cleanly, first_frame_is_key, probe, record_once
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
+from tests.support.clips import decodes_cleanly, first_frame_is_key, probe, record_once
 from tests.support.hap_client import aio_pair
 from tests.support.motion_clip import make_motion_clip
 

@@ -13,7 +13,7 @@ from typing import Any
 from sidecar.hap.core import Connection, CoreConfig, ServerCore
 from sidecar.hap.secure_channel import SecureChannel
 from sidecar.hap.state import AccessoryState
-from tests.hap.accessories import TestAccessory, build_test_accessory
+from tests.support.accessories import TestAccessory, build_test_accessory
 
 from .socketless import pair, verify
 

@@ -21,7 +21,7 @@ from sidecar.hap.pairing_tlv import T
 from sidecar.hap.secure_channel import SecureChannel
 from sidecar.hap.state import MAX_PAIRINGS, AccessoryState
 from sidecar.hap.status import TlvErrorCode
-from tests.hap.accessories import build_test_accessory
+from tests.support.accessories import build_test_accessory
 
 from .memory import PIN, FakeClock, Peer, make_harness
 

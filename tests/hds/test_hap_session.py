@@ -43,9 +43,9 @@ from sidecar.hds import (
 from tests.hub.hap_setup import DeriveCapture, controller_hds_keys
 from tests.hub.hds_client import HubDataStreamClient, build_setup_write, parse_setup_response
 from tests.support.hap_client import aio_pair
+from tests.support.hds_loopback import Camera
 
 from .peers import Gate
-from .test_loopback import Camera
 
 pytestmark = pytest.mark.interop
 

@@ -19,8 +19,8 @@ import pytest
 
 from sidecar.hds import messages, opack
 from sidecar.hds.datasend import DataSendStream
+from tests.support.opack_vectors import INIT_EVENT_VALUE
 
-from .test_opack import INIT_EVENT_VALUE
 from .typed import typed
 
 pytestmark = pytest.mark.interop

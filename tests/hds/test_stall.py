@@ -19,9 +19,9 @@ import pytest
 from sidecar.hds import CloseReason, HDSServer, RecordingStream, StreamClosedError
 from sidecar.hds.listener import DEFAULT_HIGH_WATER, DEFAULT_SEND_BUFFER, PROGRESS_CHECK_S
 from tests.hub.hds_client import HubDataStreamClient
+from tests.support.hds_loopback import HOST, connect
 
 from .peers import Gate
-from .test_loopback import HOST, connect
 
 FRAGMENT = 64 * 1024
 PACE_S = 0.05  # 64 KiB every 50 ms: about 10 Mbit/s, a fast camera

@@ -9,11 +9,8 @@ import pytest
 from aiohomekit.controller.ip import IpPairing
 
 from sidecar.hap import AccessoryServer, CoreConfig
-from tests.hap.accessories import TestAccessory, build_test_accessory
-from tests.support.hap_client import PIN, aio_pair, description, second_session
-
-__all__ = ["PIN", "aio_pair", "description", "second_session"]  # re-exported for the interop modules
-
+from tests.support.accessories import TestAccessory, build_test_accessory
+from tests.support.hap_client import PIN, aio_pair
 
 
 class Running:

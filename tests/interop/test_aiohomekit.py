@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from aiohomekit.exceptions import AuthenticationError
 
-from .conftest import Running, aio_pair, second_session
+from tests.support.hap_client import aio_pair, second_session
+
+from .conftest import Running
 
 pytestmark = pytest.mark.interop
 

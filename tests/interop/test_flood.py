@@ -16,7 +16,9 @@ import time
 
 import pytest
 
-from .conftest import Running, aio_pair, second_session
+from tests.support.hap_client import aio_pair, second_session
+
+from .conftest import Running
 
 pytestmark = pytest.mark.interop
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import PIN, Running
+from tests.support.hap_client import PIN
+
+from .conftest import Running
 
 pytestmark = pytest.mark.interop
 

@@ -20,8 +20,7 @@ import pytest
 
 from sidecar import tlv8
 from sidecar.camera import Camera, CameraSpec
-
-from .conftest import aio_pair
+from tests.support.hap_client import aio_pair
 
 pytestmark = pytest.mark.interop
 PIN = "031-45-154"

@@ -13,9 +13,10 @@ from aiohomekit.zeroconf import HomeKitService
 from zeroconf.asyncio import AsyncServiceInfo
 
 from sidecar.hap import AccessoryServer, Advertiser, CoreConfig, HapError, HapStatus
-from tests.hap.accessories import build_test_accessory
+from tests.support.accessories import build_test_accessory
+from tests.support.hap_client import PIN, aio_pair, second_session
 
-from .conftest import PIN, Running, aio_pair, second_session
+from .conftest import Running
 
 pytestmark = pytest.mark.interop
 

@@ -1,118 +1,18 @@
-"""Media test fixtures: a real GStreamer RTSP camera on loopback, sample fMP4 files, and
-helpers that check fragments with the real ffmpeg/ffprobe."""
+"""Media test fixtures: sample fMP4 files, and helpers that check fragments with the real
+ffmpeg/ffprobe. (The RTSP test camera, ``rtsp_camera``, is shared: tests/support/fixtures.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import shutil
-import signal
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sidecar.media import MOVFLAGS, Fragment, InitSegment, MediaPipeline
-
-CAMERA_SCRIPT = Path(__file__).with_name("rtsp_camera.py")
-SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-def _have_gst_rtsp() -> bool:
-    try:
-        subprocess.run(
-            [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
-             "from gi.repository import GstRtspServer"],
-            check=True, capture_output=True, timeout=20,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return True
-
-
-class RtspCamera:
-    """The GStreamer RTSP server subprocess (see rtsp_camera.py), controllable by the test."""
-
-    def __init__(self, log_path: Path, *, port: int = 0, fps: int = 15, gop: int = 60,
-                 width: int = 320, height: int = 240, audio: bool = True, user: str | None = None,
-                 password: str | None = None) -> None:
-        self.port = port
-        self.fps, self.gop, self.width, self.height, self.audio = fps, gop, width, height, audio
-        self.user, self.password = user, password  # RTSP basic auth, if set
-        self.log_path = log_path
-        self.proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"rtsp://127.0.0.1:{self.port}/cam"
-
-    async def start(self) -> None:
-        args = [SYSTEM_PYTHON, str(CAMERA_SCRIPT), "--port", str(self.port), "--fps", str(self.fps),
-                "--gop", str(self.gop), "--width", str(self.width), "--height", str(self.height)]
-        if not self.audio:
-            args.append("--no-audio")
-        if self.user:
-            args += ["--user", self.user, "--password", self.password or ""]
-        with self.log_path.open("ab") as err:
-            self.proc = await asyncio.create_subprocess_exec(
-                *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=err
-            )
-        assert self.proc.stdout is not None
-        async with asyncio.timeout(15):
-            line = await self.proc.stdout.readline()
-        if not line.startswith(b"READY"):
-            await self.kill()
-            raise RuntimeError(f"RTSP camera did not start: {line!r}; see {self.log_path}")
-        self.port = int(line.split()[1])
-
-    def pause(self) -> None:
-        """Stall the camera (SIGSTOP): TCP stays up, nothing more is sent."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
-
-    async def kill(self) -> None:
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGCONT)
-                proc.kill()
-        if proc.stdout is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(proc.stdout.read(), 5)
-        await proc.wait()
-        self.proc = None
-
-
-CameraFactory = Callable[..., Awaitable[RtspCamera]]
-
-
-@pytest.fixture
-async def rtsp_camera(tmp_path: Path) -> AsyncIterator[CameraFactory]:
-    """A factory: ``cam = await rtsp_camera(gop=60, audio=True)``; every camera is killed and
-    reaped at teardown."""
-    if not _have_gst_rtsp():
-        pytest.skip("GStreamer RTSP server not installed (bash .ci/setup --test)")
-    cameras: list[RtspCamera] = []
-
-    async def make(**options: object) -> RtspCamera:
-        cam = RtspCamera(tmp_path / f"camera{len(cameras)}.log", **options)  # type: ignore[arg-type]
-        cameras.append(cam)
-        await cam.start()
-        return cam
-
-    try:
-        yield make
-    finally:
-        for cam in cameras:
-            await cam.kill()
 
 
 @pytest.fixture(scope="session")

@@ -26,9 +26,10 @@ from sidecar.media import (
     SubscriptionEnd,
     parse_source,
 )
+from tests.support.ports import free_port as closed_port
+from tests.support.rtsp_camera import CameraFactory
 
-from .conftest import CameraFactory, audio_stream, check_decodes, collect, run_tool
-from .test_runner import closed_port
+from .conftest import audio_stream, check_decodes, collect, run_tool
 
 SMALL = RecordingSettings(width=320, height=240, fps=15, bitrate_kbps=300, profile="high", level="3.1")
 FRAME = 1 / 15

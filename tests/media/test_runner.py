@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -30,17 +29,11 @@ from sidecar.media import (
     parse_source,
     probe_source,
 )
-
-from .conftest import CameraFactory
+from tests.support.ports import free_port as closed_port
+from tests.support.rtsp_camera import CameraFactory
 
 PASSWORD = "Pa55-w0rd-xyzzy"
 SMALL = RecordingSettings(width=320, height=240, fps=15, bitrate_kbps=300, profile="high", level="3.1")
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def gone(pid: int | None) -> bool:

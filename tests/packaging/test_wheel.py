@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from sidecar import __version__
-from tests.e2e.conftest import SidecarProcess
 from tests.support.hap_client import aio_pair
+from tests.support.sidecar_process import SidecarProcess
 
 REPO = Path(__file__).resolve().parents[2]
 PIN = "031-45-154"

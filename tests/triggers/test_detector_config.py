@@ -13,7 +13,7 @@ from sidecar.app import camera_spec, detector_params
 from sidecar.config import ConfigError, build_config
 from sidecar.media.frames import DetectOutput
 from sidecar.triggers.detector import DetectorParams
-from tests.test_bad_input import BASE, STARTED, expect_refusal, run
+from tests.support.command import BASE, STARTED, expect_refusal, run
 
 
 def test_yaml_settings_become_the_detector_and_its_frames() -> None:

@@ -21,8 +21,8 @@ from sidecar.triggers.mqtt import BrokerSettings, MqttBridge
 from sidecar.triggers.mqtt_presets import Binding
 from tests.hub.database import iids_by_type
 from tests.support.hap_client import aio_pair
-from tests.triggers.conftest import Mosquitto
-from tests.triggers.payloads import blue_iris, frigate_event, frigate_review
+from tests.support.mosquitto import Mosquitto
+from tests.support.nvr_payloads import blue_iris, frigate_event, frigate_review
 
 PIN = "031-45-154"
 MOTION = ("85", "22")

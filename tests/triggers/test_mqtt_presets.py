@@ -16,7 +16,7 @@ from sidecar.triggers.mqtt_presets import (
     frigate_snapshot_url,
     topic_matches,
 )
-from tests.triggers.payloads import EVENT_SHAPES, blue_iris, frigate_event, frigate_review
+from tests.support.nvr_payloads import EVENT_SHAPES, blue_iris, frigate_event, frigate_review
 
 CAM = "Front Door"
 ON, OFF = Command(CAM, "motion"), Command(CAM, "clear")

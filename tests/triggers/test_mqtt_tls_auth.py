@@ -22,7 +22,7 @@ from sidecar.camera import Camera, CameraSpec
 from sidecar.camera.events import CameraEvent, MotionChanged
 from sidecar.triggers.mqtt import BrokerSettings, MqttBridge
 from sidecar.triggers.mqtt_presets import Binding
-from tests.triggers.conftest import Mosquitto
+from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.usefixtures("executor_joined")
 USER, PASSWORD = "hksv", "correct horse battery"

@@ -30,10 +30,9 @@ from sidecar.camera.recording_config import (
     SampleRate,
     encode_selection,
 )
-from tests.control.conftest import pair_off_loop
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
-from tests.interop.conftest import second_session
+from tests.support.hap_client import pair_off_loop, second_session
 from tests.web.browser import browse_status_page
 
 WEB_PASSWORD = "correct horse battery"

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 
 from tests.hub.database import iids_by_type, short  # noqa: E402
-from tests.interop.conftest import aio_pair  # noqa: E402
+from tests.support.hap_client import aio_pair  # noqa: E402
 
 PLUGIN = REPO / "integrations" / "homebridge"
 HOMEBRIDGE = PLUGIN / "node_modules" / ".bin" / "homebridge"

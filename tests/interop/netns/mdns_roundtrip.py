@@ -17,7 +17,7 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from sidecar.hap import AccessoryServer, Advertiser, open_zeroconf
-from tests.hap.accessories import build_test_accessory
+from tests.support.accessories import build_test_accessory
 
 PIN = "031-45-154"
 

@@ -1,17 +1,12 @@
-"""Run the sidecar as a real process, the way a user or a parent process does."""
+"""The sidecar as a real process, the way a user or a parent process runs it: its log lines on
+stderr, waited for with a timeout, and a SIGTERM (then SIGKILL) that always reaps it."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import pytest
 
 
 @dataclass
@@ -55,27 +50,3 @@ class SidecarProcess:
                 self.proc.kill()
                 await self.proc.wait()
             await drain
-
-
-@pytest.fixture
-async def sidecar(tmp_path: Path) -> AsyncIterator[object]:
-    started: list[SidecarProcess] = []
-
-    async def start(*args: str) -> SidecarProcess:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sidecar", "--bind", "127.0.0.1", "--no-mdns", "--state-dir",
-            str(tmp_path / "state"), *args,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        sp = SidecarProcess(proc)
-        started.append(sp)
-        return sp
-
-    yield start
-    for sp in started:
-        await sp.terminate()
-
-
-# The GStreamer RTSP test camera (real RTSP on 127.0.0.1), shared with the media tests.
-from tests.media.conftest import rtsp_camera  # noqa: E402,F401

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
-import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.ports import free_port
 
 
 class Mosquitto:
@@ -57,21 +50,3 @@ class Mosquitto:
                 self.proc.kill()
                 await self.proc.wait()
         self.proc = None
-
-
-@pytest.fixture
-async def broker(tmp_path: Path) -> AsyncIterator[Mosquitto]:
-    b = Mosquitto(tmp_path)
-    await b.start()
-    try:
-        yield b
-    finally:
-        await b.stop()
-
-
-@pytest.fixture
-async def executor_joined() -> AsyncIterator[None]:
-    """aiomqtt runs paho's blocking connect in the loop's default executor; join that thread at the
-    end (set up first, so it is torn down last), or the suite's thread-leak guard sees it."""
-    yield
-    await asyncio.get_running_loop().shutdown_default_executor()

@@ -1,0 +1,75 @@
+"""Fixtures more than one test package uses, registered once (``pytest_plugins`` in
+tests/conftest.py): the sidecar as a real process, the RTSP test camera, a real mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.mosquitto import Mosquitto
+from tests.support.rtsp_camera import CameraFactory, RtspCamera, have_gst_rtsp
+from tests.support.sidecar_process import SidecarProcess
+
+
+@pytest.fixture
+async def sidecar(tmp_path: Path) -> AsyncIterator[object]:
+    started: list[SidecarProcess] = []
+
+    async def start(*args: str) -> SidecarProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sidecar", "--bind", "127.0.0.1", "--no-mdns", "--state-dir",
+            str(tmp_path / "state"), *args,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        sp = SidecarProcess(proc)
+        started.append(sp)
+        return sp
+
+    yield start
+    for sp in started:
+        await sp.terminate()
+
+
+@pytest.fixture
+async def rtsp_camera(tmp_path: Path) -> AsyncIterator[CameraFactory]:
+    """A factory: ``cam = await rtsp_camera(gop=60, audio=True)``; every camera is killed and
+    reaped at teardown."""
+    if not have_gst_rtsp():
+        pytest.skip("GStreamer RTSP server not installed (bash .ci/setup --test)")
+    cameras: list[RtspCamera] = []
+
+    async def make(**options: object) -> RtspCamera:
+        cam = RtspCamera(tmp_path / f"camera{len(cameras)}.log", **options)  # type: ignore[arg-type]
+        cameras.append(cam)
+        await cam.start()
+        return cam
+
+    try:
+        yield make
+    finally:
+        for cam in cameras:
+            await cam.kill()
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[Mosquitto]:
+    b = Mosquitto(tmp_path)
+    await b.start()
+    try:
+        yield b
+    finally:
+        await b.stop()
+
+
+@pytest.fixture
+async def executor_joined() -> AsyncIterator[None]:
+    """aiomqtt runs paho's blocking connect in the loop's default executor; join that thread at the
+    end (set up first, so it is torn down last), or the suite's thread-leak guard sees it."""
+    yield
+    await asyncio.get_running_loop().shutdown_default_executor()

@@ -1,0 +1,88 @@
+"""The GStreamer RTSP test camera (real RTSP on 127.0.0.1) as a subprocess the test controls:
+started, stalled (SIGSTOP), resumed and killed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+CAMERA_SCRIPT = Path(__file__).with_name("rtsp_camera_server.py")
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def have_gst_rtsp() -> bool:
+    try:
+        subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
+             "from gi.repository import GstRtspServer"],
+            check=True, capture_output=True, timeout=20,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return True
+
+
+class RtspCamera:
+    """The GStreamer RTSP server subprocess (see rtsp_camera_server.py), controllable by the test."""
+
+    def __init__(self, log_path: Path, *, port: int = 0, fps: int = 15, gop: int = 60,
+                 width: int = 320, height: int = 240, audio: bool = True, user: str | None = None,
+                 password: str | None = None) -> None:
+        self.port = port
+        self.fps, self.gop, self.width, self.height, self.audio = fps, gop, width, height, audio
+        self.user, self.password = user, password  # RTSP basic auth, if set
+        self.log_path = log_path
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/cam"
+
+    async def start(self) -> None:
+        args = [SYSTEM_PYTHON, str(CAMERA_SCRIPT), "--port", str(self.port), "--fps", str(self.fps),
+                "--gop", str(self.gop), "--width", str(self.width), "--height", str(self.height)]
+        if not self.audio:
+            args.append("--no-audio")
+        if self.user:
+            args += ["--user", self.user, "--password", self.password or ""]
+        with self.log_path.open("ab") as err:
+            self.proc = await asyncio.create_subprocess_exec(
+                *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=err
+            )
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(15):
+            line = await self.proc.stdout.readline()
+        if not line.startswith(b"READY"):
+            await self.kill()
+            raise RuntimeError(f"RTSP camera did not start: {line!r}; see {self.log_path}")
+        self.port = int(line.split()[1])
+
+    def pause(self) -> None:
+        """Stall the camera (SIGSTOP): TCP stays up, nothing more is sent."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    async def kill(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+        if proc.stdout is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(proc.stdout.read(), 5)
+        await proc.wait()
+        self.proc = None
+
+
+CameraFactory = Callable[..., Awaitable[RtspCamera]]
