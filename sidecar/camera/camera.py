@@ -60,6 +60,7 @@ from ..media.frames import FrameCallback, GrayFrame
 from .events import (
     DoorbellPressed,
     EventBus,
+    LiveSessionsChanged,
     MotionChanged,
     MotionSource,
     PairingChanged,
@@ -128,10 +129,11 @@ class Camera:
             parse_source(spec.detect_source), self._on_frame, detect=spec.detect, name=spec.name, ffmpeg_bin=ffmpeg)
         self._motion_raised_by: MotionSource | None = None
         self.hds = HDSServer(gate=self, on_stream=self._on_stream, host=host)
+        self._live_sessions = 0
         self.live = LiveStreaming(name=spec.name, source=self.source, ffmpeg=ffmpeg,
                                   max_sessions=spec.max_live_streams, probe=self._cached_probe,
                                   copy_allowed=self.pipeline.profile.is_copy,
-                                  on_status=self.services.streaming_status.set_value)
+                                  on_status=self._live_status)
         self.supported = self._supported_from(self._cached_probe())
         self.selection: RecordingSelection | None = None
         self._stream_task: asyncio.Task[None] | None = None
@@ -152,6 +154,14 @@ class Camera:
     @property
     def has_doorbell(self) -> bool:
         return self.services.doorbell_press is not None
+
+    def _live_status(self, value: bytes) -> None:
+        """StreamingStatus for the hub, and a LiveSessionsChanged for observers when the count moves."""
+        self.services.streaming_status.set_value(value)
+        sessions = self.live.active_sessions
+        if sessions != self._live_sessions:
+            self._live_sessions = sessions
+            self.events.emit(LiveSessionsChanged(camera=self.name, sessions=sessions))
 
     @property
     def http_motion(self) -> bool:

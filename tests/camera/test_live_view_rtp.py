@@ -23,6 +23,7 @@ import pytest
 from aiohomekit.model.characteristics.const import SampleRateValues
 from aiohomekit.model.characteristics.const import SessionControlCommandValues as Cmd
 
+from sidecar.camera.events import LiveSessionsChanged
 from tests.support.hap_client import second_session
 from tests.support.live_view import STATUS, Rig, StatusEvents, make_rig, selected, wait_until
 
@@ -72,6 +73,9 @@ async def test_opus_rtp_timestamps_at_the_selected_rate(rig: Rig, rate: SampleRa
 
 
 async def test_streaming_status_in_use_while_streaming(rig: Rig) -> None:
+    live_counts: list[int] = []  # what observers (status page, parent process) are told
+    rig.camera.events.subscribe(lambda e: live_counts.append(e.sessions) if isinstance(e, LiveSessionsChanged)
+                                else None)
     events = StatusEvents(rig)
     stop = rig.pairing.dispatcher_connect(events)
     await rig.pairing.subscribe([(1, rig.ids[STATUS])])
@@ -89,6 +93,7 @@ async def test_streaming_status_in_use_while_streaming(rig: Rig) -> None:
         assert await events.next() == 0
         assert await rig.streaming_status() == 0
         await wait_until(lambda: not rig.camera.live._runners, 10, "the session to end")
+        assert live_counts == [1, 0]
     finally:
         stop()
 
