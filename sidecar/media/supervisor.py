@@ -262,6 +262,7 @@ class MediaPipeline:
         # Cuts a backoff wait short (stop, reconfigure). Only stop() and restart requests set it:
         # the end of a run must never (issue 10: the 65 ms restart storm).
         self._interrupt = asyncio.Event()
+        self._early_start = False  # the current run began early because the camera's port accepted again
         self._changed = asyncio.Event()
         self._restart_reason: str | None = None  # a planned restart (reconfigure, audio, fallback)
         self._run: FfmpegRun | None = None
@@ -580,7 +581,14 @@ class MediaPipeline:
         endpoint = self.config.source.endpoint()
         poll = self.config.reachability_poll_s
         watch_port = cause.kind is CauseKind.UNREACHABLE and endpoint is not None and poll > 0
-        saw_refused = False
+        # The attempt that just failed was itself refused, so the camera was down: the port
+        # accepting again means it is back, even at the first poll (a camera restarting just as
+        # an attempt failed is common; waiting for a second refusal then cost a whole back-off
+        # of up to 60 s). Only when that attempt was already an early start that failed the same
+        # way (the port accepts, yet ffmpeg is refused) must a refusal be seen while waiting, so
+        # such a camera is retried on the schedule rather than at every poll.
+        saw_refused = end.outage_started or not self._early_start
+        self._early_start = False
         while not self._stopping and not self._interrupt.is_set():
             remaining = end.next_start_at - self._clock()
             if remaining <= 0:
@@ -591,9 +599,10 @@ class MediaPipeline:
             if watch_port and not self._interrupt.is_set() and end.next_start_at - self._clock() > 0:
                 assert endpoint is not None
                 if await _accepts_connections(*endpoint):
-                    if saw_refused:  # it was down during this wait and is back: start now
+                    if saw_refused:  # it was down and is back: start now
                         log.debug("%s: %s:%d accepts connections again; starting ffmpeg now", self.config.name,
                                   *endpoint)
+                        self._early_start = True
                         return
                     watch_port = False  # reachable but ffmpeg failed: wait the full backoff
                 else:

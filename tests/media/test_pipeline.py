@@ -493,6 +493,35 @@ async def test_camera_killed_then_restarted_on_the_same_port(rtsp_camera: Camera
         await pipeline.stop()
 
 
+async def test_camera_back_before_the_first_reachability_poll_starts_at_once(rtsp_camera: CameraFactory) -> None:
+    """A camera that comes back just after an attempt was refused (before the wait's first
+    reachability poll) is started at that poll, not after the whole back-off. The race lost a
+    60 s back-off in the 60 s outage test whenever the camera restarted as an attempt failed."""
+    cam = await rtsp_camera(gop=30, audio=False)
+    await cam.kill()  # down from the start: the first attempt is refused
+    refused = asyncio.Event()
+
+    def on_event(event: PipelineEvent) -> None:
+        if event.state == "restarting" and "connection refused" in (event.error or ""):
+            refused.set()
+
+    pipeline = MediaPipeline(PipelineConfig(source=Source(cam.url, has_audio=False), profile="copy", settings=SMALL,
+                                            name="back-early", merge_short_gops=False, backoff_initial_s=30,
+                                            backoff_max_s=30, backoff_jitter=0), on_event=on_event)
+    await pipeline.start()
+    try:
+        await asyncio.wait_for(refused.wait(), 30)
+        await cam.start()  # back within the poll interval (2 s) of the refusal
+        back = time.monotonic()
+        await pipeline.wait_for(lambda: pipeline.prebuffer.fragment_count > 0, 30)
+        recovery = time.monotonic() - back
+    finally:
+        await pipeline.stop()
+    print(f"camera back {recovery:.1f} s before media (the back-off was 30 s)")
+    assert recovery <= 12.0
+    assert pipeline.starts == 2  # the refused attempt and the one the poll started
+
+
 @pytest.mark.slow
 async def test_camera_down_60_s_then_back(rtsp_camera: CameraFactory, caplog: pytest.LogCaptureFixture) -> None:
     """The RTSP camera stopped for 60 s and started again on the same port, default schedule:
