@@ -157,7 +157,9 @@ def _frigate_motion(b: Binding, active: set[str], topic: str, payload: bytes) ->
     return [action]
 
 
-def _frigate_events(b: Binding, active: set[str], topic: str, payload: bytes) -> list[Action]:
+def _frigate_after(b: Binding, payload: bytes) -> tuple[str, dict[str, Any], str] | None:
+    """The shared envelope of Frigate's events and reviews: (type, after, id), or None when the
+    message is about another camera."""
     data = _json_object(payload)
     kind = _field(data, "type", str, "payload")
     if kind not in ("new", "update", "end"):
@@ -165,8 +167,15 @@ def _frigate_events(b: Binding, active: set[str], topic: str, payload: bytes) ->
     after = _field(data, "after", dict, "payload")
     camera = _field(after, "camera", str, "after")
     if camera != b.remote:
+        return None
+    return kind, after, _field(after, "id", str, "after")
+
+
+def _frigate_events(b: Binding, active: set[str], topic: str, payload: bytes) -> list[Action]:
+    envelope = _frigate_after(b, payload)
+    if envelope is None:
         return []
-    event_id = _field(after, "id", str, "after")
+    kind, after, event_id = envelope
     label = _field(after, "label", str, "after")
     score = _field(after, "top_score", (int, float), "after", required=False)
     if score is None:
@@ -185,15 +194,10 @@ def _frigate_events(b: Binding, active: set[str], topic: str, payload: bytes) ->
 
 
 def _frigate_reviews(b: Binding, active: set[str], topic: str, payload: bytes) -> list[Action]:
-    data = _json_object(payload)
-    kind = _field(data, "type", str, "payload")
-    if kind not in ("new", "update", "end"):
-        raise _Invalid(f"payload.type {kind!r} is not new, update or end")
-    after = _field(data, "after", dict, "payload")
-    camera = _field(after, "camera", str, "after")
-    if camera != b.remote:
+    envelope = _frigate_after(b, payload)
+    if envelope is None:
         return []
-    review_id = _field(after, "id", str, "after")
+    kind, after, review_id = envelope
     severity = _field(after, "severity", str, "after")
     detail = _field(after, "data", dict, "after")
     objects = _strings(detail, "objects", "after.data")

@@ -26,7 +26,6 @@ from typing import Any
 from ..camera.events import (
     CameraEvent,
     DoorbellPressed,
-    LiveSessionsChanged,
     MotionChanged,
     PairingChanged,
     PipelineChanged,
@@ -222,8 +221,6 @@ class EventJournal:
             self._note(cam, event, f"wrong setup code entered ({event.failed_attempts} failed attempt(s))")
         elif isinstance(event, DoorbellPressed):
             self._note(cam, event, f"doorbell pressed ({event.source})")
-        elif isinstance(event, LiveSessionsChanged):
-            pass  # shown as a live count on the card; too chatty for the list
 
     def _motion(self, cam: _CameraJournal, event: MotionChanged) -> None:
         if event.active:
