@@ -49,6 +49,7 @@ import logging
 import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -156,6 +157,14 @@ class CameraRig:
     sends: dict[int, list[list[float]]] = field(default_factory=dict)  # stream -> [entered, returned, buffered]
     size: tuple[int, int, int] = (0, 0, 0)
     send_cpu: list[tuple[float, int]] = field(default_factory=list)  # (thread CPU s inside a send, bytes)
+    send_split: list[tuple[float, float, int]] = field(default_factory=list)  # (user s, system s, minor faults)
+
+    def note_split(self, before: resource.struct_rusage) -> None:
+        """User and system CPU and minor page faults of this thread since ``before`` (where the
+        send path's CPU goes: Python and AEAD, or the kernel: socket sends and page faults)."""
+        after = resource.getrusage(resource.RUSAGE_THREAD)
+        self.send_split.append((after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime,
+                                after.ru_minflt - before.ru_minflt))
 
     def instrument(self) -> None:
         """Wrap the prebuffer's ``push`` and ``subscribe`` (instance attributes shadow the methods).
@@ -197,17 +206,19 @@ class CameraRig:
             async def timed_init(data: bytes | bytearray | memoryview) -> None:
                 entry = [time.monotonic(), math.nan, math.nan]
                 sends.append(entry)
-                cpu = time.thread_time()
+                cpu, ru = time.thread_time(), resource.getrusage(resource.RUSAGE_THREAD)
                 await send_init(data)
                 self.send_cpu.append((time.thread_time() - cpu, memoryview(data).nbytes))
+                self.note_split(ru)
                 entry[1], entry[2] = time.monotonic(), buffered()
 
             async def timed_fragment(data: bytes | bytearray | memoryview, *, end_of_stream: bool = False) -> None:
                 entry = [time.monotonic(), math.nan, math.nan]
                 sends.append(entry)
-                cpu = time.thread_time()
+                cpu, ru = time.thread_time(), resource.getrusage(resource.RUSAGE_THREAD)
                 await send_fragment(data, end_of_stream=end_of_stream)
                 self.send_cpu.append((time.thread_time() - cpu, memoryview(data).nbytes))
+                self.note_split(ru)
                 entry[1], entry[2] = time.monotonic(), buffered()
 
             handle.send_init = timed_init  # type: ignore[method-assign]
@@ -632,6 +643,7 @@ class Outcome:
     aead_ms_mb: tuple[float, float]  # seal, open
     phases_ms: list[float]
     send_cpu: tuple[float, int]  # thread CPU s spent inside send_init/send_fragment calls, bytes they carried
+    send_split: tuple[float, float, int]  # of which user s, system s; minor page faults
 
 
 async def run(clip: Path, state: Path, args: argparse.Namespace) -> Outcome:
@@ -720,8 +732,10 @@ async def run(clip: Path, state: Path, args: argparse.Namespace) -> Outcome:
         # phase of each camera's fragment boundaries (ms within the 4 s GOP), for the report
         phases = sorted(1000 * (r.pushes[-1][0] % 4.0) for r in rigs if r.pushes)
         send_cpu = (sum(c for r in rigs for c, _ in r.send_cpu), sum(n for r in rigs for _, n in r.send_cpu))
+        splits = [x for r in rigs for x in r.send_split]
+        send_split = (sum(u for u, _, _ in splits), sum(k for _, k, _ in splits), sum(f for _, _, f in splits))
         return Outcome(samples, idle, busy, hub_busy, hub_cpu, received, rss_idle, rss_busy, restarts,
-                       rigs[0].size, aead_ms_per_mb(), phases, send_cpu)
+                       rigs[0].size, aead_ms_per_mb(), phases, send_cpu, send_split)
     finally:
         await hubs.stop()
         for rig in rigs:
@@ -838,6 +852,10 @@ def report(o: Outcome, args: argparse.Namespace) -> None:
     print(f"# send path CPU per MB (this thread's CPU inside send_init/send_fragment: OPACK, seal, "
           f"transport.write): {1000 * send_s / (send_bytes / MB):.2f} ms/MB over {send_bytes / MB:.1f} MB; "
           f"AEAD seal alone {seal:.2f} ms/MB; ratio {1000 * send_s / (send_bytes / MB) / seal:.2f}")
+    user_s, sys_s, faults = o.send_split
+    per_mb = send_bytes / MB
+    print(f"# ... of which user {1000 * user_s / per_mb:.2f} and kernel {1000 * sys_s / per_mb:.2f} ms/MB "
+          f"(thread getrusage); minor page faults inside the sends: {faults / per_mb:.0f} per MB")
     print(f"# AEAD on this thread: seal {seal:.2f} + open {unseal:.2f} ms/MB; "
           f"ffmpeg restarts during the rounds: {o.restarts}; "
           f"fragment-boundary phases (ms within 4 s): {', '.join(f'{p:.0f}' for p in o.phases_ms)}")
