@@ -234,7 +234,7 @@ def _temp_pattern(path: Path) -> re.Pattern[str]:
 
 
 def remove_stale_temp_files(path: Path) -> list[Path]:
-    """Delete ``.<name>.XXXXXXXX`` files a killed write left next to ``path``; return them.
+    """Delete the ``.<name>.<random suffix>`` files a killed write left next to ``path``; return them.
 
     They are full copies of the state (signing seed included), so they must not pile up.
     Only this process writes this accessory's state, so at start-up none is in flight.

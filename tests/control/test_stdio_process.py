@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 
 from tests.hub.database import iids_by_type
-from tests.support.hap_client import pair_off_loop, second_session
+from tests.support.hap_client import pair_off_loop, second_session, watch
 
 from .conftest import SIDECAR, StdioChild, demo_config
 
@@ -109,24 +109,14 @@ async def test_parent_configures_pairs_raises_motion_and_closes_stdin(stdio_chil
         # ffmpeg delivers media: the camera's pipeline event reaches the parent
         streaming = await child.wait_for(lambda e: e["id"] == "camera" and e["data"]["state"] == "streaming")
         assert streaming["data"] == {"camera": "Front", "state": "streaming"}
-        motion_iid = ids[("85", "22")]
-        seen: list[bool] = []
-        got = asyncio.Event()
-
-        def on_event(ev: dict[tuple[int, int], dict[str, Any]]) -> None:
-            if (1, motion_iid) in ev:
-                seen.append(ev[(1, motion_iid)]["value"])
-                got.set()
-
-        pairing.dispatcher_connect(on_event)
-        await pairing.subscribe([(1, motion_iid)])
+        motion = await watch(pairing, ids[("85", "22")])
         mark = child.mark()
         child.send({"id": "motion", "data": {"camera": "Front", "active": True}, "seq": 3})
         assert (await child.reply(3))["id"] == "ok"
-        await asyncio.wait_for(got.wait(), 10)
-        assert seen == [True]
-        motion = await child.wait_for("motion", after=mark)
-        assert motion["data"] == {"camera": "Front", "active": True, "source": "stdio"}
+        await asyncio.wait_for(motion.arrived.wait(), 10)
+        assert motion.seen == [True]
+        event = await child.wait_for("motion", after=mark)
+        assert event["data"] == {"camera": "Front", "active": True, "source": "stdio"}
 
         child.send({"id": "status", "data": {"camera": "Front"}, "seq": 4})
         await child.reply(4)

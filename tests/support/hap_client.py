@@ -13,7 +13,7 @@ from aiohomekit.model.feature_flags import FeatureFlags
 from aiohomekit.model.status_flags import StatusFlags
 from aiohomekit.zeroconf import HomeKitService
 
-__all__ = ["PIN", "aio_pair", "description", "pair_off_loop", "second_session"]
+__all__ = ["PIN", "CharacteristicWatch", "aio_pair", "description", "pair_off_loop", "second_session", "watch"]
 
 PIN = "031-45-154"
 
@@ -59,3 +59,26 @@ async def pair_off_loop(port: int, pin: str) -> dict[str, Any]:
 
     with ThreadPoolExecutor(1) as pool:  # its own thread, joined here: no thread outlives the test
         return await asyncio.get_running_loop().run_in_executor(pool, asyncio.run, pair())
+
+
+class CharacteristicWatch:
+    """The values an aiohomekit subscriber receives for one characteristic (aid 1), in order;
+    ``arrived`` is set at each one (clear it to wait for the next)."""
+
+    def __init__(self, iid: int) -> None:
+        self.iid = iid
+        self.seen: list[Any] = []
+        self.arrived = asyncio.Event()
+
+    def __call__(self, events: dict[tuple[int, int], dict[str, Any]]) -> None:
+        if (1, self.iid) in events:
+            self.seen.append(events[(1, self.iid)]["value"])
+            self.arrived.set()
+
+
+async def watch(pairing: IpPairing, iid: int) -> CharacteristicWatch:
+    """Subscribe ``pairing`` to characteristic ``iid`` of accessory 1 and collect its events."""
+    watcher = CharacteristicWatch(iid)
+    pairing.dispatcher_connect(watcher)
+    await pairing.subscribe([(1, iid)])
+    return watcher

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 
 from tests.hub.database import iids_by_type, short  # noqa: E402
-from tests.support.hap_client import aio_pair  # noqa: E402
+from tests.support.hap_client import aio_pair, watch  # noqa: E402
 
 PLUGIN = REPO / "integrations" / "homebridge"
 HOMEBRIDGE = PLUGIN / "node_modules" / ".bin" / "homebridge"
@@ -139,17 +139,7 @@ async def run(storage: Path, result: dict[str, Any]) -> None:
             ids = iids_by_type(await camera.list_accessories_and_characteristics())
             # recording on: the sidecar's ffmpeg starts, so "nothing left behind" means something
             await camera.put_characteristics([(1, ids[("21A", "21B")], 1), (1, ids[("204", "B0")], 1)])
-            motion_iid = ids[("85", "22")]
-            seen: list[bool] = []
-            got = asyncio.Event()
-
-            def on_event(ev: dict[tuple[int, int], dict[str, Any]]) -> None:
-                if (1, motion_iid) in ev:
-                    seen.append(ev[(1, motion_iid)]["value"])
-                    got.set()
-
-            camera.dispatcher_connect(on_event)
-            await camera.subscribe([(1, motion_iid)])
+            motion = await watch(camera, ids[("85", "22")])
 
             bridged = await bridge.list_accessories_and_characteristics()
             result["bridged_services"] = sorted({short(s["type"]) for a in bridged for s in a["services"]})
@@ -159,12 +149,12 @@ async def run(storage: Path, result: dict[str, Any]) -> None:
                                          for c in s["characteristics"] if short(c["type"]) == "23")
             flipped = time.monotonic()
             await bridge.put_characteristics([(switch[0], switch[1], True)])
-            await asyncio.wait_for(got.wait(), 15)
+            await asyncio.wait_for(motion.arrived.wait(), 15)
             result["motion_via_switch_s"] = round(time.monotonic() - flipped, 3)
-            got.clear()
+            motion.arrived.clear()
             await bridge.put_characteristics([(switch[0], switch[1], False)])  # switch off: motion clears
-            await asyncio.wait_for(got.wait(), 15)
-            result["motion_seen"] = seen
+            await asyncio.wait_for(motion.arrived.wait(), 15)
+            result["motion_seen"] = motion.seen
             for _ in range(100):
                 everything.update(tree(hb.pid))
                 if any(name == "ffmpeg" for _, name in everything.values()):
