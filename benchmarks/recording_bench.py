@@ -50,6 +50,7 @@ import math
 import os
 import platform
 import resource
+import socket
 import subprocess
 import sys
 import tempfile
@@ -154,7 +155,7 @@ class CameraRig:
     ids: dict[tuple[str, str], int] = field(default_factory=dict)
     pushes: list[tuple[float, int]] = field(default_factory=list)  # (completed at, size): no fragment kept
     subscribes: list[SubscribeMark] = field(default_factory=list)
-    sends: dict[int, list[list[float]]] = field(default_factory=dict)  # stream -> [entered, returned, buffered]
+    sends: dict[int, list[list[float]]] = field(default_factory=dict)  # stream -> [entered, returned, buffered, cpu]
     size: tuple[int, int, int] = (0, 0, 0)
     send_cpu: list[tuple[float, int]] = field(default_factory=list)  # (thread CPU s inside a send, bytes)
     send_split: list[tuple[float, float, int]] = field(default_factory=list)  # (user s, system s, minor faults)
@@ -204,22 +205,22 @@ class CameraRig:
                 return float(transport.get_write_buffer_size()) if transport is not None else math.nan
 
             async def timed_init(data: bytes | bytearray | memoryview) -> None:
-                entry = [time.monotonic(), math.nan, math.nan]
+                entry = [time.monotonic(), math.nan, math.nan, math.nan]
                 sends.append(entry)
                 cpu, ru = time.thread_time(), resource.getrusage(resource.RUSAGE_THREAD)
                 await send_init(data)
                 self.send_cpu.append((time.thread_time() - cpu, memoryview(data).nbytes))
                 self.note_split(ru)
-                entry[1], entry[2] = time.monotonic(), buffered()
+                entry[1], entry[2], entry[3] = time.monotonic(), buffered(), time.thread_time()
 
             async def timed_fragment(data: bytes | bytearray | memoryview, *, end_of_stream: bool = False) -> None:
-                entry = [time.monotonic(), math.nan, math.nan]
+                entry = [time.monotonic(), math.nan, math.nan, math.nan]
                 sends.append(entry)
                 cpu, ru = time.thread_time(), resource.getrusage(resource.RUSAGE_THREAD)
                 await send_fragment(data, end_of_stream=end_of_stream)
                 self.send_cpu.append((time.thread_time() - cpu, memoryview(data).nbytes))
                 self.note_split(ru)
-                entry[1], entry[2] = time.monotonic(), buffered()
+                entry[1], entry[2], entry[3] = time.monotonic(), buffered(), time.thread_time()
 
             handle.send_init = timed_init  # type: ignore[method-assign]
             handle.send_fragment = timed_fragment  # type: ignore[method-assign]
@@ -424,9 +425,10 @@ class HubProcess:
     def __init__(self) -> None:
         self.proc: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> None:
+    async def start(self, cpu: int | None = None) -> None:
+        pin = [] if cpu is None else ["--pin-cpu", str(cpu)]
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, SCRIPT, "--hub-worker",
+            sys.executable, SCRIPT, "--hub-worker", *pin,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 24)
 
     async def ask(self, command: dict[str, Any], within: float) -> dict[str, Any]:
@@ -478,6 +480,7 @@ class Samples:
     open_sent_ms: list[float] = field(default_factory=list)  # open -> last prebuffer send returned
     live_wake_ms: list[float] = field(default_factory=list)  # push -> camera pump calls send_fragment
     live_send_ms: list[float] = field(default_factory=list)  # send_fragment call -> return
+    burst: list[tuple[float, float]] = field(default_factory=list)  # per round: (wall s, loop CPU s)
     live_sent_ms: list[float] = field(default_factory=list)  # push -> send_fragment returned
     live_tail_ms: list[float] = field(default_factory=list)  # send_fragment returned -> hub read it
     live_left_in_transport: int = 0  # fragments whose last bytes were still in asyncio's buffer
@@ -485,7 +488,8 @@ class Samples:
     errors: list[str] = field(default_factory=list)
 
 
-def account(rig: CameraRig, result: StreamResult, all_pushes: list[float], samples: Samples) -> None:
+def account(rig: CameraRig, result: StreamResult, all_pushes: list[float], samples: Samples,
+            ) -> tuple[float, float] | None:
     """Map the hub's fragments to the camera's: sequence 1 is init, 2..P+1 the prebuffer, then
     the fragments pushed after the subscription, in order (sizes are checked)."""
     if result.error:
@@ -493,7 +497,8 @@ def account(rig: CameraRig, result: StreamResult, all_pushes: list[float], sampl
     mark = next((m for m in reversed(rig.subscribes) if m.at >= result.opened_at), None)
     if mark is None or not result.completed:
         samples.errors.append(f"{rig.camera.name}: no subscription or no fragment for this stream")
-        return
+        return None
+    burst_end: tuple[float, float] | None = None
     samples.response_ms.append(1000 * (result.response_at - result.opened_at))
     by_seq = {seq: (size, at) for seq, size, at in result.completed}
     sends = rig.sends.get(result.stream_id, [])  # sends[k] carried dataSequenceNumber k + 1
@@ -505,6 +510,7 @@ def account(rig: CameraRig, result: StreamResult, all_pushes: list[float], sampl
         samples.open_subscribed_ms.append(1000 * (mark.at - result.opened_at))
         if len(sends) >= last_pre:
             samples.open_sent_ms.append(1000 * (sends[last_pre - 1][1] - result.opened_at))
+            burst_end = (sends[last_pre - 1][1], sends[last_pre - 1][3])
     for seq, size, at in result.completed:
         if seq <= last_pre:
             continue
@@ -520,7 +526,7 @@ def account(rig: CameraRig, result: StreamResult, all_pushes: list[float], sampl
         samples.live_ms.append(ms)
         samples.live_bytes.append(size)
         if len(sends) >= seq:
-            entered, returned, buffered = sends[seq - 1]
+            entered, returned, buffered, _ = sends[seq - 1]
             samples.live_wake_ms.append(1000 * (entered - pushed_at))
             samples.live_send_ms.append(1000 * (returned - entered))
             samples.live_sent_ms.append(1000 * (returned - pushed_at))
@@ -528,6 +534,7 @@ def account(rig: CameraRig, result: StreamResult, all_pushes: list[float], sampl
             samples.live_left_in_transport += buffered > 0
         others = sum(1 for t in all_pushes if abs(t - pushed_at) <= COINCIDENT_S) - 1
         (samples.live_coincident_ms if others else samples.live_alone_ms).append(ms)
+    return burst_end
 
 
 # --------------------------------------------------------------------------------------------
@@ -616,6 +623,44 @@ def aead_ms_per_mb(total: int = 16 * MB, rounds: int = 3) -> tuple[float, float]
     return 1000 * best_seal / mb, 1000 * best_open / mb
 
 
+_DRAIN = """
+import socket, sys
+sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+buf = bytearray(1 << 20)
+while sock.recv_into(buf):
+    pass
+"""
+
+
+def loopback_send_ms_per_mb(total: int = 16 * MB, segment: int = 1_080_000, rounds: int = 3) -> float:
+    """Best-of-3 kernel cost of sending ``total`` bytes in ``segment``-sized writes over loopback
+    to a reader in another process, with the HDS socket's 128 KiB SO_SNDBUF: this thread's CPU
+    (user + kernel) per MB. On loopback the sender's system call also runs the receiver's TCP
+    processing, so this is the floor of the socket half of the send path here (a NIC costs less).
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    best = math.inf
+    data = os.urandom(segment)
+    try:
+        for _ in range(rounds):
+            reader = subprocess.Popen([sys.executable, "-c", _DRAIN, str(listener.getsockname()[1])])
+            conn, _ = listener.accept()
+            try:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 128 * 1024)
+                before = resource.getrusage(resource.RUSAGE_THREAD)
+                for _ in range(max(1, total // segment)):
+                    conn.sendall(data)
+                after = resource.getrusage(resource.RUSAGE_THREAD)
+            finally:
+                conn.close()
+                reader.wait(10)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            best = min(best, cpu)
+    finally:
+        listener.close()
+    return 1000 * best / (max(1, total // segment) * segment / MB)
+
+
 # --------------------------------------------------------------------------------------------
 # the run
 
@@ -641,6 +686,7 @@ class Outcome:
     restarts: int
     size: tuple[int, int, int]
     aead_ms_mb: tuple[float, float]  # seal, open
+    send_floor_ms_mb: float  # kernel send over loopback, this thread
     phases_ms: list[float]
     send_cpu: tuple[float, int]  # thread CPU s spent inside send_init/send_fragment calls, bytes they carried
     send_split: tuple[float, float, int]  # of which user s, system s; minor page faults
@@ -653,7 +699,7 @@ async def run(clip: Path, state: Path, args: argparse.Namespace) -> Outcome:
     rigs: list[CameraRig] = []
     hubs = HubProcess()
     try:
-        await hubs.start()
+        await hubs.start(args.hub_cpu)
         for i in range(args.cameras):
             # keep_warm "recording": ffmpeg starts when the hub turns recording on, so the fragment
             # phases can be spread (or aligned) below.
@@ -703,8 +749,11 @@ async def run(clip: Path, state: Path, args: argparse.Namespace) -> Outcome:
             a, hub_a = meter.snapshot(), hubs.cpu_s()
             rss_peak[0] = 0.0  # per round (printed), the maximum over rounds goes in the table
             sampler = asyncio.ensure_future(meter.sample_rss(rss_peak))
+            start_at = time.monotonic() + 0.2
+            started: list[float] = []  # the loop thread's CPU time when the hubs open
+            asyncio.get_running_loop().call_at(start_at, lambda s=started: s.append(time.thread_time()))
             try:
-                answer = await hubs.ask({"start_at": time.monotonic() + 0.2}, within=args.seconds + 60)
+                answer = await hubs.ask({"start_at": start_at}, within=args.seconds + 60)
             finally:
                 sampler.cancel()
             b, hub_cpu_round = meter.snapshot(), hubs.cpu_s() - hub_a
@@ -716,9 +765,15 @@ async def run(clip: Path, state: Path, args: argparse.Namespace) -> Outcome:
             busy = tuple(x + y for x, y in zip(busy, Meter.delta(a, b, hub_cpu_round),  # type: ignore[assignment]
                                                 strict=True))
             all_pushes = sorted(t for r in rigs for t, _ in r.pushes)
+            ends = []
             for rig, result in zip(rigs, results, strict=True):
                 hub_busy += result.hub_busy_s
-                account(rig, result, all_pushes, samples)
+                end = account(rig, result, all_pushes, samples)
+                if end is not None:
+                    ends.append(end)
+            if ends and started:
+                last_at, last_cpu = max(ends)
+                samples.burst.append((last_at - start_at, last_cpu - started[0]))
             # the next round starts once every camera's recording task has ended
             recordings = [r.camera._stream_task for r in rigs if r.camera._stream_task is not None]
             if recordings:
@@ -735,7 +790,7 @@ async def run(clip: Path, state: Path, args: argparse.Namespace) -> Outcome:
         splits = [x for r in rigs for x in r.send_split]
         send_split = (sum(u for u, _, _ in splits), sum(k for _, k, _ in splits), sum(f for _, _, f in splits))
         return Outcome(samples, idle, busy, hub_busy, hub_cpu, received, rss_idle, rss_busy, restarts,
-                       rigs[0].size, aead_ms_per_mb(), phases, send_cpu, send_split)
+                       rigs[0].size, aead_ms_per_mb(), loopback_send_ms_per_mb(), phases, send_cpu, send_split)
     finally:
         await hubs.stop()
         for rig in rigs:
@@ -802,7 +857,8 @@ def report(o: Outcome, args: argparse.Namespace) -> None:
     sent_open_p99, sent_live_p99 = pct(s.open_sent_ms, 99), pct(s.live_sent_ms, 99)
     print(f"| accessory side only: open → last prebuffer fragment handed to the socket | {len(s.open_sent_ms)} | "
           f"{pct(s.open_sent_ms, 50):.1f} | {sent_open_p99:.1f} | {max(s.open_sent_ms, default=math.nan):.1f} | "
-          f"seal only: {open_mb * seal:.1f} ms alone; {n * open_mb * seal:.1f} ms for all {n} serialized | "
+          f"seal only: {open_mb * seal:.1f} ms alone; {n * open_mb * seal:.1f} ms for all {n} serialized; seal "
+          f"+ loopback send: {n * open_mb * (seal + o.send_floor_ms_mb):.1f} ms for all {n} | "
           f"≤ {OPEN_TARGET_MS:.0f} ms p99 | {check(sent_open_p99, OPEN_TARGET_MS)} |")
     print(f"| accessory side only: fragment complete → handed to the socket | {len(s.live_sent_ms)} | "
           f"{pct(s.live_sent_ms, 50):.2f} | {sent_live_p99:.2f} | {max(s.live_sent_ms, default=math.nan):.2f} | "
@@ -823,6 +879,9 @@ def report(o: Outcome, args: argparse.Namespace) -> None:
     ]
     for name, values in steps:
         print(f"| {name} | {pct(values, 50):.2f} | {pct(values, 99):.2f} | {max(values, default=math.nan):.2f} |")
+    for i, (wall, cpu) in enumerate(s.burst):
+        print(f"# round {i + 1}: the hubs' opens -> every prebuffer handed to the socket: {1000 * wall:.1f} ms, "
+              f"of which the event loop's thread ran {1000 * cpu:.1f} ms ({100 * cpu / wall:.0f} %)")
     print(f"\n# live fragments whose last bytes were still queued in asyncio's transport when send_fragment "
           f"returned: {s.live_left_in_transport} of {len(s.live_sent_ms)}")
     print()
@@ -856,6 +915,8 @@ def report(o: Outcome, args: argparse.Namespace) -> None:
     per_mb = send_bytes / MB
     print(f"# ... of which user {1000 * user_s / per_mb:.2f} and kernel {1000 * sys_s / per_mb:.2f} ms/MB "
           f"(thread getrusage); minor page faults inside the sends: {faults / per_mb:.0f} per MB")
+    print(f"# floor of the send path on this machine: AEAD seal {seal:.2f} + kernel send over loopback "
+          f"{o.send_floor_ms_mb:.2f} = {seal + o.send_floor_ms_mb:.2f} ms/MB (both measured in this run)")
     print(f"# AEAD on this thread: seal {seal:.2f} + open {unseal:.2f} ms/MB; "
           f"ffmpeg restarts during the rounds: {o.restarts}; "
           f"fragment-boundary phases (ms within 4 s): {', '.join(f'{p:.0f}' for p in o.phases_ms)}")
@@ -880,13 +941,28 @@ def main() -> None:
                         help="start all ffmpegs together, so fragments complete at the same moments (worst case); "
                         "default: fragment boundaries spread evenly over the 4 s GOP, as independent cameras")
     parser.add_argument("--idle", type=float, default=8.0, help="idle reference window, seconds")
+    parser.add_argument("--pin-hubs", action="store_true",
+                        help="run the hub process on the last CPU and this process (with its ffmpeg children) on the "
+                        "others, so that the simulated hubs, which would be other machines, do not take the "
+                        "accessory's CPU")
     parser.add_argument("--hub-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--pin-cpu", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hub_worker:
+        if args.pin_cpu is not None:
+            os.sched_setaffinity(0, {args.pin_cpu})
         asyncio.run(hub_worker())
         return
+    cpus = sorted(os.sched_getaffinity(0))
+    args.hub_cpu = None
+    if args.pin_hubs and len(cpus) >= 2:
+        args.hub_cpu = cpus[-1]
+        os.sched_setaffinity(0, set(cpus[:-1]))  # inherited by the ffmpeg children
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     print(header(), flush=True)
+    if args.hub_cpu is not None:
+        print(f"# hubs pinned to CPU {args.hub_cpu}; this process and its ffmpeg children to CPU(s) "
+              f"{', '.join(map(str, sorted(os.sched_getaffinity(0))))}", flush=True)
     with tempfile.TemporaryDirectory(prefix="recording-bench-") as tmp:
         directory = Path(tmp)
         t0 = time.monotonic()

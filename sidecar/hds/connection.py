@@ -2,7 +2,9 @@
 
 Feed it received bytes with ``receive_data(data, now)``; take ``data_to_send()`` (whole frames,
 each one buffer) and ``events()``; arm a timer for ``next_deadline()`` and call
-``handle_timeout(now)`` when it fires. No sockets, no asyncio, no clock inside.
+``handle_timeout(now)`` when it fires. No sockets, no asyncio, no clock inside. An adapter that
+hands a recording segment's buffer back with ``recycle`` once the socket has taken all of it gets
+the next segment sealed into the same memory (no fresh megabyte per fragment).
 
 States::
 
@@ -129,7 +131,8 @@ class HDSConnection:
         self._reader = FrameReader(min(MAX_FIRST_FRAME, max_payload))
         self._decryptor: FrameDecryptor | None = None
         self._encryptor: FrameEncryptor | None = None
-        self._out: list[bytearray] = []
+        self._out: list[bytearray | memoryview] = []
+        self._spare: bytearray | None = None  # a sent segment's buffer, to seal the next one into
         self._events: list[Event] = []
         self.frames_skipped = 0
 
@@ -207,10 +210,23 @@ class HDSConnection:
 
     # -- outputs ---------------------------------------------------------------------------
 
-    def data_to_send(self) -> list[bytearray]:
-        """Frames to write, in order (each one complete buffer)."""
+    def data_to_send(self) -> list[bytearray | memoryview]:
+        """Frames to write, in order (each one complete buffer; a recording segment's is a view
+        whose ``obj`` may be handed back to :meth:`recycle` once every byte of it is sent)."""
         out, self._out = self._out, []
         return out
+
+    def recycle(self, buffer: bytearray) -> None:
+        """``buffer`` (a segment's, from :meth:`data_to_send`, or a spare this connection's
+        camera kept from an earlier one) is sent and nothing reads it any more: seal a later
+        segment into it. One spare is kept, the largest."""
+        if self._spare is None or len(buffer) > len(self._spare):
+            self._spare = buffer
+
+    def take_spare(self) -> bytearray | None:
+        """The spare sealing buffer, if any, for the next connection once this one is over."""
+        spare, self._spare = self._spare, None
+        return spare
 
     def events(self) -> list[Event]:
         """Events since the last call, in order."""
@@ -253,7 +269,10 @@ class HDSConnection:
         """All of one segment's ``data`` events, sealed into one buffer (one socket write)."""
         assert self._encryptor is not None
         payloads = [messages.encode_event_parts(DATASEND, "data", body) for body in bodies]
-        self._out.append(self._encryptor.seal_batch(payloads))
+        sealed = self._encryptor.seal_batch(payloads, into=self._spare)
+        if sealed.obj is self._spare:
+            self._spare = None  # in use until the adapter recycles it
+        self._out.append(sealed)
 
     # -- internals -------------------------------------------------------------------------
 

@@ -50,6 +50,20 @@ def nonce(counter: int) -> bytes:
     return _NONCE.pack(counter)
 
 
+REUSE_FROM: Final = 65536
+"""Segments at least this large are sealed into a reused buffer (see ``seal_batch``); smaller
+ones (an init segment, a close) are cheap to allocate."""
+
+
+def _with_headroom(size: int) -> int:
+    """A new sealing buffer's size: for a large segment a quarter more than asked, in whole
+    64 KiB, because the fragments of one camera vary in size and a buffer that fits the next one
+    is reused."""
+    if size < REUSE_FROM:
+        return size
+    return -(-(size + size // 4) // REUSE_FROM) * REUSE_FROM
+
+
 def _header(frame_type: int, length: int) -> bytes:
     return bytes((frame_type, (length >> 16) & 0xFF, (length >> 8) & 0xFF, length & 0xFF))
 
@@ -163,39 +177,47 @@ class FrameEncryptor:
         self.counter += 1
         return out
 
-    def seal_batch(self, payloads: list[list[bytes | memoryview]]) -> bytearray:
-        """Several frames, back to back in one buffer, for one ``transport.write``.
+    def seal_batch(
+        self, payloads: list[list[bytes | memoryview]], into: bytearray | None = None
+    ) -> memoryview:
+        """Several frames, back to back in one buffer, for one socket write.
 
-        Every piece of every payload is joined once into the buffer (the only copy of the
-        media), then each frame's payload is encrypted in place. A fragment's 256 KiB chunks so
-        become one buffer and one socket write instead of one per chunk. Same bytes as sealing
-        each payload with :meth:`seal_parts` in turn.
+        Every piece of every payload is copied once into the buffer (the only copy of the media
+        on our side), then each frame's payload is encrypted in place. A fragment's 256 KiB
+        chunks so become one buffer and one write instead of one per chunk.
+
+        ``into`` is a buffer to reuse when it is large enough and the segment is not small (the
+        caller guarantees nothing else still reads it). Sealing a megabyte into a fresh allocation costs more than the
+        cipher: the kernel has to fault in and zero every new page (measured in
+        benchmarks/RESULTS.md). Otherwise a new buffer is made, with headroom so that the next,
+        slightly larger fragment still fits. The result is a view of the frames' bytes; its
+        ``obj`` is the buffer to hand back as ``into`` once it has been sent.
         """
         lengths = [sum(memoryview(p).nbytes for p in parts) for parts in payloads]
         if any(length > self.max_payload for length in lengths):
             raise FrameError(f"payload of {max(lengths)} bytes exceeds the {self.max_payload}-byte frame limit")
         if self.counter + len(payloads) - 1 > _MAX_COUNTER:
             raise FrameError("send counter exhausted")
-        pieces: list[bytes | memoryview] = []
-        headers: list[bytes] = []
+        total = sum(lengths) + len(payloads) * (HEADER_LENGTH + TAG_LENGTH)
+        reuse = into is not None and len(into) >= total >= REUSE_FROM
+        out = into if reuse and into is not None else bytearray(_with_headroom(total))
+        view = memoryview(out)
+        offset = 0
         for parts, length in zip(payloads, lengths, strict=True):
             header = _header(FRAME_TYPE_ENCRYPTED, length)
-            headers.append(header)
-            pieces.append(header)
-            pieces.extend(parts)
-            pieces.append(_TAG_SPACE)
-        out = bytearray().join(pieces)
-        offset = 0
-        with memoryview(out) as view:
-            for header, length in zip(headers, lengths, strict=True):
-                start = offset + HEADER_LENGTH
-                payload = view[start : start + length]
-                self._aead.encrypt_into(_NONCE.pack(self.counter), payload, header, view[start : start + length
-                                                                                          + TAG_LENGTH])
-                payload.release()
-                self.counter += 1
-                offset = start + length + TAG_LENGTH
-        return out
+            start = offset + HEADER_LENGTH
+            view[offset:start] = header
+            at = start
+            for part in parts:
+                size = memoryview(part).nbytes
+                view[at : at + size] = part
+                at += size
+            self._aead.encrypt_into(
+                _NONCE.pack(self.counter), view[start:at], header, view[start : at + TAG_LENGTH]
+            )
+            self.counter += 1
+            offset = at + TAG_LENGTH
+        return view[:offset]
 
     def seal_parts(self, parts: list[bytes | memoryview]) -> bytearray:
         """Like :meth:`seal` for a plaintext given in pieces: the pieces are joined once into the

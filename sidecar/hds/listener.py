@@ -43,6 +43,7 @@ from .connection import (
 )
 from .datasend import END_OF_STREAM_TIMEOUT, ClosedBy, CloseReason, DataSendStream, OpenGate, StreamRegistry
 from .errors import StreamClosedError
+from .socket_transport import SocketTransport, accept_ready
 from .transport import (
     MIN_PORT,
     PREPARED_SESSION_TIMEOUT,
@@ -224,6 +225,7 @@ class _HDSProtocol(asyncio.Protocol):
         self.conn.connection_lost(f"socket closed: {exc}" if exc else "socket closed")
         self.transport = None
         self.pump()
+        self.server.keep_spare(self.conn.take_spare())
         for timer in (self._timer, self._abort_timer):
             if timer is not None:
                 timer.cancel()
@@ -239,6 +241,12 @@ class _HDSProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         self._paused = True
 
+    def sent(self, owner: object) -> None:
+        """The transport has handed all of ``owner`` to the kernel: a recording segment's buffer
+        (a view of the connection's sealing buffer) can take the next segment."""
+        if isinstance(owner, memoryview) and isinstance(owner.obj, bytearray):
+            self.conn.recycle(owner.obj)
+
     def resume_writing(self) -> None:
         self._paused = False
         self._wake_writer()
@@ -250,14 +258,14 @@ class _HDSProtocol(asyncio.Protocol):
             self._drained.set_result(None)
 
     def flush(self) -> None:
-        """Write queued frames (each one buffer: no joins, no further copies on our side)."""
+        """Write queued frames (each one buffer; the transport sends from it without copying)."""
         frames = self.conn.data_to_send()
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         for frame in frames:
             self._handed += len(frame)
-            transport.write(memoryview(frame))  # a partial send then slices without copying
+            transport.write(frame)
         if frames:
             if self._progress_timer is None:  # nothing was outstanding: the hub is behind on nothing
                 self._progress_at = self.server.clock()
@@ -284,6 +292,9 @@ class _HDSProtocol(asyncio.Protocol):
         self.arm_timer()
 
     def _stream_opened(self, stream: DataSendStream) -> None:
+        spare = self.server.take_spare()
+        if spare is not None:
+            self.conn.recycle(spare)
         handle = RecordingStream(self, stream)
         self.handles[id(stream)] = handle
         try:
@@ -453,7 +464,9 @@ class HDSServer:
         self.registry = StreamRegistry(gate)
         self.connections: set[_HDSProtocol] = set()
         self._sock: socket.socket | None = None
-        self._serving: asyncio.Task[asyncio.Server] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._accept_timer: asyncio.TimerHandle | None = None
+        self._spare: bytearray | None = None
         self._expiry: asyncio.TimerHandle | None = None
 
     @property
@@ -486,27 +499,42 @@ class HDSServer:
 
     def _listen(self) -> int:
         """Bind now (synchronously, so a HAP write handler can answer with the port at once) and
-        start accepting on the loop; connections arriving meanwhile wait in the backlog."""
+        start accepting on the loop."""
         port = self.port
         if port is not None:
             return port
         sock = self._bind_socket()
         self._sock = sock
-        loop = asyncio.get_running_loop()
-        self._serving = loop.create_task(
-            loop.create_server(lambda: _HDSProtocol(self), sock=sock, backlog=16), name="hds-listen"
-        )
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._accept)
         port = self.port
         assert port is not None
         _log.info("HDS listener on %s:%d", self.host, port)
         return port
 
+    def _accept(self) -> None:
+        if self._sock is not None and self._loop is not None:
+            accept_ready(self._loop, self._sock, self._start_connection, self._pause_accepting)
+
+    def _start_connection(self, conn: socket.socket) -> None:
+        assert self._loop is not None
+        protocol = _HDSProtocol(self)
+        SocketTransport(self._loop, conn, protocol, on_sent=protocol.sent).start()
+
+    def _pause_accepting(self) -> None:
+        if self._sock is None or self._loop is None:
+            return
+        self._loop.remove_reader(self._sock.fileno())
+        self._accept_timer = self._loop.call_later(1.0, self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        self._accept_timer = None
+        if self._sock is not None and self._loop is not None:
+            self._loop.add_reader(self._sock.fileno(), self._accept)
+
     async def start(self) -> int:
         """Bind and start the listener now if it is not yet (optional: ``setup`` does it lazily)."""
-        port = self._listen()
-        assert self._serving is not None
-        await asyncio.shield(self._serving)
-        return port
+        return self._listen()
 
     def setup(
         self,
@@ -533,6 +561,19 @@ class HDSServer:
     def read_value(self) -> bytes:
         """Value for a GET of SetupDataStreamTransport (status + port, no salt)."""
         return self.transports.read_value()
+
+    def take_spare(self) -> bytearray | None:
+        """The sealing buffer an earlier recording of this camera left, for the next one."""
+        spare, self._spare = self._spare, None
+        return spare
+
+    def keep_spare(self, buffer: bytearray | None) -> None:
+        """Keep a finished connection's sealing buffer (the largest seen; one per camera, since a
+        camera records to one hub at a time): the next recording's first fragments, the whole
+        prebuffer, are then sealed without faulting in a fresh megabyte, which is where a burst
+        of hubs opening at once spent its time."""
+        if buffer is not None and (self._spare is None or len(buffer) > len(self._spare)):
+            self._spare = buffer
 
     def _eviction_candidate(self) -> _HDSProtocol | None:
         """The oldest unidentified connection of the host holding the most of them."""
@@ -571,17 +612,13 @@ class HDSServer:
             self._expiry.cancel()
             self._expiry = None
         self.transports.clear()
-        serving, self._serving = self._serving, None
+        if self._accept_timer is not None:
+            self._accept_timer.cancel()
+            self._accept_timer = None
         sock, self._sock = self._sock, None
-        server: asyncio.Server | None = None
-        if serving is not None:
-            try:
-                server = await serving
-            except (OSError, asyncio.CancelledError):
-                server = None
-        if server is not None:
-            server.close()
-        elif sock is not None:
+        if sock is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(sock.fileno())
             sock.close()
         for protocol in list(self.connections):
             protocol.conn.close("server shutting down")
@@ -592,5 +629,3 @@ class HDSServer:
                 protocol.transport.abort()
         if waiters:
             await asyncio.gather(*waiters)
-        if server is not None:
-            await server.wait_closed()

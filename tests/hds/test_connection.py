@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecar.hds import frames, keys, messages
 from sidecar.hds.connection import (
@@ -17,7 +21,7 @@ from sidecar.hds.datasend import CloseReason
 from sidecar.hds.errors import StreamClosedError
 from sidecar.hds.messages import HDSStatus, Kind
 
-from .peers import Gate, Hub, make_pair, ready_pair
+from .peers import Gate, Hub, Pair, make_pair, ready_pair
 
 
 def closed_reason(conn: HDSConnection) -> str:
@@ -315,3 +319,70 @@ def test_send_before_ready_or_for_a_foreign_stream_raises() -> None:
     conn2.receive_data(hub2.hello(), 0.0)
     with pytest.raises(StreamClosedError):
         conn2.send_init(stream, b"x")
+
+
+def _fragments_received(pair: Pair, data: list[bytes | bytearray | memoryview]) -> list[bytes]:
+    """The media of every mediaFragment the hub decodes from ``data``, reassembled per sequence."""
+    pieces: dict[int, bytearray] = {}
+    for message in pair.hub.receive(data):  # type: ignore[arg-type]
+        packet = message.body["packets"][0]  # type: ignore[index]
+        if packet["metadata"]["dataType"] == "mediaFragment":
+            pieces.setdefault(packet["metadata"]["dataSequenceNumber"], bytearray()).extend(packet["data"])
+    return [bytes(pieces[k]) for k in sorted(pieces)]
+
+
+def test_a_large_segment_is_sealed_into_the_buffer_handed_back() -> None:
+    pair = ready_pair()
+    stream = open_stream(pair, 3)
+    wire: list[bytes] = []
+
+    def sealed() -> memoryview | bytearray:
+        (out,) = pair.conn.data_to_send()
+        wire.append(bytes(out))
+        return out
+
+    pair.conn.send_init(stream, b"init")
+    sealed()
+    pair.conn.send_fragment(stream, os.urandom(1_000_000), now=1.0)
+    first = sealed()
+    assert isinstance(first, memoryview) and isinstance(first.obj, bytearray)
+    pair.conn.recycle(first.obj)
+    pair.conn.send_fragment(stream, os.urandom(4000), now=2.0)  # small: a buffer of its own
+    assert sealed().obj is not first.obj  # type: ignore[union-attr]
+    second_data = os.urandom(1_100_000)  # a bit larger: the headroom still fits it
+    pair.conn.send_fragment(stream, second_data, now=3.0)
+    assert sealed().obj is first.obj  # type: ignore[union-attr]
+    pair.conn.send_fragment(stream, os.urandom(1_000_000), now=4.0)  # the spare is in use: a new one
+    assert sealed().obj is not first.obj  # type: ignore[union-attr]
+    assert _fragments_received(pair, wire)[2] == second_data  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["fragment", "deliver", "recycle"]), st.integers(1, 700_000),
+                              st.integers(0, 10)), min_size=1, max_size=25))
+def test_a_buffer_waiting_to_be_sent_is_never_written_into(ops: list[tuple[str, int, int]]) -> None:
+    """Segments sealed, delivered in order and handed back in any order: a buffer still waiting to
+    be sent is never touched again, and the hub decodes every segment as it was sent."""
+    pair = ready_pair()
+    stream = open_stream(pair, 3)
+    pair.conn.send_init(stream, b"init")
+    wire: list[bytes] = [bytes(b) for b in pair.conn.data_to_send()]  # the bytes as sealed, in order
+    waiting: list[tuple[memoryview | bytearray, bytes]] = []
+    delivered: list[memoryview | bytearray] = []
+    fragments: list[bytes] = []
+    for op, size, pick in ops:
+        if op == "fragment":
+            fragments.append(os.urandom(size))
+            pair.conn.send_fragment(stream, fragments[-1], now=1.0)
+            for out in pair.conn.data_to_send():
+                wire.append(bytes(out))
+                waiting.append((out, wire[-1]))
+        elif op == "deliver" and waiting:
+            delivered.append(waiting.pop(0)[0])  # a socket sends in order
+        elif op == "recycle" and delivered:
+            out = delivered.pop(pick % len(delivered))
+            if isinstance(out, memoryview) and isinstance(out.obj, bytearray):
+                pair.conn.recycle(out.obj)
+        for out, sealed in waiting:
+            assert bytes(out) == sealed
+    assert _fragments_received(pair, wire) == fragments  # type: ignore[arg-type]
