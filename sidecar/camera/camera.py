@@ -542,12 +542,15 @@ class Camera:
                                          exit_code=event.exit_code, restart_in_s=event.restart_in_s))
 
     async def _announce_ready(self) -> None:
-        """Log when each ffmpeg run's prebuffer holds what hubs may ask for (tests watch this)."""
+        """Log when each ffmpeg run's prebuffer holds what hubs may ask for (tests watch this), and
+        have the HDS sealing buffer for fragments of that size made before any hub opens."""
         while True:
             wanted = self.selection.prebuffer_ms if self.selection else 4000
             snap = await self.pipeline.wait_ready(wanted)
             log.info("%s: prebuffer ready (generation %d, %.1f s from a keyframe)", self.name, snap.generation,
                      snap.duration_s)
+            if snap.fragments:  # the memory a recording will seal the prebuffer into, made now rather than then
+                self.hds.reserve(max(fragment.data.nbytes for fragment in snap.fragments))
             if self.pipeline.profile.is_copy:
                 await self._refresh_probe()  # a reconnected camera may have changed its stream
             await self.pipeline.wait_for(partial(self._generation_changed, snap.generation))

@@ -31,6 +31,7 @@ __all__ = [
     "FrameDecryptor",
     "FrameEncryptor",
     "FrameReader",
+    "buffer_for",
     "nonce",
     "try_open",
 ]
@@ -62,6 +63,13 @@ def _with_headroom(size: int) -> int:
     if size < REUSE_FROM:
         return size
     return -(-(size + size // 4) // REUSE_FROM) * REUSE_FROM
+
+
+def buffer_for(segment_bytes: int) -> bytearray:
+    """A sealing buffer for segments of about ``segment_bytes`` (with the headroom ``seal_batch``
+    gives new buffers), every page of it written now: made ahead of time, off any hub's clock,
+    the first recording after a start does not pay the page faults while hubs wait."""
+    return bytearray(_with_headroom(segment_bytes + segment_bytes // 256 + 4096))
 
 
 def _header(frame_type: int, length: int) -> bytes:
@@ -187,9 +195,9 @@ class FrameEncryptor:
         chunks so become one buffer and one write instead of one per chunk.
 
         ``into`` is a buffer to reuse when it is large enough and the segment is not small (the
-        caller guarantees nothing else still reads it). Sealing a megabyte into a fresh allocation costs more than the
-        cipher: the kernel has to fault in and zero every new page (measured in
-        benchmarks/RESULTS.md). Otherwise a new buffer is made, with headroom so that the next,
+        caller guarantees nothing else still reads it). Sealing a megabyte into a fresh
+        allocation costs more than the cipher: the kernel has to fault in and zero every new
+        page (measured in benchmarks/RESULTS.md). Otherwise a new buffer is made, with headroom so that the next,
         slightly larger fragment still fits. The result is a view of the frames' bytes; its
         ``obj`` is the buffer to hand back as ``into`` once it has been sent.
         """
@@ -199,24 +207,37 @@ class FrameEncryptor:
         if self.counter + len(payloads) - 1 > _MAX_COUNTER:
             raise FrameError("send counter exhausted")
         total = sum(lengths) + len(payloads) * (HEADER_LENGTH + TAG_LENGTH)
-        reuse = into is not None and len(into) >= total >= REUSE_FROM
-        out = into if reuse and into is not None else bytearray(_with_headroom(total))
+        headers = [_header(FRAME_TYPE_ENCRYPTED, length) for length in lengths]
+        if into is not None and len(into) >= total >= REUSE_FROM:
+            out = into
+            with memoryview(out) as view:
+                offset = 0
+                for header, parts in zip(headers, payloads, strict=True):
+                    view[offset : offset + HEADER_LENGTH] = header
+                    offset += HEADER_LENGTH
+                    for part in parts:
+                        size = memoryview(part).nbytes
+                        view[offset : offset + size] = part
+                        offset += size
+                    offset += TAG_LENGTH
+        else:  # one pass writes every byte of a new buffer: no zero-fill before the copy
+            pieces: list[bytes | memoryview] = []
+            for header, parts in zip(headers, payloads, strict=True):
+                pieces.append(header)
+                pieces.extend(parts)
+                pieces.append(_TAG_SPACE)
+            pieces.append(bytes(_with_headroom(total) - total))
+            out = bytearray().join(pieces)
         view = memoryview(out)
         offset = 0
-        for parts, length in zip(payloads, lengths, strict=True):
-            header = _header(FRAME_TYPE_ENCRYPTED, length)
+        for header, length in zip(headers, lengths, strict=True):
             start = offset + HEADER_LENGTH
-            view[offset:start] = header
-            at = start
-            for part in parts:
-                size = memoryview(part).nbytes
-                view[at : at + size] = part
-                at += size
             self._aead.encrypt_into(
-                _NONCE.pack(self.counter), view[start:at], header, view[start : at + TAG_LENGTH]
+                _NONCE.pack(self.counter), view[start : start + length], header,
+                view[start : start + length + TAG_LENGTH],
             )
             self.counter += 1
-            offset = at + TAG_LENGTH
+            offset = start + length + TAG_LENGTH
         return view[:offset]
 
     def seal_parts(self, parts: list[bytes | memoryview]) -> bytearray:

@@ -43,6 +43,7 @@ from .connection import (
 )
 from .datasend import END_OF_STREAM_TIMEOUT, ClosedBy, CloseReason, DataSendStream, OpenGate, StreamRegistry
 from .errors import StreamClosedError
+from .frames import buffer_for
 from .socket_transport import SocketTransport, accept_ready
 from .transport import (
     MIN_PORT,
@@ -561,6 +562,17 @@ class HDSServer:
     def read_value(self) -> bytes:
         """Value for a GET of SetupDataStreamTransport (status + port, no salt)."""
         return self.transports.read_value()
+
+    def reserve(self, segment_bytes: int) -> None:
+        """Have a sealing buffer for segments of about ``segment_bytes`` ready before any hub
+        opens (the camera calls this when its prebuffer is warm). Without it the camera's first
+        recording faults in its buffer while the hub waits for the prebuffer; with many cameras
+        opened at once that was most of the first burst's time. Nothing is done while a
+        recording holds the buffer, or when the one kept is large enough."""
+        if self.registry.active is not None:
+            return
+        if self._spare is None or len(self._spare) < segment_bytes + segment_bytes // 256 + 4096:
+            self._spare = buffer_for(segment_bytes)
 
     def take_spare(self) -> bytearray | None:
         """The sealing buffer an earlier recording of this camera left, for the next one."""

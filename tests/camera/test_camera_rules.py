@@ -17,6 +17,7 @@ from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
 from tests.support.camera_rig import PIN, SELECTION, Rig, make_camera
 from tests.support.hap_client import aio_pair
+from tests.support.live_view import wait_until
 
 
 @pytest.fixture
@@ -143,3 +144,24 @@ async def test_a_changed_source_drops_the_selection(tmp_path: Path) -> None:
         assert again.selection is None and again.settings.selection == ""
     finally:
         await again.stop()
+
+
+async def test_a_warm_camera_has_its_sealing_buffer_before_any_hub_opens(rig: Rig) -> None:
+    """The prebuffer a hub gets right after its open is sealed into memory made while the camera
+    was idle (the first burst after a start no longer faults it in while hubs wait)."""
+    assert rig.camera.hds.take_spare() is None  # recording off: nothing made
+    await rig.put(selection=encode_selection(SELECTION), recording=1)
+    snap = await rig.camera.pipeline.wait_ready(4000, timeout_s=40)
+    largest = max(fragment.data.nbytes for fragment in snap.fragments)
+    await wait_until(lambda: rig.camera.hds._spare is not None, 10, "the sealing buffer")
+    spare = rig.camera.hds.take_spare()
+    assert spare is not None and len(spare) >= largest + 4096
+    rig.camera.hds.keep_spare(spare)
+    client = await rig.hds()
+    try:
+        assert (await client.open(1)).body == {"status": 0}
+        fragments, _ = await client.collect(1, fragments=2, within=15)
+        assert fragments[0].data_type == "mediaInitialization" and len(fragments) == 2
+        assert rig.camera.hds._spare is None  # lent to the recording
+    finally:
+        await client.aclose()

@@ -403,3 +403,37 @@ async def test_the_next_recording_seals_its_prebuffer_into_the_memory_the_last_o
         assert reused[2] is True  # the next recording's first segment rides the memory left over
     finally:
         await server.aclose()
+
+
+async def test_a_reserved_buffer_takes_the_first_recordings_prebuffer(
+    camera: Camera, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    firsts: list[bool] = []
+    seal_batch = frames.FrameEncryptor.seal_batch
+
+    def spy(self: frames.FrameEncryptor, payloads: list[list[bytes | memoryview]],
+            into: bytearray | None = None) -> memoryview:
+        out = seal_batch(self, payloads, into)
+        if out.nbytes >= frames.REUSE_FROM:
+            firsts.append(into is not None and out.obj is into)
+        return out
+
+    monkeypatch.setattr(frames.FrameEncryptor, "seal_batch", spy)
+    server = HDSServer(Gate(), camera.on_stream, host=HOST)
+    server.reserve(600_000)
+    reserved = server._spare
+    assert reserved is not None and len(reserved) >= 600_000
+    server.reserve(500_000)  # already large enough: kept
+    assert server._spare is reserved
+    client = await connect(server)
+    try:
+        await client.hello()
+        assert (await client.open(1)).body == {"status": 0}
+        fragments, _ = await client.collect(1, fragments=5)
+        assert [bytes(f.data) for f in fragments[1:]] == camera.fragments
+        assert firsts[0] is True
+        server.reserve(2_000_000)  # a recording holds the buffer: nothing is made meanwhile
+        assert server._spare is None
+    finally:
+        await client.aclose()
+        await server.aclose()
