@@ -121,6 +121,20 @@ class Recorder:
 
     async def _step(self, closed: asyncio.Future[None]) -> None:
         core, sub = self.core, self._sub
+        if sub is not None and not closed.done() and not self.stream.closed and not self._wake.is_set():
+            # What is already queued (the init segment and the prebuffer, right after an open)
+            # goes out without a round of futures and a loop iteration per item: when many hubs
+            # open at once, that overhead was paid per camera before its prebuffer left.
+            # Each item still yields once, so other cameras and the HAP server go on in between.
+            try:
+                item = sub.get_nowait()
+            except SubscriptionClosed:
+                item = None  # handled below, where the getter raises it again
+            if item is not None:
+                await self._act(core.item(item, self.clock()))
+                await self._act(core.timer(self.clock()))
+                await asyncio.sleep(0)
+                return
         view = source_view(self.pipeline)
         waits: set[asyncio.Future[Any]] = {closed, asyncio.ensure_future(self._wake.wait())}
         getter: asyncio.Future[Any] | None = None

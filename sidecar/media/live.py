@@ -55,15 +55,20 @@ class LiveSubscription:
     def pending(self) -> int:
         return self._core.pending
 
+    def get_nowait(self) -> InitSegment | Fragment | None:
+        """Next item if one is queued, else ``None``. Raises :class:`SubscriptionClosed` once
+        closed and drained."""
+        item = self._core.pop()
+        if item is None and self._core.close_reason is not None:
+            raise SubscriptionClosed(self._core.close_reason)
+        return item
+
     async def get(self) -> InitSegment | Fragment:
         """Next item; waits for it. Raises :class:`SubscriptionClosed` once closed and drained."""
         while True:
-            item = self._core.pop()
+            item = self.get_nowait()
             if item is not None:
                 return item
-            reason = self._core.close_reason
-            if reason is not None:
-                raise SubscriptionClosed(reason)
             self._event.clear()
             await self._event.wait()
 
