@@ -25,15 +25,21 @@ Figures, all on one monotonic clock:
   the recording windows, with an idle window (prebuffers running, nobody recording) as the
   reference; RSS.
 
+* The open burst, per round: from the hubs' shared open instant to the last prebuffer handed to a
+  socket, and how much of that the event loop's thread ran (its CPU time; the rest it waited for
+  a CPU).
+
 References measured in the same run: ChaCha20-Poly1305 seal (the accessory's floor per MB) and
 seal + open of the same bytes in 256 KiB pieces, for one stream alone and for all N streams'
-bytes serialized.
+bytes serialized; and the kernel's cost of sending the same bytes over loopback with the HDS
+socket's buffer size (the floor of the socket half). ``--pin-hubs`` runs the hub process on the
+last CPU and this process, with its ffmpeg children, on the others: real hubs are other machines.
 
 It prints tables; it never passes or fails (the PASS/FAIL column only compares with the issue's
 targets). Loopback only, no mDNS. Usage::
 
     .venv/bin/python benchmarks/recording_bench.py [--cameras 16] [--seconds 25] [--rounds 3]
-                                                   [--open-spread 0]
+                                                   [--open-spread 0] [--pin-hubs]
 """
 
 from __future__ import annotations

@@ -515,7 +515,7 @@ class HDSServer:
 
     def _accept(self) -> None:
         if self._sock is not None and self._loop is not None:
-            accept_ready(self._loop, self._sock, self._start_connection, self._pause_accepting)
+            accept_ready(self._sock, self._start_connection, self._pause_accepting)
 
     def _start_connection(self, conn: socket.socket) -> None:
         assert self._loop is not None

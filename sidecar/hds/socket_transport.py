@@ -260,7 +260,6 @@ class SocketTransport(asyncio.Transport):
 
 
 def accept_ready(
-    loop: asyncio.AbstractEventLoop,
     listener: socket.socket,
     start: Callable[[socket.socket], None],
     paused: Callable[[], None],

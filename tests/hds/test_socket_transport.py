@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sidecar.hds.socket_transport import SocketTransport
+from sidecar.hds.socket_transport import SocketTransport, accept_ready
 
 
 @dataclass
@@ -195,3 +196,29 @@ async def test_any_sizes_and_reader_pace_arrive_whole_and_in_order(
         link.transport.write(buf)
     assert await link.read(sum(sizes), chunk=chunk) == b"".join(buffers)
     assert link.sent == buffers
+
+
+def test_out_of_descriptors_pauses_accepting_instead_of_spinning() -> None:
+    """With no descriptor left for the next connection, the listener is told to pause (it stops
+    reading for a second) rather than being woken for the same backlog again and again; once a
+    descriptor is free the waiting connection is accepted."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    client = socket.create_connection(listener.getsockname())
+    started: list[socket.socket] = []
+    paused: list[int] = []
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest_free = os.dup(0)
+    os.close(lowest_free)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))  # no room for one more
+        accept_ready(listener, started.append, lambda: paused.append(1))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        assert (paused, started) == ([1], [])
+        accept_ready(listener, started.append, lambda: paused.append(1))
+        assert len(started) == 1 and paused == [1]
+    finally:
+        for sock in (*started, client, listener):
+            sock.close()
