@@ -366,12 +366,8 @@ async def test_400_idle_sockets_cannot_keep_a_hub_out(camera: Camera) -> None:
         await server.aclose()
 
 
-async def test_the_next_recording_seals_its_prebuffer_into_the_memory_the_last_one_left(
-    camera: Camera, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A recording's first large segment (the prebuffer, sent in the rush after an open) reuses
-    the sealing buffer an earlier recording of the same camera handed back, instead of faulting
-    in a fresh megabyte; the media arrive intact either way."""
+def spy_on_reuse(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """From now on, for each large segment sealed: was it sealed into the buffer offered for reuse?"""
     reused: list[bool] = []
     seal_batch = frames.FrameEncryptor.seal_batch
 
@@ -383,6 +379,16 @@ async def test_the_next_recording_seals_its_prebuffer_into_the_memory_the_last_o
         return out
 
     monkeypatch.setattr(frames.FrameEncryptor, "seal_batch", spy)
+    return reused
+
+
+async def test_the_next_recording_seals_its_prebuffer_into_the_memory_the_last_one_left(
+    camera: Camera, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recording's first large segment (the prebuffer, sent in the rush after an open) reuses
+    the sealing buffer an earlier recording of the same camera handed back, instead of faulting
+    in a fresh megabyte; the media arrive intact either way."""
+    reused = spy_on_reuse(monkeypatch)
     server = HDSServer(Gate(), camera.on_stream, host=HOST)
     try:
         for stream_id in (1, 2):
@@ -408,17 +414,7 @@ async def test_the_next_recording_seals_its_prebuffer_into_the_memory_the_last_o
 async def test_a_reserved_buffer_takes_the_first_recordings_prebuffer(
     camera: Camera, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    firsts: list[bool] = []
-    seal_batch = frames.FrameEncryptor.seal_batch
-
-    def spy(self: frames.FrameEncryptor, payloads: list[list[bytes | memoryview]],
-            into: bytearray | None = None) -> memoryview:
-        out = seal_batch(self, payloads, into)
-        if out.nbytes >= frames.REUSE_FROM:
-            firsts.append(into is not None and out.obj is into)
-        return out
-
-    monkeypatch.setattr(frames.FrameEncryptor, "seal_batch", spy)
+    firsts = spy_on_reuse(monkeypatch)
     server = HDSServer(Gate(), camera.on_stream, host=HOST)
     server.reserve(600_000)
     reserved = server._spare
