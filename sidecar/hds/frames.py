@@ -33,6 +33,7 @@ __all__ = [
     "FrameReader",
     "buffer_for",
     "nonce",
+    "sealed_bound",
     "try_open",
 ]
 
@@ -65,11 +66,17 @@ def _with_headroom(size: int) -> int:
     return -(-(size + size // 4) // REUSE_FROM) * REUSE_FROM
 
 
+def sealed_bound(segment_bytes: int) -> int:
+    """At least the sealed size of a segment of ``segment_bytes``: the media plus, per 256 KiB
+    chunk, a frame header, a tag and the event's OPACK (well under 1/256 in all), plus slack."""
+    return segment_bytes + segment_bytes // 256 + 4096
+
+
 def buffer_for(segment_bytes: int) -> bytearray:
     """A sealing buffer for segments of about ``segment_bytes`` (with the headroom ``seal_batch``
     gives new buffers), every page of it written now: made ahead of time, off any hub's clock,
     the first recording after a start does not pay the page faults while hubs wait."""
-    return bytearray(_with_headroom(segment_bytes + segment_bytes // 256 + 4096))
+    return bytearray(_with_headroom(sealed_bound(segment_bytes)))
 
 
 def _header(frame_type: int, length: int) -> bytes:

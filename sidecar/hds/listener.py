@@ -43,7 +43,7 @@ from .connection import (
 )
 from .datasend import END_OF_STREAM_TIMEOUT, ClosedBy, CloseReason, DataSendStream, OpenGate, StreamRegistry
 from .errors import StreamClosedError
-from .frames import buffer_for
+from .frames import buffer_for, sealed_bound
 from .socket_transport import SocketTransport, accept_ready
 from .transport import (
     MIN_PORT,
@@ -571,7 +571,7 @@ class HDSServer:
         recording holds the buffer, or when the one kept is large enough."""
         if self.registry.active is not None:
             return
-        if self._spare is None or len(self._spare) < segment_bytes + segment_bytes // 256 + 4096:
+        if self._spare is None or len(self._spare) < sealed_bound(segment_bytes):
             self._spare = buffer_for(segment_bytes)
 
     def take_spare(self) -> bytearray | None:

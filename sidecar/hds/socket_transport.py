@@ -26,14 +26,14 @@ import socket
 from collections.abc import Callable
 from typing import Any, Final
 
-__all__ = ["DEFAULT_HIGH_WATER", "MAX_READ", "SocketTransport", "accept_ready"]
+__all__ = ["MAX_READ", "SocketTransport", "accept_ready"]
 
 _log = logging.getLogger(__name__)
 
 MAX_READ: Final = 65536
 """Bytes read per ``recv``: a hub sends small messages (hello, open, ack, close)."""
-DEFAULT_HIGH_WATER: Final = 64 * 1024
-"""asyncio's default; the HDS listener sets its own."""
+_DEFAULT_HIGH: Final = 64 * 1024
+"""asyncio's default write-buffer high-water mark; the HDS listener sets its own."""
 _ACCEPT_BATCH: Final = 16
 _ACCEPT_PAUSE_S: Final = 1.0
 """Out of file descriptors: stop accepting for this long rather than spin (as asyncio does)."""
@@ -60,8 +60,8 @@ class SocketTransport(asyncio.Transport):
         self._on_sent = on_sent
         self._queue: collections.deque[tuple[memoryview, object]] = collections.deque()
         self._size = 0  # bytes queued, not yet handed to the kernel
-        self._high = DEFAULT_HIGH_WATER
-        self._low = DEFAULT_HIGH_WATER // 4
+        self._high = _DEFAULT_HIGH
+        self._low = _DEFAULT_HIGH // 4
         self._paused = False
         self._closing = False
         self._lost = False
@@ -144,7 +144,7 @@ class SocketTransport(asyncio.Transport):
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         if high is None:
-            high = DEFAULT_HIGH_WATER if low is None else 4 * low
+            high = _DEFAULT_HIGH if low is None else 4 * low
         if low is None:
             low = high // 4
         if not high >= low >= 0:
