@@ -118,12 +118,8 @@ class SocketTransport(asyncio.Transport):
         if not view.nbytes:
             return
         if not self._queue:
-            try:
-                sent = self._sock.send(view)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as exc:
-                self._fatal(exc)
+            sent = self._send(self._sock, view)
+            if sent is None:
                 return
             if sent == view.nbytes:
                 self._sent(data)
@@ -185,12 +181,8 @@ class SocketTransport(asyncio.Transport):
         queue = self._queue
         while queue:
             view, owner = queue[0]
-            try:
-                sent = sock.send(view)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                self._fatal(exc)
+            sent = self._send(sock, view)
+            if not sent:  # the socket is full again (0) or gone (None)
                 return
             self._size -= sent
             if sent < view.nbytes:
@@ -205,6 +197,17 @@ class SocketTransport(asyncio.Transport):
             self._schedule_lost(None)
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _send(self, sock: socket.socket, view: memoryview) -> int | None:
+        """Bytes the kernel took now (0 when its buffer is full); ``None`` once the socket failed
+        (the transport is then closing with the error)."""
+        try:
+            return sock.send(view)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as exc:
+            self._fatal(exc)
+            return None
 
     def _sent(self, owner: object) -> None:
         if self._on_sent is not None:
