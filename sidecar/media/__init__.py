@@ -18,7 +18,6 @@ from .fmp4 import (
     VideoTrack,
 )
 from .keyframes import GopVerdict, KeyframeMonitor, StreamMeasurement
-from .live import LiveSubscription, SubscriptionClosed
 from .live_stream import LiveAudio, LiveStreamProcess, LiveStreamSpec, LiveVideo, build_live_argv, copy_bsf_for
 from .prebuffer import (
     Prebuffer,
@@ -28,6 +27,7 @@ from .prebuffer import (
     Subscription,
     SubscriptionEnd,
 )
+from .prebuffer_subscription import LiveSubscription, SubscriptionClosed
 from .probe import ProbeError, SourceProbe, probe_from_init, probe_source
 from .process import FfmpegNotFound, spawn, terminate_and_reap
 from .profiles import BUILTIN_PROFILE_DIR, Profile, ProfileError, load_profile, load_profiles, profile_dirs

@@ -38,8 +38,8 @@ from .command import AudioMode, FfmpegCommand, build_command
 from .fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
 from .frames import DetectOutput, FrameCallback, FramePipe, GrayFrame
 from .keyframes import GopVerdict, KeyframeMonitor
-from .live import LiveSubscription
 from .prebuffer import Prebuffer, PrebufferSnapshot, SubscriptionEnd
+from .prebuffer_subscription import LiveSubscription
 from .probe import SourceProbe, probe_from_init, probe_source
 from .profiles import Profile, load_profiles
 from .restart import RestartSchedule, RunEnd
