@@ -19,6 +19,14 @@ from .fmp4 import (
 )
 from .keyframes import GopVerdict, KeyframeMonitor, StreamMeasurement
 from .live_stream import LiveAudio, LiveStreamProcess, LiveStreamSpec, LiveVideo, build_live_argv, copy_bsf_for
+from .pipeline import (
+    MediaPipeline,
+    PipelineConfig,
+    PipelineEvent,
+    PipelineState,
+    PipelineStatus,
+    ReconfigureResult,
+)
 from .prebuffer import (
     Prebuffer,
     PrebufferNotReady,
@@ -36,14 +44,6 @@ from .runner import EndKind, FfmpegRun, RunResult, argv_of, run_to_completion
 from .settings import H264Level, H264Profile, RecordingSettings
 from .sources import InputSpec, Source, SourceKind, parse_source
 from .stderr import Cause, CauseKind, StderrTail, cause_in_words
-from .supervisor import (
-    MediaPipeline,
-    PipelineConfig,
-    PipelineEvent,
-    PipelineState,
-    PipelineStatus,
-    ReconfigureResult,
-)
 
 __all__ = [
     "BUILTIN_PROFILE_DIR",

@@ -23,8 +23,8 @@ from sidecar.camera import Camera, CameraSpec
 from sidecar.camera.events import CameraEvent, DoorbellPressed, MotionChanged
 from sidecar.media.detect_feed import DetectFeed
 from sidecar.media.frames import DetectOutput, GrayFrame
+from sidecar.media.pipeline import PipelineState
 from sidecar.media.sources import parse_source
-from sidecar.media.supervisor import PipelineState
 from sidecar.triggers.detector import DetectorParams
 from sidecar.triggers.detector_trigger import DetectorTrigger
 from tests.hub.database import iids_by_type
