@@ -323,7 +323,7 @@ class ServerProcess:
 
 
 # --------------------------------------------------------------------------------------------------
-# Client helpers (aiohomekit, recipes from /work/shared/hap-conformance.md A.2-A.6)
+# Client helpers (aiohomekit, as in docs/testing.md §Driving the server with aiohomekit)
 # --------------------------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ goes through both detectors in the same run:
 * **ours**: the frames the sidecar's ffmpeg would hand the detector (``DetectOutput``: fps 5,
   100 rows, gray, y4m), fed to ``MotionDetector`` with default parameters; the clock is the
   frame's time, so results do not depend on the machine's load.
-* **reference**: homebridge-camera-ffmpeg 4.x ``ffmpegMotionDetection`` (ecosystem.md §3.1, §5.1):
+* **reference**: homebridge-camera-ffmpeg 4.x ``ffmpegMotionDetection`` (docs/cameras-and-nvrs.md §Motion detection):
   ``select='gt(scene,0.03)',metadata=print`` on every frame; a score above 0.03 raises motion
   unless one did less than ``cooldown`` (15 s) before; motion then resets after
   ``motionTimeout`` (default 1 s).

@@ -1,6 +1,6 @@
 """The local clip archive: every recording sent to a hub, also written as a playable MP4.
 
-Users want their own copy of clips beside iCloud (field notes §3.7); no other HKSV bridge keeps
+Users want their own copy of clips beside iCloud (docs/field-lessons.md §What users ask for); no other HKSV bridge keeps
 one. A clip is exactly what the hub got: the init segment and the fragments actually sent, in
 order, which is a valid fragmented MP4 that ffmpeg and browsers play. Files go to
 ``archive_dir/<camera>/<YYYY-MM-DD>/<HHMMSS>.mp4`` (written as a hidden ``.part`` file and

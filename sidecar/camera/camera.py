@@ -14,7 +14,7 @@ accessory's state file), its ffmpeg pipeline and its HDS listener. Its life in b
 * Motion (from triggers, the demo schedule or a doorbell press) is the MotionDetected event
   that makes a hub open a recording; the hub then sets up HDS and opens a dataSend stream.
 * A recording stream gets init + the selected prebuffer + live fragments until the hub closes
-  it (tvOS 16+ ignores end-of-stream, field notes 1-2), the configured maximum event length
+  it (tvOS 16+ ignores end-of-stream, docs/field-lessons.md #1), the configured maximum event length
   passes, the camera is switched off (reason 1), or ffmpeg restarts (the init segment changed).
 """
 

@@ -1,4 +1,4 @@
-"""Live view's TLV codecs (hksv-protocol.md §11.4-11.6): what a controller writes, what we answer.
+"""Live view's TLV codecs (docs/protocol.md §Live-view TLVs): what a controller writes, what we answer.
 
 SetupEndpoints (the controller's address, ports and SRTP keys; our read-back) and
 SelectedRTPStreamConfiguration (start, reconfigure, end with the chosen video and audio).
@@ -41,11 +41,11 @@ SUITE_AES_256_CM_HMAC_SHA1_80 = 1
 SUITE_NONE = 2
 KEY_LENGTH = 16
 SALT_LENGTH = 14
-DEFAULT_MTU = {0: 1378, 1: 1228}  # IPv4, IPv6 (hksv-protocol.md §11.6)
+DEFAULT_MTU = {0: 1378, 1: 1228}  # IPv4, IPv6 (docs/protocol.md §Live-view TLVs)
 SAMPLE_RATES = {0: 8000, 1: 16000, 2: 24000}
 CODEC_H264 = 0
 CODEC_OPUS = 3
-#: The idle read-back values of hksv-protocol.md §11.5-11.6.
+#: The idle read-back values of docs/protocol.md §Live-view TLVs.
 SETUP_IDLE = bytes.fromhex("020102")
 SELECTED_IDLE = bytes.fromhex("0103020102")
 

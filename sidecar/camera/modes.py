@@ -1,8 +1,8 @@
 """A camera's HKSV settings: operating modes, recording switches and the hub's selection.
 
 Persisted in the accessory's state file (``app["camera"]``) so a restart never silently turns
-recording off or forgets the selection (field notes 27): hubs do not always re-send them.
-The snapshot rules of hksv-protocol.md §12 live here because they depend only on these flags.
+recording off or forgets the selection (docs/field-lessons.md #12): hubs do not always re-send them.
+The snapshot rules of docs/protocol.md §Snapshots live here because they depend only on these flags.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class CameraSettings:
         app[_KEY] = asdict(self)
 
     def factory_reset(self) -> None:
-        """What unpairing the last admin does (HAP-NodeJS's rules, hksv-protocol.md §9.6)."""
+        """What unpairing the last admin does (HAP-NodeJS's rules, docs/protocol.md §Unpairing)."""
         fresh = CameraSettings()
         for f in fields(self):
             setattr(self, f.name, getattr(fresh, f.name))

@@ -23,9 +23,9 @@ with live fragments. The rules, all here and all driven by a ``now`` the caller 
   with TIMEOUT when it has waited enough), and a run that dies ends the subscription anyway.
 * **Event cap.** The first fragment at or beyond ``max_event_s`` carries ``endOfStream``; the
   hub then has ``end_grace_s`` to close before we close NORMAL ourselves (tvOS 16+ hubs never
-  ack, field notes 1-2).
+  ack, docs/field-lessons.md #1).
 * **Switched off.** HomeKitCameraActive or recording Active going to 0 closes with NOT_ALLOWED
-  (1), as hksv-protocol.md §8.6 and HAP-NodeJS do.
+  (1), as docs/protocol.md §dataSend reasons and HAP-NodeJS do.
 * **How it ended**, in words, for the RecordingEnded event (and so the status page).
 
 Every input method returns the actions to carry out, in order; :meth:`next_deadline` says when

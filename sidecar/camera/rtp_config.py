@@ -1,4 +1,4 @@
-"""What the camera advertises for live streaming (0x114-0x116), per hksv-protocol.md §11.
+"""What the camera advertises for live streaming (0x114-0x116), per docs/protocol.md §Live-view TLVs.
 
 The streams themselves are served by :mod:`sidecar.camera.live_view`. Video: H.264 baseline,
 main and high at levels 3.1-4.0, 1080p down to 320x240@15 (the Apple Watch asks for it).

@@ -3,7 +3,7 @@
 Only shapes live here (types, formats, permissions, defaults, links); behaviour is attached by
 :mod:`sidecar.camera.camera` through the characteristics' handlers. Where Apple's metadata and
 HAP-NodeJS differ (the operating-mode flags: bool + timed write vs uint8), we follow
-HAP-NodeJS, which is what hubs have been accepting for years (hksv-protocol.md §1.3).
+HAP-NodeJS, which is what hubs have been accepting for years (docs/protocol.md §Services).
 """
 
 from __future__ import annotations

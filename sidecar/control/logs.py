@@ -48,7 +48,7 @@ def configure_logging(level: str | int, log_format: str = "text", stream: TextIO
     """Root logging to stderr, as text or JSON lines; returns the formatter in use."""
     handler = logging.StreamHandler(stream or sys.stderr)
     formatter: logging.Formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
-    handler.setFormatter(RedactingFormatter(formatter))  # no camera password in any line (issue 10)
+    handler.setFormatter(RedactingFormatter(formatter))  # no camera password in any line
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

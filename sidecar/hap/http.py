@@ -1,7 +1,7 @@
 """HTTP/1.1 for HAP, parsed with h11 (sans-IO), plus HAP's own EVENT/1.0 messages.
 
-h11 is the parser of record, but it is also most of a request's CPU (measured: ~50 µs to
-parse and ~65 µs to write a response, of ~120 µs in all), and HAP has a performance budget.
+h11 is the parser of record, but it is also most of a request's CPU (benchmarks/RESULTS.md),
+and HAP has a performance budget.
 So requests of the simple form controllers send are parsed by a strict fast path that defers
 to h11 for anything it cannot prove simple (and the test suite checks, with hypothesis, that
 whenever the fast path answers, h11 gives the same request); responses, which are simple by

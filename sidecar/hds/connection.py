@@ -12,7 +12,7 @@ States::
     awaiting-hello --control/hello request--> ready
     any --bad tag, oversize frame, garbage, no hello 10 s after accept, close()--> closed
 
-The hello deadline runs from *accept*, not from identification (hksv-protocol.md §5). Protocol
+The hello deadline runs from *accept*, not from identification (docs/protocol.md §HDS connections). Protocol
 errors never escape as exceptions: they become a header status in a response, a dataSend close
 reason, or the ``closed`` state with a :class:`ConnectionClosed` event saying why.
 """

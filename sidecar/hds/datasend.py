@@ -1,6 +1,6 @@
 """The ``dataSend`` protocol (sans-IO): open-request checks and the chunking of a recording stream.
 
-:func:`decide_open` answers a hub's ``open`` exactly in the order of hksv-protocol.md §8.2;
+:func:`decide_open` answers a hub's ``open`` exactly in the order of docs/protocol.md §dataSend open;
 :class:`StreamRegistry` (one per camera) enforces "one recording stream at a time" across every
 HDS connection of that camera, including a second ``open`` on the connection that already
 streams (HN stays silent there; we answer BUSY). :class:`DataSendStream` turns "init segment"
@@ -42,7 +42,7 @@ STREAM_TYPE: Final = "ipcamera.recording"
 
 
 class CloseReason(enum.IntEnum):
-    """dataSend reason codes (HDSProtocolSpecificErrorReason, hksv-protocol.md §8.6)."""
+    """dataSend reason codes (HDSProtocolSpecificErrorReason, docs/protocol.md §dataSend reasons)."""
 
     NORMAL = 0
     NOT_ALLOWED = 1

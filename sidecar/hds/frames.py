@@ -1,6 +1,6 @@
 """HDS frames (sans-IO): a 4-byte header, ChaCha20-Poly1305 ciphertext and a 16-byte tag.
 
-Layout (hksv-protocol.md §4): type (1 byte, 0x01 = encrypted OPACK message), payload length
+Layout (docs/protocol.md §HDS frames): type (1 byte, 0x01 = encrypted OPACK message), payload length
 (24-bit big-endian, ciphertext only), ciphertext, tag. The 4 header bytes are the AAD; the nonce
 is four zero bytes and a 64-bit little-endian counter, one counter per direction, starting at 0.
 

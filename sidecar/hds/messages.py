@@ -41,7 +41,7 @@ _MAX_HEADER_VALUES: Final = 64
 
 
 class HDSStatus(enum.IntEnum):
-    """Status in a response header (hksv-protocol.md §6.3)."""
+    """Status in a response header (docs/protocol.md §HDS messages)."""
 
     SUCCESS = 0
     OUT_OF_MEMORY = 1

@@ -1,6 +1,6 @@
 """OPACK, the binary value encoding inside every HomeKit Data Stream message.
 
-The tag table follows hksv-protocol.md §7 in full, in both directions, including the forms that
+The tag table follows docs/protocol.md §OPACK in full, in both directions, including the forms that
 HAP-NodeJS gets wrong (inline integer 39, short data, float64 and dates, back-references); where
 HAP-NodeJS and the table disagree the table wins, because hubs speak Apple's OPACK, not HN's.
 
@@ -488,7 +488,7 @@ def decode(
 
     Back-references (0xA0 + i) resolve to the i-th string, data, sized integer, float, date or
     UUID decoded earlier in the same call: the set HAP-NodeJS's encoder remembers, the only
-    producer of back-references we know of (hksv-protocol.md §7.2 marks this as unverified).
+    producer of back-references we know of (docs/protocol.md §OPACK marks this as unverified).
     Bounds: ``max_input`` bytes, ``max_values`` decoded values, ``max_depth`` nested containers.
     """
     result, used = decode_prefix(data, max_depth=max_depth, max_input=max_input, max_values=max_values)

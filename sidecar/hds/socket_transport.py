@@ -4,8 +4,8 @@ Why not the event loop's own socket transport: on Python 3.11 its ``write`` copi
 kernel does not take at once into a private ``bytearray``, and that buffer grows and shrinks with
 every recording segment. Most of a 1 MB segment does not fit a 256 KiB socket buffer, so each
 fragment cost a copy of about 800 KB into freshly faulted-in memory, then more copies each time
-the buffer shrank while draining; the page faults alone cost more than the cipher (measured in
-benchmarks/RESULTS.md, "Issue 9 item 5"). On 3.12 and later it keeps a reference instead, but
+the buffer shrank while draining; the page faults alone cost more than the cipher (figures in
+benchmarks/RESULTS.md). On 3.12 and later it keeps a reference instead, but
 then it never says when a buffer is free to be reused.
 
 This transport keeps a queue of ``memoryview`` slices of what it was given and sends straight

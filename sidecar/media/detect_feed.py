@@ -8,7 +8,7 @@ The recording ffmpeg is not touched.
 
 It uses the shared runner (:class:`.runner.FfmpegRun`: spawn, masked stderr, the cause in
 words, reaping) and restart schedule (:class:`.restart.RestartSchedule`): any exit (an RTSP
-camera dropping makes ffmpeg exit 0, ecosystem.md §4.3) or ``silence_timeout_s`` without a
+camera dropping makes ffmpeg exit 0, docs/cameras-and-nvrs.md §RTSP drops) or ``silence_timeout_s`` without a
 frame starts it again after a backoff that a healthy run resets; one log line per outage.
 """
 

@@ -10,7 +10,7 @@ Why it is strict:
 
 * Box sizes are capped before anything is buffered for them. A corrupt length (the classic
   "4 GB mdat" after a glitch on the pipe) raises :class:`Fmp4Error` at once instead of making us
-  wait for, or allocate, gigabytes (field notes, trap 22).
+  wait for, or allocate, gigabytes (docs/field-lessons.md #7).
 * Box types must be four printable ASCII characters. Random bytes almost never pass that, so
   garbage is detected at the first header instead of after an arbitrary amount of buffering.
 * Every parsing problem, whatever its cause, surfaces as :class:`Fmp4Error`: the supervisor

@@ -11,7 +11,7 @@ Two parts, as everywhere in media/:
   size beyond the limits is an error, never an allocation).
 * :class:`FramePipe`, the asyncio adapter for the camera's long-lived ffmpeg. It makes a pipe,
   hands its write end to ffmpeg (``pass_fds``, so it keeps its own number in the child; never
-  dup2'ed onto fd 3, which clobbered asyncio's epoll fd when tried, ecosystem.md §5.2) and reads
+  dup2'ed onto fd 3, which clobbered asyncio's epoll fd when tried, docs/cameras-and-nvrs.md §ffmpeg pipes) and reads
   the other end in the event loop (``add_reader``) as fast as bytes come. When several frames arrived since the
   last read (the loop was busy) only the newest is handed on and the rest are counted as
   dropped: a detector that falls behind drops frames; ffmpeg is never blocked, so the

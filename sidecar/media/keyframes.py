@@ -3,12 +3,12 @@ frame rate and bitrate.
 
 HKSV wants fragments of at most 4 s that start on a keyframe. With ``-c:v copy`` the fragment
 length is the camera's keyframe (IDR) interval, which only the camera's settings control, so we
-measure it and say plainly what to change (field notes, trap 9). Short GOPs (1-2 s) are fine but
+measure it and say plainly what to change (docs/field-lessons.md #5). Short GOPs (1-2 s) are fine but
 wasteful of fragments; they can be merged into 4 s fragments with ``-min_frag_duration``, and
 :meth:`KeyframeMonitor.suggested_min_frag_duration_us` computes the value.
 
 The first fragment of every run is ignored: from live RTSP it may be cut short or carry odd
-timestamps (field notes, trap 6).
+timestamps (docs/field-lessons.md #4).
 """
 
 from __future__ import annotations

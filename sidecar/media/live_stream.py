@@ -103,7 +103,7 @@ class LiveStreamSpec:
 
 
 def _srtp_output(address: str, port: int, mtu: int, key_b64: str | None) -> list[str]:
-    # rtcpport = the RTP port: HomeKit multiplexes RTCP on the RTP port (hksv-protocol.md §11).
+    # rtcpport = the RTP port: HomeKit multiplexes RTCP on the RTP port (docs/protocol.md §Live-view TLVs).
     host = f"[{address}]" if ":" in address else address
     query = f"rtcpport={port}&pkt_size={mtu}"
     if key_b64 is None:

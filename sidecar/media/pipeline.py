@@ -6,9 +6,9 @@ pump and the stderr drain; ``stop()`` cancels nothing it does not own and return
 ffmpeg has been reaped.
 
 Why it restarts so readily: ffmpeg exits 0 when an RTSP camera drops, and with ``-timeout`` it
-also exits when the camera stalls (ecosystem.md §4.3), so *any* exit means "the source is gone".
+also exits when the camera stalls (docs/cameras-and-nvrs.md §RTSP drops), so *any* exit means "the source is gone".
 A run that stops producing bytes (a hung source that did not trip the socket timeout) is killed
-by the watchdog (field notes, trap 26). When to restart is decided by the sans-IO
+by the watchdog (docs/field-lessons.md #11). When to restart is decided by the sans-IO
 :class:`~.restart.RestartSchedule` (1 s doubling to 60 s, jittered, reset by a run that
 delivered media); while the camera is unreachable ("connection refused") the wait is cut short
 as soon as its port accepts a TCP connection again, so a camera that comes back is recording
@@ -19,7 +19,7 @@ is an :class:`~.runner.FfmpegRun` (spawn, watchdog, masked stderr tail, reap).
 
 Every run is a new prebuffer generation: its init segment replaces the old one and any live
 subscription of the old run is closed (``NEW_GENERATION``), because the hub cannot splice two
-runs into one recording (trap 24).
+runs into one recording (docs/field-lessons.md #9).
 """
 
 from __future__ import annotations
@@ -260,7 +260,7 @@ class MediaPipeline:
         self._state = PipelineState.STOPPED
         self._stopping = False
         # Cuts a backoff wait short (stop, reconfigure). Only stop() and restart requests set it:
-        # the end of a run must never (issue 10: the 65 ms restart storm).
+        # the end of a run must never, or a dead camera would be restarted in a tight loop.
         self._interrupt = asyncio.Event()
         self._early_start = False  # the current run began early because the camera's port accepted again
         self._changed = asyncio.Event()
@@ -733,7 +733,7 @@ class MediaPipeline:
 
     def _check_audio(self, fragment: Fragment, init: InitSegment | None) -> None:
         """A camera that announces audio but never sends any would leave an empty audio track
-        (trap 14): after three fragments without audio samples, switch to a silent track."""
+        (docs/field-lessons.md #6): after three fragments without audio samples, switch to a silent track."""
         command = self._command
         if init is None or init.audio is None or command is None or command.audio is not AudioMode.SOURCE:
             return

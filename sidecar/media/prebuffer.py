@@ -3,7 +3,7 @@
 A hub asks for recordings that start *before* the motion event (``prebufferLength``, 4-8 s), so
 the newest fragments of the current ffmpeg run are kept in a ring sized by media duration and
 capped in bytes. Each ffmpeg run is a *generation*: its init segment and its fragments only make
-sense together (timestamps restart at 0, SPS/PPS may change: field notes, trap 24), so a new init
+sense together (timestamps restart at 0, SPS/PPS may change: docs/field-lessons.md #9), so a new init
 segment empties the ring and closes every live subscription of the old generation.
 
 Nothing here sleeps, awaits or reads a clock: ``now`` (monotonic seconds) is passed in. A
@@ -81,7 +81,7 @@ class Subscription:
     prebuffer snapshot, then receives every new fragment of the same generation. If more than
     ``max_pending`` fragments (or ``max_pending_bytes``) wait unread, the subscription is closed
     with :attr:`SubscriptionEnd.SLOW_CONSUMER` and its queue is dropped at once, so a stalled hub can
-    never make memory grow (field notes, trap 23).
+    never make memory grow (docs/field-lessons.md #8).
     """
 
     def __init__(

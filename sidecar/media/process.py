@@ -1,7 +1,7 @@
 """Starting and stopping ffmpeg children: the only place the sidecar spawns or reaps one.
 
-Spawning (:func:`spawn`): children must die with the sidecar, even when it is SIGKILLed (issue
-10 measured ffmpegs orphaned for 1-5 s). Linux's ``PR_SET_PDEATHSIG`` does that, but it has to
+Spawning (:func:`spawn`): children must die with the sidecar, even when it is SIGKILLed, at
+once rather than whenever they next write. Linux's ``PR_SET_PDEATHSIG`` does that, but it has to
 be set *in the child*. Python's ``preexec_fn`` would run Python code between fork and exec,
 which is unsafe in a process with threads (asyncio's executor, zeroconf, aiohttp's resolver):
 a lock held by another thread at fork time stays locked forever in the child, and

@@ -1,7 +1,7 @@
 """When to start ffmpeg again, and what to tell the user about it: a sans-IO core.
 
-Why a core of its own: issue 10 found a down camera restarted every 65 ms while the log said
-"restarting in 15.0 s" each time. The schedule is now a plain object fed ``now`` (monotonic
+Why a core of its own: a down camera must never be restarted in a tight loop, and the delay
+the log announces must be the delay that is kept. The schedule is a plain object fed ``now`` (monotonic
 seconds) and run outcomes, tested with a fake clock; the asyncio adapter only sleeps until
 :attr:`RestartSchedule.next_start_at`, which is the same number the log prints.
 

@@ -1,8 +1,8 @@
 """One ffmpeg run, the same way for every user: spawn, watch, explain, reap.
 
-The recording pipeline, live view, the probe and snapshots all start ffmpeg. Before issue 10
-each did it its own way, and one leaked the camera password while another hid the error. Now
-each builds an :class:`FfmpegRun` and awaits :meth:`FfmpegRun.run`, which
+The recording pipeline, live view, the probe and snapshots all start ffmpeg, and all start it
+this one way, so that no path can leak the camera password or swallow ffmpeg's error: each
+builds an :class:`FfmpegRun` and awaits :meth:`FfmpegRun.run`, which
 
 * spawns the argv (or an ``ffmpeg-python`` stream's ``.compile()``), with extra pipes
   (``pass_fds``) for second outputs, as a child that dies with the sidecar (``process.spawn``);

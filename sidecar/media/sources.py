@@ -2,7 +2,7 @@
 
 A :class:`Source` turns into one or more ffmpeg inputs with the options that make a live
 pipeline safe: RTSP over TCP with a socket timeout (without it a stalled camera hangs ffmpeg
-forever; with it ffmpeg exits, and the supervisor restarts it: ecosystem.md §4.3), an I/O
+forever; with it ffmpeg exits, and the supervisor restarts it: docs/cameras-and-nvrs.md §RTSP drops), an I/O
 timeout for HTTP, real-time reading for files (a file read at full speed would fill a
 prebuffer with minutes of "live" video in a second).
 """

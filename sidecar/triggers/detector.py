@@ -1,8 +1,8 @@
 """The built-in motion detector: small gray frames in, motion on/off events out (sans-IO).
 
 A plain RTSP camera has no motion events of its own, and HomeKit records only when the accessory
-reports motion. This is a frame-difference detector in the spirit of Frigate's (ecosystem.md
-§1.5), written with numpy and one scipy call, fed about 5 frames a second of about 100 rows:
+reports motion. This is a frame-difference detector in the spirit of Frigate's (docs/cameras-and-nvrs.md
+§Motion detection), written with numpy and one scipy call, fed about 5 frames a second of about 100 rows:
 
 1. **Contrast** (``improve_contrast``): the 4th-96th percentile range of the frame, averaged over
    the last 50 frames as Frigate does, sets how much a grey level counts; a dim night scene is
@@ -19,9 +19,8 @@ reports motion. This is a frame-difference detector in the spirit of Frigate's (
    5 s in a row (then a car that parked becomes background within a few frames more).
 5. **Threshold and regions**: pixels that differ by more than ``threshold`` (after the contrast
    scaling), dilated once, grouped into 8-connected regions; a region smaller than
-   ``contour_area`` pixels is noise. ``scipy.ndimage.label`` does the grouping: measured here at
-   70 us a frame, where the best pure-numpy labelling (iterated minimum propagation) took 3.1 ms,
-   which alone would cost 1.5 % of a core at 5 fps.
+   ``contour_area`` pixels is noise. ``scipy.ndimage.label`` does the grouping: a pure-numpy
+   labelling costs dozens of times more per frame (benchmarks/RESULTS.md).
 6. **Recalibration**: when the brightness of half the picture or more steps by more than
    ``threshold`` between two frames (a light switched on, the IR filter flipping, an exposure
    jump), or more than ``lightning_threshold`` of the picture differs at once (the camera

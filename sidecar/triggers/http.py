@@ -2,8 +2,9 @@
 
 ``GET /motion?<Camera Name>``, ``/motion/reset?<Camera Name>``, ``/doorbell?<Camera Name>``
 (the name URL-encoded; ``?camera=<name>`` works too). Blue Iris alert actions and motionEye
-web hooks can call these directly (ecosystem.md §2, §3). Replies are JSON ``{"error",
-"message"}`` with status 200, or 500 on error, as homebridge-camera-ffmpeg answers.
+web hooks can call these directly (docs/cameras-and-nvrs.md §Blue Iris, §Other motion sources).
+Replies are JSON ``{"error", "message"}`` with status 200, or 500 on error, as
+homebridge-camera-ffmpeg answers.
 
 Only GET triggers (that is what those tools send, and a link preview or a crawler's HEAD must
 not raise motion): other methods answer 405. A camera without a doorbell refuses

@@ -5,7 +5,7 @@ Blue Iris alert action, or homebridge-camera-ffmpeg's generic topics). The :clas
 is fed ``(topic, payload)`` and answers with :class:`Command` values (raise motion, clear it,
 ring the doorbell) and :class:`Malformed` notes. It opens no socket and keeps no clock, so
 every payload shape from every Frigate version is tested in memory; ``mqtt.py`` adapts it to a
-broker. Payload shapes: ecosystem.md §1.1 (Frigate 0.12-0.17), §2 (Blue Iris), §3.1 (generic).
+broker. Payload shapes: docs/cameras-and-nvrs.md §Frigate, §Blue Iris, §Other motion sources (generic).
 
 Every payload is validated before it is believed: a field of the wrong type, JSON that is not
 an object, bytes that are not UTF-8 or a payload over 64 KiB is :class:`Malformed`, never an

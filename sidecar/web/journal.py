@@ -1,6 +1,6 @@
 """The event journal: what happened to each camera, correlated into answers (sans-IO).
 
-The question users ask most is "motion, but no clip in the Home app: why?" (field notes §3.4).
+The question users ask most is "motion, but no clip in the Home app: why?" (docs/field-lessons.md §What users ask for).
 The camera's raw events (motion rose, a hub opened a recording, it ended with reason 6 after
 1.2 MB) do not answer it on their own; put together, they do. The journal follows
 ``Camera.events`` and keeps, per camera, the last :data:`MAX_ENTRIES` entries:

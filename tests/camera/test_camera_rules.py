@@ -1,4 +1,7 @@
-"""The camera's HKSV rules through real HAP and HDS sessions (hksv-protocol.md §8.2, §9, §12)."""
+"""The camera's HKSV rules through real HAP and HDS sessions.
+
+The rules are in docs/protocol.md §dataSend open, §Recording TLVs and §Snapshots.
+"""
 
 from __future__ import annotations
 

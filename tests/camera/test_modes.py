@@ -1,4 +1,4 @@
-"""Operating-mode persistence and the snapshot rules of hksv-protocol.md §12, every combination."""
+"""Operating-mode persistence and the snapshot rules of docs/protocol.md §Snapshots, every combination."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Recording TLVs against hksv-protocol.md §9 vectors, and strict selection parsing."""
+"""Recording TLVs against docs/protocol.md §Test vectors, and strict selection parsing."""
 
 from __future__ import annotations
 

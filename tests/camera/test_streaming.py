@@ -1,4 +1,4 @@
-"""Live streaming's sans-IO core: the TLVs of hksv-protocol.md §11 and StreamingManager's rules.
+"""Live streaming's sans-IO core: the TLVs of docs/protocol.md §Live-view TLVs and StreamingManager's rules.
 
 The controller's writes are built from the spec (tests/support/live_view.py), not by our encoder.
 """

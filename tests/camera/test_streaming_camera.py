@@ -1,6 +1,6 @@
 """Live streaming's rules on a real camera over HAP (aiohomekit): refusals, busy, status events.
 
-hksv-protocol.md §11.5-11.7: with RTP Active = 0 or HomeKitCameraActive = 0 the writes fail
+docs/protocol.md §Live-view TLVs: with RTP Active = 0 or HomeKitCameraActive = 0 the writes fail
 with -70412 and the reads give the idle values; switching either off ends running sessions;
 beyond the configured number of sessions SetupEndpoints answers busy.
 """

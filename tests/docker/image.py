@@ -1,4 +1,4 @@
-"""Build and run the real Dockerfile without a Docker daemon (ecosystem.md §6.1).
+"""Build and run the real Dockerfile without a Docker daemon (docs/testing.md §Docker image).
 
 No daemon or registry is reachable here, so the base image ``debian:bookworm-slim`` is made with
 debootstrap (``minbase``, the same package set the official slim image starts from) and tagged

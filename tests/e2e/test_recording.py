@@ -1,5 +1,5 @@
 """The whole sidecar, started by its command line on the demo camera, driven by a hub simulator:
-aiohomekit for HAP, our hub-side HDS client for the recording (hksv-protocol.md §8-10)."""
+aiohomekit for HAP, our hub-side HDS client for the recording (docs/protocol.md §dataSend, §Recording flow)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ async def test_demo_camera_records_to_a_hub(sidecar: Any, monkeypatch: pytest.Mo
         supported_video = base64.b64decode(values[(1, ids[("204", "206")])]["value"])
         assert (640, 360, 15) in advertised_resolutions(supported_video) or \
             (640, 360, 24) in advertised_resolutions(supported_video)
-        # The real hub selection of hksv-protocol.md §9.4, adapted to an advertised resolution.
+        # The real hub selection of docs/protocol.md §Recording TLVs, adapted to an advertised resolution.
         selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L4_0, 600, 4000,
                                        640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 64)
         await pairing._ensure_connected()

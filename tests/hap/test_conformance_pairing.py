@@ -1,4 +1,4 @@
-"""hap-conformance.md §1.1 items 1-9: pair-setup, pair-verify and pre-verify gating."""
+"""docs/hap-server.md checklist items 1-9: pair-setup, pair-verify and pre-verify gating."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""hap-conformance.md §1.1 items 10-24: secure session, /pairings, characteristics, events,
+"""docs/hap-server.md checklist items 10-24: secure session, /pairings, characteristics, events,
 /resource, /identify and persistence, driven in memory with a fake clock."""
 
 from __future__ import annotations

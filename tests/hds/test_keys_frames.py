@@ -1,4 +1,4 @@
-"""Key derivation and frames: the vectors of hksv-protocol.md §3-4, counters, limits."""
+"""Key derivation and frames: the vectors of docs/protocol.md §Test vectors, counters, limits."""
 
 from __future__ import annotations
 

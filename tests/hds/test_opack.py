@@ -1,4 +1,4 @@
-"""OPACK codec: the vectors of hksv-protocol.md §7-8, every tag form, limits and errors."""
+"""OPACK codec: the vectors of docs/protocol.md §Test vectors, every tag form, limits and errors."""
 
 from __future__ import annotations
 

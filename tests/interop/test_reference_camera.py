@@ -1,4 +1,4 @@
-"""Our camera's /accessories against HAP-NodeJS 1.2.0's reference HKSV camera (hap-conformance.md §2.3).
+"""Our camera's /accessories against HAP-NodeJS 1.2.0's reference HKSV camera (docs/testing.md §Reference camera).
 
 HAP-NodeJS is given the values our camera advertises, so both encode the same semantics; the
 databases must then have the same services, characteristic types, formats, permissions and

@@ -52,7 +52,7 @@ def test_common_muxer_and_global_options_for_every_profile() -> None:
         assert maps == ["0:v:0", "0:a:0?"]
         assert opt(argv, "-c:a") == "aac" and opt(argv, "-profile:a") == "aac_low"
         assert opt(argv, "-ar") == "32000" and opt(argv, "-ac") == "1"
-        assert "-frag_duration" not in argv  # it cuts mid-GOP (ecosystem.md §4.1)
+        assert "-frag_duration" not in argv  # it cuts mid-GOP (docs/cameras-and-nvrs.md §ffmpeg command)
 
 
 def test_libx264_keyframes_every_four_seconds_exactly() -> None:

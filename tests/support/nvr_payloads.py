@@ -1,6 +1,6 @@
 """MQTT payloads shaped like what Frigate and Blue Iris publish, written from their documentation.
 
-Sources (ecosystem.md §1.1 and §2, which cite them):
+Sources (docs/cameras-and-nvrs.md §Frigate and §Blue Iris):
 - Frigate ``docs/docs/integrations/mqtt.md`` at v0.13.2, v0.14.1, v0.15.2 and v0.16.4: the
   ``frigate/events`` example and the field list per version (``sub_label`` a ``[name, score]``
   pair from 0.13; ``attributes``/``current_attributes`` from 0.13; ``snapshot`` object and
