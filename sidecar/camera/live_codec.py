@@ -105,7 +105,7 @@ class SetupRequest:
 
 @dataclass(frozen=True, slots=True)
 class SetupResponse:
-    """The SetupEndpoints read-back (§11.5). Busy/error answers carry only id and status."""
+    """The SetupEndpoints read-back (docs/protocol.md §Live-view TLVs). Busy/error answers carry only id and status."""
 
     session_id: bytes
     status: SetupStatus
@@ -164,7 +164,7 @@ def _parse_srtp(raw: bytes, what: str) -> SrtpParams:
 
 
 def parse_setup_request(raw: bytes) -> SetupRequest:
-    """Decode and validate a SetupEndpoints write (§11.4); only :class:`HapError` escapes."""
+    """Decode and validate a SetupEndpoints write (docs/protocol.md §Live-view TLVs); only :class:`HapError` escapes."""
     d = _struct(raw, "SetupEndpoints")
     session_id = d.get(1, b"")
     if len(session_id) != 16:
@@ -192,7 +192,7 @@ def parse_setup_request(raw: bytes) -> SetupRequest:
 
 @dataclass(frozen=True, slots=True)
 class VideoSelection:
-    """The selected video parameters (§11.6). ``ssrc`` is the controller's, not ours."""
+    """The selected video parameters (docs/protocol.md §Live-view TLVs). ``ssrc`` is the controller's, not ours."""
 
     width: int
     height: int
@@ -295,7 +295,10 @@ def _parse_audio(raw: bytes) -> AudioSelection:
 
 
 def parse_selected(raw: bytes) -> SelectedCommand:
-    """Decode a SelectedRTPStreamConfiguration write (§11.6); only :class:`HapError` escapes."""
+    """Decode a SelectedRTPStreamConfiguration write (docs/protocol.md §Live-view TLVs).
+
+    Only :class:`HapError` escapes.
+    """
     d = _struct(raw, "SelectedRTPStreamConfiguration")
     if 1 not in d:
         raise _invalid("session control missing")

@@ -63,7 +63,10 @@ class CameraSettings:
 
 
 def snapshot_refusal(settings: CameraSettings, reason: int | None) -> HapStatus | None:
-    """None when a snapshot may be taken, else the HAP status to refuse it with (§12, in order)."""
+    """None when a snapshot may be taken, else the HAP status to refuse it with.
+
+    The checks run in the order of docs/protocol.md §Snapshots.
+    """
     if not settings.rtp_active or not settings.homekit_active:
         return HapStatus.NOT_ALLOWED_IN_CURRENT_STATE
     if not settings.event_snapshots:

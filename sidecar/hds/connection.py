@@ -145,7 +145,7 @@ class HDSConnection:
     def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """Process received bytes: every complete frame in them is handled at once."""
         if self.closed:
-            return  # half-closed: incoming data is ignored (§5.10)
+            return  # half-closed: incoming data is ignored (docs/protocol.md §HDS connections)
         self._reader.feed(data)
         while not self.closed:
             try:

@@ -4,7 +4,7 @@
 :class:`StreamRegistry` (one per camera) enforces "one recording stream at a time" across every
 HDS connection of that camera, including a second ``open`` on the connection that already
 streams (HN stays silent there; we answer BUSY). :class:`DataSendStream` turns "init segment"
-and "fragment" inputs into the bodies of ``data`` events (§8.3, §10.2) and tracks how the stream
+and "fragment" inputs into the bodies of ``data`` events (docs/protocol.md §dataSend data) and tracks how the stream
 ended. Nothing here knows about MP4, sockets or time beyond the ``now`` it is given.
 """
 
@@ -36,7 +36,7 @@ PROTOCOL: Final = "dataSend"
 MAX_CHUNK: Final = 262_144
 """Chunk size real cameras and HN use (256 KiB), well under the 1 MiB frame limit."""
 END_OF_STREAM_TIMEOUT: Final = 12.0
-"""After ``endOfStream``, close with CANCELLED if the hub neither acks nor closes (HN, §10.3)."""
+"""After ``endOfStream``, close with CANCELLED if the hub neither acks nor closes (docs/protocol.md §Recording flow)."""
 TARGET: Final = "controller"
 STREAM_TYPE: Final = "ipcamera.recording"
 
@@ -103,7 +103,10 @@ def _reject(reason: CloseReason) -> OpenDecision:
 
 
 def decide_open(body: object, gate: OpenGate, stream_running: bool) -> OpenDecision:
-    """Check an ``open`` request in HN's order (§8.2); malformed requests count as a mismatch."""
+    """Check an ``open`` request in HN's order (docs/protocol.md §dataSend open).
+
+    Malformed requests count as a mismatch.
+    """
     if not isinstance(body, dict):
         return _reject(CloseReason.UNEXPECTED_FAILURE)
     stream_id = body.get("streamId")

@@ -45,7 +45,7 @@ SUPPORTED_CONFIGURATION_B64: Final = "AQMBAQA="
 VERSION: Final = "1.0"
 PREPARED_SESSION_TIMEOUT: Final = 10.0
 MIN_PORT: Final = 32768
-"""[ADK] R17 §9.1: the lowest TCP port an HDS listener may use."""
+"""The lowest TCP port an HDS listener may use (docs/protocol.md §HDS setup)."""
 MAX_PENDING_SESSIONS: Final = 16
 """Bounds memory and the trial decryptions a single accepted socket can cost us."""
 

@@ -28,7 +28,7 @@ def test_mode_names_follow_the_four_state_table() -> None:
 
 
 def expected(rtp: int, hk: int, event: int, periodic: int, reason: int | None) -> int | None:
-    """The §12 table, written out independently of the implementation's control flow."""
+    """The docs/protocol.md §Snapshots table, written out independently of the implementation's control flow."""
     rows = [
         (not rtp, -70412), (not hk, -70412),
         (not event and reason is None, -70401), (not event and reason == 1, -70412),

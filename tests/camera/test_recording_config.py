@@ -26,7 +26,7 @@ from sidecar.camera.recording_config import (
 )
 from sidecar.hap import HapError
 
-# §9.4: a real hub's selection (HAP-NodeJS unit test), 1200x1600@24 main 4.0 2000 kbit/s, AAC-LC 32 kHz.
+# A real hub's selection (docs/protocol.md §Test vectors): 1200x1600@24 main 4.0 2000 kbit/s, AAC-LC 32 kHz.
 HUB_SELECTION = base64.b64decode(
     "AR0BBKAPAAACCAEAAAAAAAAAAwsBAQACBgEEoA8AAAIkAQEAAhIBAQECAQIDBNAHAAAEBKAPAAADCwECsAQCAkAGAwEYAxQBAQACDwEBAQIBAAMBAwQEQAAAAA==")
 

@@ -38,7 +38,7 @@ from sidecar.tlv8 import uint_le
 from tests.support.live_view import KEY, SALT, SID, decode_setup_response, setup_tlv
 
 
-# -- builders of what a controller writes (§11.4, §11.6) --------------------------------------------
+# -- builders of what a controller writes (docs/protocol.md §Live-view TLVs) -------------------------------------------
 def selected_tlv(session_id: bytes = SID, command: int = 1, *, width: int = 320, height: int = 240, fps: int = 15,
                  bitrate: int = 300, mtu: int | None = None, audio: bool = True, codec_params: bool = True,
                  rtcp_interval: float = 0.5) -> bytes:
@@ -80,7 +80,7 @@ def status_of(exc: pytest.ExceptionInfo[HapError]) -> int:
     return int(exc.value.status)
 
 
-# -- what we advertise (§11.1-11.3), decoded by aiohomekit ---------------------------------------
+# -- what we advertise (docs/protocol.md §Live-view TLVs), decoded by aiohomekit ---------------------------------------
 def test_supported_video_decodes_with_aiohomekit() -> None:
     # aiohomekit splits every delimited list it meets into struct sequences, so the one codec
     # configuration comes back spread over several entries (HAP-NodeJS's TLV does the same:

@@ -3,7 +3,7 @@
 Both directions: a corpus encoded by HN (including its back-references, int64 ids, terminated
 containers and the 0x2F it emits for 39) decodes in ours to the same typed values; and values
 encoded by ours decode in HN's decoder to the same values, for the forms its decoder handles
-(not inline data, float64/dates inside containers, or 39, which are HN decoder bugs, §7).
+(not inline data, float64/dates inside containers, or 39, which are HN decoder bugs, docs/protocol.md §OPACK).
 """
 
 from __future__ import annotations

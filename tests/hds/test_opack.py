@@ -96,7 +96,7 @@ def test_hello_response_header_vector_is_what_we_encode() -> None:
 
 
 def test_hn_response_header_for_id_0_uses_a_back_reference() -> None:
-    # HN writes status Int64(0) as a back-reference (A5) to the equal Int64 id (§7.2).
+    # HN writes status Int64(0) as a back-reference (A5) to the equal Int64 id (docs/protocol.md §OPACK).
     wire = bytes.fromhex(
         "e44870726f746f636f6c486461746153656e6448726573706f6e7365446f70656e42696433000000000000000046737461747573a5"
     )

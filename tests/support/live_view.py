@@ -51,14 +51,14 @@ SID = bytes(range(16))
 
 def setup_tlv(session_id: bytes = SID, *, address: str = "127.0.0.1", ip_version: int = 0, video_port: int = 50000,
               audio_port: int = 50002, suite: int = 0, key: bytes = KEY, salt: bytes = SALT) -> bytes:
-    """A SetupEndpoints write as a controller sends it (§11.4)."""
+    """A SetupEndpoints write as a controller sends it (docs/protocol.md §Live-view TLVs)."""
     addr = tlv8.encode([(1, ip_version), (2, address), (3, uint_le(video_port, 2)), (4, uint_le(audio_port, 2))])
     srtp = tlv8.encode([(1, suite), (2, key), (3, salt)])
     return tlv8.encode([(1, session_id), (3, addr), (4, srtp), (5, srtp)])
 
 
 def decode_setup_response(raw: bytes) -> dict[str, object]:
-    """The read-back, decoded straight from §11.5."""
+    """The read-back, decoded straight from docs/protocol.md §Live-view TLVs."""
     d = tlv8.decode_dict(raw)
     out: dict[str, object] = {"session_id": d.get(1), "status": d[2][0]}
     if 3 in d:
