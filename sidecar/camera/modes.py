@@ -54,7 +54,7 @@ class CameraSettings:
 
     @property
     def mode_name(self) -> str:
-        """The Home app's name for the current combination (the seed's four-state table)."""
+        """The Home app's name for the current combination (docs/protocol.md §Camera states)."""
         if not self.homekit_active:
             return "off"
         if not self.rtp_active:

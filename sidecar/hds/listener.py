@@ -1,7 +1,7 @@
 """The asyncio side of HDS: one lazily bound TCP listener per camera, and the stream handles
 the camera layer writes recordings into.
 
-Thin by design (ARCHITECTURE.md): bytes move between sockets and the sans-IO
+Thin by design (docs/architecture.md): bytes move between sockets and the sans-IO
 :class:`~sidecar.hds.connection.HDSConnection`, timers are armed at the deadlines it asks for,
 and writes are paced by the transport's flow control. A hub that stops reading cannot make us
 buffer without bound, nor hold the recording slot for long:

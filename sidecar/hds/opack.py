@@ -409,7 +409,7 @@ class _Reader:
         return text
 
     def terminated_data(self, depth: int) -> bytes:
-        # [ADK] form: a series of data objects closed by 0x03; the pieces are concatenated.
+        # Apple's accessory SDK form: a series of data objects closed by 0x03; the pieces are concatenated.
         if depth > self.max_depth:
             raise DecodeError("nesting too deep")
         pieces: list[bytes] = []

@@ -1,6 +1,6 @@
 """Camera media pipeline: ffmpeg profiles and supervision, fMP4 reader, prebuffer.
 
-Knows nothing of HAP or HDS (ARCHITECTURE.md). The camera layer uses :class:`MediaPipeline`
+Knows nothing of HAP or HDS (docs/architecture.md). The camera layer uses :class:`MediaPipeline`
 (one per camera) and the data types re-exported here; the sans-IO cores (:class:`Fmp4Reader`,
 :class:`Prebuffer`, :class:`KeyframeMonitor`) are usable on their own.
 """

@@ -1,6 +1,6 @@
 """One live-view stream: an ffmpeg that sends a camera as SRTP to a HomeKit controller.
 
-Knows nothing of HAP (ARCHITECTURE.md): the camera layer turns the negotiated TLVs into the
+Knows nothing of HAP (docs/architecture.md): the camera layer turns the negotiated TLVs into the
 plain values of :class:`LiveStreamSpec`, :func:`build_live_argv` turns those into an argv,
 and :class:`LiveStreamProcess` runs it.
 
