@@ -26,6 +26,7 @@ from .archive import ArchiveSink, ClipArchive
 from .camera import Camera, CameraSpec
 from .config import CameraConfig, Config, ConfigError, DetectorConfig
 from .config_mqtt import remote_name
+from .config_runtime import runtime_value
 from .hap import StateError, local_addresses, open_zeroconf
 from .hap.advertiser import Advertiser
 from .hap.state import DamagedStateError
@@ -45,25 +46,17 @@ STOP_TIMEOUT_S = 5.0
 
 def camera_spec(config: CameraConfig) -> CameraSpec:
     """The camera's own settings, from its validated configuration entry."""
-    return CameraSpec(
-        name=config.name, source=config.source, profile=config.profile, setup_code=config.setup_code,
-        transcode_fallback=config.transcode_fallback, doorbell=config.doorbell, snapshot_url=_snapshot_url(config),
-        prebuffer_ms=config.prebuffer_ms, max_event_s=config.max_event_s, motion_timeout_s=config.motion_timeout_s,
-        motion_every=config.motion_every, operating_mode_indicator=config.operating_mode_indicator,
-        night_vision=config.night_vision, manually_disabled=config.manually_disabled,
-        max_live_streams=config.max_live_streams, keep_warm=config.keep_warm, http_motion="http" in config.motion,
+    return runtime_value(
+        CameraSpec, config, uncopied=("hap_port", "archive", "mqtt", "motion", "detector"),  # read by App
+        snapshot_url=_snapshot_url(config), http_motion="http" in config.motion,
         detect=DetectOutput(fps=config.detector.fps, height=config.detector.frame_height)
         if config.motion_detector else None,
         detect_source=config.detect_source if config.motion_detector else None)
 
 
 def detector_params(config: DetectorConfig) -> DetectorParams:
-    """The detector's tuning from the camera's ``detector:`` section."""
-    return DetectorParams(
-        threshold=config.threshold, contour_area=config.contour_area, lightning_threshold=config.lightning_threshold,
-        improve_contrast=config.improve_contrast, frame_alpha=config.frame_alpha, frame_height=config.frame_height,
-        motion_frames=config.motion_frames, off_delay=config.off_delay, regions=config.regions,
-        mask=config.polygons())
+    """The detector's tuning from the camera's ``detector:`` section (``fps`` paces its frames)."""
+    return runtime_value(DetectorParams, config, uncopied=("fps",), mask=config.polygons())
 
 
 def _snapshot_url(config: CameraConfig) -> str | None:
@@ -78,22 +71,14 @@ def mqtt_bridge(config: Config, cameras: list[Camera]) -> MqttBridge | None:
     broker = config.mqtt
     if broker is None:
         return None
-    settings = BrokerSettings(
-        host=broker.host, port=broker.port, username=broker.user, password=broker.password, tls=broker.tls,
-        tls_ca_file=str(broker.tls_ca_file) if broker.tls_ca_file else None, tls_insecure=broker.tls_insecure,
-        client_id=broker.client_id, keepalive=broker.keepalive, topic_prefix=broker.topic_prefix)
+    settings = runtime_value(BrokerSettings, broker, uncopied=("user",), username=broker.user,
+                             tls_ca_file=str(broker.tls_ca_file) if broker.tls_ca_file else None)
     started = {c.name for c in cameras}
-    bindings = []
-    for cam in config.cameras:
-        m = cam.mqtt
-        if m is None or cam.name not in started:
-            continue
-        bindings.append(Binding(
-            camera=cam.name, preset=m.preset, remote=m.camera or remote_name(cam.name), prefix=m.topic_prefix or "",
-            labels=tuple(m.labels), zones=tuple(m.zones), min_score=m.min_score, severities=tuple(m.severities),
-            motion_topic=m.motion_topic, motion_message=m.motion_message, reset_topic=m.reset_topic,
-            reset_message=m.reset_message, doorbell_topic=m.doorbell_topic, doorbell_message=m.doorbell_message,
-            json_field=m.json_field))
+    bindings = [
+        runtime_value(Binding, cam.mqtt, uncopied=("topic_prefix", "frigate_url"),  # frigate_url: _snapshot_url
+                      camera=cam.name, remote=cam.mqtt.camera or remote_name(cam.name),
+                      prefix=cam.mqtt.topic_prefix or "")
+        for cam in config.cameras if cam.mqtt is not None and cam.name in started]
     return MqttBridge(settings, cameras, bindings)
 
 
