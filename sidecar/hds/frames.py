@@ -44,7 +44,6 @@ MAX_PAYLOAD: Final = (1 << 20) - 1
 """HN's limit in both directions (1 MiB - 1); larger incoming frames close the connection."""
 _MAX_COUNTER: Final = (1 << 64) - 1
 _NONCE = struct.Struct("<4xQ")
-_TAG_SPACE: Final = bytes(TAG_LENGTH)
 
 
 def nonce(counter: int) -> bytes:
@@ -164,32 +163,63 @@ class FrameDecryptor:
 
 
 class FrameEncryptor:
-    """The sending direction: one whole frame per call, built in a single buffer."""
+    """The sending direction: whole frames, each sealed from a plaintext into a separate output.
 
-    __slots__ = ("_aead", "counter", "max_payload")
+    The cipher never reads and writes the same memory. ``cryptography`` documents
+    ``encrypt_into`` only for separate input and output buffers, and from release 51 it refuses
+    overlapping ones, so an in-place seal is undefined behaviour we must not depend on
+    (docs/hds.md, "Sealing"). A frame whose plaintext comes in pieces (an OPACK prefix and a
+    view of the camera's media) is first gathered into a staging buffer that this encryptor keeps
+    and reuses: at most one frame (256 KiB of media in a recording) at a time, so it stays in the
+    processor's cache and costs no new pages after the first frame.
+    """
+
+    __slots__ = ("_aead", "_staging", "counter", "max_payload")
 
     def __init__(self, key: bytes, counter: int = 0, max_payload: int = MAX_PAYLOAD) -> None:
         self._aead = ChaCha20Poly1305(key)
         self.counter = counter
         self.max_payload = max_payload
+        self._staging = bytearray()
+
+    def _check(self, lengths: list[int]) -> None:
+        if lengths and max(lengths) > self.max_payload:
+            raise FrameError(f"payload of {max(lengths)} bytes exceeds the {self.max_payload}-byte frame limit")
+        if self.counter + len(lengths) - 1 > _MAX_COUNTER:
+            raise FrameError("send counter exhausted")
+
+    def _gather(self, parts: list[bytes | memoryview], length: int) -> memoryview:
+        """``parts`` copied back to back into the staging buffer; a view of exactly ``length``
+        bytes (the caller releases it before the buffer may grow again)."""
+        if len(self._staging) < length:
+            self._staging = bytearray(length)
+        view = memoryview(self._staging)
+        offset = 0
+        for part in parts:
+            size = memoryview(part).nbytes
+            view[offset : offset + size] = part
+            offset += size
+        plain = view[:length]
+        view.release()
+        return plain
+
+    def _seal_one(self, header: bytes, plaintext: bytes | bytearray | memoryview, out: memoryview) -> None:
+        """Encrypt ``plaintext`` into ``out`` (ciphertext then tag; never overlapping it)."""
+        self._aead.encrypt_into(_NONCE.pack(self.counter), plaintext, header, out)
+        self.counter += 1
 
     def seal(self, plaintext: bytes | bytearray | memoryview) -> bytearray:
         """Header, ciphertext and tag in one buffer, ready for one ``transport.write``.
 
-        ``encrypt_into`` writes the ciphertext straight behind the header, so the payload is
-        touched once by the cipher and never copied again on our side.
-        """
+        ``plaintext`` must not share memory with anything this call writes (it cannot: the
+        output buffer is new)."""
         length = memoryview(plaintext).nbytes
-        if length > self.max_payload:
-            raise FrameError(f"payload of {length} bytes exceeds the {self.max_payload}-byte frame limit")
-        if self.counter > _MAX_COUNTER:
-            raise FrameError("send counter exhausted")
+        self._check([length])
         header = _header(FRAME_TYPE_ENCRYPTED, length)
         out = bytearray(HEADER_LENGTH + length + TAG_LENGTH)
         out[:HEADER_LENGTH] = header
         with memoryview(out) as view:
-            self._aead.encrypt_into(_NONCE.pack(self.counter), plaintext, header, view[HEADER_LENGTH:])
-        self.counter += 1
+            self._seal_one(header, plaintext, view[HEADER_LENGTH:])
         return out
 
     def seal_batch(
@@ -197,70 +227,39 @@ class FrameEncryptor:
     ) -> memoryview:
         """Several frames, back to back in one buffer, for one socket write.
 
-        Every piece of every payload is copied once into the buffer (the only copy of the media
-        on our side), then each frame's payload is encrypted in place. A fragment's 256 KiB
-        chunks so become one buffer and one write instead of one per chunk.
+        Each payload's pieces are gathered into the staging buffer (the one copy of the media on
+        our side) and sealed from there into the output buffer. A fragment's 256 KiB chunks so
+        become one buffer and one write instead of one per chunk.
 
-        ``into`` is a buffer to reuse when it is large enough and the segment is not small (the
-        caller guarantees nothing else still reads it). Sealing a megabyte into a fresh
-        allocation costs more than the cipher: the kernel has to fault in and zero every new
-        page (measured in benchmarks/RESULTS.md). Otherwise a new buffer is made, with headroom so that the next,
-        slightly larger fragment still fits. The result is a view of the frames' bytes; its
-        ``obj`` is the buffer to hand back as ``into`` once it has been sent.
+        ``into`` is an output buffer to reuse when it is large enough and the segment is not
+        small (the caller guarantees nothing else still reads it). Sealing a megabyte into a
+        fresh allocation costs more than the cipher: the kernel has to fault in and zero every
+        new page (benchmarks/RESULTS.md). Otherwise a new buffer is made, with headroom so that
+        the next, slightly larger fragment still fits. The result is a view of the frames'
+        bytes; its ``obj`` is the buffer to hand back as ``into`` once it has been sent.
         """
         lengths = [sum(memoryview(p).nbytes for p in parts) for parts in payloads]
-        if any(length > self.max_payload for length in lengths):
-            raise FrameError(f"payload of {max(lengths)} bytes exceeds the {self.max_payload}-byte frame limit")
-        if self.counter + len(payloads) - 1 > _MAX_COUNTER:
-            raise FrameError("send counter exhausted")
+        self._check(lengths)
         total = sum(lengths) + len(payloads) * (HEADER_LENGTH + TAG_LENGTH)
-        headers = [_header(FRAME_TYPE_ENCRYPTED, length) for length in lengths]
-        if into is not None and len(into) >= total >= REUSE_FROM:
-            out = into
-            with memoryview(out) as view:
-                offset = 0
-                for header, parts in zip(headers, payloads, strict=True):
-                    view[offset : offset + HEADER_LENGTH] = header
-                    offset += HEADER_LENGTH
-                    for part in parts:
-                        size = memoryview(part).nbytes
-                        view[offset : offset + size] = part
-                        offset += size
-                    offset += TAG_LENGTH
-        else:  # one pass writes every byte of a new buffer: no zero-fill before the copy
-            pieces: list[bytes | memoryview] = []
-            for header, parts in zip(headers, payloads, strict=True):
-                pieces.append(header)
-                pieces.extend(parts)
-                pieces.append(_TAG_SPACE)
-            pieces.append(bytes(_with_headroom(total) - total))
-            out = bytearray().join(pieces)
+        reuse = into is not None and len(into) >= total >= REUSE_FROM
+        out = into if reuse and into is not None else bytearray(_with_headroom(total))
         view = memoryview(out)
         offset = 0
-        for header, length in zip(headers, lengths, strict=True):
+        for parts, length in zip(payloads, lengths, strict=True):
+            header = _header(FRAME_TYPE_ENCRYPTED, length)
+            view[offset : offset + HEADER_LENGTH] = header
             start = offset + HEADER_LENGTH
-            self._aead.encrypt_into(
-                _NONCE.pack(self.counter), view[start : start + length], header,
-                view[start : start + length + TAG_LENGTH],
-            )
-            self.counter += 1
             offset = start + length + TAG_LENGTH
+            if len(parts) == 1:  # already contiguous: seal straight from it
+                self._seal_one(header, parts[0], view[start:offset])
+            else:
+                with self._gather(parts, length) as plain:
+                    self._seal_one(header, plain, view[start:offset])
         return view[:offset]
 
     def seal_parts(self, parts: list[bytes | memoryview]) -> bytearray:
-        """Like :meth:`seal` for a plaintext given in pieces: the pieces are joined once into the
-        frame buffer (``bytearray.join`` skips the zero-fill a sized ``bytearray`` would do),
-        which is then encrypted in place: no separate plaintext buffer, no second copy."""
+        """Like :meth:`seal` for a plaintext given in pieces, gathered in the staging buffer."""
         length = sum(memoryview(p).nbytes for p in parts)
-        if length > self.max_payload:
-            raise FrameError(f"payload of {length} bytes exceeds the {self.max_payload}-byte frame limit")
-        if self.counter > _MAX_COUNTER:
-            raise FrameError("send counter exhausted")
-        header = _header(FRAME_TYPE_ENCRYPTED, length)
-        out = bytearray().join([header, *parts, _TAG_SPACE])
-        with memoryview(out) as view:
-            payload = view[HEADER_LENGTH : HEADER_LENGTH + length]
-            self._aead.encrypt_into(_NONCE.pack(self.counter), payload, header, view[HEADER_LENGTH:])
-            payload.release()
-        self.counter += 1
-        return out
+        self._check([length])
+        with self._gather(parts, length) as plain:
+            return self.seal(plain)
