@@ -5,7 +5,8 @@
   processes.
 * The README stays short enough to read in five minutes.
 * The repository stands alone: nothing cites notes that live outside it.
-* Relative links in README.md and docs/ lead to files (and headings) that exist.
+* Relative links in README.md and docs/ lead to files (and headings) that exist, and so do the
+  citations in code and tests (``docs/protocol.md §HDS frames``, ``docs/field-lessons.md #9``).
 * The configuration reference's YAML example is a valid configuration.
 """
 
@@ -140,6 +141,49 @@ def test_relative_links_resolve(page: Path) -> None:
             if anchor not in headings:
                 broken.append(target)
     assert not broken, f"{page.relative_to(ROOT)}: broken links {broken}"
+
+
+def _headings(page: Path) -> list[str]:
+    return [h.strip() for h in re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), re.M)]
+
+
+def _citation_problems(text: str) -> list[str]:
+    """Each ``docs/<page>.md`` followed by ``§<heading>`` (one or more) or ``#<lesson>``, checked."""
+    problems = []
+    for match in re.finditer(r"(?<![\w/.-])docs/([a-z0-9-]+\.md)", text):
+        page = ROOT / "docs" / match.group(1)
+        if not page.exists() and text[max(0, match.start() - 2):match.start()] == "``":
+            continue  # a literal path in another project's repository, e.g. ``docs/blueiris-server.md``
+        if not page.exists():
+            problems.append(f"docs/{match.group(1)} does not exist")
+            continue
+        rest = text[match.end():match.end() + 300]
+        lesson = re.match(r",? ?#(\d+)", rest)
+        if lesson:
+            if not re.search(rf"^\*\*{lesson.group(1)}\. ", page.read_text(encoding="utf-8"), re.M):
+                problems.append(f"docs/{match.group(1)} has no lesson #{lesson.group(1)}")
+            continue
+        headings = sorted(_headings(page), key=len, reverse=True)
+        while True:
+            section = re.match(r"(?:\s|,|and\b)*§", rest)
+            if not section:
+                break
+            rest = rest[section.end():]
+            heading = next((h for h in headings if rest.startswith(h)), None)
+            if heading is None:
+                problems.append(f"docs/{match.group(1)} has no section {rest.splitlines()[0][:40]!r}")
+                break
+            rest = rest[len(heading):]
+    return problems
+
+
+def test_citations_in_code_point_at_existing_pages_and_sections() -> None:
+    problems = []
+    for top in ("sidecar", "tests", "benchmarks", "docs"):
+        for path in (ROOT / top).rglob("*"):
+            if path.suffix in {".py", ".md"} and not SKIPPED_DIRS & set(path.relative_to(ROOT).parts):
+                problems += [f"{path.relative_to(ROOT)}: {p}" for p in _citation_problems(path.read_text("utf-8"))]
+    assert not problems, "\n".join(problems)
 
 
 def test_the_configuration_reference_example_is_valid() -> None:
