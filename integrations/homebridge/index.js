@@ -196,3 +196,8 @@ module.exports = (api) => {
 };
 module.exports.HksvSidecarPlatform = HksvSidecarPlatform;
 module.exports.sidecarConfig = sidecarConfig;
+// The settings the plugin reads itself (config.schema.json must offer each of them).
+module.exports.SETTINGS = {
+  platform: ["name", "command", "args", "cameras", ...Object.keys(TOP_KEYS)],
+  camera: ["name", "source", "profile", "doorbell", ...Object.keys(CAMERA_KEYS), ...PLUGIN_ONLY],
+};

@@ -127,6 +127,15 @@ test("config.json settings become the sidecar's YAML keys; plugin-only keys stay
   });
 });
 
+test("config.schema.json (the settings form) offers every setting the plugin reads, and no other", () => {
+  const schema = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "config.schema.json"), "utf8"));
+  const top = schema.schema.properties;
+  assert.strictEqual(schema.pluginAlias, "HksvSidecar");
+  assert.strictEqual(schema.pluginType, "platform");
+  assert.deepStrictEqual(Object.keys(top).sort(), [...plugin.SETTINGS.platform].sort());
+  assert.deepStrictEqual(Object.keys(top.cameras.items.properties).sort(), [...plugin.SETTINGS.camera].sort());
+});
+
 test("the line splitter drops an over-long line and keeps going", () => {
   const got = [];
   const s = new LineSplitter((l) => got.push(l));
