@@ -1,11 +1,13 @@
 """Runs inside a private network namespace (see tests/interop/test_homebridge_plugin.py).
 
-Real Homebridge (npm ``homebridge``, pinned in integrations/homebridge) loads our plugin from
-integrations/homebridge with one demo camera and a motion switch. aiohomekit pairs with the
-camera's own HAP server (the sidecar child) and with Homebridge's bridge, flips the switch on
-the bridge and waits for MotionDetected on the camera. Then the sidecar child is killed (the
-plugin must restart it after 7 s) and Homebridge is stopped (nothing may be left behind).
-Prints one JSON line of findings; the test asserts on them.
+Usage: ``homebridge_plugin.py NODE HOMEBRIDGE_JS STORAGE``. Real Homebridge (``HOMEBRIDGE_JS``, its
+``bin/homebridge`` script, run by ``NODE``) starts with ``STORAGE`` as its storage folder and loads
+the plugins installed in ``STORAGE/node_modules`` only, the way hb-service runs it: the test has
+installed our plugin there from its ``npm pack`` tarball. The config has one demo camera with a
+motion switch. aiohomekit pairs with the camera's own HAP server (the sidecar child) and with
+Homebridge's bridge, flips the switch on the bridge and waits for MotionDetected on the camera.
+Then the sidecar child is killed (the plugin must restart it after 7 s) and Homebridge is stopped
+(nothing may be left behind). Prints one JSON line of findings; the test asserts on them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import re
 import signal
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,6 @@ sys.path.insert(0, str(REPO))
 from tests.hub.database import iids_by_type, short  # noqa: E402
 from tests.support.hap_client import aio_pair, watch  # noqa: E402
 
-PLUGIN = REPO / "integrations" / "homebridge"
-HOMEBRIDGE = PLUGIN / "node_modules" / ".bin" / "homebridge"
 BRIDGE_PIN = "031-45-154"
 CAMERA_PIN = "032-45-154"
 CAMERA = "HB Camera"
@@ -98,7 +97,7 @@ def alive(procs: dict[int, tuple[psutil.Process, str]]) -> list[str]:
     return out
 
 
-async def run(storage: Path, result: dict[str, Any]) -> None:
+async def run(node: str, homebridge: str, storage: Path, result: dict[str, Any]) -> None:
     bridge_port = free_port()
     config = {
         "bridge": {"name": "HB Test", "username": "0E:11:22:33:44:55", "port": bridge_port, "pin": BRIDGE_PIN,
@@ -111,7 +110,7 @@ async def run(storage: Path, result: dict[str, Any]) -> None:
     }
     (storage / "config.json").write_text(json.dumps(config))
     hb = await asyncio.create_subprocess_exec(
-        str(HOMEBRIDGE), "-U", str(storage), "-P", str(PLUGIN), "-T",
+        node, homebridge, "-U", str(storage), "-P", str(storage / "node_modules"), "--strict-plugin-resolution", "-T",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "FORCE_COLOR": "0"}, start_new_session=True)
     assert hb.stdout is not None
@@ -119,7 +118,8 @@ async def run(storage: Path, result: dict[str, Any]) -> None:
     result["log"] = log.lines
     everything: dict[int, tuple[psutil.Process, str]] = {}
     try:
-        result["homebridge"] = (await log.wait(r"Homebridge v([\d.]+) \(HAP")).group(1)
+        found = await log.wait(r"Homebridge v([\d.]+) \(HAP v([\d.]+)\)")
+        result["homebridge"], result["hap"] = found.group(1), found.group(2)
         child_pid = int((await log.wait(r"hksv-sidecar started \(pid (\d+)\)")).group(1))
         result["child_is_ours"] = child_pid in tree(hb.pid)
         port = int((await log.wait(rf"\[{CAMERA}\] Scan this code .*\(HAP port (\d+)\)")).group(1))
@@ -128,7 +128,7 @@ async def run(storage: Path, result: dict[str, Any]) -> None:
         end = next(i for i, line in enumerate(log.lines) if "Or enter this code" in line)
         result["qr_lines"] = end - start - 1
         result["setup_code_logged"] = any(f"│ {CAMERA_PIN} │" in line for line in log.lines)
-        result["setup_payload"] = (await log.wait(r"Setup Payload: (X-HM://\S+)")).group(1)
+        result["setup_payload"] = (await log.wait(rf"\[{CAMERA}\] Setup Payload: (X-HM://\S+)")).group(1)
         # the sidecar's own log lines, with the camera's name in brackets
         await log.wait(rf"\[HKSV\] \[{CAMERA}\] HAP server on 127\.0\.0\.1:{port} \(paired: False\)")
         await log.wait(rf"running on port {bridge_port}")
@@ -198,12 +198,12 @@ async def run(storage: Path, result: dict[str, Any]) -> None:
 
 
 async def main() -> None:
+    node, homebridge, storage = sys.argv[1:4]
     result: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            await run(Path(tmp), result)
-        except BaseException as exc:  # report, never hang: the test prints the log on failure
-            result["error"] = f"{type(exc).__name__}: {exc}"
+    try:
+        await run(node, homebridge, Path(storage), result)
+    except BaseException as exc:  # report, never hang: the test prints the log on failure
+        result["error"] = f"{type(exc).__name__}: {exc}"
     print(json.dumps(result))
 
 
