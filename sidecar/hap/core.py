@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from .. import tlv8
+from ..connection_limiter import ConnectionLimiter
 from .events import EventQueue
 from .http import (
     JSON_TYPE,
@@ -271,6 +272,7 @@ class Connection:
         self._channel = SecureChannel(keys.encrypt_key, keys.decrypt_key)
         self._parser = RequestParser()
         self.session = Session(self._core, self, keys)
+        self._core.limiter.verified(self.id)
         if trailing:
             self._parser.receive(self._channel.decrypt(trailing))
 
@@ -334,7 +336,7 @@ class ServerCore:
         self._event_conns: set[Connection] = set()  # connections holding coalesced events
         self._housekeeping_at: float | None = None
         self._next_id = 1
-        self.evictions = 0  # unverified connections closed to make room (for logs and status)
+        self.limiter: ConnectionLimiter[int] = ConnectionLimiter(self.config.max_connections)
         changed = self.accessory.assign_iids(self.state.iids)
         shape = self.accessory.shape_hash()
         if shape != self.state.db_hash:
@@ -361,13 +363,12 @@ class ServerCore:
         not a hub on another host). Verified sessions are never evicted for a newcomer: when every
         slot is verified, the newcomer is refused.
         """
-        if len(self.connections) >= self.config.max_connections:
-            victim = self._eviction_candidate()
-            if victim is None:
-                return None
-            self.evictions += 1
-            # A flood evicts on every connect: log the first and then every 100th, not each one.
-            level = logging.WARNING if self.evictions % 100 == 1 else logging.DEBUG
+        admission = self.limiter.opened(self._next_id, peer, now)
+        if not admission.admitted:
+            return None
+        if admission.evict is not None:
+            victim = self.connections[admission.evict]
+            level = logging.WARNING if admission.warn else logging.DEBUG  # a flood: not each one
             log.log(level, "connection limit reached: closing unverified connection %d (from %s) for a new one "
                     "(%d so far)", victim.id, victim.peer, self.evictions)
             victim.evicted = True
@@ -381,18 +382,14 @@ class ServerCore:
             self._housekeeping_at = now + self.HOUSEKEEPING_S
         return conn
 
-    def _eviction_candidate(self) -> Connection | None:
-        per_peer: dict[str | None, list[Connection]] = {}
-        for conn in self.connections.values():  # insertion order: oldest first
-            if conn.session is None and not conn.closed:
-                per_peer.setdefault(conn.peer, []).append(conn)
-        if not per_peer:
-            return None
-        busiest = max(per_peer.values(), key=lambda conns: (len(conns), -conns[0].opened_at))
-        return busiest[0]
+    @property
+    def evictions(self) -> int:
+        """Unverified connections closed to make room, since start (for logs and status)."""
+        return self.limiter.evictions
 
     def _forget(self, conn: Connection) -> None:
         self.connections.pop(conn.id, None)
+        self.limiter.closed(conn.id)
         self._event_conns.discard(conn)
         if not self.connections:
             self._housekeeping_at = None

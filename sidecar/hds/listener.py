@@ -32,6 +32,7 @@ import termios
 from collections.abc import Callable
 from typing import Final
 
+from ..connection_limiter import ConnectionLimiter
 from .connection import (
     HELLO_TIMEOUT,
     ConnectionClosed,
@@ -190,18 +191,17 @@ class _HDSProtocol(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer_host = str(peer[0]) if peer else None
-        if len(self.server.connections) >= self.server.max_connections:
-            victim = self.server._eviction_candidate()
-            if victim is None:
-                _log.warning("HDS: %d identified connections open; refusing another", len(self.server.connections))
-                self.conn.close("too many connections")
-                transport.abort()
-                return
-            self.server.evictions += 1
-            level = logging.WARNING if self.server.evictions % 100 == 1 else logging.DEBUG  # a flood: not each one
+        admission = self.server.limiter.opened(self, self.peer_host, self.opened_at)
+        if not admission.admitted:
+            _log.warning("HDS: %d identified connections open; refusing another", len(self.server.connections))
+            self.conn.close("too many connections")
+            transport.abort()
+            return
+        if admission.evict is not None:
+            level = logging.WARNING if admission.warn else logging.DEBUG  # a flood: not each one
             _log.log(level, "HDS: connection limit reached; closing an unidentified connection from %s for a new "
-                     "one (%d so far)", victim.peer_host, self.server.evictions)
-            victim.evict()
+                     "one (%d so far)", admission.evict.peer_host, self.server.limiter.evictions)
+            admission.evict.evict()
         sock = transport.get_extra_info("socket")
         if sock is not None:
             self._sock = sock
@@ -236,6 +236,7 @@ class _HDSProtocol(asyncio.Protocol):
             self._progress_timer = None
         self._wake_writer()
         self.server.connections.discard(self)
+        self.server.limiter.closed(self)
         if not self.lost.done():
             self.lost.set_result(None)
 
@@ -277,6 +278,7 @@ class _HDSProtocol(asyncio.Protocol):
         self.flush()
         for event in self.conn.events():
             if isinstance(event, Identified):
+                self.server.limiter.verified(self)  # proved its keys: never evicted for a newcomer
                 event.session.bind(self.hap_session_closed)
             elif isinstance(event, StreamOpened):
                 self._stream_opened(event.stream)
@@ -288,6 +290,7 @@ class _HDSProtocol(asyncio.Protocol):
             elif isinstance(event, HelloReceived):
                 _log.debug("HDS hello from %s", self._peer())
             elif isinstance(event, ConnectionClosed):
+                self.server.limiter.verified(self)  # closing: no longer a candidate to evict
                 self._close_transport(event.reason)
         self.flush()
         self.arm_timer()
@@ -452,7 +455,7 @@ class HDSServer:
         self.host = host
         self.max_connections = max_connections
         self.send_buffer = send_buffer
-        self.evictions = 0
+        self.limiter: ConnectionLimiter[_HDSProtocol] = ConnectionLimiter(max_connections)
         self.on_stream = on_stream
         self.clock: Callable[[], float] = clock or (lambda: asyncio.get_running_loop().time())
         self.hello_timeout = hello_timeout
@@ -586,16 +589,6 @@ class HDSServer:
         of hubs opening at once spent its time."""
         if buffer is not None and (self._spare is None or len(buffer) > len(self._spare)):
             self._spare = buffer
-
-    def _eviction_candidate(self) -> _HDSProtocol | None:
-        """The oldest unidentified connection of the host holding the most of them."""
-        per_host: dict[str | None, list[_HDSProtocol]] = {}
-        for protocol in sorted(self.connections, key=lambda p: p.opened_at):
-            if protocol.conn.state == "unidentified" and not protocol.evicted:
-                per_host.setdefault(protocol.peer_host, []).append(protocol)
-        if not per_host:
-            return None
-        return max(per_host.values(), key=lambda group: (len(group), -group[0].opened_at))[0]
 
     def check_timers(self) -> None:
         """Run every timer that is due at ``clock()`` now (tests with a fake clock call this)."""

@@ -145,16 +145,16 @@ class Harness:
     adverts: int = 0
     outputs: list[int] = field(default_factory=list)
 
-    def peer(self) -> Peer:
-        conn = self.core.open_connection(self.clock())
+    def peer(self, host: str | None = None) -> Peer:
+        conn = self.core.open_connection(self.clock(), host)
         assert conn is not None
         return Peer(self.core, self.clock, conn)
 
-    def paired_peer(self, with_auth: bool = False) -> tuple[Peer, dict[str, Any]]:
-        setup = self.peer()
+    def paired_peer(self, with_auth: bool = False, host: str | None = None) -> tuple[Peer, dict[str, Any]]:
+        setup = self.peer(host)
         data = setup.pair(with_auth=with_auth)
         setup.close()
-        peer = self.peer()
+        peer = self.peer(host)
         peer.verify(data)
         return peer, data
 

@@ -123,10 +123,8 @@ def test_11_timeouts_connection_limit_and_slow_loris() -> None:
 
 def test_11_eviction_spares_verified_sessions_and_the_other_hosts() -> None:
     h = make_harness(CoreConfig(max_connections=4))
-    hub, data = h.paired_peer()
-    hub.conn.peer = "10.0.0.2"
-    other_hub = h.peer()
-    other_hub.conn.peer = "10.0.0.3"  # unverified, but alone on its host
+    hub, data = h.paired_peer(host="10.0.0.2")
+    other_hub = h.peer("10.0.0.3")  # unverified, but alone on its host
     flood = [h.core.open_connection(h.clock(), "10.0.0.66") for _ in range(2)]
     assert all(c is not None for c in flood)
     h.clock.now += 1
