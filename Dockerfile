@@ -6,11 +6,14 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3=3.11.* python3-venv=3.11.* ca-certificates=202* \
     && rm -rf /var/lib/apt/lists/*
+# The dependencies at the versions and file hashes requirements.lock pins, then the package alone.
+COPY requirements.lock /src/
+RUN python3 -m venv /opt/hksv \
+    && /opt/hksv/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes -r /src/requirements.lock
 COPY pyproject.toml setup.py README.md /src/
 COPY sidecar /src/sidecar
 COPY ffmpeg_profiles /src/ffmpeg_profiles
-RUN python3 -m venv /opt/hksv \
-    && /opt/hksv/bin/pip install --no-cache-dir --disable-pip-version-check /src \
+RUN /opt/hksv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps /src \
     && /opt/hksv/bin/pip uninstall --yes --disable-pip-version-check pip setuptools \
     && find /opt/hksv -name __pycache__ -prune -exec rm -rf {} +
 
