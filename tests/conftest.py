@@ -19,7 +19,7 @@ import pytest
 
 # Fixtures more than one test package uses live in tests/support, registered here once (pytest
 # honours pytest_plugins only in the rootdir conftest).
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.ci_strict"]
 
 BLOCK_LIMIT_S = float(os.environ.get("HKSV_TEST_BLOCK_LIMIT", "0.5"))
 
