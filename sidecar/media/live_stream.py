@@ -40,6 +40,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SRTP_SUITE_AES_CM_128_HMAC_SHA1_80 = "AES_CM_128_HMAC_SHA1_80"
+OPUS_RTP_CLOCK_HZ = 48000  # the clock ffmpeg's RTP muxer gives every Opus stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,18 +145,40 @@ def build_live_argv(spec: LiveStreamSpec, ffmpeg: str = "ffmpeg") -> list[str]:
     argv += _srtp_output(spec.address, v.port, v.mtu, v.srtp_key_b64)
     a = spec.audio
     if a is not None and spec.audio_map is not None:
-        argv += ["-map", spec.audio_map, "-vn", "-sn", "-dn",
+        # aresample=async=1 fills gaps and drops overlaps in the source's audio timestamps (an
+        # RTSP camera's can jump back near the start), so every Opus packet follows the last by
+        # exactly its duration: a controller plays RTP time as it comes.
+        argv += ["-map", spec.audio_map, "-vn", "-sn", "-dn", "-af", "aresample=async=1",
                  "-c:a", "libopus", "-application", "lowdelay", "-frame_duration", str(a.packet_time_ms),
                  "-ar", str(a.sample_rate_hz), "-ac", str(a.channels), "-b:a", f"{a.bitrate_kbps}k",
-                 "-vbr", "on",
-                 # ffmpeg's RTP muxer clocks Opus at 48 kHz (RFC 7587), 960 per 20 ms; HomeKit
-                 # clocks it at the selected rate (320 per 20 ms at 16 kHz) and plays 960 as
-                 # choppy audio. Scale the packet timestamps to the selected rate.
-                 "-bsf:a", f"setts=ts=TS*{a.sample_rate_hz}/48000",
-                 "-payload_type", str(a.payload_type), "-ssrc", str(a.ssrc)]
-        # Opus packets are small: an audio MTU of 188 bytes is what HomeKit cameras use.
-        argv += _srtp_output(spec.address, a.port, 188, a.srtp_key_b64)
+                 "-vbr", "on"]
+        argv += _opus_output(spec.address, a)
     return argv
+
+
+def _opus_output(address: str, a: LiveAudio) -> list[str]:
+    """The Opus output: an RTP muxer behind a one-slave ``tee``, so that RTP timestamps count
+    samples at the selected rate while ffmpeg still sees the stream run in real time.
+
+    ffmpeg's RTP muxer always clocks Opus at 48 kHz (RFC 7587: 960 per 20 ms); HomeKit clocks it
+    at the selected rate (320 per 20 ms at 16 kHz) and plays 960 as choppy audio (see
+    docs/streaming.md). The encoder's timestamps already count samples at the selected rate
+    (its time base is 1/sample rate), so the slave's ``setts`` relabels them as 1/48000 without
+    changing a value, and the muxer writes them as they are. It has to happen inside the tee:
+    ffmpeg schedules its outputs by the timestamps it hands each muxer, so an output whose
+    timestamps run slower than real time (a ``setts`` on the output itself) holds the whole
+    process, video included, to that slower rate. The tee is handed real-time timestamps.
+    """
+    host = f"[{address}]" if ":" in address else address
+    # Slave options are ':'-separated key=value pairs; base64 keys and these values hold no ':'.
+    options = ["f=rtp", f"payload_type={a.payload_type}", f"ssrc={a.ssrc}",
+               f"bsfs/a=setts=time_base=1/{OPUS_RTP_CLOCK_HZ}"]
+    scheme = "rtp"
+    if a.srtp_key_b64 is not None:
+        options += [f"srtp_out_suite={SRTP_SUITE_AES_CM_128_HMAC_SHA1_80}", f"srtp_out_params={a.srtp_key_b64}"]
+        scheme = "srtp"
+    # Opus packets are small: an audio MTU of 188 bytes is what HomeKit cameras use.
+    return ["-f", "tee", f"[{':'.join(options)}]{scheme}://{host}:{a.port}?rtcpport={a.port}&pkt_size=188"]
 
 
 def copy_bsf_for(source: Source) -> str | None:

@@ -5,17 +5,14 @@
 * StreamingStatus is 1 (in use) while a stream runs, and 0 again once it ends.
 * Beyond ``max_live_streams``, a second controller's SetupEndpoints read-back is status 1 (busy).
 
-The SRTP header (sequence number, timestamp, SSRC, payload type) is not encrypted, so the
-packets are read straight off the controller's UDP port.
+The controller's UDP port authenticates and decrypts each SRTP packet with the key of our
+read-back (tests/support/srtp.py), so the timestamps are those of real Opus packets.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
-import socket
-import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,7 +22,7 @@ from aiohomekit.model.characteristics.const import SessionControlCommandValues a
 
 from sidecar.camera.events import LiveSessionsChanged
 from tests.support.hap_client import second_session
-from tests.support.live_view import STATUS, Rig, StatusEvents, make_rig, selected, wait_until
+from tests.support.live_view import STATUS, Rig, StatusEvents, make_rig, selected, srtp_ports, wait_until
 
 SELECTED = ("110", "117")
 
@@ -36,18 +33,14 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         yield r
 
 
-async def rtp_packets(sock: socket.socket, count: int, within: float = 20.0) -> list[tuple[int, int, int, int]]:
-    """(payload type, sequence, timestamp, ssrc) of the next ``count`` packets (RTCP skipped)."""
-    loop = asyncio.get_running_loop()
-    out: list[tuple[int, int, int, int]] = []
-    async with asyncio.timeout(within):
-        while len(out) < count:
-            data = await loop.sock_recv(sock, 2048)
-            if len(data) < 12 or data[0] >> 6 != 2 or 200 <= data[1] <= 204:
-                continue
-            seq, ts, ssrc = struct.unpack("!HII", data[2:12])
-            out.append((data[1] & 0x7F, seq, ts, ssrc))
-    return out
+def opus_frame_ms(toc: int) -> float:
+    """The frame duration an Opus packet's TOC byte announces (RFC 6716 §3.1)."""
+    config = toc >> 3
+    if config < 12:  # SILK
+        return (10, 20, 40, 60)[config % 4]
+    if config < 16:  # hybrid
+        return (10, 20)[config % 2]
+    return (2.5, 5, 10, 20)[config % 4]  # CELT
 
 
 @pytest.mark.parametrize(("rate", "per_packet"), [(SampleRateValues.SIXTEEN_KHZ, 320),
@@ -55,16 +48,19 @@ async def rtp_packets(sock: socket.socket, count: int, within: float = 20.0) -> 
 async def test_opus_rtp_timestamps_at_the_selected_rate(rig: Rig, rate: SampleRateValues, per_packet: int) -> None:
     status, viewer = await rig.setup("opus-clock-00001")
     assert status == 0
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as audio:
-        audio.bind(("127.0.0.1", viewer.audio_port))
-        audio.setblocking(False)
+    async with srtp_ports(viewer) as (_, audio):
         raw = selected(viewer.session, Cmd.START_SESSION, sample_rate=rate)
         result = await rig.pairing.put_characteristics([(1, rig.ids[SELECTED], base64.b64encode(raw).decode())])
         assert not result
-        packets = await rtp_packets(audio, 30)
-    assert {p[0] for p in packets} == {110}
-    assert {p[3] for p in packets} == {viewer.answer["audio_ssrc"]}
-    steps = [(b[2] - a[2]) % 2**32 for a, b in itertools.pairwise(packets) if b[1] == (a[1] + 1) % 2**16]
+        await wait_until(lambda: len(audio.packets) >= 30, 20, "30 Opus packets")
+        packets = list(audio.packets)
+        assert audio.rejected == 0  # each one authenticated and decrypted with our read-back's key
+    assert {p.payload_type for p in packets} == {110}
+    assert {p.ssrc for p in packets} == {viewer.answer["audio_ssrc"]}
+    # Each packet is one 20 ms Opus frame (TOC code 0), and its RTP time counts 20 ms of samples.
+    assert {(opus_frame_ms(p.payload[0]), p.payload[0] & 3) for p in packets} == {(20, 0)}
+    steps = [(b.timestamp - a.timestamp) % 2**32 for a, b in itertools.pairwise(packets)
+             if b.sequence == (a.sequence + 1) % 2**16]
     print(f"\nOpus at {rate.name}: RTP timestamp steps {sorted(set(steps))} over {len(steps)} packets")
     assert len(steps) >= 20
     assert set(steps) == {per_packet}

@@ -316,9 +316,14 @@ def test_argv_transcodes_to_the_selection() -> None:
     assert "srtp://127.0.0.1:5000?rtcpport=5000&pkt_size=1378" in argv
     audio_at = argv.index("-map", argv.index("-map") + 1)
     assert argv[audio_at + 1] == "0:a:0"
-    assert (_after(argv, "-c:a"), _after(argv, "-ar"), _after(argv, "-frame_duration"), _after(argv, "-ssrc", audio_at),
-            _after(argv, "-srtp_out_params", audio_at)) == ("libopus", "16000", "30", "5678", "QVVE")
-    assert argv[-1] == "srtp://127.0.0.1:5002?rtcpport=5002&pkt_size=188"
+    assert (_after(argv, "-c:a"), _after(argv, "-ar"), _after(argv, "-frame_duration")) == ("libopus", "16000", "30")
+    # Opus goes through a one-slave tee whose setts relabels the encoder's 1/16000 timestamps as
+    # the RTP muxer's 1/48000 (RTP time counts samples; ffmpeg still paces by real time).
+    assert _after(argv, "-f", audio_at) == "tee"
+    assert argv[-1] == ("[f=rtp:payload_type=110:ssrc=5678:bsfs/a=setts=time_base=1/48000"
+                        ":srtp_out_suite=AES_CM_128_HMAC_SHA1_80:srtp_out_params=QVVE]"
+                        "srtp://127.0.0.1:5002?rtcpport=5002&pkt_size=188")
+    assert "setts" not in " ".join(argv[:audio_at])
 
 
 def test_argv_copies_and_can_be_video_only_and_ipv6() -> None:
@@ -329,6 +334,16 @@ def test_argv_copies_and_can_be_video_only_and_ipv6() -> None:
     assert (_after(argv, "-c:v"), _after(argv, "-bsf:v")) == ("copy", "dump_extra=freq=keyframe")
     assert "-vf" not in argv and "-c:a" not in argv
     assert argv[-1] == "srtp://[::1]:5000?rtcpport=5000&pkt_size=1378"
+
+
+def test_argv_audio_over_ipv6_and_plain_rtp() -> None:
+    spec = _spec()
+    audio = LiveAudio(port=5002, ssrc=5678, sample_rate_hz=24000)
+    spec = LiveStreamSpec(inputs=spec.inputs, address="::1", video=spec.video, audio=audio, audio_map="0:a:0")
+    argv = build_live_argv(spec)
+    assert _after(argv, "-ar") == "24000"
+    assert argv[-2:] == ["tee", "[f=rtp:payload_type=110:ssrc=5678:bsfs/a=setts=time_base=1/48000]"
+                                "rtp://[::1]:5002?rtcpport=5002&pkt_size=188"]
 
 
 def test_copy_filter_per_source() -> None:

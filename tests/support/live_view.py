@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -44,6 +45,7 @@ from sidecar import tlv8
 from sidecar.camera import Camera, CameraSpec
 from sidecar.tlv8 import uint_le
 from tests.support.hap_client import PIN, aio_pair
+from tests.support.srtp import SrtpReceiver, SrtpSession
 
 KEY, SALT = bytes(range(100, 116)), bytes(range(200, 214))  # the controller's SRTP key and salt
 SID = bytes(range(16))
@@ -234,3 +236,22 @@ class StatusEvents:
         await asyncio.wait_for(self.changed.wait(), 5)
         self.changed.clear()
         return self.values[-1]
+
+
+@contextlib.asynccontextmanager
+async def srtp_ports(viewer: Viewer) -> AsyncIterator[tuple[SrtpReceiver, SrtpReceiver]]:
+    """The controller's video and audio UDP ports, decrypting with the keys of our read-back."""
+    loop = asyncio.get_running_loop()
+    transports: list[asyncio.BaseTransport] = []
+    receivers: list[SrtpReceiver] = []
+    try:
+        for port, key in ((viewer.video_port, viewer.answer["video_key"]),
+                          (viewer.audio_port, viewer.answer["audio_key"])):
+            transport, receiver = await loop.create_datagram_endpoint(
+                lambda key=key: SrtpReceiver(SrtpSession(key)), local_addr=("127.0.0.1", port))
+            transports.append(transport)
+            receivers.append(receiver)
+        yield receivers[0], receivers[1]
+    finally:
+        for transport in transports:
+            transport.close()
