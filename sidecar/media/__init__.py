@@ -18,7 +18,7 @@ from .fmp4 import (
     VideoTrack,
 )
 from .keyframes import GopVerdict, KeyframeMonitor, StreamMeasurement
-from .live_stream import LiveAudio, LiveStreamProcess, LiveStreamSpec, LiveVideo, build_live_argv, copy_bsf_for
+from .live_view_process import LiveAudio, LiveStreamProcess, LiveStreamSpec, LiveVideo, build_live_argv, copy_bsf_for
 from .pipeline import (
     MediaPipeline,
     PipelineConfig,
