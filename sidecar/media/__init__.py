@@ -19,14 +19,8 @@ from .fmp4 import (
 )
 from .keyframes import GopVerdict, KeyframeMonitor, StreamMeasurement
 from .live_view_process import LiveAudio, LiveStreamProcess, LiveStreamSpec, LiveVideo, build_live_argv, copy_bsf_for
-from .pipeline import (
-    MediaPipeline,
-    PipelineConfig,
-    PipelineEvent,
-    PipelineState,
-    PipelineStatus,
-    ReconfigureResult,
-)
+from .pipeline import MediaPipeline, PipelineEvent, PipelineState, PipelineStatus
+from .pipeline_config import PipelineConfig
 from .prebuffer import (
     Prebuffer,
     PrebufferNotReady,
@@ -44,6 +38,7 @@ from .runner import EndKind, FfmpegRun, RunResult, argv_of, run_to_completion
 from .settings import H264Level, H264Profile, RecordingSettings
 from .sources import InputSpec, Source, SourceKind, parse_source
 from .stderr import Cause, CauseKind, StderrTail, cause_in_words
+from .stream_policy import Notice, ReconfigureResult, Restart, RestartCause, StreamPolicy
 
 __all__ = [
     "BUILTIN_PROFILE_DIR",
@@ -72,6 +67,7 @@ __all__ = [
     "LiveSubscription",
     "LiveVideo",
     "MediaPipeline",
+    "Notice",
     "PipelineConfig",
     "PipelineEvent",
     "PipelineState",
@@ -85,6 +81,8 @@ __all__ = [
     "ReconfigureResult",
     "RecordingSettings",
     "Recovery",
+    "Restart",
+    "RestartCause",
     "RestartSchedule",
     "RunEnd",
     "RunResult",
@@ -94,6 +92,7 @@ __all__ = [
     "StderrTail",
     "StoredFragment",
     "StreamMeasurement",
+    "StreamPolicy",
     "Subscription",
     "SubscriptionClosed",
     "SubscriptionEnd",

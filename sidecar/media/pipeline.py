@@ -29,15 +29,14 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import partial
 
 from ..redact import redact
-from .command import AudioMode, FfmpegCommand, build_command
 from .fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
-from .frames import DetectOutput, FrameCallback, FramePipe, GrayFrame
-from .keyframes import GopVerdict, KeyframeMonitor
+from .frames import FrameCallback, FramePipe, GrayFrame
+from .pipeline_config import PipelineConfig
 from .prebuffer import Prebuffer, PrebufferSnapshot, SubscriptionEnd
 from .prebuffer_subscription import LiveSubscription
 from .probe import SourceProbe, probe_from_init, probe_source
@@ -45,16 +44,14 @@ from .profiles import Profile, load_profiles
 from .restart import RestartSchedule, RunEnd
 from .runner import EndKind, FfmpegRun, RunResult
 from .settings import RecordingSettings
-from .sources import Source
 from .stderr import Cause, CauseKind, seconds
+from .stream_policy import Action, ReconfigureResult, Restart, StreamPolicy
 
 __all__ = [
     "MediaPipeline",
-    "PipelineConfig",
     "PipelineEvent",
     "PipelineState",
     "PipelineStatus",
-    "ReconfigureResult",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,49 +65,6 @@ class PipelineState(enum.Enum):
     RUNNING = "running"  # init segment received, fragments flowing
     BACKOFF = "backoff"  # ffmpeg exited; waiting before the next start
     STOPPING = "stopping"
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineConfig:
-    """Everything one camera's pipeline needs. Timing fields are seconds.
-
-    Attributes:
-        profile: name of the encoding profile (``copy``, ``libx264``, a hardware or user one).
-        transcode_fallback: in copy mode, switch to ``fallback_profile`` when the camera's
-            fragments exceed 4 s (the warning is logged either way).
-        merge_short_gops: in copy mode, merge 1-2 s GOPs into ~4 s fragments with
-            ``-min_frag_duration`` (one extra restart once the GOP has been measured).
-        backoff_initial_s, backoff_max_s, backoff_jitter: the restart schedule (restart.py).
-        reachability_poll_s: while the camera refuses connections, try a TCP connect this often
-            and restart at once when it accepts (0 disables).
-        silence_timeout_s: kill ffmpeg when no keyframe (fragment) came for this long...
-        startup_timeout_s: ...or, before the first output of a run, this long.
-        stop_timeout_s: SIGTERM grace before SIGKILL.
-    """
-
-    source: Source
-    profile: str = "copy"
-    settings: RecordingSettings = field(default_factory=RecordingSettings)
-    name: str = "camera"
-    fallback_profile: str = "libx264"
-    transcode_fallback: bool = False
-    merge_short_gops: bool = True
-    ffmpeg_bin: str = "ffmpeg"
-    profiles: Mapping[str, Profile] | None = None  # None: load_profiles()
-    backoff_initial_s: float = 1.0
-    backoff_max_s: float = 60.0
-    backoff_jitter: float = 0.2
-    reachability_poll_s: float = 2.0
-    silence_timeout_s: float = 10.0
-    startup_timeout_s: float = 20.0
-    stop_timeout_s: float = 3.0
-    prebuffer_capacity_s: float = 12.0
-    prebuffer_max_bytes: int = 32 * 1024 * 1024
-    stderr_burst: int = 10  # stderr lines logged at once before rate limiting...
-    stderr_refill_s: float = 6.0  # ...then one more line per this many seconds
-    #: A second output with small gray frames for the motion detector (media/frames.py),
-    #: handed to :attr:`MediaPipeline.on_frame`. The recording output is unchanged by it.
-    detect: DetectOutput | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,15 +102,6 @@ class PipelineStatus:
     ignored_settings: tuple[str, ...]
     argv: tuple[str, ...]  # passwords masked
     next_start_in_s: float | None = None  # while backing off: when ffmpeg starts again
-
-
-@dataclass(frozen=True, slots=True)
-class ReconfigureResult:
-    """What :meth:`MediaPipeline.reconfigure` did."""
-
-    restarted: bool
-    ignored: tuple[str, ...]  # settings the profile cannot honour (copy: the camera's own)
-    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,19 +186,11 @@ class MediaPipeline:
         self.config = config
         self._clock = clock
         self.on_event = on_event
-        self._profiles = dict(config.profiles) if config.profiles is not None else load_profiles()
-        if config.profile not in self._profiles:
-            raise KeyError(f"unknown ffmpeg profile {config.profile!r} (have {sorted(self._profiles)})")
-        self._profile_name = config.profile
-        if self._profiles[config.profile].is_copy and config.source.must_encode:
+        self._policy = StreamPolicy(config, dict(config.profiles) if config.profiles is not None else load_profiles())
+        if self._policy.profile_name != config.profile:
             log.info("%s: the %s source must be encoded; using %s", config.name, config.source.describe(),
-                     config.fallback_profile)
-            self._profile_name = config.fallback_profile
-        self._settings = config.settings
-        self._source_has_audio: bool | None = config.source.known_audio
-        self._min_frag_us: int | None = None
+                     self._policy.profile_name)
         self.prebuffer = Prebuffer(capacity_s=config.prebuffer_capacity_s, max_bytes=config.prebuffer_max_bytes)
-        self._monitor = KeyframeMonitor()
         self._schedule = RestartSchedule(config.backoff_initial_s, config.backoff_max_s, config.backoff_jitter)
         self._stderr = _StderrLog(config.name, config.stderr_burst, config.stderr_refill_s, clock)
         self._task: asyncio.Task[None] | None = None
@@ -266,16 +203,12 @@ class MediaPipeline:
         self._changed = asyncio.Event()
         self._restart_reason: str | None = None  # a planned restart (reconfigure, audio, fallback)
         self._run: FfmpegRun | None = None
-        self._command: FfmpegCommand | None = None
         self._run_started: float | None = None
         self._run_fragments = 0
-        self._silent_audio_fragments = 0
         self._restarts = 0
         self._runs = 0
         self._last_error: str | None = None
         self._last_exit: int | None = None
-        self._warning: str | None = None
-        self._warned_verdict: GopVerdict | None = None
         self._probe: SourceProbe | None = None
         self._bytes_in = 0
         self._fragments = 0
@@ -294,11 +227,11 @@ class MediaPipeline:
     @property
     def profile(self) -> Profile:
         """The profile in use (it changes on a transcode fallback)."""
-        return self._profiles[self._profile_name]
+        return self._policy.profile
 
     @property
     def settings(self) -> RecordingSettings:
-        return self._settings
+        return self._policy.settings
 
     @property
     def restarts(self) -> int:
@@ -364,24 +297,11 @@ class MediaPipeline:
         the camera's video: only audio on/off (and the audio format) can change, and the
         result says which settings were ignored.
         """
-        old = self._build_command(self._settings)
-        new = self._build_command(settings)
-        self._settings = settings
-        ignored = new.ignored
-        if self.profile.is_copy:
-            note = (
-                f"copy mode keeps the camera's stream (ignoring {', '.join(ignored)}); "
-                "set resolution, frame rate and bitrate on the camera itself"
-            )
-            log.info("%s: %s", self.config.name, note)
-        else:
-            note = f"{self.profile.name} encodes {settings.width}x{settings.height}@{settings.fps} " \
-                   f"{settings.bitrate_kbps} kbps {settings.profile} {settings.level}"
-        if old.argv == new.argv:
-            return ReconfigureResult(False, ignored, f"no change needed; {note}")
-        if self._task is not None and not self._task.done():
+        result, actions = self._policy.reconfigure(settings)
+        self._act(actions)
+        if result.restarted and self._task is not None and not self._task.done():
             self._request_restart("reconfigured")
-        return ReconfigureResult(True, ignored, f"restarting ffmpeg; {note}")
+        return result
 
     def fragments_since(self, ms: int) -> PrebufferSnapshot | None:
         """Init + fragments covering the last ``ms`` ms, from a keyframe (see :class:`Prebuffer`)."""
@@ -434,11 +354,11 @@ class MediaPipeline:
         return self._probe
 
     def status(self) -> PipelineStatus:
-        m = self._monitor.measurement
+        m = self._policy.monitor.measurement
         init = self.prebuffer.init
         video = init.video if init is not None else None
         now = self._clock()
-        command = self._command
+        command = self._policy.command
         return PipelineStatus(
             name=self.config.name,
             state=self._state,
@@ -448,7 +368,7 @@ class MediaPipeline:
             restarts=self._restarts,
             last_error=self._last_error,
             last_exit_code=self._last_exit,
-            profile=self._profile_name,
+            profile=self._policy.profile_name,
             audio=command.audio.value if command is not None else "unknown",
             source=self.config.source.describe(),
             uptime_s=(now - self._run_started) if self._run_started is not None and self.pid else None,
@@ -461,9 +381,9 @@ class MediaPipeline:
             codec=video.codec_string if video else None,
             h264_profile=video.profile_name if video and video.profile_idc else None,
             h264_level=video.level if video and video.level_idc else None,
-            has_audio=self._source_has_audio,
-            gop_verdict=self._monitor.verdict.value,
-            warning=self._warning,
+            has_audio=self._policy.source_has_audio,
+            gop_verdict=self._policy.monitor.verdict.value,
+            warning=self._policy.warning,
             prebuffer_s=self.prebuffer.duration_s,
             prebuffer_bytes=self.prebuffer.bytes,
             fragments=self._fragments,
@@ -474,21 +394,6 @@ class MediaPipeline:
         )
 
     # -- internals -----------------------------------------------------------------------------
-
-    def _build_command(self, settings: RecordingSettings, detect_target: str = "pipe:detect") -> FfmpegCommand:
-        """The argv for ``settings``; ``detect_target`` is the run's detector pipe (the default
-        placeholder keeps argv comparable across runs, whose pipe numbers differ)."""
-        profile = self._profiles[self._profile_name]
-        return build_command(
-            self.config.source,
-            profile,
-            settings,
-            source_has_audio=self._source_has_audio,
-            min_frag_duration_us=self._min_frag_us if profile.is_copy else None,
-            ffmpeg_bin=self.config.ffmpeg_bin,
-            detect=self.config.detect,
-            detect_target=detect_target,
-        )
 
     def _on_detect_frame(self, frame: GrayFrame, now: float) -> None:
         if self.on_frame is not None:
@@ -612,8 +517,7 @@ class MediaPipeline:
         """One ffmpeg run, from spawn to reaping."""
         cfg = self.config
         frames = FramePipe(self._on_detect_frame, name=cfg.name, clock=self._clock) if cfg.detect is not None else None
-        command = self._build_command(self._settings, frames.target if frames is not None else "pipe:detect")
-        self._command = command
+        command = self._policy.start_run(frames.target) if frames is not None else self._policy.start_run()
         if self._runs:
             self._restarts += 1
         self._runs += 1
@@ -622,7 +526,6 @@ class MediaPipeline:
         started = self._clock()
         self._run_started = started
         self._run_fragments = 0
-        self._silent_audio_fragments = 0
         quiet = self._schedule.in_outage  # one line per outage: the attempts are debug
         log.log(logging.DEBUG if quiet else logging.INFO, "%s: starting ffmpeg (%s, audio %s): %s", cfg.name,
                 command.profile.name, command.audio.value, redact(" ".join(command.argv)))
@@ -682,25 +585,12 @@ class MediaPipeline:
 
     def _on_init(self, init: InitSegment, now: float) -> None:
         generation = self.prebuffer.start_generation(init, now)
-        self._monitor.reset(init)
-        command = self._command
-        if command is not None and command.audio is AudioMode.SOURCE and self._source_has_audio is None:
-            self._source_has_audio = init.has_audio
-        if command is not None and command.audio is AudioMode.SOURCE and not init.has_audio and self._settings.audio:
-            self._source_has_audio = False
-            log.info("%s: the source has no audio; restarting with a silent track", self.config.name)
-            self._request_restart("source has no audio: adding a silent track")
+        copy = self.profile.is_copy  # before the policy may fall back to transcoding
+        actions = self._policy.on_init(init)
+        if copy:
+            self._probe = probe_from_init(init, has_audio=self._policy.source_has_audio)
+        self._act(actions)
         video = init.video
-        if self.profile.is_copy:
-            self._probe = probe_from_init(init, has_audio=self._source_has_audio)
-            if video is None or video.codec not in ("avc1", "avc3"):
-                codec = video.codec if video is not None else "no video"
-                self._warning = (f"the camera sends {codec}, but HomeKit records H.264 only: set the camera "
-                                 "to H.264 or use a transcoding profile")
-                log.warning("%s: %s", self.config.name, self._warning)
-                if self.config.transcode_fallback and self.config.fallback_profile in self._profiles:
-                    self._profile_name = self.config.fallback_profile
-                    self._request_restart(f"copy mode unusable ({codec}): transcoding")
         log.info("%s: generation %d: %s %sx%s, audio %s", self.config.name, generation,
                  video.codec_string if video else "no video", video.width if video else "?",
                  video.height if video else "?", "yes" if init.has_audio else "no")
@@ -713,14 +603,11 @@ class MediaPipeline:
         if self._run_fragments == 1:
             self._media_flows(now)
         self.prebuffer.push(fragment, now)
-        self._monitor.observe(fragment)
-        init = self.prebuffer.init
-        self._check_audio(fragment, init)
-        if self.profile.is_copy:
-            self._check_gop()
-            if self._probe is not None and init is not None:
-                m = self._monitor.measurement
-                self._probe = replace(self._probe, fps=m.fps, keyframe_interval_s=m.keyframe_interval_s)
+        copy = self.profile.is_copy  # before the policy may fall back to transcoding
+        self._act(self._policy.on_fragment(fragment))
+        if copy and self._probe is not None and self.prebuffer.init is not None:
+            m = self._policy.monitor.measurement
+            self._probe = replace(self._probe, fps=m.fps, keyframe_interval_s=m.keyframe_interval_s)
         self._notify()
 
     def _media_flows(self, now: float) -> None:
@@ -731,42 +618,10 @@ class MediaPipeline:
                      seconds(recovery.outage_s), recovery.attempts)
         self._emit(PipelineEvent("running"))
 
-    def _check_audio(self, fragment: Fragment, init: InitSegment | None) -> None:
-        """A camera that announces audio but never sends any would leave an empty audio track
-        (docs/field-lessons.md #6): after three fragments without audio samples, switch to a silent track."""
-        command = self._command
-        if init is None or init.audio is None or command is None or command.audio is not AudioMode.SOURCE:
-            return
-        track = fragment.track(init.audio.track_id)
-        if track is not None and track.sample_count > 0:
-            self._silent_audio_fragments = 0
-            return
-        self._silent_audio_fragments += 1
-        if self._silent_audio_fragments >= 3 and self._source_has_audio is not False:
-            self._source_has_audio = False
-            log.warning("%s: the source announces audio but sends none; using a silent track",
-                        self.config.name)
-            self._request_restart("source sends no audio: adding a silent track")
-
-    def _check_gop(self) -> None:
-        verdict = self._monitor.verdict
-        if verdict in (GopVerdict.TOO_LONG, GopVerdict.NOT_KEYFRAME_ALIGNED):
-            advice = self._monitor.advice()
-            self._warning = advice
-            if self._warned_verdict is not verdict:
-                self._warned_verdict = verdict
-                log.warning("%s: %s", self.config.name, advice)
-            if self.config.transcode_fallback and self.config.fallback_profile in self._profiles:
-                log.warning("%s: falling back to the %s profile", self.config.name, self.config.fallback_profile)
-                self._profile_name = self.config.fallback_profile
-                self._request_restart(f"copy mode unusable ({verdict.value}): transcoding")
-        elif verdict is GopVerdict.SHORT and self.config.merge_short_gops and self._min_frag_us is None:
-            suggestion = self._monitor.suggested_min_frag_duration_us()
-            if suggestion:
-                m = self._monitor.measurement
-                log.info("%s: camera keyframes every %.2f s; merging them into ~4 s fragments "
-                         "(-min_frag_duration %d)", self.config.name, m.keyframe_interval_s or 0, suggestion)
-                self._min_frag_us = suggestion
-                self._request_restart("merging short GOPs into 4 s fragments")
-        elif verdict is GopVerdict.OK:
-            self._warning = None
+    def _act(self, actions: list[Action]) -> None:
+        """Carry out what the stream policy answered: log its notices, ask for its restarts."""
+        for action in actions:
+            if isinstance(action, Restart):
+                self._request_restart(action.reason)
+            else:
+                log.log(logging.WARNING if action.warning else logging.INFO, "%s: %s", self.config.name, action.text)

@@ -1,0 +1,236 @@
+"""Which ffmpeg command a camera needs, judged from what ffmpeg produces: a sans-IO core.
+
+The pipeline (:mod:`.pipeline`) runs ffmpeg and feeds this object what each run produced: the
+init segment, then every fragment. It answers with actions, in the order they apply:
+:class:`Notice` (words for the user's log) and :class:`Restart` (run ffmpeg again; the action
+carries the command the next run will use, and says which rule asked for it, so a rule about
+restarts the sidecar makes on its own has one place to look). The rules:
+
+* A source with no H.264 to copy (the demo pattern) never runs the copy profile.
+* Audio: recording audio is on but the source has no audio track, or announces one and sends no
+  samples for three fragments in a row: run again with a silent track, because an audio track
+  without samples spoils the recording (docs/field-lessons.md #6).
+* Copy mode, video that is not H.264, or fragments longer than 4 s or not starting on a
+  keyframe: say what to change on the camera; with ``transcode_fallback``, switch to the
+  fallback profile (docs/media.md §Copy mode: what the camera must do).
+* Copy mode, keyframes every 1-2 s: merge them into ~4 s fragments with ``-min_frag_duration``
+  (once, after the measuring run; docs/field-lessons.md #5).
+
+No clock: every rule counts fragments or reads the stream's own timestamps
+(:class:`~.keyframes.KeyframeMonitor`), so the tests feed synthetic init segments and fragments.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .command import AudioMode, FfmpegCommand, build_command
+from .fmp4 import Fragment, InitSegment
+from .keyframes import GopVerdict, KeyframeMonitor
+from .pipeline_config import PipelineConfig
+from .profiles import Profile
+from .settings import RecordingSettings
+
+__all__ = ["Action", "Notice", "ReconfigureResult", "Restart", "RestartCause", "StreamPolicy"]
+
+#: Fragments in a row without audio samples before the source counts as sending no audio.
+SILENT_FRAGMENTS = 3
+#: The detector pipe in argv built between runs (each run's real pipe number differs).
+DETECT_PLACEHOLDER = "pipe:detect"
+
+
+class RestartCause(enum.Enum):
+    """The rule that asked for another ffmpeg run."""
+
+    SILENT_AUDIO = "silent-audio"  # the source has no audio, or sends none: a silent track
+    TRANSCODE = "transcode"  # copy mode cannot serve HomeKit: the fallback profile
+    MERGE_GOPS = "merge-gops"  # short GOPs: longer fragments with -min_frag_duration
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """Run ffmpeg again with ``command`` (its detector pipe a placeholder until the run starts)."""
+
+    cause: RestartCause
+    reason: str  # in words, for the log
+    command: FfmpegCommand
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the user should read in the log."""
+
+    text: str
+    warning: bool = False  # else information
+
+
+Action = Notice | Restart
+
+
+@dataclass(frozen=True, slots=True)
+class ReconfigureResult:
+    """What :meth:`MediaPipeline.reconfigure <sidecar.media.pipeline.MediaPipeline.reconfigure>` did."""
+
+    restarted: bool
+    ignored: tuple[str, ...]  # settings the profile cannot honour (copy: the camera's own)
+    message: str
+
+
+class StreamPolicy:
+    """The command for the next run, and the rules that change it (see the module doc).
+
+    Args:
+        config: the camera's pipeline configuration.
+        profiles: the encoding profiles by name (loaded by the caller).
+
+    Raises:
+        KeyError: ``config.profile`` is not among ``profiles``.
+    """
+
+    def __init__(self, config: PipelineConfig, profiles: Mapping[str, Profile]) -> None:
+        if config.profile not in profiles:
+            raise KeyError(f"unknown ffmpeg profile {config.profile!r} (have {sorted(profiles)})")
+        self.config = config
+        self._profiles = profiles
+        self.profile_name = config.profile
+        if profiles[config.profile].is_copy and config.source.must_encode:
+            self.profile_name = config.fallback_profile
+        self.settings = config.settings
+        self.source_has_audio: bool | None = config.source.known_audio
+        self.min_frag_us: int | None = None
+        self.monitor = KeyframeMonitor()
+        self.warning: str | None = None  # what the user should change, while it applies
+        self.command: FfmpegCommand | None = None  # the current run's
+        self._init: InitSegment | None = None  # the current run's
+        self._silent_fragments = 0
+        self._warned_verdict: GopVerdict | None = None
+
+    @property
+    def profile(self) -> Profile:
+        """The profile in use (it changes on a transcode fallback)."""
+        return self._profiles[self.profile_name]
+
+    def build(self, settings: RecordingSettings, detect_target: str = DETECT_PLACEHOLDER) -> FfmpegCommand:
+        """The argv for ``settings`` as things stand; ``detect_target`` is the run's detector pipe
+        (the default placeholder keeps argv comparable across runs)."""
+        profile = self.profile
+        return build_command(
+            self.config.source,
+            profile,
+            settings,
+            source_has_audio=self.source_has_audio,
+            min_frag_duration_us=self.min_frag_us if profile.is_copy else None,
+            ffmpeg_bin=self.config.ffmpeg_bin,
+            detect=self.config.detect,
+            detect_target=detect_target,
+        )
+
+    def start_run(self, detect_target: str = DETECT_PLACEHOLDER) -> FfmpegCommand:
+        """A run begins: its command, which the rules of this run judge against."""
+        self.command = self.build(self.settings, detect_target)
+        self._init = None
+        self._silent_fragments = 0
+        return self.command
+
+    def reconfigure(self, settings: RecordingSettings) -> tuple[ReconfigureResult, list[Action]]:
+        """The hub selected ``settings``: restart only if the command line changes. A copy profile
+        keeps the camera's video, so only audio on/off (and its format) can change."""
+        old, new = self.build(self.settings), self.build(settings)
+        self.settings = settings
+        actions: list[Action] = []
+        if self.profile.is_copy:
+            note = (
+                f"copy mode keeps the camera's stream (ignoring {', '.join(new.ignored)}); "
+                "set resolution, frame rate and bitrate on the camera itself"
+            )
+            actions.append(Notice(note))
+        else:
+            note = f"{self.profile.name} encodes {settings.width}x{settings.height}@{settings.fps} " \
+                   f"{settings.bitrate_kbps} kbps {settings.profile} {settings.level}"
+        if old.argv == new.argv:
+            return ReconfigureResult(False, new.ignored, f"no change needed; {note}"), actions
+        return ReconfigureResult(True, new.ignored, f"restarting ffmpeg; {note}"), actions
+
+    # -- what ffmpeg produced ------------------------------------------------------------------
+
+    def on_init(self, init: InitSegment) -> list[Action]:
+        """The run's init segment: audio present or not, and in copy mode, the camera's codec."""
+        self._init = init
+        self.monitor.reset(init)
+        actions: list[Action] = []
+        if self.command is not None and self.command.audio is AudioMode.SOURCE:
+            if self.source_has_audio is None:
+                self.source_has_audio = init.has_audio
+            if not init.has_audio and self.settings.audio:
+                self.source_has_audio = False
+                actions.append(Notice("the source has no audio; restarting with a silent track"))
+                actions.append(self._restart(RestartCause.SILENT_AUDIO, "source has no audio: adding a silent track"))
+        video = init.video
+        if self.profile.is_copy and (video is None or video.codec not in ("avc1", "avc3")):
+            codec = video.codec if video is not None else "no video"
+            self.warning = (f"the camera sends {codec}, but HomeKit records H.264 only: set the camera "
+                            "to H.264 or use a transcoding profile")
+            actions.append(Notice(self.warning, warning=True))
+            if self._can_fall_back():
+                self.profile_name = self.config.fallback_profile
+                actions.append(self._restart(RestartCause.TRANSCODE, f"copy mode unusable ({codec}): transcoding"))
+        return actions
+
+    def on_fragment(self, fragment: Fragment) -> list[Action]:
+        """One fragment of the run: its audio samples, and in copy mode, the measured GOP."""
+        self.monitor.observe(fragment)
+        actions = self._check_audio(fragment)
+        if self.profile.is_copy:
+            actions += self._check_gop()
+        return actions
+
+    # -- the rules -----------------------------------------------------------------------------
+
+    def _restart(self, cause: RestartCause, reason: str) -> Restart:
+        return Restart(cause, reason, self.build(self.settings))
+
+    def _can_fall_back(self) -> bool:
+        return self.config.transcode_fallback and self.config.fallback_profile in self._profiles
+
+    def _check_audio(self, fragment: Fragment) -> list[Action]:
+        """A source that announces audio but sends none would leave an empty audio track."""
+        init, command = self._init, self.command
+        if init is None or init.audio is None or command is None or command.audio is not AudioMode.SOURCE:
+            return []
+        track = fragment.track(init.audio.track_id)
+        if track is not None and track.sample_count > 0:
+            self._silent_fragments = 0
+            return []
+        self._silent_fragments += 1
+        if self._silent_fragments < SILENT_FRAGMENTS or self.source_has_audio is False:
+            return []
+        self.source_has_audio = False
+        return [Notice("the source announces audio but sends none; using a silent track", warning=True),
+                self._restart(RestartCause.SILENT_AUDIO, "source sends no audio: adding a silent track")]
+
+    def _check_gop(self) -> list[Action]:
+        verdict = self.monitor.verdict
+        actions: list[Action] = []
+        if verdict in (GopVerdict.TOO_LONG, GopVerdict.NOT_KEYFRAME_ALIGNED):
+            self.warning = self.monitor.advice()
+            if self._warned_verdict is not verdict and self.warning is not None:
+                self._warned_verdict = verdict
+                actions.append(Notice(self.warning, warning=True))
+            if self._can_fall_back():
+                actions.append(Notice(f"falling back to the {self.config.fallback_profile} profile", warning=True))
+                self.profile_name = self.config.fallback_profile
+                reason = f"copy mode unusable ({verdict.value}): transcoding"
+                actions.append(self._restart(RestartCause.TRANSCODE, reason))
+        elif verdict is GopVerdict.SHORT and self.config.merge_short_gops and self.min_frag_us is None:
+            suggestion = self.monitor.suggested_min_frag_duration_us()
+            if suggestion:
+                interval = self.monitor.measurement.keyframe_interval_s or 0
+                actions.append(Notice(f"camera keyframes every {interval:.2f} s; merging them into ~4 s fragments "
+                                      f"(-min_frag_duration {suggestion})"))
+                self.min_frag_us = suggestion
+                actions.append(self._restart(RestartCause.MERGE_GOPS, "merging short GOPs into 4 s fragments"))
+        elif verdict is GopVerdict.OK:
+            self.warning = None
+        return actions
