@@ -52,7 +52,7 @@ async def test_opus_rtp_timestamps_at_the_selected_rate(rig: Rig, rate: SampleRa
         raw = selected(viewer.session, Cmd.START_SESSION, sample_rate=rate)
         result = await rig.pairing.put_characteristics([(1, rig.ids[SELECTED], base64.b64encode(raw).decode())])
         assert not result
-        await wait_until(lambda: len(audio.packets) >= 30, 20, "30 Opus packets")
+        await audio.wait_for_count(30, timeout=20)
         packets = list(audio.packets)
         assert audio.rejected == 0  # each one authenticated and decrypted with our read-back's key
     assert {p.payload_type for p in packets} == {110}

@@ -72,16 +72,27 @@ class SrtpSession:
             return max(0, self._roc - 1), seq
         return self._roc, seq
 
+    def _keystream_iv(self, ssrc: int, roc: int, seq: int) -> bytes:
+        return ((self._salt << 16) ^ (ssrc << 64) ^ (((roc << 16) | seq) << 16)).to_bytes(16, "big")
+
+    def protect(self, header: bytes, payload: bytes, roc: int = 0) -> bytes:
+        """The SRTP packet a sender with this key makes of an RTP header and payload."""
+        seq, _, ssrc = struct.unpack_from("!HII", header, 2)
+        body = header + _aes_cm(self._enc, self._keystream_iv(ssrc, roc, seq), payload)
+        return body + hmac.new(self._auth, body + roc.to_bytes(4, "big"), hashlib.sha1).digest()[:TAG_LEN]
+
     def unprotect(self, data: bytes, arrival: float) -> RtpPacket:
         """Check the tag and decrypt; raises ``ValueError`` for anything that is not ours."""
         if len(data) < 12 + TAG_LEN or data[0] >> 6 != 2:
             raise ValueError("not an SRTP packet")
         csrc = data[0] & 0x0F
         header_len = 12 + 4 * csrc
-        if data[0] & 0x10:  # header extension
-            (words,) = struct.unpack_from("!H", data, header_len + 2)
-            header_len += 4 + 4 * words
         body, tag = data[:-TAG_LEN], data[-TAG_LEN:]
+        if data[0] & 0x10 and header_len + 4 <= len(body):  # header extension
+            (words,) = struct.unpack_from("!H", body, header_len + 2)
+            header_len += 4 + 4 * words
+        if header_len > len(body):
+            raise ValueError("RTP header longer than the packet")
         seq, ts, ssrc = struct.unpack_from("!HII", data, 2)
         roc, _ = self._index(seq)
         expected = hmac.new(self._auth, body + roc.to_bytes(4, "big"), hashlib.sha1).digest()[:TAG_LEN]
@@ -89,9 +100,7 @@ class SrtpSession:
             raise ValueError("SRTP authentication failed")
         if self._last_seq is None or roc > self._roc or (roc == self._roc and seq > self._last_seq):
             self._roc, self._last_seq = roc, seq
-        index = (roc << 16) | seq
-        iv = (self._salt << 16) ^ (ssrc << 64) ^ (index << 16)
-        payload = _aes_cm(self._enc, iv.to_bytes(16, "big"), body[header_len:])
+        payload = _aes_cm(self._enc, self._keystream_iv(ssrc, roc, seq), body[header_len:])
         return RtpPacket(arrival, data[1] & 0x7F, bool(data[1] & 0x80), seq, ts, ssrc, payload)
 
 
@@ -120,6 +129,13 @@ class SrtpReceiver(asyncio.DatagramProtocol):
     def span(self) -> float:
         """Seconds between the first and the last packet kept."""
         return self.packets[-1].arrival - self.packets[0].arrival if self.packets else 0.0
+
+    async def wait_for_count(self, count: int, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until ``count`` packets are kept."""
+        async with asyncio.timeout(timeout):
+            while len(self.packets) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
 
     async def wait_for_span(self, seconds: float, timeout: float) -> None:
         """Wait (at most ``timeout`` s) until the packets kept span ``seconds``."""
