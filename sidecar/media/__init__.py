@@ -6,17 +6,8 @@ Knows nothing of HAP or HDS (docs/architecture.md). The camera layer uses :class
 """
 
 from .command import MOVFLAGS, AudioMode, FfmpegCommand, build_command
-from .fmp4 import (
-    AudioTrack,
-    Fmp4Error,
-    Fmp4Event,
-    Fmp4Reader,
-    Fragment,
-    InitSegment,
-    TrackFragment,
-    TrackInfo,
-    VideoTrack,
-)
+from .fmp4 import Fmp4Reader
+from .fmp4_boxes import Fmp4Error
 from .keyframes import GopVerdict, KeyframeMonitor, StreamMeasurement
 from .live_view_process import LiveAudio, LiveStreamProcess, LiveStreamSpec, LiveVideo, build_live_argv, copy_bsf_for
 from .pipeline import MediaPipeline, PipelineEvent, PipelineState, PipelineStatus
@@ -35,6 +26,7 @@ from .process import FfmpegNotFound, spawn, terminate_and_reap
 from .profiles import BUILTIN_PROFILE_DIR, Profile, ProfileError, load_profile, load_profiles, profile_dirs
 from .restart import Recovery, RestartSchedule, RunEnd
 from .runner import EndKind, FfmpegRun, RunResult, argv_of, run_to_completion
+from .segments import AudioTrack, Fmp4Event, Fragment, InitSegment, TrackFragment, TrackInfo, VideoTrack
 from .settings import H264Level, H264Profile, RecordingSettings
 from .sources import InputSpec, Source, SourceKind, parse_source
 from .stderr import Cause, CauseKind, StderrTail, cause_in_words

@@ -18,7 +18,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from .fmp4 import Fragment, InitSegment
+from .segments import Fragment, InitSegment
 
 __all__ = ["GopVerdict", "KeyframeMonitor", "StreamMeasurement"]
 

@@ -34,7 +34,8 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 from ..redact import redact
-from .fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
+from .fmp4 import Fmp4Reader
+from .fmp4_boxes import Fmp4Error
 from .frames import FrameCallback, FramePipe, GrayFrame
 from .pipeline_config import PipelineConfig
 from .prebuffer import Prebuffer, PrebufferSnapshot, SubscriptionEnd
@@ -43,6 +44,7 @@ from .probe import SourceProbe, probe_from_init, probe_source
 from .profiles import Profile, load_profiles
 from .restart import RestartSchedule, RunEnd
 from .runner import EndKind, FfmpegRun, RunResult
+from .segments import Fragment, InitSegment
 from .settings import RecordingSettings
 from .stderr import Cause, CauseKind, seconds
 from .stream_policy import Action, ReconfigureResult, Restart, StreamPolicy

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .fmp4 import Fragment, InitSegment
+from .segments import Fragment, InitSegment
 
 __all__ = [
     "Prebuffer",

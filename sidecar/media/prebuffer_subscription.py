@@ -10,8 +10,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from types import TracebackType
 
-from .fmp4 import Fragment, InitSegment
 from .prebuffer import Subscription, SubscriptionEnd
+from .segments import Fragment, InitSegment
 
 __all__ = ["LiveSubscription", "SubscriptionClosed"]
 

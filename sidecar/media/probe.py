@@ -13,8 +13,10 @@ import logging
 from dataclasses import dataclass
 
 from .command import MOVFLAGS
-from .fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
+from .fmp4 import Fmp4Reader
+from .fmp4_boxes import Fmp4Error
 from .runner import FfmpegRun
+from .segments import Fragment, InitSegment
 from .sources import Source, SourceKind
 
 __all__ = ["ProbeError", "SourceProbe", "probe_from_init", "probe_source"]

@@ -27,10 +27,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .command import AudioMode, FfmpegCommand, build_command
-from .fmp4 import Fragment, InitSegment
 from .keyframes import GopVerdict, KeyframeMonitor
 from .pipeline_config import PipelineConfig
 from .profiles import Profile
+from .segments import Fragment, InitSegment
 from .settings import RecordingSettings
 
 __all__ = ["Action", "Notice", "ReconfigureResult", "Restart", "RestartCause", "StreamPolicy"]
