@@ -52,6 +52,7 @@ class Homebridge:
     version: str
     node_major: int
     script: Path  # homebridge's bin/homebridge script
+    child_bridge: bool = False  # run the plugin in a child bridge (its own process and HAP bridge)
 
     def node(self) -> list[str]:
         if self.node_major == 24:
@@ -76,11 +77,13 @@ class Homebridge:
         return {**os.environ, "PATH": f"{node_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
+HOMEBRIDGE_1 = PLUGIN / "node_modules" / "homebridge" / "bin" / "homebridge"  # the plugin's devDependency
+# a separate pinned npm project: Homebridge 2 does not run on Node 20
+HOMEBRIDGE_2 = PLUGIN / "test" / "homebridge-2" / "node_modules" / "homebridge" / "bin" / "homebridge.js"
 HOMEBRIDGES = [
-    # the plugin's devDependency, its API-class tests use it too
-    Homebridge("1.11.4", 20, PLUGIN / "node_modules" / "homebridge" / "bin" / "homebridge"),
-    # a separate pinned npm project: Homebridge 2 does not run on Node 20
-    Homebridge("2.4.0", 24, PLUGIN / "test" / "homebridge-2" / "node_modules" / "homebridge" / "bin" / "homebridge.js"),
+    Homebridge("1.11.4", 20, HOMEBRIDGE_1),
+    Homebridge("2.4.0", 24, HOMEBRIDGE_2),
+    Homebridge("2.4.0", 24, HOMEBRIDGE_2, child_bridge=True),
 ]
 
 
@@ -139,7 +142,8 @@ def test_npm_pack_ships_only_the_plugin(tarball: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("homebridge", HOMEBRIDGES, ids=lambda hb: f"homebridge{hb.version}-node{hb.node_major}")
+@pytest.mark.parametrize("homebridge", HOMEBRIDGES, ids=lambda hb: f"homebridge{hb.version}-node{hb.node_major}"
+                         + ("-child-bridge" if hb.child_bridge else ""))
 def test_real_homebridge_runs_the_packed_plugin(homebridge: Homebridge, tarball: Path, tmp_path: Path) -> None:
     _check_installed(homebridge)
     _check_netns()
@@ -152,7 +156,7 @@ def test_real_homebridge_runs_the_packed_plugin(homebridge: Homebridge, tarball:
     assert {str(p.relative_to(installed)) for p in installed.rglob("*") if p.is_file()} == SHIPPED
 
     started = time.monotonic()
-    inner = [*homebridge.node(), str(homebridge.script), str(storage)]
+    inner = [*homebridge.node(), str(homebridge.script), str(storage), *(["child-bridge"] * homebridge.child_bridge)]
     cmd = f"ip link set lo up && ip link set lo multicast on && exec {sys.executable} {SCRIPT} {' '.join(inner)}"
     proc = subprocess.run(["unshare", "-n", "sh", "-c", cmd], capture_output=True, timeout=150, cwd=REPO,
                           env=homebridge.env())
@@ -167,6 +171,8 @@ def test_real_homebridge_runs_the_packed_plugin(homebridge: Homebridge, tarball:
     version = json.loads((PLUGIN / "package.json").read_text())["version"]
     assert f"Loaded plugin: homebridge-hksv-sidecar@{version}" in log, log
     assert result["child_is_ours"]
+    plugin_process = "homebridge: homebridge-hksv-sidecar" if homebridge.child_bridge else "homebridge"
+    assert result["plugin_process"] == plugin_process
     # the setup code and a QR code, in Homebridge's log, prefixed with the camera name
     assert result["setup_code_logged"] and result["setup_payload"].startswith("X-HM://")
     assert 10 <= result["qr_lines"] <= 40
@@ -179,7 +185,8 @@ def test_real_homebridge_runs_the_packed_plugin(homebridge: Homebridge, tarball:
     assert result["ffmpeg_running"] >= 1
     # crash -> restart after 7 s (not sooner), with a new process
     assert 7.0 <= result["restart_after_s"] < 20 and result["restarted_new_pid"]
-    # Homebridge stops: it exits, and its children (sidecar, ffmpeg) are all gone
+    # Homebridge stops: it exits, and its children (sidecar, ffmpeg) are all gone. 143: Homebridge's
+    # own exit 5 s after SIGTERM, which a child bridge always takes (its IPC channel keeps it alive).
     assert result["homebridge_exit"] in (0, 143)
     assert result["left_behind"] == [], log[-3000:]
     assert {"hksv-sidecar", "ffmpeg"} <= set(result["processes_seen"])

@@ -1,11 +1,13 @@
 """Runs inside a private network namespace (see tests/interop/test_homebridge_plugin.py).
 
-Usage: ``homebridge_plugin.py NODE HOMEBRIDGE_JS STORAGE``. Real Homebridge (``HOMEBRIDGE_JS``, its
+Usage: ``homebridge_plugin.py NODE HOMEBRIDGE_JS STORAGE [child-bridge]``. Real Homebridge (``HOMEBRIDGE_JS``, its
 ``bin/homebridge`` script, run by ``NODE``) starts with ``STORAGE`` as its storage folder and loads
 the plugins installed in ``STORAGE/node_modules`` only, the way hb-service runs it: the test has
 installed our plugin there from its ``npm pack`` tarball. The config has one demo camera with a
-motion switch. aiohomekit pairs with the camera's own HAP server (the sidecar child) and with
-Homebridge's bridge, flips the switch on the bridge and waits for MotionDetected on the camera.
+motion switch; with ``child-bridge`` the plugin runs in a child bridge (its own Node process and
+HAP bridge, Homebridge's ``_bridge`` setting). aiohomekit pairs with the camera's own HAP server
+(the sidecar child) and with the bridge that holds the switch, flips the switch and waits for
+MotionDetected on the camera.
 Then the sidecar child is killed (the plugin must restart it after 7 s) and Homebridge is stopped
 (nothing may be left behind). Prints one JSON line of findings; the test asserts on them.
 """
@@ -97,16 +99,21 @@ def alive(procs: dict[int, tuple[psutil.Process, str]]) -> list[str]:
     return out
 
 
-async def run(node: str, homebridge: str, storage: Path, result: dict[str, Any]) -> None:
-    bridge_port = free_port()
+async def run(node: str, homebridge: str, storage: Path, child_bridge: bool, result: dict[str, Any]) -> None:
+    main_port = free_port()
+    platform: dict[str, Any] = {
+        "platform": "HksvSidecar", "name": "HKSV", "command": str(Path(sys.executable).parent / "hksv-sidecar"),
+        "bind": "127.0.0.1", "mdns": False,
+        "cameras": [{"name": CAMERA, "source": "demo", "profile": "libx264", "setupCode": CAMERA_PIN,
+                     "motionSwitch": True}]}
+    bridge_port = main_port
+    if child_bridge:
+        bridge_port = free_port()
+        platform["_bridge"] = {"username": "0E:11:22:33:44:66", "port": bridge_port, "pin": BRIDGE_PIN}
     config = {
-        "bridge": {"name": "HB Test", "username": "0E:11:22:33:44:55", "port": bridge_port, "pin": BRIDGE_PIN,
+        "bridge": {"name": "HB Test", "username": "0E:11:22:33:44:55", "port": main_port, "pin": BRIDGE_PIN,
                    "advertiser": "ciao", "bind": ["lo"]},
-        "platforms": [{"platform": "HksvSidecar", "name": "HKSV",
-                       "command": str(Path(sys.executable).parent / "hksv-sidecar"),
-                       "bind": "127.0.0.1", "mdns": False,
-                       "cameras": [{"name": CAMERA, "source": "demo", "profile": "libx264",
-                                    "setupCode": CAMERA_PIN, "motionSwitch": True}]}],
+        "platforms": [platform],
     }
     (storage / "config.json").write_text(json.dumps(config))
     hb = await asyncio.create_subprocess_exec(
@@ -122,6 +129,8 @@ async def run(node: str, homebridge: str, storage: Path, result: dict[str, Any])
         result["homebridge"], result["hap"] = found.group(1), found.group(2)
         child_pid = int((await log.wait(r"hksv-sidecar started \(pid (\d+)\)")).group(1))
         result["child_is_ours"] = child_pid in tree(hb.pid)
+        # the process that runs the plugin: Homebridge itself, or its child bridge process
+        result["plugin_process"] = psutil.Process(child_pid).parent().name()
         port = int((await log.wait(rf"\[{CAMERA}\] Scan this code .*\(HAP port (\d+)\)")).group(1))
         await log.wait(rf"\[{CAMERA}\] └─")
         start = next(i for i, line in enumerate(log.lines) if "Scan this code" in line)
@@ -131,6 +140,7 @@ async def run(node: str, homebridge: str, storage: Path, result: dict[str, Any])
         result["setup_payload"] = (await log.wait(rf"\[{CAMERA}\] Setup Payload: (X-HM://\S+)")).group(1)
         # the sidecar's own log lines, with the camera's name in brackets
         await log.wait(rf"\[HKSV\] \[{CAMERA}\] HAP server on 127\.0\.0\.1:{port} \(paired: False\)")
+        await log.wait(rf"running on port {main_port}")
         await log.wait(rf"running on port {bridge_port}")
 
         camera = await aio_pair(port, CAMERA_PIN)
@@ -201,7 +211,7 @@ async def main() -> None:
     node, homebridge, storage = sys.argv[1:4]
     result: dict[str, Any] = {}
     try:
-        await run(node, homebridge, Path(storage), result)
+        await run(node, homebridge, Path(storage), sys.argv[4:] == ["child-bridge"], result)
     except BaseException as exc:  # report, never hang: the test prints the log on failure
         result["error"] = f"{type(exc).__name__}: {exc}"
     print(json.dumps(result))
