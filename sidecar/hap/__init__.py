@@ -14,6 +14,14 @@ for write-response characteristics, return the response value; ``on_read(ReadCon
 supplies read-time values. ``ctx.session`` is a :class:`SessionView`: ``controller_id``,
 ``is_admin``, ``shared_secret`` (the pair-verify X25519 secret, for HDS key derivation),
 ``session_id`` and ``add_close_callback(cb)`` (called once when that connection closes).
+
+What the layer above may use of a running server, besides the constructor's hooks
+(``resource_handler``, ``on_identify``, ``on_factory_reset``, ``on_pairing`` for a
+:class:`PairingNotice` on every pairing added, removed or refused): ``port``, ``setup_code``,
+``setup_uri``, ``paired``, ``state`` (the stored identity, its ``pairings`` and ``app`` data),
+``session_count`` (verified sessions open now), ``verify_failures`` (refused pair-verify
+attempts since start) and ``remove_all_pairings()``. ``server.core`` is the sans-IO core, for
+tests; application code does not reach into it.
 """
 
 from .advertiser import Advertiser, local_addresses, open_zeroconf

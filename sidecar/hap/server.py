@@ -16,8 +16,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from .advertiser import Advertiser
-from .core import Connection, CoreConfig, ServerCore
+from .connection import Connection
+from .core import CoreConfig, ServerCore
 from .model import Accessory
+from .notices import PairingNotice
 from .setup_payload import setup_uri
 from .state import AccessoryState, DamagedStateError, move_aside
 from .status import HapError, HapStatus
@@ -144,6 +146,7 @@ class AccessoryServer:
         resource_timeout: float = 25.0,
         on_identify: Callable[[], None] | None = None,
         on_factory_reset: Callable[[], None] | None = None,
+        on_pairing: Callable[[PairingNotice], None] | None = None,
         reset_damaged_state: bool = False,
     ) -> None:
         self.name = name
@@ -174,6 +177,8 @@ class AccessoryServer:
         self.core.callbacks.has_resource = resource_handler is not None
         if on_identify is not None:
             self.core.callbacks.on_identify = on_identify
+        if on_pairing is not None:
+            self.core.callbacks.on_pairing = on_pairing
         self._protocols: dict[int, _HapProtocol] = {}
         self._server: asyncio.Server | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -193,6 +198,17 @@ class AccessoryServer:
     @property
     def paired(self) -> bool:
         return self.state.paired
+
+    # -- status for the layer above -----------------------------------------------------------
+    @property
+    def session_count(self) -> int:
+        """Verified (encrypted) sessions open now."""
+        return sum(1 for conn in self.core.connections.values() if conn.session is not None)
+
+    @property
+    def verify_failures(self) -> int:
+        """Pair-verify attempts answered with an error, since start."""
+        return self.core.verify_failures
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:

@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sidecar.hap.core import Connection, CoreConfig, ServerCore
+from sidecar.hap.connection import Connection
+from sidecar.hap.core import CoreConfig, ServerCore
 from sidecar.hap.secure_channel import SecureChannel
 from sidecar.hap.state import AccessoryState
 from tests.support.accessories import TestAccessory, build_test_accessory
