@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from sidecar.hds import HDSServer, RecordingStream, StreamClosedError, frames, keys, messages
+from sidecar.hds import HDSConfig, HDSServer, RecordingStream, StreamClosedError, frames, keys, messages
 from sidecar.hds.datasend import MAX_CHUNK
 
 HOST = "127.0.0.1"
@@ -150,7 +150,8 @@ async def relay_once(total: int, pool: list[bytes], high_water: int = 1 << 20, r
             pass
 
     server = HDSServer(
-        OpenGate(), lambda s: producers.append(asyncio.create_task(produce(s))), host=HOST, high_water=high_water
+        OpenGate(), lambda s: producers.append(asyncio.create_task(produce(s))), host=HOST,
+        config=HDSConfig(high_water=high_water),
     )
     secret, controller_salt = os.urandom(32), os.urandom(32)
     from tests.hub.hds_client import build_setup_write, parse_setup_response

@@ -1,10 +1,12 @@
 """HomeKit Data Stream (HDS): the transport that carries HKSV recordings to home hubs.
 
 Sans-IO cores (``opack``, ``frames``, ``keys``, ``messages``, ``datasend``, ``transport``,
-``connection``) and one asyncio adapter (``listener``). Knows nothing of MP4 or of the HAP
-server: the camera layer passes the HAP session in as plain values (see docs/hds.md).
+``connection``, ``config``) and the asyncio adapter (``listener``, ``hub_connection``,
+``socket_transport``). Knows nothing of MP4 or of the HAP server: the camera layer passes the
+HAP session in as plain values (see docs/hds.md).
 """
 
+from .config import HDSConfig
 from .connection import (
     HELLO_TIMEOUT,
     ConnectionClosed,
@@ -25,8 +27,9 @@ from .errors import (
     StreamClosedError,
 )
 from .frames import MAX_PAYLOAD, Frame, FrameDecryptor, FrameEncryptor, FrameReader
+from .hub_connection import RecordingStream
 from .keys import SessionKeys, accessory_keys, controller_keys
-from .listener import HDSServer, RecordingStream
+from .listener import HDSServer
 from .messages import HDSStatus, Header, Kind, Message
 from .transport import (
     MIN_PORT,
@@ -61,6 +64,7 @@ __all__ = [
     "FrameEncryptor",
     "FrameError",
     "FrameReader",
+    "HDSConfig",
     "HDSConnection",
     "HDSError",
     "HDSServer",

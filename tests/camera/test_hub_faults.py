@@ -25,7 +25,8 @@ import pytest
 
 from sidecar.camera.recording_config import encode_selection
 from sidecar.hds import CloseReason
-from sidecar.hds.listener import DEFAULT_HIGH_WATER, DEFAULT_SEND_BUFFER, DEFAULT_STALL_TIMEOUT, PROGRESS_CHECK_S
+from sidecar.hds.config import DEFAULT_HIGH_WATER, DEFAULT_SEND_BUFFER, DEFAULT_STALL_TIMEOUT
+from sidecar.hds.hub_connection import PROGRESS_CHECK_S
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, controller_hds_keys, setup_write
 from tests.hub.hds_client import HubDataStreamClient, build_setup_write, new_salt, parse_setup_response
@@ -96,7 +97,7 @@ async def test_hub_vanishing_mid_stream_50_times_leaks_nothing(recording: Rig) -
 async def test_hub_that_stops_reading_is_closed_with_a_reason_within_the_stall_timeout(recording: Rig) -> None:
     rig = recording
     camera = rig.camera
-    assert camera.hds.stall_timeout == DEFAULT_STALL_TIMEOUT == 10.0
+    assert camera.hds.config.stall_timeout == DEFAULT_STALL_TIMEOUT == 10.0
     # A hub whose own buffers are small (kernel and reader), so that when its app stops reading
     # it stops acknowledging at once: at this low bit rate, anything it buffers is progress.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

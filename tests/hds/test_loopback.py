@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from sidecar.hds import CloseReason, HDSServer, SetupError, StreamClosedError, frames
+from sidecar.hds import CloseReason, HDSConfig, HDSServer, SetupError, StreamClosedError, frames
 from tests.hub.hds_client import build_setup_write, parse_setup_response
 from tests.support.hds_loopback import HOST, SECRET, Camera, FakeClock, Hap, connect
 
@@ -228,7 +228,8 @@ async def test_hap_session_close_closes_the_hds_connection(server: HDSServer, ca
 async def test_hub_that_stops_reading_gets_its_stream_closed_and_memory_released(camera: Camera) -> None:
     camera.fragments = [bytes(1 << 20)]
     camera.produce_forever = True
-    server = HDSServer(Gate(), camera.on_stream, host=HOST, high_water=256 * 1024, stall_timeout=0.5, abort_grace=0.2)
+    server = HDSServer(Gate(), camera.on_stream, host=HOST,
+                       config=HDSConfig(high_water=256 * 1024, stall_timeout=0.5, abort_grace=0.2))
     sock = slow_hub_socket()
     try:
         client = await connect(server, sock=sock)
@@ -283,7 +284,7 @@ async def test_listener_is_reused_and_aclose_closes_connections(camera: Camera) 
 
 
 async def test_a_full_listener_evicts_the_oldest_unidentified_never_an_identified(camera: Camera) -> None:
-    server = HDSServer(Gate(), camera.on_stream, host=HOST, max_connections=2)
+    server = HDSServer(Gate(), camera.on_stream, host=HOST, config=HDSConfig(max_connections=2))
     clients = [await connect(server) for _ in range(2)]
     try:
         await eventually(lambda: len(server.connections) == 2)
@@ -307,7 +308,8 @@ async def test_a_full_listener_evicts_the_oldest_unidentified_never_an_identifie
 async def test_closing_a_stream_wakes_a_producer_blocked_on_a_stalled_hub(camera: Camera) -> None:
     camera.fragments = [bytes(1 << 20)]
     camera.produce_forever = True
-    server = HDSServer(Gate(), camera.on_stream, host=HOST, high_water=64 * 1024, stall_timeout=60)
+    server = HDSServer(Gate(), camera.on_stream, host=HOST, config=HDSConfig(high_water=64 * 1024,
+                                                                               stall_timeout=60))
     sock = slow_hub_socket()
     try:
         client = await connect(server, sock=sock)
@@ -330,7 +332,7 @@ async def test_closing_a_stream_wakes_a_producer_blocked_on_a_stalled_hub(camera
 
 
 async def test_port_floor_is_enforced_even_when_the_os_picks_lower(camera: Camera) -> None:
-    server = HDSServer(Gate(), camera.on_stream, host=HOST, min_port=60_000)
+    server = HDSServer(Gate(), camera.on_stream, host=HOST, config=HDSConfig(min_port=60_000))
     try:
         port = await server.start()
         assert port >= 60_000 and server.port == port
@@ -352,14 +354,14 @@ async def test_400_idle_sockets_cannot_keep_a_hub_out(camera: Camera) -> None:
             sock.setblocking(False)
             idle.append(sock)
             await loop.sock_connect(sock, (HOST, server.port))
-        await eventually(lambda: len(server.connections) == server.max_connections)
+        await eventually(lambda: len(server.connections) == server.config.max_connections)
         hub = await connect(server)  # a hub with real keys still gets in
         try:
             assert (await hub.hello()).header.status == 0
             assert (await hub.open(1)).body == {"status": 0}
         finally:
             await hub.aclose()
-        assert len(server.connections) <= server.max_connections
+        assert len(server.connections) <= server.config.max_connections
     finally:
         for sock in idle:
             sock.close()

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from sidecar.hds import CloseReason, HDSServer, RecordingStream, StreamClosedError
-from sidecar.hds.listener import DEFAULT_HIGH_WATER, DEFAULT_SEND_BUFFER, PROGRESS_CHECK_S
+from sidecar.hds import CloseReason, HDSConfig, HDSServer, RecordingStream, StreamClosedError
+from sidecar.hds.config import DEFAULT_HIGH_WATER, DEFAULT_SEND_BUFFER
+from sidecar.hds.hub_connection import PROGRESS_CHECK_S
 from tests.hub.hds_client import HubDataStreamClient
 from tests.support.hds_loopback import HOST, connect
 
@@ -86,7 +87,7 @@ async def read_for(client: HubDataStreamClient, seconds: float) -> int:
 
 async def test_stalled_hub_closed_from_its_last_progress_and_reads_the_reason(camera: PacedCamera) -> None:
     stall = 2.0
-    server = HDSServer(Gate(), camera.on_stream, host=HOST, stall_timeout=stall, abort_grace=8.0)
+    server = HDSServer(Gate(), camera.on_stream, host=HOST, config=HDSConfig(stall_timeout=stall, abort_grace=8.0))
     hub = await connect(server, sock=hub_socket())
     other = None
     try:
@@ -127,7 +128,8 @@ async def test_stalled_hub_closed_from_its_last_progress_and_reads_the_reason(ca
 
 async def test_slow_but_steady_hub_is_not_a_stall(camera: PacedCamera) -> None:
     stall = 1.0
-    server = HDSServer(Gate(), camera.on_stream, host=HOST, stall_timeout=stall, high_water=64 * 1024)
+    server = HDSServer(Gate(), camera.on_stream, host=HOST,
+                       config=HDSConfig(stall_timeout=stall, high_water=64 * 1024))
     hub = await connect(server, sock=hub_socket(64 * 1024))
     try:
         await hub.hello()
@@ -150,7 +152,7 @@ async def test_slow_but_steady_hub_is_not_a_stall(camera: PacedCamera) -> None:
 async def test_hub_that_never_reads_is_closed_then_reset(camera: PacedCamera) -> None:
     """A hub whose app never reads after the open: its stream ends after the stall timeout and
     the socket is reset after the grace, releasing the buffers it held."""
-    server = HDSServer(Gate(), camera.on_stream, host=HOST, stall_timeout=1.0, abort_grace=1.0)
+    server = HDSServer(Gate(), camera.on_stream, host=HOST, config=HDSConfig(stall_timeout=1.0, abort_grace=1.0))
     hub = await connect(server, sock=hub_socket(16 * 1024))
     try:
         await hub.hello()
