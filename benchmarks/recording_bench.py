@@ -77,7 +77,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from sidecar import tlv8
 from sidecar.camera import Camera, CameraSpec
-from sidecar.camera.recording_config import (
+from sidecar.camera.recording.configuration import (
     TRIGGER_MOTION,
     AudioRecordingCodec,
     H264Level,
@@ -729,7 +729,7 @@ async def run(clip: Path, state: Path, args: argparse.Namespace) -> Outcome:
         await asyncio.gather(*(r.camera.pipeline.wait_ready(PREBUFFER_MS, timeout_s=90) for r in rigs))
         await asyncio.sleep(2.0)  # the camera re-probes its own output once ready; let that settle
         for rig in rigs:
-            if rig.camera.selection is None:  # the re-probe changed what is advertised: select again
+            if rig.camera.core.selection is None:  # the re-probe changed what is advertised: select again
                 await select_and_enable(rig)
                 await rig.camera.pipeline.wait_ready(PREBUFFER_MS, timeout_s=60)
         print(f"# {len(rigs)} cameras paired, selected {rigs[0].size[0]}x{rigs[0].size[1]}@{rigs[0].size[2]}, "

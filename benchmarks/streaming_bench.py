@@ -130,7 +130,7 @@ async def camera_for(tmp: Path, clip: Path, profile: str) -> AsyncIterator[Bench
     await camera.start()
     try:
         deadline = time.monotonic() + 30
-        while camera._cached_probe() is None:  # copy mode needs to know the source is 720p H.264
+        while camera.core.offer.cached_probe() is None:  # copy mode needs to know the source is 720p H.264
             if time.monotonic() > deadline:
                 raise RuntimeError("the camera never probed its source")
             await asyncio.sleep(0.1)

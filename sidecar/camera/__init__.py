@@ -3,8 +3,8 @@
 from .camera import CATEGORY_IP_CAMERA, Camera
 from .events import CameraEvent, EventBus
 from .h264 import H264Level, H264Profile
-from .modes import CameraSettings, snapshot_refusal
-from .recording_config import RecordingSelection, SupportedRecording, parse_selection, supported_for_source
+from .recording.configuration import RecordingSelection, SupportedRecording, parse_selection, supported_for_source
+from .settings import CameraSettings, snapshot_refusal
 from .spec import CameraSpec
 
 __all__ = [

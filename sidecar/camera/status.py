@@ -1,7 +1,7 @@
 """A camera's state as one frozen value, for the status page, ``/healthz``, ``/metrics`` and the API.
 
 Observers (web/, the parent protocol) must never reach into ``hap/`` or ``hds/``: they read a
-:class:`CameraSnapshot` built by ``Camera.snapshot()`` and follow ``Camera.events``. Every
+:class:`CameraSnapshot` built by ``Camera.status()`` and follow ``Camera.events``. Every
 field is plain data (numbers, strings, tuples), so a snapshot can be rendered, serialised to
 JSON or turned into metrics without touching the live objects, and it can never leak a
 password: the source is already masked when it is put here.

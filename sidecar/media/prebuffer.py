@@ -31,7 +31,7 @@ __all__ = [
 
 
 class SubscriptionEnd(enum.Enum):
-    """Why a live subscription ended (not an HDS reason: camera/recording.py maps it to one)."""
+    """Why a live subscription ended (not an HDS reason: camera/recording/session.py maps it to one)."""
 
     SLOW_CONSUMER = "slow-consumer"  # its queue hit the bound: the hub is not keeping up
     NEW_GENERATION = "new-generation"  # ffmpeg restarted; the old init segment is void

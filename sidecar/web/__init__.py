@@ -1,6 +1,6 @@
 """The status page, /healthz, /metrics, the JSON API and the HTTP triggers: one aiohttp server.
 
-It reads cameras through ``Camera.snapshot()`` and ``Camera.events`` only (docs/architecture.md).
+It reads cameras through ``Camera.status()`` and ``Camera.events`` only (docs/architecture.md).
 """
 
 from .journal import EventJournal, JournalEntry, RecordingRecord, describe_end

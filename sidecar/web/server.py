@@ -1,7 +1,7 @@
 """The one aiohttp server: status pages, actions, ``/healthz``, ``/metrics``, the JSON API and
 the HTTP triggers, all on ``http_port``.
 
-It reads cameras only through ``Camera.snapshot()`` and ``Camera.events`` (and calls the three
+It reads cameras only through ``Camera.status()`` and ``Camera.events`` (and calls the three
 action methods); it never touches ``hap/`` or ``hds/``. It is a LAN service that anyone on the
 network can reach, so it is built to take abuse: at most :data:`MAX_CONNECTIONS` connections
 (the oldest is dropped for a newcomer), short keep-alive, small request lines, headers and
@@ -55,7 +55,7 @@ class WebCamera(Protocol):
     @property
     def http_motion(self) -> bool: ...
 
-    def snapshot(self) -> CameraSnapshot: ...
+    def status(self) -> CameraSnapshot: ...
     def trigger_motion(self, source: str = "http") -> None: ...
     def set_motion(self, active: bool, *, auto_reset_s: float | None = None, source: str = "manual") -> None: ...
     def ring_doorbell(self, source: str = "http") -> None: ...
@@ -156,7 +156,7 @@ class WebServer:
     # -- wiring -----------------------------------------------------------------------------------
     def attach(self, camera: WebCamera) -> None:
         """Follow a camera's events (journal and metrics). Called for each camera before start."""
-        self.journal.add_camera(camera.name, lambda: camera.snapshot().mode)
+        self.journal.add_camera(camera.name, lambda: camera.status().mode)
         self._unsubscribe.append(camera.events.subscribe(self._observe))
 
     def _observe(self, event: CameraEvent) -> None:
@@ -192,11 +192,11 @@ class WebServer:
 
     # -- helpers ----------------------------------------------------------------------------------
     def _snapshots(self) -> list[CameraSnapshot]:
-        return [c.snapshot() for c in self._cameras()]
+        return [c.status() for c in self._cameras()]
 
     def _find(self, slug: str) -> WebCamera | None:
         for camera in self._cameras():
-            if camera.snapshot().slug == slug:
+            if camera.status().slug == slug:
                 return camera
         return None
 
@@ -226,7 +226,7 @@ class WebServer:
         camera = self._find(request.match_info["slug"])
         if camera is None:
             raise web.HTTPNotFound(text="no such camera")
-        snap = camera.snapshot()
+        snap = camera.status()
         notice = {"motion": "Test motion raised: a hub in Stream & Allow Recording mode should open a recording.",
                   "restart": "ffmpeg restart requested.", "restart-skipped": "ffmpeg is not running (recording off).",
                   "reset": "All pairings removed: the camera is unpaired."}.get(request.query.get("done", ""))
@@ -241,7 +241,7 @@ class WebServer:
         camera = self._find(request.match_info["slug"])
         if camera is None:
             raise web.HTTPNotFound(text="no such camera")
-        snap = camera.snapshot()
+        snap = camera.status()
         if snap.paired or snap.setup_uri is None:
             raise web.HTTPNotFound(text="the camera is paired: no setup code to show")
         return web.Response(text=pages.qr_svg(snap.setup_uri), content_type="image/svg+xml")
@@ -278,7 +278,7 @@ class WebServer:
             log.warning("web: %s on %s refused: wrong web password", action, camera.name)
             return self._refuse(403, "Wrong web password.")
         if action == "motion":
-            if camera.snapshot().motion:  # hubs react to a rising edge: make one
+            if camera.status().motion:  # hubs react to a rising edge: make one
                 camera.set_motion(False, source="web")
             camera.trigger_motion(source="web")
             done = "motion"
@@ -286,7 +286,7 @@ class WebServer:
             done = "restart" if camera.restart_ffmpeg() else "restart-skipped"
         else:
             if form.get("confirm") != "yes":
-                html = pages.confirm_reset_page(camera.snapshot(), self._tokens(slug)["reset"],
+                html = pages.confirm_reset_page(camera.status(), self._tokens(slug)["reset"],
                                                 self._password is not None)
                 return web.Response(text=html, content_type="text/html")
             camera.reset_pairings()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.camera.recording_config import (
+from sidecar.camera.recording.configuration import (
     TRIGGER_MOTION,
     AudioRecordingCodec,
     H264Level,

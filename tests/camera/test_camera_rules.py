@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.camera.recording_config import (
+from sidecar.camera.recording.configuration import (
     encode_selection,
 )
 from tests.hub.database import iids_by_type
@@ -128,8 +128,8 @@ async def test_settings_and_selection_survive_a_restart(tmp_path: Path, monkeypa
 
     again = await make_camera(tmp_path)
     try:
-        assert again.selection == SELECTION
-        assert (again.settings.event_snapshots, again.settings.periodic_snapshots) == (0, 0)
+        assert again.core.selection == SELECTION
+        assert (again.core.settings.event_snapshots, again.core.settings.periodic_snapshots) == (0, 0)
         assert again.services.event_snapshots.value == 0 and again.server.paired
         assert again.server.port != 0 and data["AccessoryPairingID"] == again.server.state.device_id
     finally:
@@ -138,13 +138,13 @@ async def test_settings_and_selection_survive_a_restart(tmp_path: Path, monkeypa
 
 async def test_a_changed_source_drops_the_selection(tmp_path: Path) -> None:
     camera = await make_camera(tmp_path)
-    camera.settings.selection = base64.b64encode(encode_selection(SELECTION)).decode()
-    camera.settings.supported_hash = "what we advertised before"
-    camera.settings.store(camera.state.app)
+    camera.core.settings.selection = base64.b64encode(encode_selection(SELECTION)).decode()
+    camera.core.settings.supported_hash = "what we advertised before"
+    camera.core.settings.store(camera.state.app)
     await camera.stop()
     again = await make_camera(tmp_path)
     try:
-        assert again.selection is None and again.settings.selection == ""
+        assert again.core.selection is None and again.core.settings.selection == ""
     finally:
         await again.stop()
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sidecar.camera.recording_config import encode_selection
+from sidecar.camera.recording.configuration import encode_selection
 from sidecar.hds import CloseReason
 from sidecar.hds.config import DEFAULT_HIGH_WATER, DEFAULT_SEND_BUFFER, DEFAULT_STALL_TIMEOUT
 from sidecar.hds.hub_connection import PROGRESS_CHECK_S
@@ -87,7 +87,7 @@ async def test_hub_vanishing_mid_stream_50_times_leaks_nothing(recording: Rig) -
             middle = snapshot()
     end = snapshot()
     print(f"\nhub vanished 50x (25 FIN, 25 RST); (fds, tasks, threads, children) "
-          f"at 0: {start}, 25: {middle}, 50: {end}; recordings opened: {camera.recordings}")
+          f"at 0: {start}, 25: {middle}, 50: {end}; recordings opened: {camera.core.recordings}")
     assert end[0] <= start[0] + 2  # fds
     assert end[1] <= start[1]  # asyncio tasks
     assert end[2] <= start[2]  # threads

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from sidecar.camera.modes import CameraSettings, snapshot_refusal
+from sidecar.camera.settings import CameraSettings, snapshot_refusal
 
 
 def test_round_trip_and_damage_tolerance() -> None:

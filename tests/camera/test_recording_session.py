@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.camera.recording import (
+from sidecar.camera.recording.session import (
     Action,
     Close,
     RecordingSession,

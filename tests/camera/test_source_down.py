@@ -12,7 +12,7 @@ import pytest
 
 from sidecar.camera import Camera, CameraSpec
 from sidecar.camera.events import RecordingEnded
-from sidecar.camera.recording_config import (
+from sidecar.camera.recording.configuration import (
     TRIGGER_MOTION,
     AudioRecordingCodec,
     H264Level,

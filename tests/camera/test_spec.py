@@ -8,10 +8,8 @@ from pathlib import Path
 import pytest
 
 from sidecar.app import camera_spec
-from sidecar.camera import Camera, CameraSpec
-from sidecar.camera import camera as camera_module
+from sidecar.camera import Camera, CameraSpec, camera_media
 from sidecar.config import CameraConfig
-from sidecar.hap import AccessoryServer
 from sidecar.media import SourceProbe
 
 
@@ -35,21 +33,19 @@ async def test_keep_warm_defaults_by_profile_and_the_setting_overrides_both_ways
     """Copy mode keeps ffmpeg running whenever the camera is on; transcoding only while recording
     is on; keep_warm turns either way around. The camera switched off, or not paired to any hub
     yet, never runs it."""
-    paired = [False]
-    monkeypatch.setattr(AccessoryServer, "paired", property(lambda self: paired[0]))
     cases = [("copy", "auto", "always"), ("libx264", "auto", "recording"),
              ("copy", "recording", "recording"), ("libx264", "always", "always")]
     for index, (profile, keep_warm, mode) in enumerate(cases):
         spec = CameraSpec(name=f"Cam {index}", source="rtsp://127.0.0.1:9/x", profile=profile,
                           keep_warm=keep_warm)  # type: ignore[arg-type]
         camera = Camera(spec, tmp_path, host="127.0.0.1", port=0, advertiser=None)
-        assert camera.keep_warm_mode() == mode, (profile, keep_warm)
+        assert camera.core.keep_warm_mode() == mode, (profile, keep_warm)
         for is_paired in (False, True):
-            paired[0] = is_paired
+            camera.core.paired = is_paired  # as the pairing notices tell it
             wanted = {}
             for homekit, recording in ((1, 0), (1, 1), (0, 1)):
-                camera.settings.homekit_active, camera.settings.recording_active = homekit, recording
-                wanted[(homekit, recording)] = camera._pipeline_wanted()
+                camera.core.settings.homekit_active, camera.core.settings.recording_active = homekit, recording
+                wanted[(homekit, recording)] = camera.core.pipeline_wanted
             expected = {(1, 0): mode == "always", (1, 1): True, (0, 1): False} if is_paired else dict.fromkeys(wanted,
                                                                                                             False)
             assert wanted == expected, (profile, keep_warm, is_paired)
@@ -66,12 +62,12 @@ async def test_a_jittery_frame_rate_keeps_what_is_advertised_and_the_selection(
     async def fake_probe(*args: object, **kwargs: object) -> SourceProbe:
         return SourceProbe("avc1", 640, 360, measured[0], "main", "3.1", has_audio=True)
 
-    monkeypatch.setattr(camera_module, "probe_source", fake_probe)
-    assert await camera._refresh_probe()
-    advertised = camera.supported.config_hash()
+    monkeypatch.setattr(camera_media, "probe_source", fake_probe)
+    assert await camera.media.refresh_probe()
+    advertised = camera.core.offer.supported.config_hash()
     measured[0] = 17.4
-    assert await camera._refresh_probe()
-    assert camera.supported.config_hash() == advertised and camera.state.app["probe"]["fps"] == 15.0
+    assert await camera.media.refresh_probe()
+    assert camera.core.offer.supported.config_hash() == advertised and camera.state.app["probe"]["fps"] == 15.0
     measured[0] = 30.0
-    assert await camera._refresh_probe()
-    assert camera.supported.config_hash() != advertised and camera.state.app["probe"]["fps"] == 30.0
+    assert await camera.media.refresh_probe()
+    assert camera.core.offer.supported.config_hash() != advertised and camera.state.app["probe"]["fps"] == 30.0

@@ -29,9 +29,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sidecar import tlv8
-from sidecar.camera.live_codec import Command, SetupRequest, parse_selected, parse_setup_request
-from sidecar.camera.live_session import Reconfigure, Start, Stop, StreamingManager, source_fits
-from sidecar.camera.rtp_config import supported_audio_stream, supported_rtp, supported_video_stream
+from sidecar.camera.live.streaming_manager import Reconfigure, Start, Stop, StreamingManager, source_fits
+from sidecar.camera.live.supported_streams import supported_audio_stream, supported_rtp, supported_video_stream
+from sidecar.camera.live.tlv import Command, SetupRequest, parse_selected, parse_setup_request
 from sidecar.hap import HapError, HapStatus
 from sidecar.media import InputSpec, LiveAudio, LiveStreamSpec, LiveVideo, build_live_argv, copy_bsf_for, parse_source
 from sidecar.tlv8 import uint_le

@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from sidecar.camera.recording_config import (
+from sidecar.camera.recording.configuration import (
     TRIGGER_MOTION,
     AudioRecordingCodec,
     H264Level,

@@ -14,7 +14,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from sidecar.camera.recording_config import (
+from sidecar.camera.recording.configuration import (
     TRIGGER_MOTION,
     AudioRecordingCodec,
     H264Level,

@@ -169,7 +169,7 @@ async def test_a_source_that_fits_is_copied_and_still_decodes(tmp_path: Path) ->
         "-c:v", "libx264", "-preset", "ultrafast", "-g", "15", "-bf", "0", "-pix_fmt", "yuv420p", str(clip))
     assert await make.wait() == 0
     async for rig in make_rig(tmp_path, source=f"loop:{clip}", profile="copy"):
-        await wait_until(lambda r=rig: r.camera._cached_probe() is not None, 20, "the source probe")  # type: ignore[misc]
+        await wait_until(lambda r=rig: r.camera.core.offer.cached_probe() is not None, 20, "the source probe")  # type: ignore[misc]
         status, viewer = await rig.setup("copy-session-001")
         assert status == 0
         decoder = Decoder(viewer, tmp_path, audio=False)

@@ -28,7 +28,7 @@ import pytest
 
 from sidecar.camera import Camera, CameraSpec
 from sidecar.camera.events import CameraEvent, RecordingEnded
-from sidecar.camera.recording_config import (
+from sidecar.camera.recording.configuration import (
     TRIGGER_MOTION,
     AudioRecordingCodec,
     H264Level,
@@ -235,7 +235,7 @@ async def run_the_three_moments(hub: Hub, transcodes: bool) -> None:
 async def test_demo_camera_transcoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = CameraSpec(name="Demo Cam", source="demo", profile="libx264", setup_code=PIN, motion_timeout_s=0)
     async with start_hub(tmp_path, monkeypatch, spec) as hub:
-        assert hub.camera.keep_warm_mode() == "recording" and hub.camera.pipeline.pid is None
+        assert hub.camera.core.keep_warm_mode() == "recording" and hub.camera.pipeline.pid is None
         await run_the_three_moments(hub, transcodes=True)
 
 
@@ -243,5 +243,5 @@ async def test_rtsp_camera_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     cam = await rtsp_camera(width=640, height=360, fps=15, gop=60, audio=True)
     spec = CameraSpec(name="Porch", source=cam.url, profile="copy", setup_code=PIN, motion_timeout_s=0)
     async with start_hub(tmp_path, monkeypatch, spec) as hub:
-        assert hub.camera.keep_warm_mode() == "always"
+        assert hub.camera.core.keep_warm_mode() == "always"
         await run_the_three_moments(hub, transcodes=False)

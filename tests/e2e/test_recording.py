@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sidecar.camera.recording_config import (
+from sidecar.camera.recording.configuration import (
     TRIGGER_MOTION,
     AudioRecordingCodec,
     H264Level,

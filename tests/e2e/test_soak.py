@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-from sidecar.camera.recording_config import encode_selection
+from sidecar.camera.recording.configuration import encode_selection
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
 from tests.support.camera_rig import SELECTION

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sidecar.camera import Camera, CameraSpec
-from sidecar.camera.recording_config import (
+from sidecar.camera.recording.configuration import (
     TRIGGER_MOTION,
     AudioRecordingCodec,
     H264Level,

@@ -82,7 +82,7 @@ async def test_detect_activity_mode_raises_motion_from_the_detector_alone(tmp_pa
         pairing.dispatcher_connect(lambda ev: (seen.append(ev.get((1, ids[("85", "22")]))), changes.poke()))
         await pairing.subscribe([(1, ids[("85", "22")])])
         # Defaults: camera on, recording off ("Detect Activity"). ffmpeg runs for the detector.
-        assert not camera.settings.recording_active and camera.settings.homekit_active
+        assert not camera.core.settings.recording_active and camera.core.settings.homekit_active
         await changes.until(lambda: any(v and v.get("value") is True for v in seen), 30)
         assert motion_events(events)[0] == (True, "detector")
         assert not any(isinstance(e, DoorbellPressed) for e in events)  # detector motion never rings
@@ -127,7 +127,7 @@ async def test_substream_feeds_the_detector_without_the_recording_ffmpeg(tmp_pat
     try:
         await changes.until(lambda: (True, "detector") in motion_events(events), 30)
         assert sizes and set(sizes) == {(178, 100)}
-        assert not camera._pipeline_running  # recording off: only the small detector ffmpeg runs
+        assert not camera.media.running  # recording off: only the small detector ffmpeg runs
         assert camera.detect_feed is not None and camera.detect_feed.running
     finally:
         trigger.stop()

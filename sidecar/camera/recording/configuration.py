@@ -13,10 +13,10 @@ import hashlib
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from .. import tlv8
-from ..hap import HapError, HapStatus
-from ..tlv8 import TLVError, read_uint_le, uint_le
-from .h264 import H264Level, H264Profile
+from ... import tlv8
+from ...hap import HapError, HapStatus
+from ...tlv8 import TLVError, read_uint_le, uint_le
+from ..h264 import H264Level, H264Profile
 
 __all__ = [
     "TRIGGER_DOORBELL",

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .. import tlv8
-from ..hap import HapError, HapStatus
-from ..tlv8 import TLVError, read_uint_le, uint_le
-from .h264 import H264Level, H264Profile
+from ... import tlv8
+from ...hap import HapError, HapStatus
+from ...tlv8 import TLVError, read_uint_le, uint_le
+from ..h264 import H264Level, H264Profile
 
 __all__ = [
     "AudioSelection",

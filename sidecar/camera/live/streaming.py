@@ -7,7 +7,7 @@ writes SelectedRTPStreamConfiguration with command start and the chosen resoluti
 MTU and audio; later reconfigure (new resolution/bitrate: ffmpeg is restarted with the same
 keys and SSRCs) and end. Suspend and resume are refused (-70410) as HAP-NodeJS does.
 
-The decisions are :class:`~sidecar.camera.live_session.StreamingManager`'s; this adapter binds
+The decisions are :class:`~sidecar.camera.live.streaming_manager.StreamingManager`'s; this adapter binds
 our UDP ports, runs one :class:`~sidecar.media.LiveStreamProcess` per started session, ties each
 session to the HAP connection that set it up, and keeps StreamingStatus current.
 
@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..hap import HapError, HapStatus, ReadContext, WriteContext
-from ..media import (
+from ...hap import HapError, HapStatus, ReadContext, WriteContext
+from ...media import (
     InputSpec,
     LiveAudio,
     LiveStreamProcess,
@@ -38,9 +38,9 @@ from ..media import (
     build_live_argv,
     copy_bsf_for,
 )
-from ..media.sources import SourceKind
-from .live_codec import CODEC_OPUS, SetupRequest
-from .live_session import LiveSession, Start, Stop, StreamingManager, source_fits
+from ...media.sources import SourceKind
+from .streaming_manager import LiveSession, Start, Stop, StreamingManager, source_fits
+from .tlv import CODEC_OPUS, SetupRequest
 
 __all__ = ["LiveStreaming"]
 

@@ -29,7 +29,8 @@ with live fragments. The rules, all here and all driven by a ``now`` the caller 
 * **How it ended**, in words, for the RecordingEnded event (and so the status page).
 
 Every input method returns the actions to carry out, in order; :meth:`next_deadline` says when
-to call :meth:`timer` next. ``Camera._record`` is the thin asyncio adapter around it.
+to call :meth:`timer` next. :class:`~sidecar.camera.recording.recorder.Recorder` is the thin
+asyncio adapter around it.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..hds import CloseReason
-from ..media import Fragment, InitSegment, SubscriptionEnd
-from .events import RecordingEnded
+from ...hds import CloseReason
+from ...media import Fragment, InitSegment, SubscriptionEnd
+from ..events import RecordingEnded
 
 __all__ = [
     "START_GRACE_S",
@@ -305,7 +306,11 @@ class RecordingSession:
 
     def switched_off(self, what: str, now: float) -> list[Action]:
         """HomeKitCameraActive or recording Active went to 0 (``what`` says which, in words)."""
-        return self._close(CloseReason.NOT_ALLOWED, what, now)
+        return self.closed_by_camera(CloseReason.NOT_ALLOWED, what, now)
+
+    def closed_by_camera(self, reason: CloseReason, detail: str, now: float) -> list[Action]:
+        """The camera's rules end the recording (camera/core.py decides the reason)."""
+        return self._close(reason, detail, now)
 
     def internal_error(self, what: str, now: float) -> list[Action]:
         """A bug in the adapter: close with UNEXPECTED_FAILURE rather than leave the hub waiting."""

@@ -1,4 +1,4 @@
-"""The asyncio adapter around :class:`~sidecar.camera.recording.RecordingSession`.
+"""The asyncio adapter around :class:`~sidecar.camera.recording.session.RecordingSession`.
 
 It owns no rule: it waits for whichever comes first (a subscription item, a pipeline change,
 the hub closing the stream, the core's deadline, a poke from the camera), feeds it to the core
@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..hds import RecordingStream, StreamClosedError
-from ..media import LiveSubscription, MediaPipeline, PipelineState, PrebufferNotReady, SubscriptionClosed
-from .events import RecordingEnded
-from .recording import (
+from ...hds import CloseReason, RecordingStream, StreamClosedError
+from ...media import LiveSubscription, MediaPipeline, PipelineState, PrebufferNotReady, SubscriptionClosed
+from ..events import RecordingEnded
+from .session import (
     Action,
     Close,
     RecordingSession,
@@ -77,8 +77,9 @@ class Recorder:
         self._sinks_begun = False
 
     # -- camera-side pokes (synchronous: closing needs no await) ----------------------------------
-    def switched_off(self, what: str) -> None:
-        self._apply_now(self.core.switched_off(what, self.clock()))
+    def close(self, reason: CloseReason, detail: str) -> None:
+        """The camera closes the stream (NOT_ALLOWED when it or recording was switched off)."""
+        self._apply_now(self.core.closed_by_camera(reason, detail, self.clock()))
 
     def stopping(self) -> None:
         self._apply_now(self.core.stopping(self.clock()))

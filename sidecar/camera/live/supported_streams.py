@@ -1,6 +1,6 @@
 """What the camera advertises for live streaming (0x114-0x116), per docs/protocol.md §Live-view TLVs.
 
-The streams themselves are served by :mod:`sidecar.camera.live_view`. Video: H.264 baseline,
+The streams themselves are served by :mod:`sidecar.camera.live.streaming`. Video: H.264 baseline,
 main and high at levels 3.1-4.0, 1080p down to 320x240@15 (the Apple Watch asks for it).
 Audio: Opus only: it is what Debian's ffmpeg can encode (libopus); AAC-ELD would need
 libfdk_aac, which Debian does not build. SRTP: AES_CM_128_HMAC_SHA1_80 only (the one suite
@@ -9,8 +9,8 @@ ffmpeg's srtp protocol and iOS share).
 
 from __future__ import annotations
 
-from .. import tlv8
-from ..tlv8 import uint_le
+from ... import tlv8
+from ...tlv8 import uint_le
 
 __all__ = ["supported_audio_stream", "supported_rtp", "supported_video_stream"]
 

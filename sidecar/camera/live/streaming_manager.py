@@ -2,7 +2,7 @@
 
 It holds a camera's live sessions keyed by session id and decides every answer to the
 controller (accept, busy, refuse, start, stop, reconfigure) without touching a socket, a clock
-or a process; :class:`~sidecar.camera.live_view.LiveStreaming` carries the answers out.
+or a process; :class:`~sidecar.camera.live.streaming.LiveStreaming` carries the answers out.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .. import tlv8
-from ..hap import HapError, HapStatus
-from .live_codec import (
+from ... import tlv8
+from ...hap import HapError, HapStatus
+from .tlv import (
     DEFAULT_MTU,
     KEY_LENGTH,
     SALT_LENGTH,
