@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..hap import Accessory, AccessoryServer, Advertiser, HapError, HapStatus, PairingNotice, WriteContext, catalog
+from ..hap import Accessory, AccessoryServer, Advertiser, HapError, HapStatus, WriteContext, catalog
 from ..hds import HDSServer, RecordingStream, SetupError
 from ..media import MediaPipeline, PipelineConfig, PipelineEvent, Profile, RecordingSettings, parse_source
 from ..media.detect_feed import DetectFeed
-from ..media.frames import FrameCallback, GrayFrame
-from .camera_media import SNAPSHOT_TIMEOUT_S, CameraMedia
+from ..media.frames import FrameCallback
+from .camera_media import SNAPSHOT_TIMEOUT_S, CameraMedia, FrameObservers
 from .core import (
     Action,
     CameraCore,
@@ -87,12 +87,13 @@ class Camera:
         self.accessory = Accessory(category=CATEGORY_IP_CAMERA).add(info, catalog.protocol_information(), *s.all())
         self.server = AccessoryServer(
             self.accessory, state_dir / f"{spec.slug}.json", name=spec.name, host=host, port=port,
-            setup_code=spec.setup_code, advertiser=advertiser, resource_handler=self._jpeg,
-            resource_timeout=SNAPSHOT_TIMEOUT_S + 2, on_factory_reset=self._factory_reset,
+            setup_code=spec.setup_code, advertiser=advertiser,
+            resource_handler=lambda width, height, reason: self.media.jpeg(width, height, reason),
+            resource_timeout=SNAPSHOT_TIMEOUT_S + 2, on_factory_reset=lambda: self._act(self.core.factory_reset()),
             reset_damaged_state=reset_damaged_state,
         )
         self.state = self.server.state
-        self.server.core.callbacks.on_pairing = self._on_pairing_notice
+        self.server.core.callbacks.on_pairing = lambda notice: self._act(self.core.pairing(notice))
         self._listening = False
         self.source = parse_source(spec.source)
         audio = bool(CameraSettings.load(self.state.app).recording_audio_active)
@@ -103,10 +104,10 @@ class Camera:
             settings=RecordingSettings(audio=audio),  # no selection yet: the source's size, our audio
             detect=spec.detect if spec.detect_source is None else None), on_event=self._on_pipeline_event, clock=clock)
         self.core = CameraCore(spec, self.state.app, copy=self.pipeline.profile.is_copy, paired=self.server.paired)
-        self._frame_observers: list[FrameCallback] = []
-        self.pipeline.on_frame = self._on_frame
+        self.frames = FrameObservers()  # the detector's frames, from the pipeline or a separate feed
+        self.pipeline.on_frame = self.frames
         detect_feed = None if spec.detect is None or spec.detect_source is None else DetectFeed(
-            parse_source(spec.detect_source), self._on_frame, detect=spec.detect, name=spec.name, ffmpeg_bin=ffmpeg)
+            parse_source(spec.detect_source), self.frames, detect=spec.detect, name=spec.name, ffmpeg_bin=ffmpeg)
         self.hds = HDSServer(gate=self.core, on_stream=self._on_stream, host=host)
         self.media = CameraMedia(spec, self.core, self.pipeline, detect_feed, self.hds, source=self.source,
                                  ffmpeg=ffmpeg, act=self._act, spawn=self._spawn)
@@ -132,11 +133,6 @@ class Camera:
     def http_motion(self) -> bool:
         """Whether HTTP triggers may raise motion (the camera's ``motion:`` list names http)."""
         return self.spec.http_motion
-
-    @property
-    def detect_feed(self) -> DetectFeed | None:
-        """The separate detector ffmpeg on ``detect_source``, if the camera has one."""
-        return self.media.detect_feed
 
     # -- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -232,17 +228,7 @@ class Camera:
     def add_frame_observer(self, observer: FrameCallback) -> Callable[[], None]:
         """Receive the detector frames (``spec.detect``) while the camera is active; returns the
         function that stops them. Called in the event loop: observers must be quick."""
-        self._frame_observers.append(observer)
-
-        def remove() -> None:
-            if observer in self._frame_observers:
-                self._frame_observers.remove(observer)
-
-        return remove
-
-    def _on_frame(self, frame: GrayFrame, now: float) -> None:
-        for observer in list(self._frame_observers):
-            observer(frame, now)
+        return self.frames.add(observer)
 
     async def _demo_motion(self, every: float) -> None:
         while True:
@@ -256,7 +242,7 @@ class Camera:
             char = getattr(s, name)
             if char is not None:
                 char.on_write = partial(self._write, "selection" if name == "selected" else name)
-        s.selected.on_read = lambda ctx: self.core.read_selection()
+        s.selected.on_read = lambda ctx: self.core.offer.read_selection()
         s.setup_data_stream.on_write = self._write_setup_data_stream
         s.setup_data_stream.on_read = lambda ctx: self.hds.read_value()
         s.supported_video_stream.value = supported_video_stream()
@@ -277,18 +263,9 @@ class Camera:
         except SetupError as exc:
             raise HapError(HapStatus.INVALID_VALUE, str(exc)) from None
 
-    def _factory_reset(self) -> None:
-        self._act(self.core.factory_reset())
-
-    def _on_pairing_notice(self, notice: PairingNotice) -> None:
-        self._act(self.core.pairing(notice))
-
     def _on_pipeline_event(self, event: PipelineEvent) -> None:
         """The recording ffmpeg's state, for observers (status page, MQTT, the parent process)."""
         self._act(self.core.pipeline_event(event, copy=self.pipeline.profile.is_copy))
-
-    async def _jpeg(self, width: int, height: int, reason: int | None) -> bytes:
-        return await self.media.jpeg(width, height, reason)
 
     def _live_status(self, value: bytes) -> None:
         """StreamingStatus for the hub, and a LiveSessionsChanged for observers when the count moves."""

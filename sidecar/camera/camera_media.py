@@ -19,16 +19,38 @@ from ..hap import HapError, HapStatus
 from ..hds import HDSServer
 from ..media import MediaPipeline, ProbeError, SourceProbe, probe_source
 from ..media.detect_feed import DetectFeed
+from ..media.frames import FrameCallback, GrayFrame
 from ..media.sources import Source
 from .core import Action, CameraCore
 from .snapshot import SnapshotError, jpeg_from_fmp4, jpeg_from_input, jpeg_from_url
 from .spec import CameraSpec
 
-__all__ = ["SNAPSHOT_TIMEOUT_S", "CameraMedia"]
+__all__ = ["SNAPSHOT_TIMEOUT_S", "CameraMedia", "FrameObservers"]
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_TIMEOUT_S = 8.0
+
+
+class FrameObservers:
+    """Who gets the detector's frames (from the pipeline's second output or the separate feed)."""
+
+    def __init__(self) -> None:
+        self._observers: list[FrameCallback] = []
+
+    def add(self, observer: FrameCallback) -> Callable[[], None]:
+        """Add ``observer``; returns the function that removes it."""
+        self._observers.append(observer)
+
+        def remove() -> None:
+            if observer in self._observers:
+                self._observers.remove(observer)
+
+        return remove
+
+    def __call__(self, frame: GrayFrame, now: float) -> None:
+        for observer in list(self._observers):
+            observer(frame, now)
 
 
 class CameraMedia:

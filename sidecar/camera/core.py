@@ -226,9 +226,6 @@ class CameraCore:
             actions.append(CloseRecording(CloseReason.NOT_ALLOWED, what))
         return [*actions, UpdatePipeline()]
 
-    def read_selection(self) -> bytes:
-        return self.offer.read_selection()
-
     def _update(self, **changes: Any) -> list[Action]:
         for key, value in changes.items():
             setattr(self.settings, key, value)
@@ -249,7 +246,7 @@ class CameraCore:
     def probed(self, probe: SourceProbe, *, copy: bool) -> list[Action]:
         """The source was probed: advertise what it delivers (the selection goes if that changed).
         ``copy``: whether the pipeline's profile copies now (a transcode fallback changes it)."""
-        self._profile(copy)
+        self.copy = self.offer.copy = copy
         save, changed = self.offer.probed(probe)
         return ([Persist()] if save else []) + (self._advertise() if changed else [])
 
@@ -272,16 +269,13 @@ class CameraCore:
 
     def pipeline_event(self, event: PipelineEvent, *, copy: bool) -> list[Action]:
         """The recording ffmpeg's state, for observers; ``copy`` as for :meth:`probed`."""
-        self._profile(copy)
+        self.copy = self.offer.copy = copy
         return [Emit(PipelineChanged(camera=self.name, state=event.state, error=event.error,
                                      exit_code=event.exit_code, restart_in_s=event.restart_in_s))]
 
     def keep_warm_mode(self) -> str:
         """``always`` or ``recording``: the spec's ``keep_warm`` with ``auto`` resolved."""
         return keep_warm_mode(self.spec.keep_warm, self.copy)
-
-    def _profile(self, copy: bool) -> None:
-        self.copy = self.offer.copy = copy
 
     @property
     def pipeline_wanted(self) -> bool:

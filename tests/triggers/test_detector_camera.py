@@ -128,11 +128,11 @@ async def test_substream_feeds_the_detector_without_the_recording_ffmpeg(tmp_pat
         await changes.until(lambda: (True, "detector") in motion_events(events), 30)
         assert sizes and set(sizes) == {(178, 100)}
         assert not camera.media.running  # recording off: only the small detector ffmpeg runs
-        assert camera.detect_feed is not None and camera.detect_feed.running
+        assert camera.media.detect_feed is not None and camera.media.detect_feed.running
     finally:
         trigger.stop()
         await camera.stop()
-    assert camera.detect_feed is not None and not camera.detect_feed.running
+    assert camera.media.detect_feed is not None and not camera.media.detect_feed.running
 
 
 async def test_a_broken_substream_restarts_with_its_password_masked(caplog: pytest.LogCaptureFixture) -> None:
