@@ -90,10 +90,9 @@ class Camera:
             setup_code=spec.setup_code, advertiser=advertiser,
             resource_handler=lambda width, height, reason: self.media.jpeg(width, height, reason),
             resource_timeout=SNAPSHOT_TIMEOUT_S + 2, on_factory_reset=lambda: self._act(self.core.factory_reset()),
-            reset_damaged_state=reset_damaged_state,
+            on_pairing=lambda notice: self._act(self.core.pairing(notice)), reset_damaged_state=reset_damaged_state,
         )
         self.state = self.server.state
-        self.server.core.callbacks.on_pairing = lambda notice: self._act(self.core.pairing(notice))
         self._listening = False
         self.source = parse_source(spec.source)
         audio = bool(CameraSettings.load(self.state.app).recording_audio_active)
@@ -322,7 +321,7 @@ class Camera:
         """Everything the status page, /healthz, /metrics and the API show, as plain data."""
         st = self.pipeline.status()
         last_at = self.pipeline.prebuffer.last_fragment_at
-        sel, settings, core = self.core.selection, self.core.settings, self.server.core
+        sel, settings = self.core.selection, self.core.settings
         paired = self.server.paired
         media = MediaStatus(
             wanted=self.core.pipeline_wanted, state=st.state.value if self.media.running else "stopped",
@@ -342,8 +341,8 @@ class Camera:
             recording_active=bool(settings.recording_active),
             selection=None if sel is None else (f"{sel.width}x{sel.height}@{sel.fps} {sel.bitrate_kbps} kbps, "
                                                 f"prebuffer {sel.prebuffer_ms} ms"),
-            hap_sessions=sum(1 for c in core.connections.values() if c.session is not None),
-            pair_verify_failures=core.verify_failures, failed_setup_attempts=self.state.failed_attempts,
+            hap_sessions=self.server.session_count, pair_verify_failures=self.server.verify_failures,
+            failed_setup_attempts=self.state.failed_attempts,
             live_sessions=self.live.active_sessions, motion=self.core.motion.active,
             recording=self._recorder is not None, recordings=self.core.recordings, prebuffer_ms=self.spec.prebuffer_ms,
             media=media)
