@@ -166,11 +166,11 @@ def test_a_selection_is_validated_persisted_and_survives_a_restart() -> None:
         core.write("selection", b"\x01\x00")
     assert bad.value.status == HapStatus.INVALID_VALUE
     with pytest.raises(HapError):
-        core.read_selection()  # nothing selected yet
+        core.offer.read_selection()  # nothing selected yet
     raw = encode_selection(SELECTION)
     assert core.write("selection", raw) == [Persist(), Reconfigure()]
     assert core.write("selection", raw) == []  # the same again: no restart of ffmpeg
-    assert core.read_selection() == raw and core.recording_settings().width == SELECTION.width
+    assert core.offer.read_selection() == raw and core.recording_settings().width == SELECTION.width
     again = make_core(app)
     assert again.selection == SELECTION
 
