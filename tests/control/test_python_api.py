@@ -24,8 +24,13 @@ def load_example() -> ModuleType:
     return module
 
 
-async def test_example_starts_a_camera_raises_motion_and_stops(tmp_path: Path) -> None:
-    example = load_example()
+@pytest.fixture
+def example() -> ModuleType:
+    """Loaded outside the event loop, as a program's imports run before its loop starts."""
+    return load_example()
+
+
+async def test_example_starts_a_camera_raises_motion_and_stops(tmp_path: Path, example: ModuleType) -> None:
     stop = asyncio.Event()
     events: list[object] = []
     seen = asyncio.Event()
