@@ -57,7 +57,7 @@ from .recording import Recorder, RecordingSession, RecordingSink
 from .services import OptionalModes, build_services
 from .settings import CameraSettings
 from .spec import CameraSpec
-from .status import MODE_LABELS, CameraSnapshot, ControllerInfo, MediaStatus, short_controller_id
+from .status import MODE_LABELS, CameraStatus, ControllerInfo, MediaStatus, short_controller_id
 
 __all__ = ["CATEGORY_IP_CAMERA", "Camera"]
 
@@ -317,7 +317,7 @@ class Camera:
         return self.unpair()
 
     # -- status ---------------------------------------------------------------------------------
-    def status(self) -> CameraSnapshot:
+    def status(self) -> CameraStatus:
         """Everything the status page, /healthz, /metrics and the API show, as plain data."""
         st = self.pipeline.status()
         last_at = self.pipeline.prebuffer.last_fragment_at
@@ -329,7 +329,7 @@ class Camera:
             bitrate_kbps=st.bitrate_kbps, keyframe_interval_s=st.keyframe_interval_s, warning=st.warning,
             prebuffer_s=st.prebuffer_s, fragments=st.fragments, bytes_in=st.bytes_in,
             last_fragment_age_s=None if last_at is None else max(0.0, self.clock() - last_at))
-        return CameraSnapshot(
+        return CameraStatus(
             name=self.name, slug=self.spec.slug, source=self.source.describe(), profile=st.profile,
             doorbell=self.spec.doorbell, hap_port=self.server.port, hap_listening=self._listening,
             paired=paired,

@@ -1,8 +1,8 @@
 """A camera's state as one frozen value, for the status page, ``/healthz``, ``/metrics`` and the API.
 
 Observers (web/, the parent protocol) must never reach into ``hap/`` or ``hds/``: they read a
-:class:`CameraSnapshot` built by ``Camera.status()`` and follow ``Camera.events``. Every
-field is plain data (numbers, strings, tuples), so a snapshot can be rendered, serialised to
+:class:`CameraStatus` built by ``Camera.status()`` and follow ``Camera.events``. Every
+field is plain data (numbers, strings, tuples), so a status can be rendered, serialised to
 JSON or turned into metrics without touching the live objects, and it can never leak a
 password: the source is already masked when it is put here.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["MODE_LABELS", "CameraSnapshot", "ControllerInfo", "MediaStatus", "short_controller_id"]
+__all__ = ["MODE_LABELS", "CameraStatus", "ControllerInfo", "MediaStatus", "short_controller_id"]
 
 # The Home app's words for the four camera modes (CameraSettings.mode_name -> label).
 MODE_LABELS = {
@@ -57,7 +57,7 @@ class MediaStatus:
 
 
 @dataclass(frozen=True, slots=True)
-class CameraSnapshot:
+class CameraStatus:
     name: str
     slug: str
     source: str  # password masked

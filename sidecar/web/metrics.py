@@ -2,7 +2,7 @@
 
 Two kinds of figures. Those the camera already counts (ffmpeg restarts, fragments and bytes
 read, prebuffer seconds, HAP sessions, pair-verify failures, live sessions) are read from
-:class:`~sidecar.camera.status.CameraSnapshot` at scrape time by a custom collector, so there
+:class:`~sidecar.camera.status.CameraStatus` at scrape time by a custom collector, so there
 is one source of truth. Those that exist only as events (recordings by close reason, bytes sent
 to hubs, first-byte latency, motion by source) are counted here as the events arrive. Each
 server owns its own registry: two sidecars in one process (tests) never share counters.
@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..camera.events import CameraEvent, MotionChanged, RecordingEnded
-from ..camera.status import CameraSnapshot
+from ..camera.status import CameraStatus
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -26,7 +26,7 @@ FIRST_BYTE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
 
 
 class _SnapshotCollector(Collector):
-    def __init__(self, snapshots: Callable[[], Sequence[CameraSnapshot]]) -> None:
+    def __init__(self, snapshots: Callable[[], Sequence[CameraStatus]]) -> None:
         self._snapshots = snapshots
 
     def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
@@ -62,7 +62,7 @@ class _SnapshotCollector(Collector):
 class Metrics:
     """The registry of one web server. Feed it camera events with :meth:`observe`."""
 
-    def __init__(self, snapshots: Callable[[], Sequence[CameraSnapshot]]) -> None:
+    def __init__(self, snapshots: Callable[[], Sequence[CameraStatus]]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_SnapshotCollector(snapshots))
         self.recordings = Counter("hksv_recordings", "recordings ended, by close reason and who closed",

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import segno
 
-from ..camera.status import CameraSnapshot
+from ..camera.status import CameraStatus
 from .journal import MAX_ENTRIES, JournalEntry, RecordingRecord
 
 __all__ = ["ClipInfo", "camera_page", "confirm_reset_page", "message_page", "overview_page", "qr_svg"]
@@ -74,7 +74,7 @@ def qr_svg(uri: str) -> str:
     return str(segno.make(uri, micro=False).svg_inline(scale=6, border=2))
 
 
-def _media(s: CameraSnapshot, restart_in: float | None, failed: bool = False) -> str:
+def _media(s: CameraStatus, restart_in: float | None, failed: bool = False) -> str:
     m = s.media
     if not m.wanted and m.state == "stopped":
         state = '<span class="small">stopped (recording is off in the Home app: no ffmpeg needed)</span>'
@@ -99,7 +99,7 @@ def _media(s: CameraSnapshot, restart_in: float | None, failed: bool = False) ->
             "</dd>")
 
 
-def _homekit(s: CameraSnapshot) -> str:
+def _homekit(s: CameraStatus) -> str:
     if s.paired:
         ctrls = ", ".join(f"{escape(c.id)}{' (admin)' if c.admin else ''}" for c in s.controllers)
         paired = f'<span class="ok">paired</span> <span class="small">{ctrls}</span>'
@@ -110,7 +110,7 @@ def _homekit(s: CameraSnapshot) -> str:
             f"<dt>live views</dt><dd>{s.live_sessions}</dd>")
 
 
-def _pairing_block(s: CameraSnapshot) -> str:
+def _pairing_block(s: CameraStatus) -> str:
     if s.paired or s.setup_code is None or s.setup_uri is None:
         return ""
     return (f'<div class="qr" id="qr-{escape(s.slug)}">{qr_svg(s.setup_uri)}'
@@ -129,7 +129,7 @@ def _last(entry: JournalEntry | None, rec: RecordingRecord | None) -> str:
     return f"<dt>last motion</dt><dd>{motion}</dd><dt>last recording</dt><dd>{recording}</dd>"
 
 
-Card = tuple[CameraSnapshot, JournalEntry | None, RecordingRecord | None, float | None, bool]
+Card = tuple[CameraStatus, JournalEntry | None, RecordingRecord | None, float | None, bool]
 
 
 def overview_page(cards: Sequence[Card]) -> str:
@@ -209,7 +209,7 @@ class ClipInfo(Protocol):
     def size(self) -> int: ...
 
 
-def camera_page(s: CameraSnapshot, entries: Sequence[JournalEntry], clips: Sequence[ClipInfo], *,
+def camera_page(s: CameraStatus, entries: Sequence[JournalEntry], clips: Sequence[ClipInfo], *,
                 tokens: dict[str, str], password: bool, notice: str | None, now: float,
                 restart_in: float | None = None, failed: bool = False) -> str:
     notice_html = f'<div class="card ok" id="notice">{escape(notice)}</div>' if notice else ""
@@ -236,7 +236,7 @@ def camera_page(s: CameraSnapshot, entries: Sequence[JournalEntry], clips: Seque
     return _page(s.name, notice_html + card + archive + events, refresh_s=None)
 
 
-def confirm_reset_page(s: CameraSnapshot, token: str, password: bool) -> str:
+def confirm_reset_page(s: CameraStatus, token: str, password: bool) -> str:
     form = _action(s.slug, "reset", "Yes, remove every pairing", token, password,
                    extra='<input type="hidden" name="confirm" value="yes">')
     body = (f'<section class="card"><h2>Remove all pairings of {escape(s.name)}?</h2>'

@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from ..camera.events import CameraEvent, EventBus
-from ..camera.status import CameraSnapshot
+from ..camera.status import CameraStatus
 from ..triggers.http import TriggerRoutes
 from . import pages
 from .forms import Csrf, FormError, origin_allowed, parse_form, password_ok
@@ -55,7 +55,7 @@ class WebCamera(Protocol):
     @property
     def http_motion(self) -> bool: ...
 
-    def status(self) -> CameraSnapshot: ...
+    def status(self) -> CameraStatus: ...
     def trigger_motion(self, source: str = "http") -> None: ...
     def set_motion(self, active: bool, *, auto_reset_s: float | None = None, source: str = "manual") -> None: ...
     def ring_doorbell(self, source: str = "http") -> None: ...
@@ -191,7 +191,7 @@ class WebServer:
             self._runner = None
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _snapshots(self) -> list[CameraSnapshot]:
+    def _snapshots(self) -> list[CameraStatus]:
         return [c.status() for c in self._cameras()]
 
     def _find(self, slug: str) -> WebCamera | None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from sidecar.camera.status import CameraSnapshot, ControllerInfo, MediaStatus
+from sidecar.camera.status import CameraStatus, ControllerInfo, MediaStatus
 from sidecar.web.pages import camera_page, overview_page
 
 MEDIA = MediaStatus(wanted=True, state="backoff", last_error="connection refused <script>x</script>", restarts=3,
                     width=None, height=None, fps=None, bitrate_kbps=None, keyframe_interval_s=None,
                     warning="keyframes every 8.0 s: set the camera's I-frame interval to 4 s", prebuffer_s=0.0,
                     fragments=0, bytes_in=0, last_fragment_age_s=None)
-UNPAIRED = CameraSnapshot(
+UNPAIRED = CameraStatus(
     name="Front Door", slug="front-door", source="rtsp://admin:***@10.0.0.2/s", profile="copy", doorbell=False,
     hap_port=51826, hap_listening=True, paired=False, controllers=(), setup_code="031-45-154",
     setup_uri="X-HM://0023ISYWYABCD", mode="Stream & Allow Recording", recording_active=True, selection=None,
