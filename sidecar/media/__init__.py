@@ -10,8 +10,9 @@ from .fmp4 import Fmp4Reader
 from .fmp4_boxes import Fmp4Error
 from .keyframes import GopVerdict, KeyframeMonitor, StreamMeasurement
 from .live_view_process import LiveAudio, LiveStreamProcess, LiveStreamSpec, LiveVideo, build_live_argv, copy_bsf_for
-from .pipeline import MediaPipeline, PipelineEvent, PipelineState, PipelineStatus
+from .pipeline import MediaPipeline
 from .pipeline_config import PipelineConfig
+from .pipeline_status import PipelineEvent, PipelineState, PipelineStatus
 from .prebuffer import (
     Prebuffer,
     PrebufferNotReady,
@@ -30,6 +31,7 @@ from .segments import AudioTrack, Fmp4Event, Fragment, InitSegment, TrackFragmen
 from .settings import H264Level, H264Profile, RecordingSettings
 from .sources import InputSpec, Source, SourceKind, parse_source
 from .stderr import Cause, CauseKind, StderrTail, cause_in_words
+from .stream_intake import StreamIntake
 from .stream_policy import Notice, ReconfigureResult, Restart, RestartCause, StreamPolicy
 
 __all__ = [
@@ -83,6 +85,7 @@ __all__ = [
     "SourceProbe",
     "StderrTail",
     "StoredFragment",
+    "StreamIntake",
     "StreamMeasurement",
     "StreamPolicy",
     "Subscription",

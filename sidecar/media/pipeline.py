@@ -1,21 +1,21 @@
 """One camera's media pipeline: a supervised, long-lived ffmpeg feeding a prebuffer.
 
-:class:`MediaPipeline` is the asyncio adapter around the sans-IO parts (fMP4 reader, prebuffer,
-keyframe monitor). It owns exactly one task (``_main``) which owns, per ffmpeg run, the stdout
-pump and the stderr drain; ``stop()`` cancels nothing it does not own and returns only when
-ffmpeg has been reaped.
+:class:`MediaPipeline` runs the loop: start ffmpeg with the command the
+:class:`~.stream_policy.StreamPolicy` builds, pump its stdout into the
+:class:`~.stream_intake.StreamIntake` (prebuffer, policy, probe), carry out the policy's actions,
+and when the run ends, restart it at once (a planned restart) or after the :class:`~.backoff.Backoff`
+wait. It owns exactly one task (``_main``) which owns, per ffmpeg run, the stdout pump and the
+stderr drain; ``stop()`` cancels nothing it does not own and returns only when ffmpeg has been
+reaped.
 
 Why it restarts so readily: ffmpeg exits 0 when an RTSP camera drops, and with ``-timeout`` it
 also exits when the camera stalls (docs/cameras-and-nvrs.md §RTSP drops), so *any* exit means "the source is gone".
 A run that stops producing bytes (a hung source that did not trip the socket timeout) is killed
 by the watchdog (docs/field-lessons.md #11). When to restart is decided by the sans-IO
 :class:`~.restart.RestartSchedule` (1 s doubling to 60 s, jittered, reset by a run that
-delivered media); while the camera is unreachable ("connection refused") the wait is cut short
-as soon as its port accepts a TCP connection again, so a camera that comes back is recording
-within seconds without an ffmpeg being started every few seconds meanwhile. The user hears
-about outages, not attempts: one warning when ffmpeg stops, one line when it runs again, and
-ffmpeg's stderr is logged only while media flows (it goes into the cause otherwise). Each run
-is an :class:`~.runner.FfmpegRun` (spawn, watchdog, masked stderr tail, reap).
+delivered media), waited out by :class:`~.backoff.Backoff`. The user hears about outages, not
+attempts, and ffmpeg's stderr is logged only while media flows (it goes into the cause
+otherwise). Each run is an :class:`~.runner.FfmpegRun` (spawn, watchdog, masked stderr tail, reap).
 
 Every run is a new prebuffer generation: its init segment replaces the old one and any live
 subscription of the old run is closed (``NEW_GENERATION``), because the hub cannot splice two
@@ -25,141 +25,32 @@ runs into one recording (docs/field-lessons.md #9).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from functools import partial
 
 from ..redact import redact
-from .fmp4 import Fmp4Reader
+from .backoff import Backoff
 from .fmp4_boxes import Fmp4Error
 from .frames import FrameCallback, FramePipe, GrayFrame
 from .pipeline_config import PipelineConfig
+from .pipeline_status import PipelineEvent, PipelineSignals, PipelineState, PipelineStatus
 from .prebuffer import Prebuffer, PrebufferSnapshot, SubscriptionEnd
 from .prebuffer_subscription import LiveSubscription
-from .probe import SourceProbe, probe_from_init, probe_source
+from .probe import SourceProbe, probe_source
 from .profiles import Profile, load_profiles
-from .restart import RestartSchedule, RunEnd
-from .runner import EndKind, FfmpegRun, RunResult
-from .segments import Fragment, InitSegment
+from .runner import EndKind, FfmpegRun, RunResult, StderrLog
+from .segments import InitSegment
 from .settings import RecordingSettings
-from .stderr import Cause, CauseKind, seconds
+from .stderr import Cause, CauseKind
+from .stream_intake import StreamIntake
 from .stream_policy import Action, ReconfigureResult, Restart, StreamPolicy
 
-__all__ = [
-    "MediaPipeline",
-    "PipelineEvent",
-    "PipelineState",
-    "PipelineStatus",
-]
+__all__ = ["MediaPipeline"]
 
 log = logging.getLogger(__name__)
 
 _READ_SIZE = 1 << 20
-
-
-class PipelineState(enum.Enum):
-    STOPPED = "stopped"
-    STARTING = "starting"  # ffmpeg spawned, no init segment yet
-    RUNNING = "running"  # init segment received, fragments flowing
-    BACKOFF = "backoff"  # ffmpeg exited; waiting before the next start
-    STOPPING = "stopping"
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineStatus:
-    """A snapshot for the status page (all times monotonic seconds or durations)."""
-
-    name: str
-    state: PipelineState
-    running: bool
-    pid: int | None
-    generation: int
-    restarts: int
-    last_error: str | None
-    last_exit_code: int | None
-    profile: str
-    audio: str
-    source: str
-    uptime_s: float | None
-    keyframe_interval_s: float | None
-    max_fragment_s: float | None
-    bitrate_kbps: float | None
-    fps: float | None
-    width: int | None
-    height: int | None
-    codec: str | None
-    h264_profile: str | None
-    h264_level: str | None
-    has_audio: bool | None
-    gop_verdict: str
-    warning: str | None
-    prebuffer_s: float
-    prebuffer_bytes: int
-    fragments: int
-    bytes_in: int
-    ignored_settings: tuple[str, ...]
-    argv: tuple[str, ...]  # passwords masked
-    next_start_in_s: float | None = None  # while backing off: when ffmpeg starts again
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineEvent:
-    """The recording ffmpeg changed state; the camera layer turns it into ``PipelineChanged``.
-
-    ``state``: ``running`` (media flows), ``restarting`` (it stopped; the next start is in
-    ``restart_in_s``), ``failed`` (like restarting, but the cause needs the user: a wrong
-    password or path, a codec or ffmpeg missing; we keep retrying in case it is fixed),
-    ``stopped`` (recording turned off or shutdown). ``error`` is the cause in words, masked.
-    """
-
-    state: str
-    error: str | None = None
-    exit_code: int | None = None
-    restart_in_s: float | None = None
-
-
-class _StderrLog:
-    """Logs ffmpeg's stderr lines with a token bucket, keeps the last few for ``last_error``."""
-
-    def __init__(self, name: str, burst: int, refill_s: float, clock: Callable[[], float]) -> None:
-        self.name, self.burst, self.refill_s, self.clock = name, burst, refill_s, clock
-        self.tokens = float(burst)
-        self.stamp = clock()
-        self.suppressed = 0
-
-    def line(self, text: str) -> None:
-        """Log one (already masked) line, rate limited."""
-        text = text.rstrip()
-        if not text:
-            return
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) / self.refill_s)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            if self.suppressed:
-                log.warning("%s: ffmpeg: (%d lines suppressed)", self.name, self.suppressed)
-                self.suppressed = 0
-            log.warning("%s: ffmpeg: %s", self.name, text[:500])
-        else:
-            self.suppressed += 1
-
-
-async def _accepts_connections(host: str, port: int, timeout_s: float = 1.0) -> bool:
-    """Whether a TCP connect to the camera succeeds (it is closed at once, nothing is sent)."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            _reader, writer = await asyncio.open_connection(host, port)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
 
 
 class MediaPipeline:
@@ -187,35 +78,29 @@ class MediaPipeline:
                  on_event: Callable[[PipelineEvent], None] | None = None) -> None:
         self.config = config
         self._clock = clock
-        self.on_event = on_event
         self._policy = StreamPolicy(config, dict(config.profiles) if config.profiles is not None else load_profiles())
         if self._policy.profile_name != config.profile:
             log.info("%s: the %s source must be encoded; using %s", config.name, config.source.describe(),
                      self._policy.profile_name)
         self.prebuffer = Prebuffer(capacity_s=config.prebuffer_capacity_s, max_bytes=config.prebuffer_max_bytes)
-        self._schedule = RestartSchedule(config.backoff_initial_s, config.backoff_max_s, config.backoff_jitter)
-        self._stderr = _StderrLog(config.name, config.stderr_burst, config.stderr_refill_s, clock)
+        self._intake = StreamIntake(self.prebuffer, self._policy)
+        self._signals = PipelineSignals(config.name, on_event)
+        self._stderr = StderrLog(config.name, config.stderr_burst, config.stderr_refill_s, clock,
+                                 media_flows=lambda: self.state is PipelineState.RUNNING)
         self._task: asyncio.Task[None] | None = None
-        self._state = PipelineState.STOPPED
         self._stopping = False
         # Cuts a backoff wait short (stop, reconfigure). Only stop() and restart requests set it:
         # the end of a run must never, or a dead camera would be restarted in a tight loop.
         self._interrupt = asyncio.Event()
-        self._early_start = False  # the current run began early because the camera's port accepted again
-        self._changed = asyncio.Event()
+        self._backoff = Backoff(config, clock, self._signals, self._interrupt, self._stop_requested)
         self._restart_reason: str | None = None  # a planned restart (reconfigure, audio, fallback)
         self._run: FfmpegRun | None = None
         self._run_started: float | None = None
-        self._run_fragments = 0
         self._restarts = 0
         self._runs = 0
         self._last_error: str | None = None
         self._last_exit: int | None = None
-        self._probe: SourceProbe | None = None
-        self._bytes_in = 0
-        self._fragments = 0
         self._last_cause: Cause | None = None
-        self._announced: str | None = None  # the last PipelineEvent state emitted
         self.starts = 0  # ffmpeg processes started, for tests and the status page
         #: Called in the event loop with each detector frame (``config.detect``), newest only.
         self.on_frame: FrameCallback | None = None
@@ -224,7 +109,7 @@ class MediaPipeline:
 
     @property
     def state(self) -> PipelineState:
-        return self._state
+        return self._signals.state
 
     @property
     def profile(self) -> Profile:
@@ -253,9 +138,9 @@ class MediaPipeline:
     @property
     def next_start_in_s(self) -> float | None:
         """Seconds until the next ffmpeg start while backing off, else ``None``."""
-        if self._state is not PipelineState.BACKOFF:
+        if self._signals.state is not PipelineState.BACKOFF:
             return None
-        return self._schedule.remaining(self._clock())
+        return self._backoff.schedule.remaining(self._clock())
 
     async def start(self) -> None:
         """Start supervising (idempotent). Returns at once; ffmpeg starts in the background."""
@@ -263,7 +148,7 @@ class MediaPipeline:
             return
         self._stopping = False
         self._interrupt.clear()
-        self._schedule.reset()
+        self._backoff.schedule.reset()
         self._task = asyncio.get_running_loop().create_task(self._main(), name=f"media:{self.config.name}")
 
     async def stop(self) -> None:
@@ -283,7 +168,7 @@ class MediaPipeline:
                 raise
         self._task = None
         self.prebuffer.reset(SubscriptionEnd.STOPPED)
-        self._set_state(PipelineState.STOPPED)
+        self._signals.set_state(PipelineState.STOPPED)
 
     def restart(self, reason: str) -> bool:
         """Ask for a fresh ffmpeg run (a user's "restart ffmpeg" button). False when not running."""
@@ -327,14 +212,14 @@ class MediaPipeline:
                 snap = self.prebuffer.fragments_since(prebuffer_ms, self._clock())
                 if snap is not None and snap.duration_s * 1000 >= prebuffer_ms - 1:
                     return snap
-                await self._next_change()
+                await self._signals.next_change()
 
     async def wait_for(self, predicate: Callable[[], bool], timeout_s: float | None = None) -> None:
         """Wait until ``predicate()`` holds; it is re-checked on every pipeline event
         (state change, init segment, fragment). For tests and the camera layer alike."""
         async with asyncio.timeout(timeout_s):
             while not predicate():
-                await self._next_change()
+                await self._signals.next_change()
 
     async def probe(self, timeout_s: float = 20.0) -> SourceProbe:
         """What the source delivers: codec, size, fps, H.264 profile/level, audio.
@@ -343,17 +228,18 @@ class MediaPipeline:
         connection to the camera). A transcoding pipeline's output says nothing about the
         source, so a short separate copy-mode ffmpeg probes it (the demo source is known).
         """
+        intake = self._intake
         if not self.profile.is_copy:
-            if self._probe is None:
-                self._probe = await probe_source(self.config.source, ffmpeg_bin=self.config.ffmpeg_bin,
-                                                 timeout_s=timeout_s)
-            return self._probe
+            if intake.probe is None:
+                intake.probe = await probe_source(self.config.source, ffmpeg_bin=self.config.ffmpeg_bin,
+                                                  timeout_s=timeout_s)
+            return intake.probe
         await self.wait_for(
-            lambda: self._probe is not None and self._probe.fps is not None and self._restart_reason is None,
+            lambda: intake.probe is not None and intake.probe.fps is not None and self._restart_reason is None,
             timeout_s,
         )
-        assert self._probe is not None
-        return self._probe
+        assert intake.probe is not None
+        return intake.probe
 
     def status(self) -> PipelineStatus:
         m = self._policy.monitor.measurement
@@ -363,8 +249,8 @@ class MediaPipeline:
         command = self._policy.command
         return PipelineStatus(
             name=self.config.name,
-            state=self._state,
-            running=self._state is PipelineState.RUNNING,
+            state=self._signals.state,
+            running=self._signals.state is PipelineState.RUNNING,
             pid=self.pid,
             generation=self.prebuffer.generation,
             restarts=self._restarts,
@@ -388,8 +274,8 @@ class MediaPipeline:
             warning=self._policy.warning,
             prebuffer_s=self.prebuffer.duration_s,
             prebuffer_bytes=self.prebuffer.bytes,
-            fragments=self._fragments,
-            bytes_in=self._bytes_in,
+            fragments=self._intake.fragments,
+            bytes_in=self._intake.bytes_in,
             ignored_settings=command.ignored if command is not None else (),
             argv=tuple(redact(a) for a in command.argv) if command is not None else (),
             next_start_in_s=self.next_start_in_s,
@@ -397,43 +283,17 @@ class MediaPipeline:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _on_detect_frame(self, frame: GrayFrame, now: float) -> None:
-        if self.on_frame is not None:
-            self.on_frame(frame, now)
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def _next_change(self) -> None:
-        await self._changed.wait()
-
-    def _set_state(self, state: PipelineState) -> None:
-        if state is not self._state:
-            self._state = state
-            self._notify()
-
     def _stop_requested(self) -> bool:
         return self._stopping
 
-    def _planned_restart(self) -> str | None:
-        """The reason for a restart requested during the run (reconfigure, fallback...)."""
-        return self._restart_reason
-
     def _request_restart(self, reason: str) -> None:
+        """End the current run and start the next at once (no backoff): every restart the sidecar
+        asks for itself (the stream policy, reconfigure, the user's button) comes through here."""
         if self._restart_reason is None:
             self._restart_reason = reason
         self._interrupt.set()
         if self._run is not None:
             self._run.request_stop(f"restart: {reason}")
-
-    def _emit(self, event: PipelineEvent) -> None:
-        self._announced = event.state
-        if self.on_event is not None:
-            try:
-                self.on_event(event)
-            except Exception:  # an observer's bug never stops the pipeline
-                log.exception("%s: pipeline event observer failed", self.config.name)
 
     async def _main(self) -> None:
         try:
@@ -449,93 +309,41 @@ class MediaPipeline:
                     self._last_cause = Cause(self._last_error, CauseKind.OTHER)
                 if self._stop_requested():
                     break
-                planned = self._planned_restart()
-                if planned is not None:
-                    log.info("%s: restarting ffmpeg: %s", self.config.name, planned)
+                if self.restart_pending:
+                    log.info("%s: restarting ffmpeg: %s", self.config.name, self._restart_reason)
                     continue
-                await self._back_off(result)
+                cause = self._last_cause or Cause(self._last_error or "unknown", CauseKind.OTHER)
+                await self._backoff.wait(cause, result.exit_code if result is not None else None)
         finally:
-            self._set_state(PipelineState.STOPPED)
-            if self._announced not in (None, "stopped"):
-                self._emit(PipelineEvent("stopped", exit_code=self._last_exit))
-
-    async def _back_off(self, result: RunResult | None) -> None:
-        """Wait before the next start, as the schedule says, and tell the user once per outage."""
-        cause = self._last_cause or Cause(self._last_error or "unknown", CauseKind.OTHER)
-        end = self._schedule.run_ended(self._clock(), cause.text)
-        self._set_state(PipelineState.BACKOFF)
-        exit_code = result.exit_code if result is not None else None
-        self._emit(PipelineEvent("failed" if cause.needs_user else "restarting", error=cause.text,
-                                 exit_code=exit_code, restart_in_s=round(end.delay_s, 3)))
-        self._log_run_end(end, cause)
-        await self._wait_until(end, cause)
-
-    def _log_run_end(self, end: RunEnd, cause: Cause) -> None:
-        name, cap = self.config.name, seconds(self.config.backoff_max_s)
-        if end.outage_started:
-            log.warning("%s: ffmpeg stopped: %s; restarting in %s s (then backing off up to %s s; "
-                        "logged once per outage)", name, cause.text, seconds(end.delay_s), cap)
-        elif end.cause_changed:
-            log.warning("%s: still down after %s s (%d attempts), now: %s; next attempt in %s s", name,
-                        seconds(end.outage_s), end.attempt, cause.text, seconds(end.delay_s))
-        else:
-            log.debug("%s: attempt %d failed: %s; next attempt in %s s", name, end.attempt, cause.text,
-                      seconds(end.delay_s))
-
-    async def _wait_until(self, end: RunEnd, cause: Cause) -> None:
-        """Sleep until the scheduled start, unless stopped or reconfigured meanwhile, or an
-        unreachable camera starts accepting connections again."""
-        endpoint = self.config.source.endpoint()
-        poll = self.config.reachability_poll_s
-        watch_port = cause.kind is CauseKind.UNREACHABLE and endpoint is not None and poll > 0
-        # The attempt that just failed was itself refused, so the camera was down: the port
-        # accepting again means it is back, even at the first poll (a camera restarting just as
-        # an attempt failed is common; waiting for a second refusal then cost a whole back-off
-        # of up to 60 s). Only when that attempt was already an early start that failed the same
-        # way (the port accepts, yet ffmpeg is refused) must a refusal be seen while waiting, so
-        # such a camera is retried on the schedule rather than at every poll.
-        saw_refused = end.outage_started or not self._early_start
-        self._early_start = False
-        while not self._stopping and not self._interrupt.is_set():
-            remaining = end.next_start_at - self._clock()
-            if remaining <= 0:
-                return
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(remaining, poll) if watch_port else remaining):
-                    await self._interrupt.wait()
-            if watch_port and not self._interrupt.is_set() and end.next_start_at - self._clock() > 0:
-                assert endpoint is not None
-                if await _accepts_connections(*endpoint):
-                    if saw_refused:  # it was down and is back: start now
-                        log.debug("%s: %s:%d accepts connections again; starting ffmpeg now", self.config.name,
-                                  *endpoint)
-                        self._early_start = True
-                        return
-                    watch_port = False  # reachable but ffmpeg failed: wait the full backoff
-                else:
-                    saw_refused = True
+            self._signals.set_state(PipelineState.STOPPED)
+            if self._signals.announced not in (None, "stopped"):
+                self._signals.emit(PipelineEvent("stopped", exit_code=self._last_exit))
 
     async def _run_once(self) -> RunResult:
         """One ffmpeg run, from spawn to reaping."""
         cfg = self.config
-        frames = FramePipe(self._on_detect_frame, name=cfg.name, clock=self._clock) if cfg.detect is not None else None
+
+        def deliver(frame: GrayFrame, now: float) -> None:  # to whoever listens when it comes
+            if self.on_frame is not None:
+                self.on_frame(frame, now)
+
+        frames = FramePipe(deliver, name=cfg.name, clock=self._clock) if cfg.detect is not None else None
         command = self._policy.start_run(frames.target) if frames is not None else self._policy.start_run()
         if self._runs:
             self._restarts += 1
         self._runs += 1
         self.starts += 1
-        self._set_state(PipelineState.STARTING)
-        started = self._clock()
-        self._run_started = started
-        self._run_fragments = 0
-        quiet = self._schedule.in_outage  # one line per outage: the attempts are debug
+        self._signals.set_state(PipelineState.STARTING)
+        self._run_started = self._clock()
+        self._intake.start_run()
+        quiet = self._backoff.schedule.in_outage  # one line per outage: the attempts are debug
         log.log(logging.DEBUG if quiet else logging.INFO, "%s: starting ffmpeg (%s, audio %s): %s", cfg.name,
                 command.profile.name, command.audio.value, redact(" ".join(command.argv)))
         run = FfmpegRun(
-            command.argv, name=cfg.name, consume=partial(self._pump, Fmp4Reader()),
+            command.argv, name=cfg.name, consume=self._pump,
             startup_timeout_s=cfg.startup_timeout_s, stall_timeout_s=cfg.silence_timeout_s,
             startup_message="no video from the source within {s} s", stall_message="no keyframe for {s} s",
-            stop_timeout_s=cfg.stop_timeout_s, on_stderr=self._on_stderr, read_limit=_READ_SIZE, clock=self._clock,
+            stop_timeout_s=cfg.stop_timeout_s, on_stderr=self._stderr.line, read_limit=_READ_SIZE, clock=self._clock,
             pass_fds=frames.pass_fds if frames is not None else (),
             on_spawn=(lambda _pid: frames.start()) if frames is not None else None,
         )
@@ -550,75 +358,42 @@ class MediaPipeline:
             self._run = None
             self._last_exit = run.returncode
             self.prebuffer.reset(SubscriptionEnd.NEW_GENERATION if not self._stopping else SubscriptionEnd.STOPPED)
-            self._notify()
+            self._signals.changed()
         if result.end is not EndKind.STOPPED and self._restart_reason is None:
             self._last_cause = result.cause or Cause(result.reason, CauseKind.OTHER)
             self._last_error = result.reason
         return result
 
-    def _on_stderr(self, line: str) -> None:
-        """ffmpeg's warnings while media flows are news; before that, the cause says it all."""
-        if self._state is PipelineState.RUNNING:
-            self._stderr.line(line)
-        else:
-            log.debug("%s: ffmpeg: %s", self.config.name, line)
-
-    async def _pump(self, reader: Fmp4Reader, stdout: asyncio.StreamReader, run: FfmpegRun) -> str | None:
-        """The run's stdout consumer: fMP4 boxes into the prebuffer. Returns ``None`` at EOF, or
-        the reason to stop (the runner keeps draining stdout while ffmpeg is stopped)."""
+    async def _pump(self, stdout: asyncio.StreamReader, run: FfmpegRun) -> str | None:
+        """The run's stdout consumer: fMP4 into the intake, the policy's answers carried out.
+        Returns ``None`` at EOF, or the reason to stop (the runner keeps draining stdout while
+        ffmpeg is stopped)."""
+        intake, name = self._intake, self.config.name
         while chunk := await stdout.read(_READ_SIZE):
             now = self._clock()
-            self._bytes_in += len(chunk)
             try:
-                events = reader.feed(chunk)
+                events = intake.feed(chunk)
             except Fmp4Error as exc:
                 failed = f"malformed fMP4 from ffmpeg: {exc}"
-                log.warning("%s: %s", self.config.name, failed)
+                log.warning("%s: %s", name, failed)
                 return failed
             for event in events:
                 run.progress()  # an init segment or a fragment (which starts on a keyframe)
                 if isinstance(event, InitSegment):
-                    self._on_init(event, now)
+                    generation, actions = intake.on_init(event, now)
+                    self._act(actions)
+                    video = event.video
+                    log.info("%s: generation %d: %s %sx%s, audio %s", name, generation,
+                             video.codec_string if video else "no video", video.width if video else "?",
+                             video.height if video else "?", "yes" if event.has_audio else "no")
+                    self._signals.set_state(PipelineState.RUNNING)
                 else:
-                    self._on_fragment(event, now)
+                    if intake.run_fragments == 0:  # the run is healthy; an outage, if any, is over
+                        self._backoff.media_flows(now)
+                        self._signals.emit(PipelineEvent("running"))
+                    self._act(intake.on_fragment(event, now))
+                self._signals.changed()
         return None
-
-    # -- stream events -------------------------------------------------------------------------
-
-    def _on_init(self, init: InitSegment, now: float) -> None:
-        generation = self.prebuffer.start_generation(init, now)
-        copy = self.profile.is_copy  # before the policy may fall back to transcoding
-        actions = self._policy.on_init(init)
-        if copy:
-            self._probe = probe_from_init(init, has_audio=self._policy.source_has_audio)
-        self._act(actions)
-        video = init.video
-        log.info("%s: generation %d: %s %sx%s, audio %s", self.config.name, generation,
-                 video.codec_string if video else "no video", video.width if video else "?",
-                 video.height if video else "?", "yes" if init.has_audio else "no")
-        self._set_state(PipelineState.RUNNING)
-        self._notify()
-
-    def _on_fragment(self, fragment: Fragment, now: float) -> None:
-        self._fragments += 1
-        self._run_fragments += 1
-        if self._run_fragments == 1:
-            self._media_flows(now)
-        self.prebuffer.push(fragment, now)
-        copy = self.profile.is_copy  # before the policy may fall back to transcoding
-        self._act(self._policy.on_fragment(fragment))
-        if copy and self._probe is not None and self.prebuffer.init is not None:
-            m = self._policy.monitor.measurement
-            self._probe = replace(self._probe, fps=m.fps, keyframe_interval_s=m.keyframe_interval_s)
-        self._notify()
-
-    def _media_flows(self, now: float) -> None:
-        """The first fragment of a run: the run is healthy; an outage, if any, is over."""
-        recovery = self._schedule.healthy(now)
-        if recovery is not None:
-            log.info("%s: ffmpeg is running again after %s s down (%d failed attempts)", self.config.name,
-                     seconds(recovery.outage_s), recovery.attempts)
-        self._emit(PipelineEvent("running"))
 
     def _act(self, actions: list[Action]) -> None:
         """Carry out what the stream policy answered: log its notices, ask for its restarts."""

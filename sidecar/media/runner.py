@@ -35,7 +35,9 @@ from ..redact import redact
 from .process import FfmpegNotFound, spawn, terminate_and_reap
 from .stderr import Cause, CauseKind, StderrTail, cause_in_words, seconds
 
-__all__ = ["Compilable", "Consumer", "EndKind", "FfmpegRun", "RunResult", "argv_of", "run_to_completion"]
+__all__ = [
+    "Compilable", "Consumer", "EndKind", "FfmpegRun", "RunResult", "StderrLog", "argv_of", "run_to_completion",
+]
 
 log = logging.getLogger(__name__)
 
@@ -331,3 +333,36 @@ async def run_to_completion(
                     stall_message="ffmpeg stalled for {s} s")
     result = await run.run()
     return result, bytes(out)
+
+
+class StderrLog:
+    """Logs a long-lived ffmpeg's stderr: rate limited (a token bucket) while media flows, at
+    debug level before that (the run's cause in words says it all then)."""
+
+    def __init__(self, name: str, burst: int, refill_s: float, clock: Callable[[], float],
+                 media_flows: Callable[[], bool]) -> None:
+        self.name, self.burst, self.refill_s, self.clock = name, burst, refill_s, clock
+        self.media_flows = media_flows
+        self.tokens = float(burst)
+        self.stamp = clock()
+        self.suppressed = 0
+
+    def line(self, text: str) -> None:
+        """Log one (already masked) line."""
+        if not self.media_flows():
+            log.debug("%s: ffmpeg: %s", self.name, text)
+            return
+        text = text.rstrip()
+        if not text:
+            return
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) / self.refill_s)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            if self.suppressed:
+                log.warning("%s: ffmpeg: (%d lines suppressed)", self.name, self.suppressed)
+                self.suppressed = 0
+            log.warning("%s: ffmpeg: %s", self.name, text[:500])
+        else:
+            self.suppressed += 1

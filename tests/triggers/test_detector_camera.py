@@ -21,9 +21,9 @@ import pytest
 
 from sidecar.camera import Camera, CameraSpec
 from sidecar.camera.events import CameraEvent, DoorbellPressed, MotionChanged
+from sidecar.media import PipelineState
 from sidecar.media.detect_feed import DetectFeed
 from sidecar.media.frames import DetectOutput, GrayFrame
-from sidecar.media.pipeline import PipelineState
 from sidecar.media.sources import parse_source
 from sidecar.triggers.detector import DetectorParams
 from sidecar.triggers.detector_trigger import DetectorTrigger
