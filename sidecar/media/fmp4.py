@@ -24,7 +24,7 @@ from __future__ import annotations
 import struct
 from collections import deque
 
-from .fmp4_boxes import U32, U64, Fmp4Error, parse_moof, parse_moov
+from .fmp4_boxes import Fmp4Error, box_header, parse_moof, parse_moov
 from .segments import Fmp4Event, Fragment, InitSegment, TrackFragment
 
 __all__ = ["DEFAULT_MAX_BOX_SIZE", "DEFAULT_MAX_HEADER_BOX_SIZE", "Fmp4Reader"]
@@ -184,18 +184,11 @@ class Fmp4Reader:
         events: list[Fmp4Event] = []
         while True:
             header = self._peek(self._scan, 16)
-            if len(header) < 8:
-                self._need = self._scan + 8
+            head = box_header(header, 0, len(header))
+            if head is None:
+                self._need = self._scan + (8 if len(header) < 8 else 16)
                 return events
-            size = U32.unpack_from(header, 0)[0]
-            kind = header[4:8]
-            hlen = 8
-            if size == 1:
-                if len(header) < 16:
-                    self._need = self._scan + 16
-                    return events
-                size = U64.unpack_from(header, 8)[0]
-                hlen = 16
+            size, kind, hlen = head
             if not all(0x20 <= c < 0x7F for c in kind):
                 raise Fmp4Error(f"not a box type: {bytes(kind)!r}")
             if size == 0:

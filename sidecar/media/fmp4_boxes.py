@@ -4,7 +4,8 @@ Each function is handed one whole, already bounded box (the reader in :mod:`.fmp
 its size and cut it out of the pipe bytes) and walks its children: ``parse_moov`` gives the
 tracks (codec, size, H.264 profile and level from ``avcC``, AAC object type from ``esds``),
 ``parse_moof`` the sequence number and each track's run (sample count, duration, decode time,
-sync samples). Every problem, whatever its cause, surfaces as :class:`Fmp4Error`.
+sync samples). :func:`box_header` reads one box header, for these walks and for the reader's
+cut of the pipe bytes alike. Every problem, whatever its cause, surfaces as :class:`Fmp4Error`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from collections.abc import Iterator
 
 from .segments import AudioTrack, InitSegment, TrackFragment, TrackInfo, VideoTrack
 
-__all__ = ["U32", "U64", "Fmp4Error", "parse_moof", "parse_moov"]
+__all__ = ["Fmp4Error", "box_header", "parse_moof", "parse_moov"]
 
 # Sample flags (ISO/IEC 14496-12 8.8.3.1): bit 16 is sample_is_non_sync_sample.
 _NON_SYNC = 0x0001_0000
 
-U32 = struct.Struct(">I")
-U64 = struct.Struct(">Q")
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
 
 
 class Fmp4Error(Exception):
@@ -33,21 +34,30 @@ class Fmp4Error(Exception):
 
 
 
+def box_header(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, bytes, int] | None:
+    """``(size, type, header length)`` of the box at ``buf[pos:end]``, or ``None`` while fewer
+    bytes than its header are there (8, or 16 with a 64-bit size). ``size`` is as written: 0
+    means "to the end of the file"."""
+    if end - pos < 8:
+        return None
+    size = _U32.unpack_from(buf, pos)[0]
+    kind = bytes(buf[pos + 4 : pos + 8])
+    if size != 1:
+        return size, kind, 8
+    if end - pos < 16:
+        return None
+    return _U64.unpack_from(buf, pos + 8)[0], kind, 16
+
+
 def _boxes(buf: memoryview, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
     """Yield ``(type, body_start, box_end)`` for each child box in ``buf[start:end]``."""
     pos = start
     while pos < end:
-        if end - pos < 8:
+        head = box_header(buf, pos, end)
+        if head is None:
             raise Fmp4Error("truncated box header inside a container")
-        size = U32.unpack_from(buf, pos)[0]
-        kind = bytes(buf[pos + 4 : pos + 8])
-        header = 8
-        if size == 1:
-            if end - pos < 16:
-                raise Fmp4Error("truncated large box header")
-            size = U64.unpack_from(buf, pos + 8)[0]
-            header = 16
-        elif size == 0:
+        size, kind, header = head
+        if size == 0:
             size = end - pos
         if size < header or pos + size > end:
             raise Fmp4Error(f"box {kind!r} of size {size} overruns its container")
@@ -70,7 +80,7 @@ def _need(end: int, pos: int, n: int, what: str) -> None:
 def parse_moov(buf: memoryview) -> tuple[TrackInfo, ...]:
     """Parse a whole ``moov`` box (header included) into track descriptions."""
     start, end = 8, len(buf)
-    if U32.unpack_from(buf, 0)[0] == 1:
+    if _U32.unpack_from(buf, 0)[0] == 1:
         start = 16
     trex: dict[int, tuple[int, int]] = {}
     raw: list[TrackInfo] = []
@@ -119,7 +129,7 @@ def _parse_trak(buf: memoryview, start: int, end: int) -> TrackInfo | None:
     version = buf[b]
     id_pos = b + (4 + 16 if version == 1 else 4 + 8)
     _need(e, id_pos, 4, "tkhd")
-    track_id = U32.unpack_from(buf, id_pos)[0]
+    track_id = _U32.unpack_from(buf, id_pos)[0]
     mdhd = _child(buf, mdia[0], mdia[1], b"mdhd")
     hdlr = _child(buf, mdia[0], mdia[1], b"hdlr")
     minf = _child(buf, mdia[0], mdia[1], b"minf")
@@ -129,7 +139,7 @@ def _parse_trak(buf: memoryview, start: int, end: int) -> TrackInfo | None:
     _need(e, b, 4, "mdhd")
     ts_pos = b + (4 + 16 if buf[b] == 1 else 4 + 8)
     _need(e, ts_pos, 4, "mdhd")
-    timescale = U32.unpack_from(buf, ts_pos)[0]
+    timescale = _U32.unpack_from(buf, ts_pos)[0]
     if timescale == 0:
         raise Fmp4Error("track timescale is 0")
     b, e = hdlr
@@ -160,7 +170,7 @@ def _parse_trak(buf: memoryview, start: int, end: int) -> TrackInfo | None:
         # AudioSampleEntry: 8 (SampleEntry) + 8 reserved, channels, sample size, 4, rate 16.16
         _need(ee, eb, 28, "audio sample entry")
         channels = struct.unpack_from(">H", buf, eb + 16)[0]
-        rate = U32.unpack_from(buf, eb + 24)[0] >> 16
+        rate = _U32.unpack_from(buf, eb + 24)[0] >> 16
         aot = 0
         for k, cb, ce in _boxes(buf, eb + 28, ee):
             if k == b"esds":
@@ -245,7 +255,7 @@ def parse_moof(
     for kind, body, box_end in _boxes(buf, 8, len(buf)):
         if kind == b"mfhd":
             _need(box_end, body, 8, "mfhd")
-            seq = U32.unpack_from(buf, body + 4)[0]
+            seq = _U32.unpack_from(buf, body + 4)[0]
         elif kind == b"traf":
             trafs.append(_parse_traf(buf, body, box_end, init))
     if not trafs:
@@ -259,8 +269,8 @@ def _parse_traf(buf: memoryview, start: int, end: int, init: InitSegment) -> Tra
         raise Fmp4Error("traf without tfhd")
     b, e = tfhd
     _need(e, b, 8, "tfhd")
-    flags = U32.unpack_from(buf, b)[0] & 0xFFFFFF
-    track_id = U32.unpack_from(buf, b + 4)[0]
+    flags = _U32.unpack_from(buf, b)[0] & 0xFFFFFF
+    track_id = _U32.unpack_from(buf, b + 4)[0]
     track = init.track(track_id)
     if track is None:
         raise Fmp4Error(f"fragment for unknown track {track_id}")
@@ -273,13 +283,13 @@ def _parse_traf(buf: memoryview, start: int, end: int, init: InitSegment) -> Tra
         p += 4
     if flags & 0x8:
         _need(e, p, 4, "tfhd")
-        default_duration = U32.unpack_from(buf, p)[0]
+        default_duration = _U32.unpack_from(buf, p)[0]
         p += 4
     if flags & 0x10:
         p += 4
     if flags & 0x20:
         _need(e, p, 4, "tfhd")
-        default_flags = U32.unpack_from(buf, p)[0]
+        default_flags = _U32.unpack_from(buf, p)[0]
     want_sync = track.handler == "vide"
     base_time = 0
     count = 0
@@ -291,20 +301,20 @@ def _parse_traf(buf: memoryview, start: int, end: int, init: InitSegment) -> Tra
             _need(re_, rb, 8, "tfdt")
             if buf[rb] == 1:
                 _need(re_, rb, 12, "tfdt")
-                base_time = U64.unpack_from(buf, rb + 4)[0]
+                base_time = _U64.unpack_from(buf, rb + 4)[0]
             else:
-                base_time = U32.unpack_from(buf, rb + 4)[0]
+                base_time = _U32.unpack_from(buf, rb + 4)[0]
         elif kind == b"trun":
             _need(re_, rb, 8, "trun")
-            tflags = U32.unpack_from(buf, rb)[0] & 0xFFFFFF
-            n = U32.unpack_from(buf, rb + 4)[0]
+            tflags = _U32.unpack_from(buf, rb)[0] & 0xFFFFFF
+            n = _U32.unpack_from(buf, rb + 4)[0]
             p = rb + 8
             if tflags & 0x1:
                 p += 4
             first_flags: int | None = None
             if tflags & 0x4:
                 _need(re_, p, 4, "trun")
-                first_flags = U32.unpack_from(buf, p)[0]
+                first_flags = _U32.unpack_from(buf, p)[0]
                 p += 4
             if n > 1_000_000:
                 raise Fmp4Error("trun sample count is absurd")
