@@ -80,6 +80,7 @@ def hub_main(port: int, secret: bytes, controller_salt: bytes, accessory_salt: b
     cpu0 = _cpu()
     buf = bytearray(4 << 20)
     view = memoryview(buf)
+    scratch = memoryview(bytearray(frames.MAX_PAYLOAD))  # AEAD output may not overlap its input
     filled = 0
     while True:
         n = sock.recv_into(view[filled:])
@@ -100,7 +101,7 @@ def hub_main(port: int, secret: bytes, controller_salt: bytes, accessory_salt: b
             if end > filled:
                 break
             body = view[pos + frames.HEADER_LENGTH : end]
-            plain = view[pos + frames.HEADER_LENGTH : end - frames.TAG_LENGTH]
+            plain = scratch[:length]
             aead.decrypt_into(frames.nonce(counter), body, view[pos : pos + frames.HEADER_LENGTH], plain)
             counter += 1
             message = messages.parse_message(plain)
