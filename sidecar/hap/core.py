@@ -233,7 +233,7 @@ class ServerCore:
 
     def notify_pairing_changes(self, before: dict[bytes, bool]) -> None:
         """Tell ``on_pairing`` what changed since ``before`` (identifier -> admin)."""
-        after = {ident: p.admin for ident, p in self.state.pairings.items()}
+        after = self.state.admin_flags()
         paired = bool(after)
         for ident, admin in before.items():
             if ident not in after:

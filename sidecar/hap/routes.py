@@ -128,7 +128,7 @@ def identify(host: RouteHost, conn: Connection, req: HttpRequest, now: float) ->
 
 def pairings(host: RouteHost, conn: Connection, req: HttpRequest, now: float) -> Reply:
     state, callbacks = host.state, host.callbacks
-    before = {ident: p.admin for ident, p in state.pairings.items()}
+    before = state.admin_flags()
     result = handle_pairings(state, _session(conn).controller_id, req.body)
     host.notify_pairing_changes(before)
     if result.state_dirty:

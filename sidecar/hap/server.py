@@ -246,7 +246,7 @@ class AccessoryServer:
         """
         if not self.state.pairings:
             return False
-        before = {ident: p.admin for ident, p in self.state.pairings.items()}
+        before = self.state.admin_flags()
         self.state.pairings.clear()
         self.core.notify_pairing_changes(before)
         for proto in list(self._protocols.values()):

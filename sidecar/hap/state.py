@@ -135,6 +135,10 @@ class AccessoryState:
     def paired(self) -> bool:
         return bool(self.pairings)
 
+    def admin_flags(self) -> dict[bytes, bool]:
+        """Each paired controller's identifier and whether it is an admin (to compare before/after)."""
+        return {ident: p.admin for ident, p in self.pairings.items()}
+
     def has_admin(self) -> bool:
         return any(p.admin for p in self.pairings.values())
 
