@@ -37,6 +37,7 @@ from .triggers.detector_trigger import DetectorTrigger
 from .triggers.mqtt import BrokerSettings, MqttBridge
 from .triggers.mqtt_presets import Binding, frigate_snapshot_url
 from .web import WebServer
+from .web.journal_store import FILE_NAME as JOURNAL_FILE
 
 __all__ = ["App", "camera_spec", "print_pairing_info"]
 
@@ -222,7 +223,8 @@ class App:
             raise RuntimeError("no camera could be started")
         if cfg.web_port is not None:
             self.web = WebServer(lambda: self.cameras, host=cfg.bind, port=cfg.web_port, password=cfg.web_password,
-                                 trigger_token=cfg.trigger_token, archive=self.archive)
+                                 trigger_token=cfg.trigger_token, archive=self.archive,
+                                 journal_path=cfg.state_dir / JOURNAL_FILE)
             for camera in self.cameras:
                 self.web.attach(camera)
             try:

@@ -13,6 +13,10 @@ The camera's raw events (motion rose, a hub opened a recording, it ended with re
 
 Nothing here does I/O or reads a clock except through the events' own timestamps and the
 ``now`` passed to :meth:`EventJournal.entries`, so the correlation rules are tested in memory.
+:meth:`EventJournal.dump` and :meth:`EventJournal.load` turn the entries into plain JSON data and
+back, so that :mod:`.journal_store` can keep them across restarts (the question is asked after
+a restart as often as before it). A recording that was still open when the data was dumped is
+restored as cut short by the restart.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..camera.events import (
@@ -35,6 +39,7 @@ from ..camera.events import (
 )
 
 __all__ = [
+    "MAX_AGE_S",
     "MAX_ENTRIES",
     "NO_HUB_WAIT_S",
     "EventJournal",
@@ -44,6 +49,8 @@ __all__ = [
 ]
 
 MAX_ENTRIES = 100
+MAX_AGE_S = 30 * 86_400.0  # entries older than this are not kept across a restart
+CUT_BY_RESTART = "the sidecar stopped (or restarted) while this recording was open"
 OPEN_WINDOW_S = 15.0  # a hub opens within a few seconds of motion; later opens still count if motion is up
 NO_HUB_WAIT_S = 10.0  # after this long without an open, say that no hub asked
 
@@ -98,11 +105,12 @@ class RecordingRecord:
     opened_at: float
     selection: str | None
     ended: RecordingEnded | None = None
+    cut_by_restart: bool = False  # still open when the sidecar stopped: its end was never seen
 
     @property
     def outcome(self) -> str:
         if self.ended is None:
-            return "recording now"
+            return CUT_BY_RESTART if self.cut_by_restart else "recording now"
         e = self.ended
         return describe_end(e.reason, e.closed_by, e.detail)
 
@@ -123,6 +131,17 @@ class RecordingRecord:
             "duration_s": e.duration_s if e else None,
             "outcome": self.outcome,
         }
+
+    def dump(self) -> dict[str, Any]:
+        return {"stream_id": self.stream_id, "opened_at": self.opened_at, "selection": self.selection,
+                "ended": None if self.ended is None else _event_fields(self.ended)}
+
+    @classmethod
+    def load(cls, camera: str, data: dict[str, Any]) -> RecordingRecord:
+        ended = data["ended"]
+        return cls(int(data["stream_id"]), float(data["opened_at"]), _opt_str(data["selection"]),
+                   None if ended is None else RecordingEnded(camera=camera, **_checked_end(ended)),
+                   cut_by_restart=ended is None)
 
 
 @dataclass
@@ -162,6 +181,49 @@ class JournalEntry:
             "recordings": [r.to_json() for r in self.recordings],
             "verdict": self.verdict(now),
         }
+
+    def dump(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "at": self.at, "source": self.source, "ended_at": self.ended_at,
+                "recordings": [r.dump() for r in self.recordings], "mode": self.mode, "text": self.text}
+
+    @classmethod
+    def load(cls, camera: str, data: dict[str, Any]) -> JournalEntry:
+        kind = data["kind"]
+        if kind not in ("motion", "recording", "note"):
+            raise ValueError(f"unknown entry kind {kind!r}")
+        ended_at = data["ended_at"]
+        return cls(int(data["id"]), kind, float(data["at"]), source=str(data["source"]),
+                   ended_at=None if ended_at is None else float(ended_at),
+                   recordings=[RecordingRecord.load(camera, r) for r in data["recordings"]],
+                   mode=_opt_str(data["mode"]), text=str(data["text"]))
+
+
+def _event_fields(event: RecordingEnded) -> dict[str, Any]:
+    fields = asdict(event)
+    del fields["camera"]
+    return fields
+
+
+_END_TYPES: dict[str, tuple[type, ...]] = {
+    "at": (int, float), "stream_id": (int,), "reason": (str,), "reason_code": (int, type(None)),
+    "closed_by": (str,), "detail": (str,), "bytes_sent": (int,), "fragments_sent": (int,),
+    "first_byte_s": (int, float, type(None)), "prebuffer_s": (int, float, type(None)), "duration_s": (int, float),
+}
+
+
+def _checked_end(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict) or set(data) != set(_END_TYPES):
+        raise ValueError("a recording's end has unexpected fields")
+    for key, types in _END_TYPES.items():
+        if not isinstance(data[key], types) or isinstance(data[key], bool):
+            raise ValueError(f"a recording's {key} has the wrong type")
+    return data
+
+
+def _opt_str(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("expected text")
+    return value
 
 
 class _CameraJournal:
@@ -240,6 +302,33 @@ class EventJournal:
             return
         cam.entries.append(JournalEntry(next(self._ids), "recording", event.at, recordings=[record]))
 
+    def dump(self, now: float) -> dict[str, list[dict[str, Any]]]:
+        """Every camera's entries younger than :data:`MAX_AGE_S`, oldest first, as JSON data."""
+        return {name: [e.dump() for e in cam.entries if now - e.at <= MAX_AGE_S]
+                for name, cam in self._cameras.items()}
+
+    def load(self, data: Any, now: float) -> int:
+        """Put back what :meth:`dump` gave; returns the number of entries restored. Raises
+        ValueError (or KeyError, TypeError) on malformed data, leaving the journal as it was.
+        Entries already observed are newer and stay after the restored ones; a restored motion
+        is never the current one that a new recording is counted under."""
+        if not isinstance(data, dict):
+            raise ValueError("the journal is not a JSON object")
+        restored: dict[str, list[JournalEntry]] = {}
+        for name, items in data.items():
+            if not isinstance(name, str) or not isinstance(items, list):
+                raise ValueError("a camera's entries are not a list")
+            entries = [JournalEntry.load(name, item) for item in items]
+            restored[name] = [e for e in entries if now - e.at <= MAX_AGE_S][-MAX_ENTRIES:]
+        top = 0
+        for name, entries in restored.items():
+            self.add_camera(name)
+            cam = self._cameras[name]
+            cam.entries = deque([*entries, *cam.entries][-MAX_ENTRIES:], maxlen=MAX_ENTRIES)
+            top = max([top, *(e.id for e in entries)])
+        self._ids = itertools.count(max(top, next(self._ids)) + 1)
+        return sum(len(e) for e in restored.values())
+
     def entries(self, camera: str, limit: int = MAX_ENTRIES) -> list[JournalEntry]:
         """Newest first."""
         cam = self._cameras.get(camera)
@@ -264,7 +353,11 @@ class EventJournal:
 
     def last_motion(self, camera: str) -> JournalEntry | None:
         cam = self._cameras.get(camera)
-        return cam.motion if cam is not None else None
+        if cam is None:
+            return None
+        if cam.motion is not None:
+            return cam.motion
+        return next((e for e in reversed(cam.entries) if e.kind == "motion"), None)  # from before a restart
 
     def last_recording(self, camera: str) -> RecordingRecord | None:
         for entry in self.entries(camera):

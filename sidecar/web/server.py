@@ -3,10 +3,12 @@ the HTTP triggers, all on ``http_port``.
 
 It reads cameras only through ``Camera.status()`` and ``Camera.events`` (and calls the three
 action methods); it never touches ``hap/`` or ``hds/``. It is a LAN service that anyone on the
-network can reach, so it is built to take abuse: at most :data:`MAX_CONNECTIONS` connections
-(the oldest is dropped for a newcomer), short keep-alive, small request lines, headers and
-bodies, and a malformed or oversized request is answered 400/413 and logged as one line, never
-as a traceback.
+network can reach, so it is built to take abuse: at most :data:`MAX_CONNECTIONS` connections,
+a connection must send its request head within :data:`HEADER_TIMEOUT_S` (and a later one within
+the keep-alive time), small request lines, headers and bodies, and a malformed or oversized
+request is answered 400/413 and logged as one line, never as a traceback. A full server answers
+a newcomer ``503`` with ``Retry-After`` and closes it; it never closes a connection that is
+being served (a clip download, a Prometheus scrape) to make room.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,14 +31,21 @@ from ..triggers.http import TriggerRoutes
 from . import pages
 from .forms import Csrf, FormError, origin_allowed, parse_form, password_ok
 from .journal import MAX_ENTRIES, EventJournal
+from .journal_store import JournalStore
 from .metrics import CONTENT_TYPE, Metrics
 
-__all__ = ["MAX_CONNECTIONS", "ClipSource", "WebCamera", "WebServer", "parse_limit", "serve_app"]
+__all__ = ["HEADER_TIMEOUT_S", "MAX_CONNECTIONS", "RETRY_AFTER_S", "ClipSource", "WebCamera", "WebServer",
+           "parse_limit", "serve_app"]
 
 log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 64
 KEEPALIVE_S = 10.0
+HEADER_TIMEOUT_S = 5.0  # from connecting to the end of the first request head
+RETRY_AFTER_S = 5  # what a full server tells a newcomer
+REFUSAL_LINGER_S = 2.0  # a refused client gets this long to read its 503 before the socket closes
+MAX_REFUSING = 256  # refusals in flight; past this a newcomer is closed without an answer
+REFUSAL_WARN_EVERY = 100
 MAX_LINE = 4096
 MAX_FIELD = 4096
 MAX_BODY = 16 * 1024
@@ -70,28 +79,115 @@ class ClipSource(Protocol):
     def clip_path(self, camera: str, date: str, name: str) -> Path | None: ...
 
 
-class _LimitedSite(web.BaseSite):
-    """A TCP site that holds at most ``limit`` connections: a newcomer closes the oldest one, so
-    idle sockets opened by a LAN peer can delay but never lock out the page or a trigger."""
+_REFUSAL = (f"HTTP/1.1 503 Service Unavailable\r\nRetry-After: {RETRY_AFTER_S}\r\nConnection: close\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Length: 47\r\n\r\n"
+            "the status page is busy: try again in a moment\n").encode()
+assert _REFUSAL.endswith(b"\r\n\r\n" + b"the status page is busy: try again in a moment\n")
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, limit: int) -> None:
+
+class _Refusal(asyncio.Protocol):
+    """A connection the full server cannot take: it is answered 503 with Retry-After at once,
+    its request is read and thrown away (closing on unread bytes would reset the connection
+    before the client reads the answer), and it is closed after :data:`REFUSAL_LINGER_S`."""
+
+    def __init__(self, site: _LimitedSite, answer: bool) -> None:
+        self._site, self._answer = site, answer
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        if not self._answer:
+            transport.abort()
+            return
+        transport.write(_REFUSAL)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._timer = asyncio.get_running_loop().call_later(REFUSAL_LINGER_S, transport.abort)
+
+    def data_received(self, data: bytes) -> None:
+        pass  # the request of a refused client: read and dropped
+
+    def eof_received(self) -> bool:
+        return False  # the client has read its answer and closed: close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._site.refusing -= 1
+
+
+class _HeadTracker:
+    """The connections still waiting for their first complete request head (a middleware sees
+    each request as soon as its head is parsed)."""
+
+    def __init__(self) -> None:
+        self.waiting: set[RequestHandler] = set()
+
+    @web.middleware
+    async def middleware(self, request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        self.waiting.discard(request.protocol)
+        return await handler(request)
+
+
+class _LimitedSite(web.BaseSite):
+    """A TCP site that holds at most ``limit`` connections. A newcomer to a full site is
+    answered 503 with Retry-After; no connection in progress is closed for it. A connection
+    that has not sent its first request head within ``header_timeout_s`` is closed (after the
+    first request, aiohttp's keep-alive time bounds the wait for the next complete head)."""
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, limit: int, header_timeout_s: float,
+                 heads: _HeadTracker) -> None:
         super().__init__(runner)
         self._host, self._port, self._limit = host, port, limit
+        self._header_timeout_s = header_timeout_s
+        self._heads = heads
         self.bound_port = 0
+        self.refusing = 0  # refusals in flight
+        self._accepting = 0  # handlers made whose connection_made has not run yet
+        self.refused = 0  # since start
+        self.header_timeouts = 0  # since start
 
     @property
     def name(self) -> str:
         return f"http://{self._host}:{self.bound_port}"
 
-    def _factory(self) -> RequestHandler:
+    def _factory(self) -> asyncio.Protocol:
         server = self._runner.server
         assert server is not None
-        live = [h for h in server.connections if h.transport is not None and not h.transport.is_closing()]
-        for oldest in live[: max(0, len(live) - self._limit + 1)]:  # oldest first (insertion order)
-            oldest.force_close()
-            if oldest.transport is not None:
-                oldest.transport.close()
-        return server()
+        # A burst of connects is accepted in one go: a handler joins server.connections only in its
+        # connection_made, which the loop runs soon after this factory. Those count as well.
+        live = self._accepting + sum(
+            1 for h in server.connections if h.transport is not None and not h.transport.is_closing())
+        if live >= self._limit:
+            self.refusing += 1
+            self.refused += 1
+            if (self.refused - 1) % REFUSAL_WARN_EVERY == 0:
+                log.warning("web: %d connections open: new ones are answered 503 (%d refused since start)",
+                            live, self.refused)
+            return _Refusal(self, answer=self.refusing <= MAX_REFUSING)
+        handler = server()
+        self._heads.waiting.add(handler)
+        loop = asyncio.get_running_loop()
+        loop.call_later(self._header_timeout_s, self._header_deadline, handler)
+        # The transport schedules connection_made right after this returns; two turns of the
+        # loop later the handler is in server.connections (or already gone).
+        self._accepting += 1
+        loop.call_soon(loop.call_soon, self._accepted)
+        return handler
+
+    def _accepted(self) -> None:
+        self._accepting -= 1
+
+    def _header_deadline(self, handler: RequestHandler) -> None:
+        if handler not in self._heads.waiting:
+            return
+        self._heads.waiting.discard(handler)
+        if handler.transport is None:
+            return
+        self.header_timeouts += 1
+        log.info("web: a client sent no complete request within %.0f s: closed", self._header_timeout_s)
+        handler.force_close()  # closes the transport
 
     async def start(self) -> None:
         await super().start()
@@ -119,13 +215,16 @@ class _QuietRequestHandlerLog(logging.Filter):
 _quiet = _QuietRequestHandlerLog()
 
 
-async def serve_app(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def serve_app(app: web.Application, host: str, port: int, *, max_connections: int = MAX_CONNECTIONS,
+                    header_timeout_s: float = HEADER_TIMEOUT_S) -> tuple[web.AppRunner, int]:
     """Run ``app`` with the server's limits; returns the runner and the bound port."""
     logging.getLogger("aiohttp.server").addFilter(_quiet)
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=KEEPALIVE_S, max_line_size=MAX_LINE,
                            max_field_size=MAX_FIELD, handler_cancellation=True)
+    heads = _HeadTracker()
+    app.middlewares.insert(0, heads.middleware)
     await runner.setup()
-    site = _LimitedSite(runner, host, port, MAX_CONNECTIONS)
+    site = _LimitedSite(runner, host, port, max_connections, header_timeout_s, heads)
     try:
         await site.start()
     except BaseException:
@@ -139,7 +238,7 @@ class WebServer:
 
     def __init__(self, cameras: Callable[[], Sequence[WebCamera]], *, host: str, port: int,
                  password: str | None = None, trigger_token: str | None = None,
-                 archive: ClipSource | None = None) -> None:
+                 archive: ClipSource | None = None, journal_path: Path | None = None) -> None:
         self._cameras = cameras
         self.host = host
         self._requested_port = port
@@ -148,6 +247,7 @@ class WebServer:
         self._archive = archive
         self._csrf = Csrf()
         self.journal = EventJournal()
+        self.journal_store = None if journal_path is None else JournalStore(self.journal, journal_path)
         self.metrics = Metrics(self._snapshots)
         self._triggers = TriggerRoutes(cameras, token=trigger_token)
         self._runner: web.AppRunner | None = None
@@ -162,6 +262,8 @@ class WebServer:
     def _observe(self, event: CameraEvent) -> None:
         self.journal.observe(event)
         self.metrics.observe(event)
+        if self.journal_store is not None:
+            self.journal_store.changed()
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._errors])
@@ -179,6 +281,10 @@ class WebServer:
         return app
 
     async def start(self) -> None:
+        if self.journal_store is not None:
+            restored = await self.journal_store.load()
+            if restored:
+                log.info("event journal: %d event(s) from before the restart", restored)
         self._runner, self.port = await serve_app(self.build_app(), self.host, self._requested_port)
         log.info("status page on http://%s:%d/", self.host, self.port)
 
@@ -189,6 +295,8 @@ class WebServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.journal_store is not None:
+            await self.journal_store.close()
 
     # -- helpers ----------------------------------------------------------------------------------
     def _snapshots(self) -> list[CameraStatus]:
