@@ -225,8 +225,9 @@ class App:
             self.web = WebServer(lambda: self.cameras, host=cfg.bind, port=cfg.web_port, password=cfg.web_password,
                                  trigger_token=cfg.trigger_token, archive=self.archive,
                                  journal_path=cfg.state_dir / JOURNAL_FILE)
+            detectors = {d.camera.name: d for d in self.detectors}
             for camera in self.cameras:
-                self.web.attach(camera)
+                self.web.attach(camera, detectors.get(camera.name))
             try:
                 await self.web.start()
             except OSError as exc:

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from .frames import DetectOutput, FrameCallback, GrayFrame, Y4mError, Y4mReader
 from .restart import RestartSchedule
@@ -115,7 +116,7 @@ class DetectFeed:
                     log.info("%s: detector frames flow again", self.name)
             self.frames += len(frames)
             self.dropped += len(frames) - 1
-            self._deliver(frames[-1])
+            self._deliver(replace(frames[-1], skipped=len(frames) - 1))
         return None
 
     def _deliver(self, frame: GrayFrame) -> None:

@@ -29,7 +29,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 __all__ = ["DetectOutput", "FrameCallback", "FramePipe", "GrayFrame", "Y4mError", "Y4mReader", "read_frames"]
@@ -92,11 +92,13 @@ class Y4mError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class GrayFrame:
-    """One picture: ``height`` rows of ``width`` grey levels (``data`` is the luma plane)."""
+    """One picture: ``height`` rows of ``width`` grey levels (``data`` is the luma plane).
+    ``skipped``: the frames before this one that were dropped because the consumer was behind."""
 
     width: int
     height: int
     data: bytes
+    skipped: int = 0
 
 
 class Y4mReader:
@@ -190,7 +192,7 @@ def _deliver(frames: list[GrayFrame], stats: _Stats, on_frame: FrameCallback, no
     stats.frames += len(frames)
     stats.dropped += len(frames) - 1
     try:
-        on_frame(frames[-1], now)
+        on_frame(replace(frames[-1], skipped=len(frames) - 1), now)
     except Exception:  # the detector's bug must not stop the reading (ffmpeg would block)
         log.exception("frame consumer failed")
 

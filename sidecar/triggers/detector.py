@@ -53,7 +53,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-__all__ = ["DetectorParams", "DetectorStats", "MotionDetector", "MotionEvent", "Polygon", "polygon_mask"]
+__all__ = ["DetectorParams", "DetectorStats", "DetectorStatus", "MotionDetector", "MotionEvent", "Polygon",
+           "polygon_mask"]
 
 Polygon = tuple[tuple[float, float], ...]
 Gray = npt.NDArray[np.uint8]
@@ -149,6 +150,25 @@ class DetectorStats:
     last_regions: int = 0
     calibrating: bool = False
     events: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorStatus:
+    """The detector's figures since start, as plain data (``DetectorTrigger.status()``)."""
+
+    active: bool  # motion from the detector is up now
+    calibrating: bool  # the picture changed as a whole (lights, exposure): learning it again
+    frames: int  # analysed
+    dropped: int  # not analysed: the detector was behind and only the newest frame was taken
+    motion_frames: int  # analysed frames that showed motion
+    triggers: int  # motion events raised
+    recalibrations: int
+    last_area: float  # fraction of the watched picture that changed in the last frame
+    last_regions: int  # separate moving regions in the last frame
+    last_trigger_at: float | None  # wall clock of the last motion raised
+    last_trigger_area: float | None  # its score: the fraction of the picture that changed
+    last_trigger_regions: int | None
+    cpu_s: float  # thread CPU spent analysing
 
 
 def polygon_mask(polygons: Sequence[Polygon], height: int, width: int) -> Mask:

@@ -7,6 +7,10 @@ camera runs the ffmpeg that makes them whenever it is active), feeds each to the
 deadline, so motion still ends when frames stop (the camera switched off, ffmpeg restarting).
 
 Detector motion never rings a doorbell: it only ever calls ``set_motion``.
+
+:meth:`DetectorTrigger.status` gives the detector's figures as one frozen value for the status
+page and ``/api/status``: frames analysed and dropped (the detector fell behind), what the last
+frame showed, and the score of the last trigger, which is what a user tunes the sensitivity by.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from ..media.frames import FrameCallback, GrayFrame
-from .detector import DetectorParams, MotionDetector, MotionEvent
+from .detector import DetectorParams, DetectorStatus, MotionDetector, MotionEvent
 
 __all__ = ["DetectorTrigger", "FrameSource"]
 
@@ -48,6 +52,9 @@ class DetectorTrigger:
         self._unsubscribe: Callable[[], None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.cpu_s = 0.0  # thread CPU spent in feed(), for the status page
+        self.dropped = 0  # frames dropped before they reached the detector (it was behind)
+        self._last_trigger: tuple[float, float, int] | None = None  # wall clock, area, regions
+        self._triggers = 0
 
     @property
     def running(self) -> bool:
@@ -67,6 +74,7 @@ class DetectorTrigger:
             self._apply(self.detector.poll(float("inf")))
 
     def _on_frame(self, frame: GrayFrame, now: float) -> None:
+        self.dropped += frame.skipped
         pixels = np.frombuffer(frame.data, np.uint8).reshape(frame.height, frame.width)
         started = time.thread_time()
         events = self.detector.feed(pixels, now)
@@ -77,9 +85,21 @@ class DetectorTrigger:
     def _apply(self, events: list[MotionEvent]) -> None:
         for event in events:
             if event.active:
+                self._last_trigger = (time.time(), event.area, event.regions)
+                self._triggers += 1
                 log.debug("%s: detector motion: %.1f %% of the picture in %d region(s)", self.camera.name,
                           100 * event.area, event.regions)
             self.camera.set_motion(event.active, source="detector")
+
+    def status(self) -> DetectorStatus:
+        s = self.detector.stats
+        last = self._last_trigger
+        return DetectorStatus(
+            active=self.detector.active, calibrating=s.calibrating, frames=s.frames, dropped=self.dropped,
+            motion_frames=s.motion_frames, triggers=self._triggers, recalibrations=s.recalibrations,
+            last_area=s.last_area, last_regions=s.last_regions,
+            last_trigger_at=None if last is None else last[0], last_trigger_area=None if last is None else last[1],
+            last_trigger_regions=None if last is None else last[2], cpu_s=self.cpu_s)
 
     def _arm(self) -> None:
         self._cancel_timer()

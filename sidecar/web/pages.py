@@ -16,6 +16,7 @@ from urllib.parse import quote
 import segno
 
 from ..camera.status import CameraStatus
+from ..triggers.detector import DetectorStatus
 from .journal import MAX_ENTRIES, JournalEntry, RecordingRecord
 
 __all__ = ["ClipInfo", "camera_page", "confirm_reset_page", "message_page", "overview_page", "qr_svg"]
@@ -99,6 +100,23 @@ def _media(s: CameraStatus, restart_in: float | None, failed: bool = False) -> s
             "</dd>")
 
 
+def _detector(d: DetectorStatus | None) -> str:
+    """The built-in detector's figures, for tuning its sensitivity."""
+    if d is None:
+        return ""
+    state = '<span class="warn">motion</span>' if d.active else "watching"
+    if d.calibrating:
+        state += " (recalibrating: the whole picture changed)"
+    last = "none yet"
+    if d.last_trigger_at is not None and d.last_trigger_area is not None:
+        last = (f"{_t(d.last_trigger_at)}: {100 * d.last_trigger_area:.1f} % of the picture in "
+                f"{d.last_trigger_regions} region(s)")
+    return (f"<dt>detector</dt><dd>{state} <span class='small'>({d.frames} frames analysed, {d.dropped} dropped, "
+            f"{d.triggers} trigger(s), {d.cpu_s:.1f} s CPU)</span></dd>"
+            f"<dt>last frame</dt><dd>{100 * d.last_area:.1f} % changed in {d.last_regions} region(s)</dd>"
+            f"<dt>last trigger</dt><dd>{last}</dd>")
+
+
 def _homekit(s: CameraStatus) -> str:
     if s.paired:
         ctrls = ", ".join(f"{escape(c.id)}{' (admin)' if c.admin else ''}" for c in s.controllers)
@@ -129,19 +147,19 @@ def _last(entry: JournalEntry | None, rec: RecordingRecord | None) -> str:
     return f"<dt>last motion</dt><dd>{motion}</dd><dt>last recording</dt><dd>{recording}</dd>"
 
 
-Card = tuple[CameraStatus, JournalEntry | None, RecordingRecord | None, float | None, bool]
+Card = tuple[CameraStatus, JournalEntry | None, RecordingRecord | None, float | None, bool, DetectorStatus | None]
 
 
 def overview_page(cards: Sequence[Card]) -> str:
     """``cards``: snapshot, last motion, last recording, seconds until ffmpeg restarts, whether
-    ffmpeg failed for a cause the user must fix."""
+    ffmpeg failed for a cause the user must fix, the detector's figures (None: no detector)."""
     parts = []
-    for s, last_motion, last_rec, restart_in, failed in cards:
+    for s, last_motion, last_rec, restart_in, failed, detector in cards:
         href = f"/camera/{quote(s.slug)}"
         parts.append(
             f'<section class="card" id="camera-{escape(s.slug)}"><h2><a href="{href}">{escape(s.name)}</a></h2>'
             f"<dl><dt>source</dt><dd>{escape(s.source)}</dd>{_media(s, restart_in, failed)}"
-            f"{_homekit(s)}{_last(last_motion, last_rec)}</dl>{_pairing_block(s)}</section>")
+            f"{_homekit(s)}{_detector(detector)}{_last(last_motion, last_rec)}</dl>{_pairing_block(s)}</section>")
     if not parts:
         parts.append('<p>No camera is running.</p>')
     return _page("cameras", "".join(parts), refresh_s=30)
@@ -211,13 +229,15 @@ class ClipInfo(Protocol):
 
 def camera_page(s: CameraStatus, entries: Sequence[JournalEntry], clips: Sequence[ClipInfo], *,
                 tokens: dict[str, str], password: bool, notice: str | None, now: float,
-                restart_in: float | None = None, failed: bool = False) -> str:
+                restart_in: float | None = None, failed: bool = False,
+                detector: DetectorStatus | None = None) -> str:
     notice_html = f'<div class="card ok" id="notice">{escape(notice)}</div>' if notice else ""
     actions = (_action(s.slug, "motion", "Raise a test motion", tokens["motion"], password)
                + _action(s.slug, "restart", "Restart ffmpeg", tokens["restart"], password)
                + _action(s.slug, "reset", "Remove all pairings…", tokens["reset"], password))
     card = (f'<section class="card"><h2>{escape(s.name)}</h2><dl><dt>source</dt><dd>{escape(s.source)}</dd>'
-            f"<dt>HAP port</dt><dd>{s.hap_port}</dd>{_media(s, restart_in, failed)}{_homekit(s)}</dl>"
+            f"<dt>HAP port</dt><dd>{s.hap_port}</dd>{_media(s, restart_in, failed)}{_homekit(s)}"
+            f"{_detector(detector)}</dl>"
             f"{_pairing_block(s)}<div>{actions}</div></section>")
     items = "".join(_entry(e, now) for e in entries) or "<li>No events yet.</li>"
     events = (f'<section><h2>Events <span class="small">(newest first, last {MAX_ENTRIES})</span></h2>'

@@ -19,6 +19,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +28,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from ..camera.events import CameraEvent, EventBus
 from ..camera.status import CameraStatus
+from ..triggers.detector import DetectorStatus
 from ..triggers.http import TriggerRoutes
 from . import pages
 from .forms import Csrf, FormError, origin_allowed, parse_form, password_ok
@@ -70,6 +72,12 @@ class WebCamera(Protocol):
     def ring_doorbell(self, source: str = "http") -> None: ...
     def restart_ffmpeg(self) -> bool: ...
     def reset_pairings(self) -> int: ...
+
+
+class DetectorSource(Protocol):
+    """A camera's built-in motion detector, as the web server sees it (sidecar/triggers)."""
+
+    def status(self) -> DetectorStatus: ...
 
 
 class ClipSource(Protocol):
@@ -252,10 +260,14 @@ class WebServer:
         self._triggers = TriggerRoutes(cameras, token=trigger_token)
         self._runner: web.AppRunner | None = None
         self._unsubscribe: list[Callable[[], None]] = []
+        self._detectors: dict[str, DetectorSource] = {}
 
     # -- wiring -----------------------------------------------------------------------------------
-    def attach(self, camera: WebCamera) -> None:
-        """Follow a camera's events (journal and metrics). Called for each camera before start."""
+    def attach(self, camera: WebCamera, detector: DetectorSource | None = None) -> None:
+        """Follow a camera's events (journal and metrics), and show its detector's figures if it
+        has one. Called for each camera before start."""
+        if detector is not None:
+            self._detectors[camera.name] = detector
         self.journal.add_camera(camera.name, lambda: camera.status().mode)
         self._unsubscribe.append(camera.events.subscribe(self._observe))
 
@@ -302,6 +314,10 @@ class WebServer:
     def _snapshots(self) -> list[CameraStatus]:
         return [c.status() for c in self._cameras()]
 
+    def _detector(self, name: str) -> DetectorStatus | None:
+        source = self._detectors.get(name)
+        return None if source is None else source.status()
+
     def _find(self, slug: str) -> WebCamera | None:
         for camera in self._cameras():
             if camera.status().slug == slug:
@@ -326,7 +342,7 @@ class WebServer:
     async def _overview(self, request: web.Request) -> web.Response:
         now = time.time()
         cards = [(s, self.journal.last_motion(s.name), self.journal.last_recording(s.name),
-                  self.journal.restart_in(s.name, now), self.journal.pipeline_failed(s.name))
+                  self.journal.restart_in(s.name, now), self.journal.pipeline_failed(s.name), self._detector(s.name))
                  for s in self._snapshots()]
         return web.Response(text=pages.overview_page(cards), content_type="text/html")
 
@@ -342,7 +358,7 @@ class WebServer:
         html = pages.camera_page(snap, self.journal.entries(snap.name), clips, tokens=self._tokens(snap.slug),
                                  password=self._password is not None, notice=notice, now=time.time(),
                                  restart_in=self.journal.restart_in(snap.name, time.time()),
-                                 failed=self.journal.pipeline_failed(snap.name))
+                                 failed=self.journal.pipeline_failed(snap.name), detector=self._detector(snap.name))
         return web.Response(text=html, content_type="text/html")
 
     async def _qr(self, request: web.Request) -> web.Response:
@@ -429,6 +445,8 @@ class WebServer:
             data["last_recording"] = None if rec is None else rec.to_json()
             data["media"]["restart_in_s"] = self.journal.restart_in(snap.name, time.time())
             data["media"]["failed"] = self.journal.pipeline_failed(snap.name)
+            detector = self._detector(snap.name)
+            data["detector"] = None if detector is None else asdict(detector)
             out.append(data)
         return web.json_response({"cameras": out}, dumps=_dumps)
 

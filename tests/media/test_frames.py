@@ -114,10 +114,12 @@ async def _two_output_ffmpeg(pipe: FramePipe, seconds: float, *, raw: bool = Fal
 
 async def test_a_slow_detector_drops_frames_and_never_holds_ffmpeg_back() -> None:
     delivered: list[float] = []
+    skipped: list[int] = []
 
     def slow_consumer(frame: GrayFrame, now: float) -> None:
         assert (frame.width, frame.height) == (178, 100)
         delivered.append(now)
+        skipped.append(frame.skipped)
         time.sleep(0.15)  # a detector at ~6 frames a second, fed 25
 
     pipe = FramePipe(slow_consumer, name="test")
@@ -126,6 +128,7 @@ async def test_a_slow_detector_drops_frames_and_never_holds_ffmpeg_back() -> Non
     elapsed = time.monotonic() - started
     assert pipe.frames == 75  # every frame ffmpeg wrote was read from the pipe...
     assert pipe.dropped > 0 and len(delivered) == pipe.frames - pipe.dropped  # ...the newest handed on
+    assert sum(skipped) == pipe.dropped  # each frame tells the consumer how many it missed before it
     assert len(delivered) <= 3.0 / 0.15 + 5
     assert mp4_bytes > 10_000
     # ffmpeg ran at its own (-re) pace: a blocked pipe would have paced it at the detector's
@@ -160,5 +163,7 @@ async def test_read_frames_from_a_stdout_stream(y4m_gray: bytes) -> None:
     counts = await read_frames(proc.stdout, lambda frame, now: seen.append(frame), chunk=4096)
     await proc.wait()
     assert counts["frames"] == 20 and counts["bytes"] == len(y4m_gray)
-    assert seen[-1] == Y4mReader().feed(y4m_gray)[-1]
+    last = Y4mReader().feed(y4m_gray)[-1]
+    assert (seen[-1].width, seen[-1].height, seen[-1].data) == (last.width, last.height, last.data)
+    assert sum(f.skipped for f in seen) == counts["dropped"]
     assert len(seen) == counts["frames"] - counts["dropped"]

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from sidecar.camera import Camera, CameraSpec
@@ -27,6 +28,7 @@ from sidecar.media.frames import DetectOutput, GrayFrame
 from sidecar.media.sources import parse_source
 from sidecar.triggers.detector import DetectorParams
 from sidecar.triggers.detector_trigger import DetectorTrigger
+from sidecar.web import WebServer
 from tests.hub.database import iids_by_type
 from tests.support.hap_client import aio_pair
 from tests.support.motion_clip import make_motion_clip
@@ -86,6 +88,23 @@ async def test_detect_activity_mode_raises_motion_from_the_detector_alone(tmp_pa
         await changes.until(lambda: any(v and v.get("value") is True for v in seen), 30)
         assert motion_events(events)[0] == (True, "detector")
         assert not any(isinstance(e, DoorbellPressed) for e in events)  # detector motion never rings
+        # The detector's figures, as the camera's card and /api/status show them while tuning.
+        web = WebServer(lambda: [camera], host="127.0.0.1", port=0)
+        web.attach(camera, trigger)
+        await web.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://127.0.0.1:{web.port}/api/status") as resp:
+                    figures = (await resp.json())["cameras"][0]["detector"]
+                async with http.get(f"http://127.0.0.1:{web.port}/camera/yard") as resp:
+                    page = await resp.text()
+        finally:
+            await web.stop()
+        assert figures["frames"] > 0 and figures["triggers"] >= 1 and figures["dropped"] >= 0
+        assert 0 < figures["last_trigger_area"] <= 1 and figures["last_trigger_regions"] >= 1
+        assert figures["last_trigger_at"] > 0
+        assert f"{figures['frames']} frames analysed" in page or "frames analysed" in page
+        assert "% of the picture in" in page
         argv = camera.pipeline.status().argv
         assert argv[argv.index("-c:v") + 1] == "copy" and "yuv4mpegpipe" in argv
         assert camera.pipeline.prebuffer.duration_s > 0  # the recording output flows meanwhile

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from sidecar.camera.status import CameraStatus, ControllerInfo, MediaStatus
+from sidecar.triggers.detector import DetectorStatus
 from sidecar.web.pages import camera_page, overview_page
 
 MEDIA = MediaStatus(wanted=True, state="backoff", last_error="connection refused <script>x</script>", restarts=3,
@@ -23,7 +24,7 @@ TOKENS = {"motion": "a" * 32, "restart": "b" * 32, "reset": "c" * 32}
 
 
 def test_unpaired_card_shows_qr_code_and_setup_code_and_ffmpeg_trouble_in_words() -> None:
-    html = overview_page([(UNPAIRED, None, None, 4.2, False)])
+    html = overview_page([(UNPAIRED, None, None, 4.2, False, None)])
     assert "<svg" in html and "031-45-154" in html
     assert "restarting in 4 s" in html and "connection refused &lt;script&gt;" in html and "<script>x" not in html
     assert "set the camera&#x27;s I-frame interval to 4 s" in html
@@ -31,7 +32,7 @@ def test_unpaired_card_shows_qr_code_and_setup_code_and_ffmpeg_trouble_in_words(
 
 
 def test_paired_card_hides_the_setup_code() -> None:
-    html = overview_page([(PAIRED, None, None, None, True)])
+    html = overview_page([(PAIRED, None, None, None, True, None)])
     assert "<svg" not in html and "031-45-154" not in html
     assert "8C2F1E0A… (admin)" in html and "failed (retrying)</span>" in html
 
@@ -43,3 +44,14 @@ def test_camera_page_forms_carry_tokens_and_a_password_field_only_when_set() -> 
     assert html.count('type="password"') == 3
     html = camera_page(PAIRED, [], [], tokens=TOKENS, password=False, notice=None, now=0.0)
     assert 'type="password"' not in html and "No events yet." in html
+
+
+def test_the_detector_figures_are_on_the_card_for_tuning() -> None:
+    figures = DetectorStatus(active=True, calibrating=False, frames=1234, dropped=56, motion_frames=40, triggers=3,
+                             recalibrations=1, last_area=0.021, last_regions=2, last_trigger_at=1_800_000_000.0,
+                             last_trigger_area=0.034, last_trigger_regions=1, cpu_s=12.5)
+    for html in (overview_page([(PAIRED, None, None, None, False, figures)]),
+                 camera_page(PAIRED, [], [], tokens=TOKENS, password=False, notice=None, now=0.0, detector=figures)):
+        assert "1234 frames analysed, 56 dropped, 3 trigger(s)" in html
+        assert "2.1 % changed in 2 region(s)" in html and "3.4 % of the picture in 1 region(s)" in html
+    assert "detector" not in overview_page([(PAIRED, None, None, None, False, None)])

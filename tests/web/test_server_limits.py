@@ -111,8 +111,8 @@ async def test_a_clip_download_finishes_while_200_slow_clients_flood_the_server(
         # The download holds one slot; the slow clients fill the rest and the others are refused.
         assert len(closed) <= MAX_CONNECTIONS - 1
         assert len(refused) >= SLOW_CLIENTS - (MAX_CONNECTIONS - 1)
-        assert max(refused) < 3.5  # answered at once (plus the client's own polling)
-        assert all(HEADER_TIMEOUT_S - 0.5 <= t <= HEADER_TIMEOUT_S + 2 for t in closed), closed
+        assert max(refused) < HEADER_TIMEOUT_S - 1  # answered at once, not left waiting for a slot
+        assert all(HEADER_TIMEOUT_S - 0.5 <= t <= HEADER_TIMEOUT_S + 4 for t in closed), closed
         assert finished - flood_start > 1.0  # it went on while the slow clients held the other slots
 
         # The flood is over: the server serves again.
