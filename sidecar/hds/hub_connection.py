@@ -155,6 +155,7 @@ class HubConnection(asyncio.Protocol):
         self.lost = asyncio.get_running_loop().create_future()
         self.opened_at = server.clock()
         self.peer_host: str | None = None
+        self.peername: object = None  # the remote address, for logs
         self.evicted = False
         self._sock: socket.socket | None = None
         self._handed = 0  # bytes written to the transport, ever
@@ -170,6 +171,7 @@ class HubConnection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer_host = str(peer[0]) if peer else None
+        self.peername = peer
         admission = self.server.limiter.opened(self, self.peer_host, self.opened_at)
         if not admission.admitted:
             _log.warning("HDS: %d identified connections open; refusing another", len(self.server.connections))
@@ -267,7 +269,7 @@ class HubConnection(asyncio.Protocol):
                     handle._ended()
                 self._wake_writer()  # a producer waiting for drain learns at once that it is over
             elif isinstance(event, HelloReceived):
-                _log.debug("HDS hello from %s", self._peer())
+                _log.debug("HDS hello from %s", self.peername)
             elif isinstance(event, ConnectionClosed):
                 self.server.limiter.verified(self)  # closing: no longer a candidate to evict
                 self._close_transport(event.reason)
@@ -292,7 +294,7 @@ class HubConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self._closing:
             return
-        _log.info("HDS connection from %s closed: %s", self._peer(), reason)
+        _log.info("HDS connection from %s closed: %s", self.peername, reason)
         self.flush()
         if self._outstanding() == 0:
             transport.close()
@@ -359,16 +361,13 @@ class HubConnection(asyncio.Protocol):
 
     def _stalled(self, now: float) -> None:
         stream = self.conn.stream
-        _log.warning("hub %s made no progress for %.1f s (%d bytes unread); closing%s", self._peer(),
+        _log.warning("hub %s made no progress for %.1f s (%d bytes unread); closing%s", self.peername,
                      now - self._progress_at, self._outstanding(),
                      f" stream {stream.stream_id}" if stream is not None else "")
         if stream is not None:
             self.conn.close_stream(stream, CloseReason.CANCELLED)
         self.conn.close("hub stopped reading")
         self.pump()
-
-    def _peer(self) -> object:
-        return self.transport.get_extra_info("peername") if self.transport is not None else None
 
     def arm_timer(self) -> None:
         if self._timer is not None:
