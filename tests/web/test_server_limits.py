@@ -32,8 +32,8 @@ async def _make_clip(path: Path) -> None:
 async def _slow_client(port: int, outcomes: list[tuple[str, float]]) -> None:
     """Connect, send a request head one byte at a time and never finish it; record how the
     server ended the connection ("503" with Retry-After, or "closed") and after how long."""
-    started = time.monotonic()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    started = time.monotonic()  # connected (a SYN the full accept queue dropped is retried by the kernel)
     got = b""
     outcome = "open"
     try:
@@ -100,7 +100,12 @@ async def test_a_clip_download_finishes_while_200_slow_clients_flood_the_server(
         await flood_started.wait()
         await asyncio.sleep(0.1)
         flood_start = time.monotonic()
-        await asyncio.gather(*(_slow_client(server.port, outcomes) for _ in range(SLOW_CLIENTS)))
+        clients = []
+        for i in range(SLOW_CLIENTS):  # a few per turn of the loop: the debug loop records where each task began
+            clients.append(asyncio.create_task(_slow_client(server.port, outcomes)))
+            if i % 10 == 9:
+                await asyncio.sleep(0)
+        await asyncio.gather(*clients)
         body, finished = await fetch
 
         # The download was never closed to make room: every byte arrived, long after the flood began.
@@ -111,7 +116,7 @@ async def test_a_clip_download_finishes_while_200_slow_clients_flood_the_server(
         # The download holds one slot; the slow clients fill the rest and the others are refused.
         assert len(closed) <= MAX_CONNECTIONS - 1
         assert len(refused) >= SLOW_CLIENTS - (MAX_CONNECTIONS - 1)
-        assert max(refused) < HEADER_TIMEOUT_S - 1  # answered at once, not left waiting for a slot
+        assert max(refused) < 2.0  # answered at once (plus the client's own polling), not left waiting
         assert all(HEADER_TIMEOUT_S - 0.5 <= t <= HEADER_TIMEOUT_S + 4 for t in closed), closed
         assert finished - flood_start > 1.0  # it went on while the slow clients held the other slots
 
