@@ -111,6 +111,7 @@ class DetectFeed:
             run.progress()
             if not healthy:
                 healthy = True
+                self.last_error = None  # it belonged to a failed run; this one is healthy
                 recovery = self._schedule.healthy(self._clock())
                 if recovery is not None:
                     log.info("%s: detector frames flow again", self.name)

@@ -389,6 +389,10 @@ class MediaPipeline:
                     self._signals.set_state(PipelineState.RUNNING)
                 else:
                     if intake.run_fragments == 0:  # the run is healthy; an outage, if any, is over
+                        # An error belongs to the run that produced it: a healthy run clears it,
+                        # so nothing later quotes an old cause.
+                        self._last_error = None
+                        self._last_cause = None
                         self._backoff.media_flows(now)
                         self._signals.emit(PipelineEvent("running"))
                     self._act(intake.on_fragment(event, now))

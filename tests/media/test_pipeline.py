@@ -489,6 +489,8 @@ async def test_camera_killed_then_restarted_on_the_same_port(rtsp_camera: Camera
         await cam.start()  # same port
         await pipeline.wait_for(lambda: pipeline.prebuffer.fragment_count > 0, 30)
         assert pipeline.prebuffer.generation > generation
+        # The error belonged to the failed runs: the healthy one cleared it.
+        assert pipeline.status().last_error is None
     finally:
         await pipeline.stop()
 
