@@ -282,13 +282,13 @@ class Camera:
                                    max_event_s=self.spec.max_event_s)
         recorder = Recorder(self.name, stream, session, self.pipeline, clock=self.clock, sinks=self.recording_sinks)
         self._recorder = recorder
+        log.info("%s: recording stream %d opened", self.name, stream.stream_id)
+        self._act(self.core.recording_opened(stream.stream_id))  # from now on, switching off closes it
         self._stream_task = self._spawn(self._record(recorder), f"record-{stream.stream_id}")
 
     async def _record(self, recorder: Recorder) -> None:
         """Run one dataSend stream (camera/recording/recorder.py) and tell the observers how it went."""
         stream = recorder.stream
-        log.info("%s: recording stream %d opened", self.name, stream.stream_id)
-        self._act(self.core.recording_opened(stream.stream_id))
         try:
             if not self.media.running:
                 await self.media.apply()
