@@ -8,6 +8,16 @@ Knows nothing of HAP or HDS (docs/architecture.md). The camera layer uses :class
 from .command import MOVFLAGS, AudioMode, FfmpegCommand, build_command
 from .fmp4 import Fmp4Reader
 from .fmp4_boxes import Fmp4Error
+from .hevc import HevcConfig, HevcError, parse_hvcc, sps_picture_size
+from .hevc_recording import (
+    HevcRecording,
+    RewriteError,
+    RewrittenFragment,
+    init_problems,
+    ntp_timestamp,
+    prft_box,
+    rewrite_fragment,
+)
 from .keyframes import GopVerdict, KeyframeMonitor, StreamMeasurement
 from .live_view_process import LiveAudio, LiveStreamProcess, LiveStreamSpec, LiveVideo, build_live_argv, copy_bsf_for
 from .pipeline import MediaPipeline
@@ -52,6 +62,9 @@ __all__ = [
     "GopVerdict",
     "H264Level",
     "H264Profile",
+    "HevcConfig",
+    "HevcError",
+    "HevcRecording",
     "InitSegment",
     "InputSpec",
     "KeyframeMonitor",
@@ -78,6 +91,8 @@ __all__ = [
     "Restart",
     "RestartCause",
     "RestartSchedule",
+    "RewriteError",
+    "RewrittenFragment",
     "RunEnd",
     "RunResult",
     "Source",
@@ -99,13 +114,19 @@ __all__ = [
     "build_live_argv",
     "cause_in_words",
     "copy_bsf_for",
+    "init_problems",
     "load_profile",
     "load_profiles",
+    "ntp_timestamp",
+    "parse_hvcc",
     "parse_source",
+    "prft_box",
     "probe_from_init",
     "probe_source",
     "profile_dirs",
+    "rewrite_fragment",
     "run_to_completion",
     "spawn",
+    "sps_picture_size",
     "terminate_and_reap",
 ]

@@ -15,7 +15,9 @@ here and pinned by tests on the argv:
 
 What every command has, whatever the profile (HKSV needs it; a profile cannot remove it):
 ``-f mp4 -movflags frag_keyframe+empty_moov+default_base_moof+skip_sidx+skip_trailer pipe:1``,
-video first (track 1), audio AAC second or absent.
+video first (track 1), audio AAC second or absent. H.265 video (an HEVC encoder, or copy of a
+source known to send H.265) is tagged ``-tag:v hvc1``: ffmpeg's default sample entry is ``hev1``,
+which a hub refuses (docs/h265.md); with ``hvc1`` the parameter sets live in ``hvcC``.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def build_command(
     loglevel: str = "warning",
     detect: DetectOutput | None = None,
     detect_target: str | None = None,
+    source_hevc: bool = False,
 ) -> FfmpegCommand:
     """The argv for one run of ``source`` through ``profile`` at ``settings``.
 
@@ -76,6 +79,8 @@ def build_command(
         detect, detect_target: a second output with small gray frames for the motion detector
             (``pipe:<fd>``, see :class:`~sidecar.media.frames.FramePipe`). It decodes the
             camera's video; the recording output stays as it is (``copy`` stays ``copy``).
+        source_hevc: the source is known to send H.265, so copy mode tags it ``hvc1`` (ffmpeg
+            refuses that tag on H.264, so it is only added when the source's codec is known).
     """
     if profile.is_copy and source.must_encode:
         raise ValueError(f"source {source.describe()!r} has no H.264 to copy; use a transcoding profile")
@@ -115,6 +120,8 @@ def build_command(
         if vf:
             out["filter:v"] = vf
         out.update(vopts)
+    if profile.encodes_hevc or (profile.is_copy and source_hevc):
+        out["tag:v"] = "hvc1"
     if audio is AudioMode.NONE:
         out["an"] = None
     else:

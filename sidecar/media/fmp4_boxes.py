@@ -2,10 +2,11 @@
 
 Each function is handed one whole, already bounded box (the reader in :mod:`.fmp4` has checked
 its size and cut it out of the pipe bytes) and walks its children: ``parse_moov`` gives the
-tracks (codec, size, H.264 profile and level from ``avcC``, AAC object type from ``esds``),
-``parse_moof`` the sequence number and each track's run (sample count, duration, decode time,
-sync samples). :func:`box_header` reads one box header, for these walks and for the reader's
-cut of the pipe bytes alike. Every problem, whatever its cause, surfaces as :class:`Fmp4Error`.
+tracks (codec, size, H.264 profile and level from ``avcC``, the H.265 ``hvcC``, AAC object type
+from ``esds``), ``parse_moof`` the sequence number and each track's run (sample count, duration,
+decode time, sync samples). :func:`box_header` reads one box header, for these walks and for the
+reader's cut of the pipe bytes alike. Every problem, whatever its cause, surfaces as
+:class:`Fmp4Error`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
+from .hevc import HevcConfig, HevcError, parse_hvcc
 from .segments import AudioTrack, InitSegment, TrackFragment, TrackInfo, VideoTrack
 
 __all__ = ["Fmp4Error", "box_header", "parse_moof", "parse_moov"]
@@ -102,7 +104,7 @@ def parse_moov(buf: memoryview) -> tuple[TrackInfo, ...]:
             tracks.append(
                 VideoTrack(
                     t.track_id, t.handler, t.timescale, t.codec, duration, flags,
-                    t.width, t.height, t.profile_idc, t.constraint_flags, t.level_idc,
+                    t.width, t.height, t.profile_idc, t.constraint_flags, t.level_idc, t.hevc,
                 )
             )
         elif isinstance(t, AudioTrack):
@@ -161,11 +163,19 @@ def _parse_trak(buf: memoryview, start: int, end: int) -> TrackInfo | None:
         _need(ee, eb, 78, "visual sample entry")
         width, height = struct.unpack_from(">HH", buf, eb + 24)
         profile = constraints = level = 0
+        hevc: HevcConfig | None = None
         for k, cb, ce in _boxes(buf, eb + 78, ee):
             if k == b"avcC":
                 _need(ce, cb, 4, "avcC")
                 profile, constraints, level = buf[cb + 1], buf[cb + 2], buf[cb + 3]
-        return VideoTrack(track_id, handler, timescale, codec, 0, 0, width, height, profile, constraints, level)
+            elif k == b"hvcC":
+                try:
+                    hevc = parse_hvcc(buf[cb:ce])
+                except HevcError as exc:
+                    raise Fmp4Error(f"hvcC: {exc}") from exc
+        return VideoTrack(
+            track_id, handler, timescale, codec, 0, 0, width, height, profile, constraints, level, hevc
+        )
     if handler == "soun":
         # AudioSampleEntry: 8 (SampleEntry) + 8 reserved, channels, sample size, 4, rate 16.16
         _need(ee, eb, 28, "audio sample entry")

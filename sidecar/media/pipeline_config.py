@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .frames import DetectOutput
 from .profiles import Profile
@@ -25,6 +26,9 @@ class PipelineConfig:
         profile: name of the encoding profile (``copy``, ``libx264``, a hardware or user one).
         transcode_fallback: in copy mode, switch to ``fallback_profile`` when the camera's
             fragments exceed 4 s (the warning is logged either way).
+        record_codec: what the recordings carry: ``h264`` (an H.265 camera is not copied) or
+            ``hevc`` (an H.265 camera is copied, tagged ``hvc1``; docs/h265.md), whose transcode
+            fallback is ``hevc_fallback_profile``.
         merge_short_gops: in copy mode, merge 1-2 s GOPs into ~4 s fragments with
             ``-min_frag_duration`` (one extra restart once the GOP has been measured).
         backoff_initial_s, backoff_max_s, backoff_jitter: the restart schedule (restart.py).
@@ -41,6 +45,8 @@ class PipelineConfig:
     name: str = "camera"
     fallback_profile: str = "libx264"
     transcode_fallback: bool = False
+    record_codec: Literal["h264", "hevc"] = "h264"
+    hevc_fallback_profile: str = "libx265"
     merge_short_gops: bool = True
     ffmpeg_bin: str = "ffmpeg"
     profiles: Mapping[str, Profile] | None = None  # None: load_profiles()

@@ -52,6 +52,7 @@ HONOURABLE = frozenset({"resolution", "fps", "bitrate", "profile", "level", "ifr
 _PLACEHOLDERS = frozenset(RecordingSettings().template_values())
 
 OptionValue = str | None
+_HEVC_ENCODERS = frozenset({"libx265", "libkvazaar", "libsvt_hevc"})
 
 
 class ProfileError(ValueError):
@@ -80,6 +81,11 @@ class Profile:
     @property
     def is_copy(self) -> bool:
         return self.mode == "copy"
+
+    @property
+    def encodes_hevc(self) -> bool:
+        """The profile encodes H.265 (``libx265``, ``hevc_*``): its output is tagged ``hvc1``."""
+        return self.video_codec in _HEVC_ENCODERS or self.video_codec.startswith("hevc_")
 
     def _values(self, settings: RecordingSettings) -> dict[str, str]:
         values = settings.template_values()
@@ -201,7 +207,8 @@ def load_profile(path: Path) -> Profile:
     ):
         for key, value in opts.items():
             _check_placeholders(value, f"{where} {section}.options.{key}")
-    reserved = {"f", "format", "movflags", "map", "i", "c:v", "vcodec", "c:a", "acodec", "an", "vf", "filter:v"}
+    reserved = {"f", "format", "movflags", "map", "i", "c:v", "vcodec", "c:a", "acodec", "an", "vf", "filter:v",
+                "tag:v"}
     clash = reserved & (set(profile.video_options) | set(profile.audio_options))
     if clash:
         raise ProfileError(f"{where}: options {sorted(clash)} are set by the sidecar, not by profiles")

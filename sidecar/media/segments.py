@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .hevc import HevcConfig
+
 __all__ = [
     "AudioTrack",
     "Fmp4Event",
@@ -35,19 +37,28 @@ class TrackInfo:
 
 @dataclass(frozen=True, slots=True)
 class VideoTrack(TrackInfo):
-    """An H.264 (or other) video track; profile and level come from ``avcC``."""
+    """A video track: H.264 profile and level come from ``avcC``; an H.265 track has ``hevc``
+    (its ``hvcC``) instead, and its H.264 fields stay 0."""
 
     width: int = 0
     height: int = 0
     profile_idc: int = 0
     constraint_flags: int = 0
     level_idc: int = 0
+    hevc: HevcConfig | None = None
+
+    @property
+    def is_hevc(self) -> bool:
+        """The track carries H.265 (sample entry ``hvc1`` or ``hev1``)."""
+        return self.codec in ("hvc1", "hev1")
 
     @property
     def codec_string(self) -> str:
         """RFC 6381 codec string, e.g. ``avc1.64001f`` (useful in logs and the status page)."""
         if self.codec in ("avc1", "avc3") and self.profile_idc:
             return f"{self.codec}.{self.profile_idc:02x}{self.constraint_flags:02x}{self.level_idc:02x}"
+        if self.hevc is not None:
+            return self.hevc.codec_string(self.codec)
         return self.codec
 
     @property

@@ -10,7 +10,10 @@ restarts the sidecar makes on its own has one place to look). The rules:
 * Audio: recording audio is on but the source has no audio track, or announces one and sends no
   samples for three fragments in a row: run again with a silent track, because an audio track
   without samples spoils the recording (docs/field-lessons.md #6).
-* Copy mode, video that is not H.264, or fragments longer than 4 s or not starting on a
+* Copy mode, an H.265 camera and ``record_codec: hevc``: the camera's H.265 is kept, tagged
+  ``hvc1`` (one restart when ffmpeg's first run wrote its default ``hev1``), and an init segment a
+  hub would refuse is named in the log (docs/h265.md).
+* Copy mode, video that is not H.264 (nor H.265 recorded as such), or fragments longer than 4 s or not starting on a
   keyframe: say what to change on the camera; with ``transcode_fallback``, switch to the
   fallback profile (docs/media.md §Copy mode: what the camera must do).
 * Copy mode, keyframes every 1-2 s: merge them into ~4 s fragments with ``-min_frag_duration``
@@ -27,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .command import AudioMode, FfmpegCommand, build_command
+from .hevc_recording import init_problems
 from .keyframes import GopVerdict, KeyframeMonitor
 from .pipeline_config import PipelineConfig
 from .profiles import Profile
@@ -47,6 +51,7 @@ class RestartCause(enum.Enum):
     SILENT_AUDIO = "silent-audio"  # the source has no audio, or sends none: a silent track
     TRANSCODE = "transcode"  # copy mode cannot serve HomeKit: the fallback profile
     MERGE_GOPS = "merge-gops"  # short GOPs: longer fragments with -min_frag_duration
+    HVC1 = "hvc1"  # an H.265 camera copied as H.265: tag the sample entry hvc1, not hev1
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +101,7 @@ class StreamPolicy:
         self._profiles = profiles
         self.profile_name = config.profile
         if profiles[config.profile].is_copy and config.source.must_encode:
-            self.profile_name = config.fallback_profile
+            self.profile_name = self.fallback_profile
         self.settings = config.settings
         self.source_has_audio: bool | None = config.source.known_audio
         self.min_frag_us: int | None = None
@@ -106,6 +111,15 @@ class StreamPolicy:
         self._init: InitSegment | None = None  # the current run's
         self._silent_fragments = 0
         self._warned_verdict: GopVerdict | None = None
+        #: Learned from the first init segment: the camera sends H.265 (copy mode tags it hvc1).
+        self.source_hevc = False
+
+    @property
+    def fallback_profile(self) -> str:
+        """The transcoding profile for this camera's codec choice."""
+        if self.config.record_codec == "hevc":
+            return self.config.hevc_fallback_profile
+        return self.config.fallback_profile
 
     @property
     def profile(self) -> Profile:
@@ -125,6 +139,7 @@ class StreamPolicy:
             ffmpeg_bin=self.config.ffmpeg_bin,
             detect=self.config.detect,
             detect_target=detect_target,
+            source_hevc=self.source_hevc and self.config.record_codec == "hevc",
         )
 
     def start_run(self, detect_target: str = DETECT_PLACEHOLDER) -> FfmpegCommand:
@@ -168,13 +183,15 @@ class StreamPolicy:
                 actions.append(Notice("the source has no audio; restarting with a silent track"))
                 actions.append(self._restart(RestartCause.SILENT_AUDIO, "source has no audio: adding a silent track"))
         video = init.video
+        if self.profile.is_copy and video is not None and video.is_hevc and self.config.record_codec == "hevc":
+            return actions + self._check_hevc_copy(init)
         if self.profile.is_copy and (video is None or video.codec not in ("avc1", "avc3")):
             codec = video.codec if video is not None else "no video"
             self.warning = (f"the camera sends {codec}, but HomeKit records H.264 only: set the camera "
                             "to H.264 or use a transcoding profile")
             actions.append(Notice(self.warning, warning=True))
             if self._can_fall_back():
-                self.profile_name = self.config.fallback_profile
+                self.profile_name = self.fallback_profile
                 actions.append(self._restart(RestartCause.TRANSCODE, f"copy mode unusable ({codec}): transcoding"))
         return actions
 
@@ -192,7 +209,20 @@ class StreamPolicy:
         return Restart(cause, reason, self.build(self.settings))
 
     def _can_fall_back(self) -> bool:
-        return self.config.transcode_fallback and self.config.fallback_profile in self._profiles
+        return self.config.transcode_fallback and self.fallback_profile in self._profiles
+
+    def _check_hevc_copy(self, init: InitSegment) -> list[Action]:
+        """An H.265 camera recorded as H.265: ``hvc1`` (one restart to tag it), and an init
+        segment whose ``hvcC`` a hub could use."""
+        if not self.source_hevc:
+            self.source_hevc = True
+            if self.command is not None and "hvc1" not in self.command.argv:
+                return [self._restart(RestartCause.HVC1, "the camera sends H.265: tagging it hvc1 for HomeKit")]
+        problems = init_problems(init)
+        if problems:
+            self.warning = "the H.265 init segment is not what HomeKit needs: " + "; ".join(problems)
+            return [Notice(self.warning, warning=True)]
+        return []
 
     def _check_audio(self, fragment: Fragment) -> list[Action]:
         """A source that announces audio but sends none would leave an empty audio track."""
@@ -219,8 +249,8 @@ class StreamPolicy:
                 self._warned_verdict = verdict
                 actions.append(Notice(self.warning, warning=True))
             if self._can_fall_back():
-                actions.append(Notice(f"falling back to the {self.config.fallback_profile} profile", warning=True))
-                self.profile_name = self.config.fallback_profile
+                actions.append(Notice(f"falling back to the {self.fallback_profile} profile", warning=True))
+                self.profile_name = self.fallback_profile
                 reason = f"copy mode unusable ({verdict.value}): transcoding"
                 actions.append(self._restart(RestartCause.TRANSCODE, reason))
         elif verdict is GopVerdict.SHORT and self.config.merge_short_gops and self.min_frag_us is None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.media import MOVFLAGS, Fragment, InitSegment, MediaPipeline
+from sidecar.media import MOVFLAGS, Fmp4Reader, Fragment, InitSegment, MediaPipeline
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +28,36 @@ def sample_fmp4(tmp_path_factory: pytest.TempPathFactory) -> bytes:
         check=True, timeout=60,
     )
     return out.read_bytes()
+
+
+def encode_hevc(out: Path, *, tag: str, open_gop: bool, seconds: int = 9) -> bytes:
+    """320x180@15 (coded 320x184: the SPS carries a conformance window) with a 4 s GOP + AAC."""
+    gop = "open-gop=1" if open_gop else "open-gop=0"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=32000", "-t", str(seconds),
+         "-map", "0:v", "-map", "1:a", "-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+         "-x265-params", f"keyint=60:min-keyint=60:scenecut=0:bframes=0:{gop}:log-level=error",
+         "-tag:v", tag, "-c:a", "aac", "-ac", "1", "-f", "mp4", "-movflags", MOVFLAGS, str(out)],
+        check=True, timeout=120,
+    )
+    return out.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def hevc_events(tmp_path_factory: pytest.TempPathFactory) -> tuple[InitSegment, list[Fragment]]:
+    """libx265 with closed GOPs (IDR every 4 s), tagged hvc1, as the recording pipeline writes it."""
+    data = encode_hevc(tmp_path_factory.mktemp("hevc") / "closed.mp4", tag="hvc1", open_gop=False)
+    events = Fmp4Reader().feed(data)
+    init = events[0]
+    assert isinstance(init, InitSegment)
+    return init, [e for e in events[1:] if isinstance(e, Fragment)]
+
+
+@pytest.fixture(scope="session")
+def hevc_open_gop(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """libx265 with open GOPs: the first picture is an IDR, later random-access points are CRA."""
+    return encode_hevc(tmp_path_factory.mktemp("hevc") / "open.mp4", tag="hev1", open_gop=True)
 
 
 @pytest.fixture(scope="session")
