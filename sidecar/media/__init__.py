@@ -31,7 +31,7 @@ from .prebuffer import (
     Subscription,
     SubscriptionEnd,
 )
-from .prebuffer_subscription import LiveSubscription, SubscriptionClosed
+from .prebuffer_subscription import PrebufferSubscription, SubscriptionClosed
 from .probe import ProbeError, SourceProbe, probe_from_init, probe_source
 from .process import FfmpegNotFound, spawn, terminate_and_reap
 from .profiles import BUILTIN_PROFILE_DIR, Profile, ProfileError, load_profile, load_profiles, profile_dirs
@@ -71,7 +71,6 @@ __all__ = [
     "LiveAudio",
     "LiveStreamProcess",
     "LiveStreamSpec",
-    "LiveSubscription",
     "LiveVideo",
     "MediaPipeline",
     "Notice",
@@ -82,6 +81,7 @@ __all__ = [
     "Prebuffer",
     "PrebufferNotReady",
     "PrebufferSnapshot",
+    "PrebufferSubscription",
     "ProbeError",
     "Profile",
     "ProfileError",

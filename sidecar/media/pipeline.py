@@ -36,7 +36,7 @@ from .frames import FrameCallback, FramePipe, GrayFrame
 from .pipeline_config import PipelineConfig
 from .pipeline_status import PipelineEvent, PipelineSignals, PipelineState, PipelineStatus
 from .prebuffer import Prebuffer, PrebufferSnapshot, SubscriptionEnd
-from .prebuffer_subscription import LiveSubscription
+from .prebuffer_subscription import PrebufferSubscription
 from .probe import SourceProbe, probe_source
 from .profiles import Profile, load_profiles
 from .runner import EndKind, FfmpegRun, RunResult, StderrLog
@@ -195,7 +195,7 @@ class MediaPipeline:
         return self.prebuffer.fragments_since(ms, self._clock())
 
     def subscribe(self, prebuffer_ms: int, *, max_pending: int = 16,
-                  max_pending_bytes: int = 16 * 1024 * 1024, allow_empty: bool = False) -> LiveSubscription:
+                  max_pending_bytes: int = 16 * 1024 * 1024, allow_empty: bool = False) -> PrebufferSubscription:
         """A bounded live subscription starting with init + the last ``prebuffer_ms``.
 
         Raises :class:`~sidecar.media.prebuffer.PrebufferNotReady` while warming up (with
@@ -203,7 +203,7 @@ class MediaPipeline:
         """
         core = self.prebuffer.subscribe(prebuffer_ms, self._clock(), max_pending=max_pending,
                                         max_pending_bytes=max_pending_bytes, allow_empty=allow_empty)
-        return LiveSubscription(core)
+        return PrebufferSubscription(core)
 
     async def wait_ready(self, prebuffer_ms: int = 4000, timeout_s: float | None = None) -> PrebufferSnapshot:
         """Wait until the prebuffer serves ``prebuffer_ms`` in full; return that snapshot."""

@@ -8,7 +8,7 @@ segment empties the ring and closes every live subscription of the old generatio
 
 Nothing here sleeps, awaits or reads a clock: ``now`` (monotonic seconds) is passed in. A
 subscription's only link to the async world is an optional ``on_ready`` callback, which the
-asyncio side (:class:`sidecar.media.prebuffer_subscription.LiveSubscription`) uses to wake its waiter.
+asyncio side (:class:`sidecar.media.prebuffer_subscription.PrebufferSubscription`) uses to wake its waiter.
 """
 
 from __future__ import annotations

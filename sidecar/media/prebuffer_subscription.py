@@ -13,7 +13,7 @@ from types import TracebackType
 from .prebuffer import Subscription, SubscriptionEnd
 from .segments import Fragment, InitSegment
 
-__all__ = ["LiveSubscription", "SubscriptionClosed"]
+__all__ = ["PrebufferSubscription", "SubscriptionClosed"]
 
 
 class SubscriptionClosed(Exception):
@@ -24,7 +24,7 @@ class SubscriptionClosed(Exception):
         self.reason = reason
 
 
-class LiveSubscription:
+class PrebufferSubscription:
     """Await the init segment, the prebuffer fragments, then live fragments, in order.
 
     Use as an async iterator (it ends when the subscription closes; read :attr:`close_reason`)
@@ -86,7 +86,7 @@ class LiveSubscription:
             except SubscriptionClosed:
                 return
 
-    async def __aenter__(self) -> LiveSubscription:
+    async def __aenter__(self) -> PrebufferSubscription:
         return self
 
     async def __aexit__(

@@ -9,9 +9,9 @@ import pytest
 from sidecar.media import (
     Fragment,
     InitSegment,
-    LiveSubscription,
     Prebuffer,
     PrebufferNotReady,
+    PrebufferSubscription,
     SubscriptionClosed,
     SubscriptionEnd,
 )
@@ -150,7 +150,7 @@ async def test_live_subscription_async() -> None:
     init = make_init()
     pb.start_generation(init, 0.0)
     now = fill(pb, 2)
-    live = LiveSubscription(pb.subscribe(4000, now, max_pending=8))
+    live = PrebufferSubscription(pb.subscribe(4000, now, max_pending=8))
     got: list[InitSegment | Fragment] = []
 
     async def consume() -> None:
@@ -177,7 +177,7 @@ async def test_live_subscription_context_manager_unsubscribes() -> None:
     pb = Prebuffer()
     pb.start_generation(make_init(), 0.0)
     now = fill(pb, 1)
-    async with LiveSubscription(pb.subscribe(4000, now)) as live:
+    async with PrebufferSubscription(pb.subscribe(4000, now)) as live:
         assert isinstance(await live.get(), InitSegment)
         assert pb.subscriber_count == 1
     assert pb.subscriber_count == 0 and live.close_reason is SubscriptionEnd.CLOSED

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ...hds import CloseReason, RecordingStream, StreamClosedError
-from ...media import LiveSubscription, MediaPipeline, PipelineState, PrebufferNotReady, SubscriptionClosed
+from ...media import MediaPipeline, PipelineState, PrebufferNotReady, PrebufferSubscription, SubscriptionClosed
 from ..events import RecordingEnded
 from .session import (
     Action,
@@ -72,7 +72,7 @@ class Recorder:
         self.pipeline = pipeline
         self.clock = clock
         self.sinks = list(sinks)
-        self._sub: LiveSubscription | None = None
+        self._sub: PrebufferSubscription | None = None
         self._wake = asyncio.Event()
         self._sinks_begun = False
 
