@@ -29,7 +29,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,10 @@ from aiohomekit.model.status_flags import StatusFlags
 from aiohomekit.protocol import get_session_keys
 from aiohomekit.protocol.tlv import TLV
 from aiohomekit.zeroconf import HomeKitService
+
+from benchmarks.kit.cpu import machine_busy_s, process_cpu_s, rss_mib
+from benchmarks.kit.stats import percentile
+from tests.support.ports import free_port
 
 HOST = "127.0.0.1"
 SETUP_CODE = "031-45-154"
@@ -142,15 +145,6 @@ QUICK = Profile(
 # --------------------------------------------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile; NaN for no samples (so a missing figure never looks like zero)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
-    return ordered[rank - 1]
-
-
 class CpuMeter:
     """User+sys CPU seconds of one process (the server) and of ourselves (the client).
 
@@ -162,22 +156,13 @@ class CpuMeter:
         self.server = psutil.Process(pid)
         self.client = psutil.Process()
 
-    @staticmethod
-    def _cpu(proc: psutil.Process) -> float:
-        t = proc.cpu_times()
-        return float(t.user + t.system)
-
     def snapshot(self) -> tuple[float, float, float]:
-        return time.perf_counter(), self._cpu(self.server), self._cpu(self.client)
+        return time.perf_counter(), process_cpu_s(self.server), process_cpu_s(self.client)
 
-    @staticmethod
-    def machine_busy_s() -> float:
-        """Busy CPU seconds of the whole machine, to see how much *other* programs used meanwhile."""
-        t = psutil.cpu_times()
-        return float(t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0))
+    machine_busy_s = staticmethod(machine_busy_s)
 
     def rss_mib(self) -> float:
-        return float(self.server.memory_info().rss) / (1024 * 1024)
+        return rss_mib(self.server)
 
 
 @dataclass
@@ -219,13 +204,6 @@ def request_figures(timer: PhaseTimer, latencies_s: list[float], errors: int) ->
 # --------------------------------------------------------------------------------------------------
 # Server process management
 # --------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A currently free loopback TCP port (the tiny race with other programs is acceptable here)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 _LIVE: dict[int, subprocess.Popen[bytes]] = {}

@@ -11,7 +11,7 @@ Figures: relay MB/s (wall time from the first ``send_init`` until the hub has de
 last frame), server CPU seconds per MB (user+sys of this process over the same interval),
 hub CPU per MB, raw AEAD MB/s, and relay/raw ratio (target >= 0.5).
 
-    .venv/bin/python benchmarks/hds_bench.py [--mib 1024] [--fragment-kib 1024] [--runs 3]
+    .venv/bin/python -m benchmarks.hds_bench [--mib 1024] [--fragment-kib 1024] [--runs 3]
 
 Loopback only (127.0.0.1).
 """
@@ -21,20 +21,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import socket
 import statistics
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from benchmarks.kit import REPO
+from benchmarks.kit.cpu import own_cpu_s
 from sidecar.hds import HDSConfig, HDSServer, RecordingStream, StreamClosedError, frames, keys, messages
 from sidecar.hds.datasend import MAX_CHUNK
+from tests.hub.hds_client import build_setup_write, parse_setup_response
 
 HOST = "127.0.0.1"
 MB = 1_000_000
@@ -51,17 +50,12 @@ class OpenGate:
         return True
 
 
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 # --------------------------------------------------------------------------------------------
 # hub side (child process): blocking socket, decrypt + decode everything, report when done
 
 
 def hub_main(port: int, secret: bytes, controller_salt: bytes, accessory_salt: bytes, total: int = 0) -> None:
-    """A lean hub: frames are decrypted in place in the receive buffer, then decoded."""
+    """A lean hub: frames are decrypted from the receive buffer into a second one, then decoded."""
     session = keys.controller_keys(secret, controller_salt, accessory_salt)
     enc = frames.FrameEncryptor(session.encrypt_key)
     aead = ChaCha20Poly1305(session.decrypt_key)
@@ -77,7 +71,7 @@ def hub_main(port: int, secret: bytes, controller_salt: bytes, accessory_salt: b
     )
     payload_bytes = 0
     counter = 0
-    cpu0 = _cpu()
+    cpu0 = own_cpu_s()
     buf = bytearray(4 << 20)
     view = memoryview(buf)
     scratch = memoryview(bytearray(frames.MAX_PAYLOAD))  # AEAD output may not overlap its input
@@ -90,7 +84,7 @@ def hub_main(port: int, secret: bytes, controller_salt: bytes, accessory_salt: b
         if total:  # --hub-reads-only: count bytes, decrypt nothing (shows the accessory's ceiling)
             payload_bytes += n
             if payload_bytes >= total:
-                print(f"done {payload_bytes} {_cpu() - cpu0:.6f}", flush=True)
+                print(f"done {payload_bytes} {own_cpu_s() - cpu0:.6f}", flush=True)
                 return
             continue
         filled += n
@@ -112,7 +106,7 @@ def hub_main(port: int, secret: bytes, controller_salt: bytes, accessory_salt: b
             assert isinstance(msg, dict)
             payload_bytes += len(msg["packets"][0]["data"])  # type: ignore[index, arg-type]
             if msg.get("endOfStream") is True:
-                print(f"done {payload_bytes} {_cpu() - cpu0:.6f}", flush=True)
+                print(f"done {payload_bytes} {own_cpu_s() - cpu0:.6f}", flush=True)
                 sock.close()
                 return
         view[: filled - pos] = view[pos:filled]  # keep the partial frame (< 1 frame)
@@ -142,7 +136,7 @@ async def relay_once(total: int, pool: list[bytes], high_water: int = 1 << 20, r
     producers: list[asyncio.Task[None]] = []
 
     async def produce(stream: RecordingStream) -> None:
-        started["wall"], started["cpu"] = time.perf_counter(), _cpu()
+        started["wall"], started["cpu"] = time.perf_counter(), own_cpu_s()
         try:
             await stream.send_init(b"\x00\x00\x00\x18ftypiso5" + bytes(12))
             for i in range(count):
@@ -155,12 +149,11 @@ async def relay_once(total: int, pool: list[bytes], high_water: int = 1 << 20, r
         config=HDSConfig(high_water=high_water),
     )
     secret, controller_salt = os.urandom(32), os.urandom(32)
-    from tests.hub.hds_client import build_setup_write, parse_setup_response
-
     response = parse_setup_response(server.setup(build_setup_write(controller_salt), shared_secret=secret))
     hub = await asyncio.create_subprocess_exec(
         sys.executable,
-        __file__,
+        "-m",
+        "benchmarks.hds_bench",
         "--hub",
         str(response.port),
         secret.hex(),
@@ -168,11 +161,12 @@ async def relay_once(total: int, pool: list[bytes], high_water: int = 1 << 20, r
         response.accessory_salt.hex(),
         str(count * fragment_size if reads_only else 0),
         stdout=asyncio.subprocess.PIPE,
+        cwd=REPO,
     )
     try:
         assert hub.stdout is not None
         line = (await hub.stdout.readline()).decode().split()
-        end_wall, end_cpu = time.perf_counter(), _cpu()
+        end_wall, end_cpu = time.perf_counter(), own_cpu_s()
         await hub.wait()
     finally:
         if hub.returncode is None:

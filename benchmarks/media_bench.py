@@ -14,7 +14,7 @@ one process and event loop as in the sidecar:
 
 It prints a table; it never passes or fails. Usage::
 
-    .venv/bin/python benchmarks/media_bench.py [--cameras 1,16,64] [--warmup 20] [--window 20]
+    .venv/bin/python -m benchmarks.media_bench [--cameras 1,16,64] [--warmup 20] [--window 20]
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from benchmarks.kit.clips import test_pattern_clip
 from sidecar.media import (
     MOVFLAGS,
     Fmp4Reader,
@@ -49,44 +48,8 @@ SETTINGS = RecordingSettings(width=1920, height=1080, fps=30, bitrate_kbps=2000,
 
 def make_clip(directory: Path) -> Path:
     """12 s of 1080p30 H.264 at 2 Mbps, keyframe every 4 s exactly (3 GOPs)."""
-    path = directory / "clip-1080p-2mbps.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1920x1080:rate=30",
-            "-t",
-            "12",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-b:v",
-            "2000k",
-            "-maxrate",
-            "2000k",
-            "-bufsize",
-            "4000k",
-            "-g",
-            "120",
-            "-keyint_min",
-            "120",
-            "-sc_threshold",
-            "0",
-            "-bf",
-            "0",
-            "-pix_fmt",
-            "yuv420p",
-            str(path),
-        ],
-        check=True,
-    )
-    return path
+    return test_pattern_clip(directory / "clip-1080p-2mbps.mp4", width=1920, height=1080, fps=30, seconds=12,
+                             kbps=2000, gop_s=4)
 
 
 def make_big_fmp4(clip: Path, directory: Path, target_mb: int) -> Path:

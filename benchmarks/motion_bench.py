@@ -30,9 +30,9 @@ CPU per camera, real time (``-re``), ``--cpu-seconds`` of the person clip at 128
 
 Usage::
 
-    .venv/bin/python benchmarks/motion_bench.py                 # all clips (~6 min)
-    .venv/bin/python benchmarks/motion_bench.py --quick         # short clips, 10 s CPU runs
-    .venv/bin/python benchmarks/motion_bench.py --clips-dir /tmp/motion-clips   # keep the clips
+    .venv/bin/python -m benchmarks.motion_bench                 # all clips (~6 min)
+    .venv/bin/python -m benchmarks.motion_bench --quick         # short clips, 10 s CPU runs
+    .venv/bin/python -m benchmarks.motion_bench --clips-dir /tmp/motion-clips   # keep the clips
 """
 
 from __future__ import annotations
@@ -44,15 +44,12 @@ import os
 import platform
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sidecar.media import MOVFLAGS
 from sidecar.media.frames import DetectOutput, FramePipe, GrayFrame, Y4mReader

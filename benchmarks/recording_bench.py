@@ -38,7 +38,7 @@ last CPU and this process, with its ffmpeg children, on the others: real hubs ar
 It prints tables; it never passes or fails (the PASS/FAIL column only compares with the issue's
 targets). Loopback only, no mDNS. Usage::
 
-    .venv/bin/python benchmarks/recording_bench.py [--cameras 16] [--seconds 25] [--rounds 3]
+    .venv/bin/python -m benchmarks.recording_bench [--cameras 16] [--seconds 25] [--rounds 3]
                                                    [--open-spread 0] [--pin-hubs]
 """
 
@@ -68,13 +68,14 @@ from pathlib import Path
 from typing import Any
 
 import psutil  # type: ignore[import-untyped]
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from aiohomekit.controller.ip import IpPairing
 from aiohomekit.controller.ip import connection as aio_connection
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from benchmarks.kit import REPO
+from benchmarks.kit.clips import test_pattern_clip
+from benchmarks.kit.cpu import machine_busy_s, process_cpu_s
+from benchmarks.kit.stats import percentile as pct
 from sidecar import tlv8
 from sidecar.camera import Camera, CameraSpec
 from sidecar.camera.recording.configuration import (
@@ -84,16 +85,20 @@ from sidecar.camera.recording.configuration import (
     H264Profile,
     RecordingSelection,
     SampleRate,
-    encode_selection,
 )
 from sidecar.hds import RecordingStream, SessionKeys, frames, messages
 from sidecar.hds.datasend import MAX_CHUNK
 from sidecar.hds.messages import Kind, Message
 from sidecar.media import Fragment
 from sidecar.media.prebuffer import Subscription
+from tests.hub.characteristics import (
+    DATA_STREAM_SETUP,
+    SUPPORTED_VIDEO_RECORDING_CONFIGURATION,
+)
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, controller_hds_keys, setup_write
 from tests.hub.hds_client import HubDataStreamClient, build_setup_write, parse_setup_response
+from tests.hub.recording import enable_recording
 from tests.support.hap_client import aio_pair
 
 PIN = "031-45-154"
@@ -103,7 +108,6 @@ LIVE_TARGET_MS = 5.0  # issue 5: fragment complete -> last byte on the socket, p
 BACKGROUND_WARN_PCT = 10.0  # other programs' CPU (% of one core) above which figures are flagged
 COINCIDENT_S = 0.020  # two cameras' fragments completing this close together compete for the loop
 MB = 1_000_000
-SCRIPT = str(Path(__file__).resolve())
 CLIP = {"width": 1280, "height": 720, "fps": 30, "kbps": 2000, "seconds": 12}
 
 log = logging.getLogger("recording_bench")
@@ -120,21 +124,8 @@ def make_clip(directory: Path) -> Path:
     not the encoder, is what this benchmark is about).
     """
     c = CLIP
-    path = directory / "clip-720p30-2mbps-aac.mp4"
-    gop = str(4 * c["fps"])
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=size={c['width']}x{c['height']}:rate={c['fps']}",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=32000",
-         "-t", str(c["seconds"]),
-         "-c:v", "libx264", "-preset", "ultrafast", "-b:v", f"{c['kbps']}k", "-maxrate", f"{c['kbps']}k",
-         "-bufsize", f"{2 * c['kbps']}k", "-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-bf", "0",
-         "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-b:a", "32k", "-ac", "1",
-         str(path)],
-        check=True,
-    )
-    return path
+    return test_pattern_clip(directory / "clip-720p30-2mbps-aac.mp4", width=c["width"], height=c["height"],
+                             fps=c["fps"], seconds=c["seconds"], kbps=c["kbps"], gop_s=4, audio=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,7 +261,7 @@ async def hds_job(rig: CameraRig, stream_id: int, delay: float, seconds: float) 
     needs to connect, say hello and record."""
     assert rig.pairing is not None and rig.derive is not None
     controller_salt = os.urandom(32)
-    entry = await setup_write(rig.pairing, rig.ids[("129", "131")], build_setup_write(controller_salt))
+    entry = await setup_write(rig.pairing, rig.ids[DATA_STREAM_SETUP], build_setup_write(controller_salt))
     if entry.get("status", 0) != 0:
         raise RuntimeError(f"{rig.camera.name}: HDS setup refused: {entry}")
     response = parse_setup_response(base64.b64decode(entry["value"]))
@@ -301,7 +292,7 @@ def advertised(video_tlv: bytes) -> tuple[list[tuple[int, int, int]], list[int],
 async def select_and_enable(rig: CameraRig) -> None:
     """What a hub does before any recording: read 0x206, select, recording Active = 1."""
     assert rig.pairing is not None
-    key = (1, rig.ids[("204", "206")])
+    key = (1, rig.ids[SUPPORTED_VIDEO_RECORDING_CONFIGURATION])
     values = await rig.pairing.get_characteristics([key])
     sizes, profiles, levels = advertised(base64.b64decode(values[key]["value"]))
     rig.size = max(sizes)
@@ -309,13 +300,7 @@ async def select_and_enable(rig: CameraRig) -> None:
     selection = RecordingSelection(PREBUFFER_MS, TRIGGER_MOTION, 4000, H264Profile(max(profiles)),
                                    H264Level(max(levels)), CLIP["kbps"], 4000, width, height, fps,
                                    AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 32)
-    result = await rig.pairing.put_characteristics([
-        (1, rig.ids[("204", "209")], base64.b64encode(encode_selection(selection)).decode()),
-        (1, rig.ids[("21A", "21B")], 1),
-        (1, rig.ids[("204", "B0")], 1),
-    ])
-    if result:
-        raise RuntimeError(f"{rig.camera.name}: writes refused: {result}")
+    await enable_recording(rig.pairing, rig.ids, selection)
 
 
 async def pair(rig: CameraRig, capture: DeriveCapture) -> None:
@@ -426,7 +411,7 @@ async def hub_worker() -> None:
 
 
 class HubProcess:
-    """This script again, as ``--hub-worker``: the hubs' side of every recording."""
+    """This benchmark again, as ``--hub-worker``: the hubs' side of every recording."""
 
     def __init__(self) -> None:
         self.proc: asyncio.subprocess.Process | None = None
@@ -434,7 +419,7 @@ class HubProcess:
     async def start(self, cpu: int | None = None) -> None:
         pin = [] if cpu is None else ["--pin-cpu", str(cpu)]
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, SCRIPT, "--hub-worker", *pin,
+            sys.executable, "-m", "benchmarks.recording_bench", "--hub-worker", *pin, cwd=REPO,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 24)
 
     async def ask(self, command: dict[str, Any], within: float) -> dict[str, Any]:
@@ -452,8 +437,7 @@ class HubProcess:
         if self.proc is None:
             return 0.0
         with contextlib.suppress(psutil.Error):
-            t = psutil.Process(self.proc.pid).cpu_times()
-            return float(t.user + t.system)
+            return process_cpu_s(psutil.Process(self.proc.pid))
         return 0.0
 
     async def stop(self) -> None:
@@ -569,12 +553,8 @@ class Meter:
         kids: dict[int, float] = {}
         for proc in self.children():
             with contextlib.suppress(psutil.Error):
-                t = proc.cpu_times()
-                kids[proc.pid] = t.user + t.system
-        own = self.me.cpu_times()
-        busy = psutil.cpu_times()
-        machine = busy.user + busy.nice + busy.system + busy.irq + busy.softirq + getattr(busy, "steal", 0.0)
-        return time.monotonic(), own.user + own.system, sum(kids.values()), machine, kids
+                kids[proc.pid] = process_cpu_s(proc)
+        return time.monotonic(), process_cpu_s(self.me), sum(kids.values()), machine_busy_s(), kids
 
     @staticmethod
     def delta(a: tuple[float, float, float, float, dict[int, float]],
@@ -669,14 +649,6 @@ def loopback_send_ms_per_mb(total: int = 16 * MB, segment: int = 1_080_000, roun
 
 # --------------------------------------------------------------------------------------------
 # the run
-
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (with 48 samples, p99 is the maximum)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 @dataclass

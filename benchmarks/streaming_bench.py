@@ -20,7 +20,7 @@ a plain UDP socket as the viewer's video port.
 
 It prints a table; it never passes or fails. Usage::
 
-    .venv/bin/python benchmarks/streaming_bench.py [--runs 10] [--warmup 5] [--window 15]
+    .venv/bin/python -m benchmarks.streaming_bench [--runs 10] [--warmup 5] [--window 15]
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ import logging
 import os
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -42,12 +40,11 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from aiohomekit.model.characteristics.const import SessionControlCommandValues as Cmd
 
+from benchmarks.kit.clips import test_pattern_clip
 from sidecar.camera import Camera, CameraSpec
+from tests.hub.characteristics import SELECTED_RTP_STREAM_CONFIGURATION, SETUP_ENDPOINTS
 from tests.support.hap_client import aio_pair
 from tests.support.live_view import decode_setup_response, selected, setup_tlv, wait_until
 
@@ -55,15 +52,10 @@ PIN = "031-45-154"
 
 
 def make_clip(directory: Path) -> Path:
-    """10 s of 720p30 H.264 at 2 Mbps, keyframe every 2 s, no audio."""
-    path = directory / "clip-720p-2mbps.ts"  # MPEG-TS: Annex B, SPS/PPS in band, like an RTSP camera
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-t", "10",
-         "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "main", "-pix_fmt", "yuv420p",
-         "-b:v", "2000k", "-maxrate", "2000k", "-bufsize", "4000k", "-g", "60", "-keyint_min", "60",
-         "-sc_threshold", "0", "-bf", "0", str(path)],
-        check=True)
-    return path
+    """10 s of 720p30 H.264 at 2 Mbps, keyframe every 2 s, no audio; MPEG-TS: Annex B, SPS/PPS in
+    band, like an RTSP camera."""
+    return test_pattern_clip(directory / "clip-720p-2mbps.ts", width=1280, height=720, fps=30, seconds=10, kbps=2000,
+                             gop_s=2, preset="veryfast", h264_profile="main")
 
 
 class Counter(asyncio.DatagramProtocol):
@@ -103,18 +95,19 @@ class Bench:
         audio_sock.bind(("127.0.0.1", 0))
         try:
             port = transport.get_extra_info("sockname")[1]
-            await self.put(("110", "118"), setup_tlv(session.encode(), video_port=port,
+            await self.put(SETUP_ENDPOINTS, setup_tlv(session.encode(), video_port=port,
                                                      audio_port=audio_sock.getsockname()[1]))
             answer = decode_setup_response(base64.b64decode(
-                (await self.pairing.get_characteristics([(1, self.ids[("110", "118")])]))
-                [(1, self.ids[("110", "118")])]["value"]))
+                (await self.pairing.get_characteristics([(1, self.ids[SETUP_ENDPOINTS])]))
+                [(1, self.ids[SETUP_ENDPOINTS])]["value"]))
             assert answer["status"] == 0, answer
             started = time.perf_counter()
-            await self.put(("110", "117"), selected(session, Cmd.START_SESSION, audio=False, **video))
+            await self.put(SELECTED_RTP_STREAM_CONFIGURATION,
+                           selected(session, Cmd.START_SESSION, audio=False, **video))
             try:
                 yield counter, started
             finally:
-                await self.put(("110", "117"), selected(session, Cmd.END_SESSION))
+                await self.put(SELECTED_RTP_STREAM_CONFIGURATION, selected(session, Cmd.END_SESSION))
                 await wait_until(lambda: not self.camera.live._runners, 10, "the session to end")
         finally:
             transport.close()

@@ -7,7 +7,6 @@ read-only bind mount, so even root gets EROFS, exactly as on a full or read-only
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import re
 import sys
@@ -22,10 +21,13 @@ from sidecar.camera.recording.configuration import (
     H264Profile,
     RecordingSelection,
     SampleRate,
-    encode_selection,
+)
+from tests.hub.characteristics import (
+    DATA_STREAM_SETUP,
 )
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
+from tests.hub.recording import enable_recording
 from tests.support.hap_client import pair_off_loop, second_session
 from tests.support.sidecar_process import SidecarProcess
 
@@ -52,12 +54,10 @@ async def test_read_only_archive_warns_once_and_recording_goes_on(monkeypatch: p
             ids = iids_by_type(await pairing.list_accessories_and_characteristics())
             selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L4_0, 600, 4000,
                                            640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 64)
-            assert await pairing.put_characteristics([
-                (1, ids[("204", "209")], base64.b64encode(encode_selection(selection)).decode()),
-                (1, ids[("21A", "21B")], 1), (1, ids[("204", "B0")], 1)]) == {}
+            await enable_recording(pairing, ids, selection)
             await sp.wait_for_line(r"prebuffer ready", timeout=40)
             for stream_id in (1, 2):  # the second recording: archiving stays off, recording does not
-                client = await open_hds(pairing, ids[("129", "131")], capture)
+                client = await open_hds(pairing, ids[DATA_STREAM_SETUP], capture)
                 try:
                     await client.hello()
                     assert (await client.open(stream_id)).body == {"status": 0}

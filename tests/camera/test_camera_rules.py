@@ -16,26 +16,27 @@ import pytest
 from sidecar.camera.recording.configuration import (
     encode_selection,
 )
+from tests.hub.characteristics import MOTION_STATUS_ACTIVE, SELECTED_RECORDING_CONFIGURATION
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
-from tests.support.camera_rig import PIN, SELECTION, Rig, make_camera
+from tests.support.camera_rig import PIN, SELECTION, RecordingRig, make_camera
 from tests.support.hap_client import aio_pair
 from tests.support.live_view import wait_until
 
 
 @pytest.fixture
-async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RecordingRig]:
     capture = DeriveCapture.install(monkeypatch)
     camera = await make_camera(tmp_path, max_event_s=10)
     pairing = await aio_pair(camera.server.port, PIN)
     try:
-        yield Rig(camera, pairing, capture, iids_by_type(await pairing.list_accessories_and_characteristics()))
+        yield RecordingRig(camera, pairing, capture, iids_by_type(await pairing.list_accessories_and_characteristics()))
     finally:
         await pairing.shutdown()
         await camera.stop()
 
 
-async def test_open_is_refused_until_everything_is_set(rig: Rig) -> None:
+async def test_open_is_refused_until_everything_is_set(rig: RecordingRig) -> None:
     client = await rig.hds()
     try:
         assert rig.camera.pipeline.status().state.value == "stopped"  # recording off: no ffmpeg
@@ -48,12 +49,12 @@ async def test_open_is_refused_until_everything_is_set(rig: Rig) -> None:
         refused = await client.open(3)
         assert (refused.header.status, refused.body) == (6, {"status": 9})  # no selection yet
         bad = await rig.put(selection=b"\x01\x00")
-        assert bad[(1, rig.ids[("204", "209")])]["status"] == -70410
+        assert bad[(1, rig.ids[SELECTED_RECORDING_CONFIGURATION])]["status"] == -70410
     finally:
         await client.aclose()
 
 
-async def test_busy_cap_and_camera_off(rig: Rig) -> None:
+async def test_busy_cap_and_camera_off(rig: RecordingRig) -> None:
     await rig.put(selection=encode_selection(SELECTION), recording=1)
     await rig.camera.pipeline.wait_ready(4000, timeout_s=40)
     first, second = await rig.hds(), await rig.hds()
@@ -87,14 +88,14 @@ async def test_busy_cap_and_camera_off(rig: Rig) -> None:
         await rig.put(homekit=0)  # switched off mid-recording: close with NOT_ALLOWED (1)
         _, closed = await second.collect(4, within=10)
         assert closed is not None and closed.body == {"streamId": 5, "reason": 1}
-        values = await rig.pairing.get_characteristics([(1, rig.ids[("85", "75")])])
-        assert values[(1, rig.ids[("85", "75")])]["value"] in (False, 0)  # StatusActive follows
+        values = await rig.pairing.get_characteristics([(1, rig.ids[MOTION_STATUS_ACTIVE])])
+        assert values[(1, rig.ids[MOTION_STATUS_ACTIVE])]["value"] in (False, 0)  # StatusActive follows
     finally:
         await first.aclose()
         await second.aclose()
 
 
-async def test_snapshots_follow_the_operating_modes(rig: Rig) -> None:
+async def test_snapshots_follow_the_operating_modes(rig: RecordingRig) -> None:
     await rig.pairing._ensure_connected()
     conn = rig.pairing.connection
 
@@ -120,7 +121,7 @@ async def test_settings_and_selection_survive_a_restart(tmp_path: Path, monkeypa
     camera = await make_camera(tmp_path)
     pairing = await aio_pair(camera.server.port, PIN)
     ids = iids_by_type(await pairing.list_accessories_and_characteristics())
-    rig = Rig(camera, pairing, DeriveCapture(), ids)
+    rig = RecordingRig(camera, pairing, DeriveCapture(), ids)
     await rig.put(selection=encode_selection(SELECTION), event=0, periodic=0)
     data = dict(pairing.pairing_data)
     await pairing.shutdown()
@@ -149,7 +150,7 @@ async def test_a_changed_source_drops_the_selection(tmp_path: Path) -> None:
         await again.stop()
 
 
-async def test_a_warm_camera_has_its_sealing_buffer_before_any_hub_opens(rig: Rig) -> None:
+async def test_a_warm_camera_has_its_sealing_buffer_before_any_hub_opens(rig: RecordingRig) -> None:
     """The prebuffer a hub gets right after its open is sealed into memory made while the camera
     was idle (the first burst after a start no longer faults it in while hubs wait)."""
     assert rig.camera.hds.take_spare() is None  # recording off: nothing made

@@ -27,10 +27,11 @@ from sidecar.camera.recording.configuration import encode_selection
 from sidecar.hds import CloseReason
 from sidecar.hds.config import DEFAULT_HIGH_WATER, DEFAULT_SEND_BUFFER, DEFAULT_STALL_TIMEOUT
 from sidecar.hds.hub_connection import PROGRESS_CHECK_S
+from tests.hub.characteristics import DATA_STREAM_SETUP
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, controller_hds_keys, setup_write
 from tests.hub.hds_client import HubDataStreamClient, build_setup_write, new_salt, parse_setup_response
-from tests.support.camera_rig import PIN, SELECTION, Rig, make_camera
+from tests.support.camera_rig import PIN, SELECTION, RecordingRig, make_camera
 from tests.support.hap_client import aio_pair
 from tests.support.live_view import wait_until
 
@@ -38,13 +39,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-async def recording(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
+async def recording(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RecordingRig]:
     """A paired camera, recording on, prebuffer warm."""
     capture = DeriveCapture.install(monkeypatch)
     camera = await make_camera(tmp_path, max_event_s=600)
     pairing = await aio_pair(camera.server.port, PIN)
     try:
-        rig = Rig(camera, pairing, capture, iids_by_type(await pairing.list_accessories_and_characteristics()))
+        rig = RecordingRig(camera, pairing, capture, iids_by_type(await pairing.list_accessories_and_characteristics()))
         await rig.put(selection=encode_selection(SELECTION), recording=1, homekit=1)
         await camera.pipeline.wait_ready(4000, timeout_s=40)
         yield rig
@@ -59,7 +60,7 @@ def snapshot() -> tuple[int, int, int, int]:
     return me.num_fds(), len(asyncio.all_tasks()), threading.active_count(), children
 
 
-async def test_hub_vanishing_mid_stream_50_times_leaks_nothing(recording: Rig) -> None:
+async def test_hub_vanishing_mid_stream_50_times_leaks_nothing(recording: RecordingRig) -> None:
     rig = recording
     camera = rig.camera
 
@@ -94,7 +95,7 @@ async def test_hub_vanishing_mid_stream_50_times_leaks_nothing(recording: Rig) -
     assert end[3] == start[3]  # the one recording ffmpeg, still the same count
 
 
-async def test_hub_that_stops_reading_is_closed_with_a_reason_within_the_stall_timeout(recording: Rig) -> None:
+async def test_hub_that_stops_reading_is_closed_with_a_reason_within_the_stall_timeout(recording: RecordingRig) -> None:
     rig = recording
     camera = rig.camera
     assert camera.hds.config.stall_timeout == DEFAULT_STALL_TIMEOUT == 10.0
@@ -104,7 +105,7 @@ async def test_hub_that_stops_reading_is_closed_with_a_reason_within_the_stall_t
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
     salt = new_salt()
-    entry = await setup_write(rig.pairing, rig.ids[("129", "131")], build_setup_write(salt))
+    entry = await setup_write(rig.pairing, rig.ids[DATA_STREAM_SETUP], build_setup_write(salt))
     response = parse_setup_response(base64.b64decode(entry["value"]))
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", response.port))
     reader, writer = await asyncio.open_connection(sock=sock, limit=4096)

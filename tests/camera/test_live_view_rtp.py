@@ -21,14 +21,15 @@ from aiohomekit.model.characteristics.const import SampleRateValues
 from aiohomekit.model.characteristics.const import SessionControlCommandValues as Cmd
 
 from sidecar.camera.events import LiveSessionsChanged
+from tests.hub.characteristics import SELECTED_RTP_STREAM_CONFIGURATION, SETUP_ENDPOINTS
 from tests.support.hap_client import second_session
-from tests.support.live_view import STATUS, Rig, StatusEvents, make_rig, selected, srtp_ports, wait_until
+from tests.support.live_view import STATUS, LiveViewRig, StatusEvents, make_rig, selected, srtp_ports, wait_until
 
-SELECTED = ("110", "117")
+SELECTED = SELECTED_RTP_STREAM_CONFIGURATION
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path) -> AsyncIterator[LiveViewRig]:
     async for r in make_rig(tmp_path):  # the default: two live streams
         yield r
 
@@ -45,7 +46,8 @@ def opus_frame_ms(toc: int) -> float:
 
 @pytest.mark.parametrize(("rate", "per_packet"), [(SampleRateValues.SIXTEEN_KHZ, 320),
                                                    (SampleRateValues.TWENTY_FOUR_KHZ, 480)])
-async def test_opus_rtp_timestamps_at_the_selected_rate(rig: Rig, rate: SampleRateValues, per_packet: int) -> None:
+async def test_opus_rtp_timestamps_at_the_selected_rate(rig: LiveViewRig, rate: SampleRateValues,
+                                                       per_packet: int) -> None:
     status, viewer = await rig.setup("opus-clock-00001")
     assert status == 0
     async with srtp_ports(viewer) as (_, audio):
@@ -68,7 +70,7 @@ async def test_opus_rtp_timestamps_at_the_selected_rate(rig: Rig, rate: SampleRa
     await wait_until(lambda: not rig.camera.live._runners, 10, "the session to end")
 
 
-async def test_streaming_status_in_use_while_streaming(rig: Rig) -> None:
+async def test_streaming_status_in_use_while_streaming(rig: LiveViewRig) -> None:
     live_counts: list[int] = []  # what observers (status page, parent process) are told
     rig.camera.events.subscribe(lambda e: live_counts.append(e.sessions) if isinstance(e, LiveSessionsChanged)
                                 else None)
@@ -95,12 +97,12 @@ async def test_streaming_status_in_use_while_streaming(rig: Rig) -> None:
 
 
 @pytest.fixture
-async def one_stream_rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def one_stream_rig(tmp_path: Path) -> AsyncIterator[LiveViewRig]:
     async for r in make_rig(tmp_path, max_live_streams=1):
         yield r
 
 
-async def test_second_controller_gets_busy_beyond_max_live_streams(one_stream_rig: Rig) -> None:
+async def test_second_controller_gets_busy_beyond_max_live_streams(one_stream_rig: LiveViewRig) -> None:
     rig = one_stream_rig
     other = second_session(rig.pairing.pairing_data)  # another controller's HAP connection
     try:
@@ -114,7 +116,7 @@ async def test_second_controller_gets_busy_beyond_max_live_streams(one_stream_ri
         assert second.answer == {"session_id": b"second-viewer-01", "status": 1}
         assert len(rig.camera.live._runners) == 1
         # The first controller's own read-back still describes its session.
-        again = await rig.get(("110", "118"))
+        again = await rig.get(SETUP_ENDPOINTS)
         assert base64.b64decode(again)[:2] == b"\x01\x10"
         assert await rig.select(first.session, Cmd.END_SESSION) == 0
         await wait_until(lambda: not rig.camera.live._runners, 10, "the session to end")

@@ -3,7 +3,6 @@ closed with reason 5 within 5 s, with the cause in words (issue 9)."""
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from pathlib import Path
@@ -19,10 +18,13 @@ from sidecar.camera.recording.configuration import (
     H264Profile,
     RecordingSelection,
     SampleRate,
-    encode_selection,
+)
+from tests.hub.characteristics import (
+    DATA_STREAM_SETUP,
 )
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
+from tests.hub.recording import enable_recording
 from tests.support.hap_client import PIN, aio_pair
 from tests.support.live_view import wait_until
 
@@ -43,10 +45,8 @@ async def test_a_down_source_refuses_with_reason_5_within_5_s_and_says_why(
     pairing = await aio_pair(camera.server.port, PIN)
     try:
         ids = iids_by_type(await pairing.list_accessories_and_characteristics())
-        assert await pairing.put_characteristics([
-            (1, ids[("204", "209")], base64.b64encode(encode_selection(SELECTION)).decode()),
-            (1, ids[("21A", "21B")], 1), (1, ids[("204", "B0")], 1)]) == {}
-        client = await open_hds(pairing, ids[("129", "131")], capture)
+        await enable_recording(pairing, ids, SELECTION)
+        client = await open_hds(pairing, ids[DATA_STREAM_SETUP], capture)
         try:
             await client.hello()
             opened_at = time.monotonic()

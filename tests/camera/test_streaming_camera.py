@@ -14,21 +14,28 @@ from pathlib import Path
 import pytest
 from aiohomekit.model.characteristics.const import SessionControlCommandValues as Cmd
 
+from tests.hub.characteristics import (
+    HOMEKIT_CAMERA_ACTIVE,
+    SELECTED_RTP_STREAM_CONFIGURATION,
+    SETUP_ENDPOINTS,
+    STREAMING_ACTIVE,
+)
 from tests.support.hap_client import second_session
-from tests.support.live_view import STATUS, Rig, StatusEvents, alive, make_rig, wait_until
+from tests.support.live_view import STATUS, LiveViewRig, StatusEvents, alive, make_rig, wait_until
 
-SETUP, SELECTED = ("110", "118"), ("110", "117")
-RTP_ACTIVE, HOMEKIT_ACTIVE = ("110", "B0"), ("21A", "21B")
+SETUP, SELECTED = SETUP_ENDPOINTS, SELECTED_RTP_STREAM_CONFIGURATION
+RTP_ACTIVE, HOMEKIT_ACTIVE = STREAMING_ACTIVE, HOMEKIT_CAMERA_ACTIVE
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path) -> AsyncIterator[LiveViewRig]:
     async for r in make_rig(tmp_path, max_live_streams=1):
         yield r
 
 
 @pytest.mark.parametrize("switch", [RTP_ACTIVE, HOMEKIT_ACTIVE])
-async def test_switched_off_refuses_with_70412_and_ends_running_sessions(rig: Rig, switch: tuple[str, str]) -> None:
+async def test_switched_off_refuses_with_70412_and_ends_running_sessions(rig: LiveViewRig,
+                                                                        switch: tuple[str, str]) -> None:
     events = StatusEvents(rig)
     stop = rig.pairing.dispatcher_connect(events)
     await rig.pairing.subscribe([(1, rig.ids[STATUS])])
@@ -61,7 +68,7 @@ async def test_switched_off_refuses_with_70412_and_ends_running_sessions(rig: Ri
         await writer.shutdown()
 
 
-async def test_busy_beyond_the_limit(rig: Rig) -> None:
+async def test_busy_beyond_the_limit(rig: LiveViewRig) -> None:
     status, first = await rig.setup("first-session-01")
     assert status == 0 and first.answer["status"] == 0
     assert await rig.streaming_status() == 1
@@ -75,7 +82,7 @@ async def test_busy_beyond_the_limit(rig: Rig) -> None:
     assert second.answer["status"] == 0
 
 
-async def test_suspend_resume_unknown_and_foreign_sessions_are_refused(rig: Rig) -> None:
+async def test_suspend_resume_unknown_and_foreign_sessions_are_refused(rig: LiveViewRig) -> None:
     status, viewer = await rig.setup("the-session-0001")
     assert status == 0
     assert await rig.select("unknown-session1", Cmd.START_SESSION) == -70410
@@ -94,7 +101,7 @@ async def test_suspend_resume_unknown_and_foreign_sessions_are_refused(rig: Rig)
     await wait_until(lambda: not rig.camera.live._runners, 10, "the session to end")
 
 
-async def test_a_prepared_session_never_started_expires(rig: Rig) -> None:
+async def test_a_prepared_session_never_started_expires(rig: LiveViewRig) -> None:
     rig.camera.live.prepared_timeout_s = 0.2
     status, _ = await rig.setup("never-started-01")
     assert status == 0 and len(rig.camera.live._runners) == 1

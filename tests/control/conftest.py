@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.sidecar_process import launch
 
 SIDECAR = [sys.executable, "-m", "sidecar"]
 
@@ -115,10 +116,8 @@ async def stdio_child(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[StdioChild] = []
 
     async def start(*args: str, env: dict[str, str] | None = None) -> StdioChild:
-        proc = await asyncio.create_subprocess_exec(
-            *SIDECAR, "--stdio-json", "--state-dir", str(tmp_path / "state"), *args,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        proc = await launch(tmp_path / "state", "--stdio-json", *args, loopback=False, stdin=asyncio.subprocess.PIPE,
+                            stdout=asyncio.subprocess.PIPE, env=env)
         child = StdioChild(proc)
         started.append(child)
         return child

@@ -16,7 +16,9 @@ from typing import Any
 
 import psutil
 
+from tests.hub.characteristics import MOTION_DETECTED
 from tests.hub.database import iids_by_type
+from tests.hub.recording import enable_recording
 from tests.support.hap_client import pair_off_loop, second_session, watch
 
 from .conftest import SIDECAR, StdioChild, demo_config
@@ -104,12 +106,12 @@ async def test_parent_configures_pairs_raises_motion_and_closes_stdin(stdio_chil
     pairing = second_session(await pair_off_loop(front_port, "031-45-154"))
     try:
         ids = iids_by_type(await pairing.list_accessories_and_characteristics())
-        assert await pairing.put_characteristics([(1, ids[("21A", "21B")], 1), (1, ids[("204", "B0")], 1)]) == {}
+        await enable_recording(pairing, ids, None)
         await child.wait_log("prebuffer starting")
         # ffmpeg delivers media: the camera's pipeline event reaches the parent
         streaming = await child.wait_for(lambda e: e["id"] == "camera" and e["data"]["state"] == "streaming")
         assert streaming["data"] == {"camera": "Front", "state": "streaming"}
-        motion = await watch(pairing, ids[("85", "22")])
+        motion = await watch(pairing, ids[MOTION_DETECTED])
         mark = child.mark()
         child.send({"id": "motion", "data": {"camera": "Front", "active": True}, "seq": 3})
         assert (await child.reply(3))["id"] == "ok"

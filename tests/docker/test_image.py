@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import yaml
 
 from tests.docker.image import IMAGE, build, buildah, buildah_cmd
 from tests.support.hap_client import aio_pair
+from tests.support.ports import free_port
 from tests.support.sidecar_process import SidecarProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,12 +91,6 @@ def test_image_is_small_in_layers_non_root_and_has_no_build_tools(image: dict[st
     assert lines[2:] == ["/usr/bin/apt-get", "libx264", "aac", "h264_vaapi", "h264_qsv", "hksv-sidecar",
                          lines[-1]], r.stdout
     assert "pip" not in r.stdout.replace("/usr/bin/apt-get", "")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_container_runs_the_demo_config_and_pairs_over_hap(image: dict[str, Any], container: str,

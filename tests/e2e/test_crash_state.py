@@ -14,14 +14,15 @@ import os
 import random
 import re
 import signal
-import socket
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.hub.characteristics import EVENT_SNAPSHOTS_ACTIVE, HOMEKIT_CAMERA_ACTIVE, PERIODIC_SNAPSHOTS_ACTIVE
 from tests.hub.database import iids_by_type
 from tests.support.hap_client import aio_pair, second_session
+from tests.support.ports import free_port
+from tests.support.sidecar_process import launch
 
 pytestmark = pytest.mark.slow
 
@@ -30,21 +31,11 @@ KILLS = 30
 TEMP = re.compile(r"\.demo-camera\.json\.[a-z0-9_]{8}")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def start(state: Path, port: int) -> asyncio.subprocess.Process:
     # Its own session, so the kill below also takes the probe ffmpeg it may have running
     # (what happens to children on a crash is the ffmpeg runner's business, not this test's).
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sidecar", "--bind", "127.0.0.1", "--no-mdns", "--state-dir", str(state),
-        "--demo", "--setup-code", PIN, "--hap-port", str(port), "--log-level", "warning",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    return await launch(state, "--demo", "--setup-code", PIN, "--hap-port", str(port), "--log-level", "warning",
+                        start_new_session=True)
 
 
 async def until_line(proc: asyncio.subprocess.Process, pattern: str, lines: list[str]) -> str:
@@ -78,7 +69,8 @@ async def test_sigkill_while_writing_state_never_costs_the_pairing(tmp_path: Pat
         data = pairing.pairing_data
         ids = iids_by_type(await pairing.list_accessories_and_characteristics())
         await pairing.shutdown()
-        toggles = [ids[("21A", "223")], ids[("21A", "225")], ids[("21A", "21B")]]  # each write saves state
+        # each write saves state
+        toggles = [ids[EVENT_SNAPSHOTS_ACTIVE], ids[PERIODIC_SNAPSHOTS_ACTIVE], ids[HOMEKIT_CAMERA_ACTIVE]]
         writes = leftovers = 0
         for _ in range(KILLS):
             hubs = [second_session(data) for _ in range(3)]  # three hubs writing at once

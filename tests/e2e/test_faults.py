@@ -4,12 +4,8 @@ SIGKILLed mid-recording, SIGTERM mid-recording. Real processes, a simulated hub.
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import re
 import signal
-import socket
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,12 +21,16 @@ from sidecar.camera.recording.configuration import (
     H264Profile,
     RecordingSelection,
     SampleRate,
-    encode_selection,
+)
+from tests.hub.characteristics import (
+    DATA_STREAM_SETUP,
 )
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
-from tests.support.clips import advertised_codec
+from tests.hub.recording import advertised_video, enable_recording
 from tests.support.hap_client import aio_pair
+from tests.support.ports import free_port
+from tests.support.sidecar_process import launch
 
 PIN = "031-45-154"
 PASSWORD = "Fi3ld-Hardening-Secret"
@@ -92,13 +92,7 @@ async def start_sidecar(tmp_path: Path) -> AsyncIterator[Any]:
     started: list[Sidecar] = []
 
     async def start(*args: str) -> Sidecar:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sidecar", "--bind", "127.0.0.1", "--no-mdns", "--state-dir",
-            str(tmp_path / "state"), "--setup-code", PIN, *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        sidecar = Sidecar(proc)
+        sidecar = Sidecar(await launch(tmp_path / "state", "--setup-code", PIN, *args, stdout=asyncio.subprocess.PIPE))
         started.append(sidecar)
         return sidecar
 
@@ -107,26 +101,17 @@ async def start_sidecar(tmp_path: Path) -> AsyncIterator[Any]:
         await sidecar.stop(signal.SIGKILL)
 
 
-async def enable_recording(pairing: Any, ids: dict[tuple[str, str], int], selection: bytes | None) -> None:
-    writes = [(1, ids[("204", "B0")], 1)]
-    if selection is not None:
-        writes.insert(0, (1, ids[("204", "209")], base64.b64encode(selection).decode()))
-    assert await pairing.put_characteristics(writes) == {}
-
-
 async def test_the_password_never_reaches_any_output(start_sidecar: Any) -> None:
     """A camera URL with a password, a closed port, debug logging, recording on, a snapshot
     asked for: the sidecar's whole output holds the password zero times."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     url = f"rtsp://admin:{PASSWORD}@127.0.0.1:{port}/stream1"
     sidecar = await start_sidecar("--camera", f"Porch={url}", "--log-level", "DEBUG")
     hap_port = int((await sidecar.wait_for_line(r"HAP port: (\d+)")).group(1))
     pairing = await aio_pair(hap_port, PIN)
     try:
         ids = iids_by_type(await pairing.list_accessories_and_characteristics())
-        await enable_recording(pairing, ids, None)
+        await enable_recording(pairing, ids, None, homekit_active=False)
         warning = await sidecar.wait_for_line(r"Porch: ffmpeg stopped: (.*); restarting in ([\d.]+) s")
         assert warning.group(1) == "connection refused"
         await sidecar.wait_for_line(r"Porch: attempt 3 failed: connection refused", timeout=20)
@@ -180,16 +165,15 @@ async def test_ffmpeg_sigkilled_mid_recording_then_sigterm_mid_recording(
     seen_ffmpeg: set[int] = set()
     try:
         ids = iids_by_type(await pairing.list_accessories_and_characteristics())
-        values = await pairing.get_characteristics([(1, ids[("204", "206")])])
-        profiles, levels = advertised_codec(base64.b64decode(values[(1, ids[("204", "206")])]["value"]))
+        profiles, levels = await advertised_video(pairing, ids)
         selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile(profiles[0]), H264Level(levels[0]),
                                        2000, 4000, 640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0,
                                        SampleRate.KHZ_32, 64)
-        await enable_recording(pairing, ids, encode_selection(selection))
+        await enable_recording(pairing, ids, selection, homekit_active=False)
         ready = await sidecar.wait_for_line(r"Porch: prebuffer ready \(generation (\d+)", timeout=45)
         generation = int(ready.group(1))
 
-        client = await open_hds(pairing, ids[("129", "131")], capture)
+        client = await open_hds(pairing, ids[DATA_STREAM_SETUP], capture)
         try:
             await client.hello()
             opened = await client.open(1)

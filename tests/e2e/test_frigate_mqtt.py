@@ -5,7 +5,6 @@ Also: the availability topic and its last will, seen by a Home Assistant-like su
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import signal
 from pathlib import Path
@@ -21,10 +20,13 @@ from sidecar.camera.recording.configuration import (
     H264Profile,
     RecordingSelection,
     SampleRate,
-    encode_selection,
+)
+from tests.hub.characteristics import (
+    MOTION_DETECTED,
 )
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
+from tests.hub.recording import enable_recording, set_recording_audio
 from tests.support.clips import decodes_cleanly, first_frame_is_key, probe, record_once
 from tests.support.hap_client import aio_pair
 from tests.support.mosquitto import Mosquitto
@@ -92,17 +94,11 @@ async def test_person_walking_through_the_zone_is_recorded(sidecar: Any, broker:
                 selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L4_0, 600,
                                                4000, 640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0,
                                                SampleRate.KHZ_32, 64)
-                await pairing._ensure_connected()
-                conn = pairing.connection
-                assert await conn.put_json("/prepare", {"ttl": 5000, "pid": 42}) == {"status": 0}
-                await conn.put_json("/characteristics", {"characteristics": [
-                    {"aid": 1, "iid": ids[("204", "226")], "value": 1}], "pid": 42})
-                assert await pairing.put_characteristics([
-                    (1, ids[("204", "209")], base64.b64encode(encode_selection(selection)).decode()),
-                    (1, ids[("21A", "21B")], 1), (1, ids[("204", "B0")], 1)]) == {}
+                await set_recording_audio(pairing, ids, True)
+                await enable_recording(pairing, ids, selection)
                 await proc.wait_for_line(r"prebuffer ready", timeout=40)
 
-                motion_key = (1, ids[("85", "22")])
+                motion_key = (1, ids[MOTION_DETECTED])
                 values: list[bool] = []
                 changed = asyncio.Event()
 

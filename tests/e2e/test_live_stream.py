@@ -22,7 +22,7 @@ from aiohomekit.model.characteristics.const import (
     SessionControlCommandValues,
 )
 
-from tests.support.live_view import KEY, SALT, Rig, Viewer, alive, make_rig, wait_until
+from tests.support.live_view import KEY, SALT, LiveViewRig, Viewer, alive, make_rig, wait_until
 
 
 class Decoder:
@@ -68,7 +68,7 @@ class Decoder:
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path) -> AsyncIterator[LiveViewRig]:
     async for r in make_rig(tmp_path):
         yield r
 
@@ -80,7 +80,7 @@ def video_size(stderr: str) -> tuple[int, int]:
 
 
 @pytest.mark.slow
-async def test_live_view_start_reconfigure_stop_and_hap_close(rig: Rig) -> None:
+async def test_live_view_start_reconfigure_stop_and_hap_close(rig: LiveViewRig) -> None:
     # Recording runs too: the live view must not disturb it.
     assert await rig.put(("204", "B0"), 1) == 0
     await wait_until(lambda: rig.camera.pipeline.pid is not None, 20, "the recording ffmpeg")
@@ -137,7 +137,7 @@ async def test_live_view_start_reconfigure_stop_and_hap_close(rig: Rig) -> None:
     assert rig.camera.pipeline.pid == recording_pid and alive(recording_pid)  # type: ignore[arg-type]
 
 
-async def test_controller_gone_silent_ends_the_session(rig: Rig) -> None:
+async def test_controller_gone_silent_ends_the_session(rig: LiveViewRig) -> None:
     rig.camera.live.rtcp_timeout_s = 1.0
     status, viewer = await rig.setup("silent-session-1")
     assert status == 0
@@ -150,7 +150,7 @@ async def test_controller_gone_silent_ends_the_session(rig: Rig) -> None:
     assert not alive(pid)
 
 
-async def test_camera_stop_reaps_live_sessions(rig: Rig) -> None:
+async def test_camera_stop_reaps_live_sessions(rig: LiveViewRig) -> None:
     status, viewer = await rig.setup("stopping-session")
     assert status == 0
     assert await rig.select(viewer.session, SessionControlCommandValues.START_SESSION, audio=False) == 0

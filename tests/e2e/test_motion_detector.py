@@ -6,7 +6,6 @@ configured: the motion can only come from the built-in detector."""
 from __future__ import annotations
 
 import asyncio
-import base64
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,11 @@ from sidecar.camera.recording.configuration import (
     H264Profile,
     RecordingSelection,
     SampleRate,
-    encode_selection,
 )
+from tests.hub.characteristics import MOTION_DETECTED
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
+from tests.hub.recording import enable_recording
 from tests.support.clips import decodes_cleanly, first_frame_is_key, probe, record_once
 from tests.support.hap_client import aio_pair
 from tests.support.motion_clip import make_motion_clip
@@ -47,7 +47,7 @@ async def test_detector_motion_makes_the_hub_record(sidecar: Any, monkeypatch: p
     pairing = await aio_pair(port, PIN)
     try:
         ids = iids_by_type(await pairing.list_accessories_and_characteristics())
-        motion = (1, ids[("85", "22")])
+        motion = (1, ids[MOTION_DETECTED])
         changes: list[bool] = []
         rose = asyncio.Event()
 
@@ -62,9 +62,7 @@ async def test_detector_motion_makes_the_hub_record(sidecar: Any, monkeypatch: p
         # As a hub does: select a configuration, then switch recording on; no trigger exists.
         selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L4_0, 1000, 4000,
                                        640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 32)
-        assert await pairing.put_characteristics([
-            (1, ids[("204", "209")], base64.b64encode(encode_selection(selection)).decode()),
-            (1, ids[("204", "B0")], 1)]) == {}
+        await enable_recording(pairing, ids, selection, homekit_active=False)
         await asyncio.wait_for(rose.wait(), 30)
         await proc.wait_for_line(r"Yard: motion detected \(detector\)", timeout=5)
 

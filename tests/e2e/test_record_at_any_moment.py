@@ -15,7 +15,6 @@ fragments the hub asked for, every fragment starting on a keyframe, and a clean 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import time
@@ -37,9 +36,14 @@ from sidecar.camera.recording.configuration import (
     SampleRate,
     encode_selection,
 )
+from tests.hub.characteristics import (
+    DATA_STREAM_SETUP,
+    MOTION_DETECTED,
+)
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
-from tests.support.clips import advertised_codec, decodes_cleanly, first_frame_is_key, probe
+from tests.hub.recording import advertised_video, set_recording_audio, write
+from tests.support.clips import decodes_cleanly, first_frame_is_key, probe
 from tests.support.hap_client import PIN, aio_pair
 from tests.support.live_view import wait_until
 
@@ -85,19 +89,12 @@ class Hub:
     streams: int = 0
 
     async def write(self, **values: Any) -> None:
-        key = {"recording": ("204", "B0"), "homekit": ("21A", "21B"), "selection": ("204", "209")}
-        items = [(1, self.ids[key[name]], base64.b64encode(v).decode() if isinstance(v, bytes) else v)
-                 for name, v in values.items()]
-        assert await self.pairing.put_characteristics(items) == {}
+        assert await write(self.pairing, self.ids, **values) == {}
 
     async def configure(self, selection: RecordingSelection) -> None:
         """What a hub writes when the user enables recording: audio (a timed write), then the
         selection and both switches in one go."""
-        await self.pairing._ensure_connected()
-        conn = self.pairing.connection
-        assert await conn.put_json("/prepare", {"ttl": 5000, "pid": 42}) == {"status": 0}
-        await conn.put_json("/characteristics", {"characteristics": [
-            {"aid": 1, "iid": self.ids[("204", "226")], "value": 1}], "pid": 42})
+        await set_recording_audio(self.pairing, self.ids, True)
         await self.write(selection=encode_selection(selection), homekit=1, recording=1)
 
     async def on_motion_record(self, name: str) -> None:
@@ -111,7 +108,7 @@ class Hub:
     async def record(self, name: str) -> None:
         self.streams += 1
         stream_id = self.streams
-        client = await open_hds(self.pairing, self.ids[("129", "131")], self.capture)
+        client = await open_hds(self.pairing, self.ids[DATA_STREAM_SETUP], self.capture)
         try:
             await client.hello()
             opened_at = time.monotonic()
@@ -152,7 +149,7 @@ class Hub:
         """Recording switched off while a hub records: the stream closes with NOT_ALLOWED (1)."""
         self.streams += 1
         stream_id = self.streams
-        client = await open_hds(self.pairing, self.ids[("129", "131")], self.capture)
+        client = await open_hds(self.pairing, self.ids[DATA_STREAM_SETUP], self.capture)
         try:
             await client.hello()
             assert (await client.open(stream_id)).body == {"status": 0}
@@ -187,7 +184,7 @@ async def start_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: Camer
 
         camera.events.subscribe(observe)
         camera.recording_sinks.append(hub.archive)
-        motion_iid = hub.ids[("85", "22")]
+        motion_iid = hub.ids[MOTION_DETECTED]
         pairing.dispatcher_connect(lambda ev: (1, motion_iid) in ev and ev[(1, motion_iid)].get("value") and
                                    hub.motion.set())
         await pairing.subscribe([(1, motion_iid)])
@@ -200,8 +197,7 @@ async def start_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: Camer
 
 async def run_the_three_moments(hub: Hub, transcodes: bool) -> None:
     camera = hub.camera
-    values = await hub.pairing.get_characteristics([(1, hub.ids[("204", "206")])])
-    profiles, levels = advertised_codec(base64.b64decode(values[(1, hub.ids[("204", "206")])]["value"]))
+    profiles, levels = await advertised_video(hub.pairing, hub.ids)
     probe_ = camera.state.app.get("probe") or {}
     width, height, fps = (640, 360, 15) if transcodes else (probe_["width"], probe_["height"], round(probe_["fps"]))
     selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile(profiles[0]), H264Level(levels[-1]), 500,

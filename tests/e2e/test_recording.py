@@ -19,10 +19,17 @@ from sidecar.camera.recording.configuration import (
     H264Profile,
     RecordingSelection,
     SampleRate,
-    encode_selection,
+)
+from tests.hub.characteristics import (
+    DATA_STREAM_SETUP,
+    MOTION_DETECTED,
+    SUPPORTED_AUDIO_RECORDING_CONFIGURATION,
+    SUPPORTED_CAMERA_RECORDING_CONFIGURATION,
+    SUPPORTED_VIDEO_RECORDING_CONFIGURATION,
 )
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
+from tests.hub.recording import enable_recording, set_recording_audio
 from tests.support.clips import (
     advertised_resolutions,
     decodes_cleanly,
@@ -45,27 +52,22 @@ async def test_demo_camera_records_to_a_hub(sidecar: Any, monkeypatch: pytest.Mo
     try:
         accessories = await pairing.list_accessories_and_characteristics()
         ids = iids_by_type(accessories)
-        values = await pairing.get_characteristics([(1, ids[("204", k)]) for k in ("205", "206", "207")])
-        supported_video = base64.b64decode(values[(1, ids[("204", "206")])]["value"])
+        values = await pairing.get_characteristics([(1, ids[k]) for k in (
+            SUPPORTED_CAMERA_RECORDING_CONFIGURATION, SUPPORTED_VIDEO_RECORDING_CONFIGURATION,
+            SUPPORTED_AUDIO_RECORDING_CONFIGURATION)])
+        supported_video = base64.b64decode(values[(1, ids[SUPPORTED_VIDEO_RECORDING_CONFIGURATION])]["value"])
         assert (640, 360, 15) in advertised_resolutions(supported_video) or \
             (640, 360, 24) in advertised_resolutions(supported_video)
         # The real hub selection of docs/protocol.md §Recording TLVs, adapted to an advertised resolution.
         selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L4_0, 600, 4000,
                                        640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 64)
-        await pairing._ensure_connected()
-        conn = pairing.connection
-        assert await conn.put_json("/prepare", {"ttl": 5000, "pid": 42}) == {"status": 0}
-        await conn.put_json("/characteristics", {"characteristics": [
-            {"aid": 1, "iid": ids[("204", "226")], "value": 1}], "pid": 42})
-        result = await pairing.put_characteristics([
-            (1, ids[("204", "209")], base64.b64encode(encode_selection(selection)).decode()),
-            (1, ids[("21A", "21B")], 1), (1, ids[("204", "B0")], 1)])
-        assert result == {}
+        await set_recording_audio(pairing, ids, True)
+        await enable_recording(pairing, ids, selection)
         await proc.wait_for_line(r"prebuffer ready", timeout=40)
 
         motion_seen = asyncio.Event()
-        pairing.dispatcher_connect(lambda ev: (1, ids[("85", "22")]) in ev and motion_seen.set())
-        await pairing.subscribe([(1, ids[("85", "22")])])
+        pairing.dispatcher_connect(lambda ev: (1, ids[MOTION_DETECTED]) in ev and motion_seen.set())
+        await pairing.subscribe([(1, ids[MOTION_DETECTED])])
         async with aiohttp.ClientSession() as http, \
                 http.get(f"http://127.0.0.1:{trigger_port}/motion?Demo%20Camera") as resp:
             assert resp.status == 200 and (await resp.json())["error"] is False
@@ -85,9 +87,7 @@ async def test_demo_camera_records_to_a_hub(sidecar: Any, monkeypatch: pytest.Mo
 
         # Recording audio off (a timed write): the next recording has no audio track at all.
         mark = proc.mark()
-        await conn.put_json("/prepare", {"ttl": 5000, "pid": 43})
-        await conn.put_json("/characteristics", {"characteristics": [
-            {"aid": 1, "iid": ids[("204", "226")], "value": 0}], "pid": 43})
+        await set_recording_audio(pairing, ids, False, pid=43)
         await proc.wait_for_line(r"restarting ffmpeg", timeout=20, after=mark)
         await proc.wait_for_line(r"prebuffer ready", timeout=40, after=mark)
         _, path2 = await record_once(pairing, capture, ids, 2, live_fragments=1, tmp=tmp_path)
@@ -95,7 +95,7 @@ async def test_demo_camera_records_to_a_hub(sidecar: Any, monkeypatch: pytest.Mo
         assert await decodes_cleanly(path2)
 
         # SIGTERM mid-recording: the stream is closed with a reason, then the process exits 0 in < 5 s.
-        client = await open_hds(pairing, ids[("129", "131")], capture)
+        client = await open_hds(pairing, ids[DATA_STREAM_SETUP], capture)
         try:
             await client.hello()
             assert (await client.open(3)).body == {"status": 0}

@@ -16,10 +16,13 @@ from sidecar.camera.recording.configuration import (
     H264Profile,
     RecordingSelection,
     SampleRate,
-    encode_selection,
+)
+from tests.hub.characteristics import (
+    SUPPORTED_VIDEO_RECORDING_CONFIGURATION,
 )
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
+from tests.hub.recording import enable_recording, set_recording_audio
 from tests.support.clips import (
     advertised_codec,
     advertised_resolutions,
@@ -44,22 +47,17 @@ async def test_rtsp_camera_in_copy_mode(sidecar: Any, rtsp_camera: Any, monkeypa
     pairing = await aio_pair(port, PIN)
     try:
         ids = iids_by_type(await pairing.list_accessories_and_characteristics())
-        values = await pairing.get_characteristics([(1, ids[("204", "206")])])
+        values = await pairing.get_characteristics([(1, ids[SUPPORTED_VIDEO_RECORDING_CONFIGURATION])])
         # Copy mode can only deliver the camera's own stream: that is all it advertises.
-        video_tlv = base64.b64decode(values[(1, ids[("204", "206")])]["value"])
+        video_tlv = base64.b64decode(values[(1, ids[SUPPORTED_VIDEO_RECORDING_CONFIGURATION])]["value"])
         assert advertised_resolutions(video_tlv) == {(640, 360, 15)}
         profiles, levels = advertised_codec(video_tlv)
         assert len(profiles) == 1 and len(levels) == 1  # the camera's own H.264 profile and level
         selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile(profiles[0]), H264Level(levels[0]),
                                        2000, 4000, 640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0,
                                        SampleRate.KHZ_32, 64)
-        await pairing._ensure_connected()
-        await pairing.connection.put_json("/prepare", {"ttl": 5000, "pid": 7})
-        await pairing.connection.put_json("/characteristics", {"characteristics": [
-            {"aid": 1, "iid": ids[("204", "226")], "value": 1}], "pid": 7})
-        assert await pairing.put_characteristics([
-            (1, ids[("204", "209")], base64.b64encode(encode_selection(selection)).decode()),
-            (1, ids[("204", "B0")], 1)]) == {}
+        await set_recording_audio(pairing, ids, True, pid=7)
+        await enable_recording(pairing, ids, selection, homekit_active=False)
         await proc.wait_for_line(r"Porch: prebuffer ready", timeout=45)
         frags, path = await record_once(pairing, capture, ids, 1, live_fragments=1, tmp=tmp_path)
         info = await probe(path)

@@ -8,15 +8,15 @@ must stay flat.
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import psutil
 import pytest
 
-from sidecar.camera.recording.configuration import encode_selection
+from tests.hub.characteristics import DATA_STREAM_SETUP
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
+from tests.hub.recording import enable_recording
 from tests.support.camera_rig import SELECTION
 from tests.support.hap_client import aio_pair
 
@@ -40,10 +40,7 @@ async def test_200_recordings_in_a_row_keep_fds_threads_and_rss_flat(sidecar: An
     pairing = await aio_pair(port, PIN)
     try:
         ids = iids_by_type(await pairing.list_accessories_and_characteristics())
-        result = await pairing.put_characteristics([
-            (1, ids[("204", "209")], base64.b64encode(encode_selection(SELECTION)).decode()),
-            (1, ids[("21A", "21B")], 1), (1, ids[("204", "B0")], 1)])
-        assert result == {}
+        await enable_recording(pairing, ids, SELECTION)
         await proc.wait_for_line(r"prebuffer ready", timeout=60)
         marks: dict[int, tuple[int, int, float, int]] = {}
         total = 0
@@ -52,7 +49,7 @@ async def test_200_recordings_in_a_row_keep_fds_threads_and_rss_flat(sidecar: An
                 marks[n] = usage(proc.proc.pid)
             if n == RECORDINGS:
                 break
-            client = await open_hds(pairing, ids[("129", "131")], capture)
+            client = await open_hds(pairing, ids[DATA_STREAM_SETUP], capture)
             try:
                 await client.hello()
                 assert (await client.open(n + 1)).body == {"status": 0}

@@ -79,7 +79,7 @@ def data_stream_service(hds: HDSServer) -> tuple[Service, Characteristic]:
     return service, setup
 
 
-class Rig:
+class HapSessionRig:
     def __init__(
         self,
         hds: HDSServer,
@@ -123,7 +123,7 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[HapSessionRig]:
     capture = DeriveCapture.install(monkeypatch)
     camera = Camera(fragments=[b"\x01" * 300_000, b"\x02" * 1000])
     hds = HDSServer(Gate(), camera.on_stream, host=HOST)
@@ -134,7 +134,7 @@ async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     pairing: IpPairing | None = None
     try:
         pairing = await aio_pair(hap.port, PIN)
-        yield Rig(hds, hap, setup, pairing, capture, camera)
+        yield HapSessionRig(hds, hap, setup, pairing, capture, camera)
     finally:
         if pairing is not None:
             await pairing.shutdown()
@@ -143,7 +143,7 @@ async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
         await hap.stop()
 
 
-async def test_pair_verify_setup_write_hello_open_data_close(rig: Rig) -> None:
+async def test_pair_verify_setup_write_hello_open_data_close(rig: HapSessionRig) -> None:
     client = await rig.hds_client()
     try:
         assert (await client.hello()).header.status == 0
@@ -159,7 +159,7 @@ async def test_pair_verify_setup_write_hello_open_data_close(rig: Rig) -> None:
         await client.aclose()
 
 
-async def test_setup_read_back_and_bad_write(rig: Rig) -> None:
+async def test_setup_read_back_and_bad_write(rig: HapSessionRig) -> None:
     bad = await rig.setup_write(build_setup_write(b"\x00" * 31))
     assert bad["status"] == HapStatus.INVALID_VALUE
     bad = await rig.setup_write(build_setup_write(b"\x00" * 32, command=1))
@@ -172,7 +172,7 @@ async def test_setup_read_back_and_bad_write(rig: Rig) -> None:
     assert parse_setup_response(read_back).accessory_salt == b""  # never the salt on a read
 
 
-async def test_hap_session_closing_closes_the_hds_connection(rig: Rig) -> None:
+async def test_hap_session_closing_closes_the_hds_connection(rig: HapSessionRig) -> None:
     client = await rig.hds_client()
     try:
         await client.hello()
@@ -188,7 +188,7 @@ async def test_hap_session_closing_closes_the_hds_connection(rig: Rig) -> None:
         await client.aclose()
 
 
-async def test_keys_from_another_hap_session_do_not_match(rig: Rig) -> None:
+async def test_keys_from_another_hap_session_do_not_match(rig: HapSessionRig) -> None:
     controller_salt = os.urandom(32)
     entry = await rig.setup_write(build_setup_write(controller_salt))
     response = parse_setup_response(base64.b64decode(entry["value"]))

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import json
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import pytest
 from sidecar import tlv8
 from sidecar.camera import Camera, CameraSpec
 from tests.support.hap_client import aio_pair
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.interop
 PIN = "031-45-154"
@@ -85,13 +85,6 @@ def canonical(db: dict[str, Any]) -> dict[str, Any]:
             chars[ctype] = entry
         out[stype] = {"chars": chars, "linked": sorted(by_iid[i] for i in svc.get("linked", []))}
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ HDS side (tests/hub). Shared by tests/camera and tests/e2e modules."""
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,13 @@ from sidecar.camera.recording.configuration import (
     RecordingSelection,
     SampleRate,
 )
+from tests.hub.characteristics import (
+    DATA_STREAM_SETUP,
+)
 from tests.hub.hap_setup import DeriveCapture, open_hds
+from tests.hub.recording import write
 
-__all__ = ["PIN", "SELECTION", "Rig", "make_camera"]
+__all__ = ["PIN", "SELECTION", "RecordingRig", "make_camera"]
 
 PIN = "031-45-154"
 SELECTION = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L3_1, 500, 4000, 640, 360, 15,
@@ -27,25 +30,17 @@ SELECTION = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H26
 
 
 @dataclass
-class Rig:
+class RecordingRig:
     camera: Camera
     pairing: Any
     capture: DeriveCapture
     ids: dict[tuple[str, str], int]
 
     async def put(self, **values: Any) -> dict[Any, Any]:
-        key = {"recording": ("204", "B0"), "homekit": ("21A", "21B"), "event": ("21A", "223"),
-               "periodic": ("21A", "225"), "rtp": ("110", "B0"), "selection": ("204", "209")}
-        items = []
-        for name, value in values.items():
-            if name == "selection":
-                value = base64.b64encode(value).decode()
-            items.append((1, self.ids[key[name]], value))
-        result: dict[Any, Any] = await self.pairing.put_characteristics(items)
-        return result
+        return await write(self.pairing, self.ids, **values)
 
     async def hds(self) -> Any:
-        client = await open_hds(self.pairing, self.ids[("129", "131")], self.capture)
+        client = await open_hds(self.pairing, self.ids[DATA_STREAM_SETUP], self.capture)
         await client.hello()
         return client
 

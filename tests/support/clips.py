@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sidecar import tlv8
+from tests.hub.characteristics import DATA_STREAM_SETUP
 from tests.hub.hap_setup import DeriveCapture, open_hds
 
 
@@ -59,7 +60,7 @@ async def decodes_cleanly(path: Path) -> bool:
 
 async def record_once(pairing: Any, capture: DeriveCapture, ids: dict[tuple[str, str], int], stream_id: int,
                       live_fragments: int, tmp: Path) -> tuple[list[Any], Path]:
-    client = await open_hds(pairing, ids[("129", "131")], capture)
+    client = await open_hds(pairing, ids[DATA_STREAM_SETUP], capture)
     try:
         await client.hello()
         opened = await client.open(stream_id)

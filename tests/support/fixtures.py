@@ -4,8 +4,6 @@ tests/conftest.py): the sidecar as a real process, the RTSP test camera, a real 
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import pytest
 
 from tests.support.mosquitto import Mosquitto
 from tests.support.rtsp_camera import CameraFactory, RtspCamera, have_gst_rtsp
-from tests.support.sidecar_process import SidecarProcess
+from tests.support.sidecar_process import SidecarProcess, launch
 
 
 @pytest.fixture
@@ -21,13 +19,7 @@ async def sidecar(tmp_path: Path) -> AsyncIterator[object]:
     started: list[SidecarProcess] = []
 
     async def start(*args: str) -> SidecarProcess:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sidecar", "--bind", "127.0.0.1", "--no-mdns", "--state-dir",
-            str(tmp_path / "state"), *args,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        sp = SidecarProcess(proc)
+        sp = SidecarProcess(await launch(tmp_path / "state", *args))
         started.append(sp)
         return sp
 

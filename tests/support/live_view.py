@@ -44,6 +44,8 @@ from aiohomekit.model.characteristics.structs import (
 from sidecar import tlv8
 from sidecar.camera import Camera, CameraSpec
 from sidecar.tlv8 import uint_le
+from tests.hub.characteristics import SELECTED_RTP_STREAM_CONFIGURATION, SETUP_ENDPOINTS, STREAMING_STATUS
+from tests.hub.database import iids_by_type
 from tests.support.hap_client import PIN, aio_pair
 from tests.support.srtp import SrtpReceiver, SrtpSession
 
@@ -156,7 +158,7 @@ class Viewer:
 
 
 @dataclass
-class Rig:
+class LiveViewRig:
     camera: Camera
     pairing: Any
     ids: dict[tuple[str, str], int]
@@ -176,33 +178,26 @@ class Rig:
         video_port, audio_port = free_port_pair(), free_port_pair()
         raw = setup_tlv(session.encode(), video_port=video_port, audio_port=audio_port, key=KEY, salt=SALT)
         pairing = pairing or self.pairing
-        result = await pairing.put_characteristics([(1, self.ids[("110", "118")], base64.b64encode(raw).decode())])
-        status = int(result.get((1, self.ids[("110", "118")]), {}).get("status", 0))
-        answer = decode_setup_response(base64.b64decode(await self.get(("110", "118"), pairing)))
+        result = await pairing.put_characteristics([(1, self.ids[SETUP_ENDPOINTS], base64.b64encode(raw).decode())])
+        status = int(result.get((1, self.ids[SETUP_ENDPOINTS]), {}).get("status", 0))
+        answer = decode_setup_response(base64.b64decode(await self.get(SETUP_ENDPOINTS, pairing)))
         return status, Viewer(session, video_port, audio_port, answer)
 
     async def select(self, session: str, command: SessionControlCommandValues, pairing: Any = None,
                      **kwargs: Any) -> int:
         raw = base64.b64encode(selected(session, command, **kwargs)).decode()
-        result = await (pairing or self.pairing).put_characteristics([(1, self.ids[("110", "117")], raw)])
-        return int(result.get((1, self.ids[("110", "117")]), {}).get("status", 0))
+        result = await (pairing or self.pairing).put_characteristics(
+            [(1, self.ids[SELECTED_RTP_STREAM_CONFIGURATION], raw)])
+        return int(result.get((1, self.ids[SELECTED_RTP_STREAM_CONFIGURATION]), {}).get("status", 0))
 
     async def streaming_status(self) -> int:
-        return int(StreamingStatus.decode(base64.b64decode(await self.get(("110", "120")))).status)
+        return int(StreamingStatus.decode(base64.b64decode(await self.get(STREAMING_STATUS))).status)
 
     def live_pids(self) -> list[int]:
         return self.camera.live.pids()
 
 
-def iids(accessories: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
-    out = {}
-    for svc in accessories[0]["services"]:
-        for c in svc["characteristics"]:
-            out[(svc["type"].split("-")[0].lstrip("0"), c["type"].split("-")[0].lstrip("0"))] = c["iid"]
-    return out
-
-
-async def make_rig(tmp_path: Path, **overrides: Any) -> AsyncIterator[Rig]:
+async def make_rig(tmp_path: Path, **overrides: Any) -> AsyncIterator[LiveViewRig]:
     fields: dict[str, Any] = {"source": "demo", "profile": "libx264", **overrides}
     config = CameraSpec(name="Live Cam", setup_code=PIN, **fields)
     camera = Camera(config, tmp_path, host="127.0.0.1", port=0, advertiser=None)
@@ -210,19 +205,19 @@ async def make_rig(tmp_path: Path, **overrides: Any) -> AsyncIterator[Rig]:
     await camera.start()
     pairing = await aio_pair(camera.server.port, PIN)
     try:
-        yield Rig(camera, pairing, iids(await pairing.list_accessories_and_characteristics()), tmp_path)
+        yield LiveViewRig(camera, pairing, iids_by_type(await pairing.list_accessories_and_characteristics()), tmp_path)
     finally:
         await pairing.shutdown()
         await camera.stop()
 
 
-STATUS = ("110", "120")  # StreamingStatus
+STATUS = STREAMING_STATUS  # StreamingStatus
 
 
 class StatusEvents:
     """StreamingStatus events as a subscribed controller sees them."""
 
-    def __init__(self, rig: Rig) -> None:
+    def __init__(self, rig: LiveViewRig) -> None:
         self.iid = rig.ids[STATUS]
         self.values: list[int] = []
         self.changed = asyncio.Event()

@@ -4,9 +4,28 @@ stderr, waited for with a timeout, and a SIGTERM (then SIGKILL) that always reap
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.support.command import BASE
+
+__all__ = ["SidecarProcess", "launch"]
+
+
+async def launch(state_dir: Path, *args: str, loopback: bool = True, stdout: Any = asyncio.subprocess.DEVNULL,
+                 env: dict[str, str] | None = None, **options: Any) -> asyncio.subprocess.Process:
+    """``python -m sidecar`` with its state in ``state_dir``, bound to 127.0.0.1 with mDNS off
+    (unless ``loopback`` is False: a parent process passes its own settings), output unbuffered so
+    every log line arrives as it is written, stderr piped. ``options`` go to the subprocess."""
+    options.setdefault("stderr", asyncio.subprocess.PIPE)
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sidecar", *(BASE if loopback else ()), "--state-dir", str(state_dir), *args,
+        stdout=stdout, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, **options)
 
 
 @dataclass

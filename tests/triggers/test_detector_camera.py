@@ -29,6 +29,7 @@ from sidecar.media.sources import parse_source
 from sidecar.triggers.detector import DetectorParams
 from sidecar.triggers.detector_trigger import DetectorTrigger
 from sidecar.web import WebServer
+from tests.hub.characteristics import HOMEKIT_CAMERA_ACTIVE, MOTION_DETECTED
 from tests.hub.database import iids_by_type
 from tests.support.hap_client import aio_pair
 from tests.support.motion_clip import make_motion_clip
@@ -81,8 +82,8 @@ async def test_detect_activity_mode_raises_motion_from_the_detector_alone(tmp_pa
     try:
         ids = iids_by_type(await pairing.list_accessories_and_characteristics())
         seen: list[Any] = []
-        pairing.dispatcher_connect(lambda ev: (seen.append(ev.get((1, ids[("85", "22")]))), changes.poke()))
-        await pairing.subscribe([(1, ids[("85", "22")])])
+        pairing.dispatcher_connect(lambda ev: (seen.append(ev.get((1, ids[MOTION_DETECTED]))), changes.poke()))
+        await pairing.subscribe([(1, ids[MOTION_DETECTED])])
         # Defaults: camera on, recording off ("Detect Activity"). ffmpeg runs for the detector.
         assert not camera.core.settings.recording_active and camera.core.settings.homekit_active
         await changes.until(lambda: any(v and v.get("value") is True for v in seen), 30)
@@ -112,7 +113,7 @@ async def test_detect_activity_mode_raises_motion_from_the_detector_alone(tmp_pa
         # loop: at most one ON per loop; two loops fit in the window).
         await changes.until(lambda: (False, "detector") in motion_events(events), 15)
         # Camera off: the frames stop and so does ffmpeg (recording is off too).
-        assert await pairing.put_characteristics([(1, ids[("21A", "21B")], 0)]) == {}
+        assert await pairing.put_characteristics([(1, ids[HOMEKIT_CAMERA_ACTIVE], 0)]) == {}
         await camera.pipeline.wait_for(lambda: camera.pipeline.state is PipelineState.STOPPED, timeout_s=10)
         count = len(frames)
         await asyncio.sleep(1.5)

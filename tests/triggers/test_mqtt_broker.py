@@ -19,13 +19,14 @@ from sidecar.camera import Camera, CameraSpec
 from sidecar.camera.events import CameraEvent, MotionChanged, RecordingEnded, RecordingOpened
 from sidecar.triggers.mqtt import BrokerSettings, MqttBridge
 from sidecar.triggers.mqtt_presets import Binding
+from tests.hub.characteristics import MOTION_DETECTED
 from tests.hub.database import iids_by_type
 from tests.support.hap_client import aio_pair
 from tests.support.mosquitto import Mosquitto
 from tests.support.nvr_payloads import blue_iris, frigate_event, frigate_review
 
 PIN = "031-45-154"
-MOTION = ("85", "22")
+MOTION = MOTION_DETECTED
 pytestmark = pytest.mark.usefixtures("executor_joined")
 
 
@@ -44,7 +45,7 @@ class Hub:
 
 
 @dataclass
-class Rig:
+class BrokerRig:
     camera: Camera
     hub: Hub
     motions: list[bool]  # every MotionChanged the camera emitted, in order
@@ -55,7 +56,7 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path) -> AsyncIterator[BrokerRig]:
     camera = Camera(CameraSpec(name="Front Door", source="demo", profile="libx264", setup_code=PIN,
                                motion_timeout_s=60), tmp_path, host="127.0.0.1", port=0, advertiser=None)
     motions: list[bool] = []
@@ -79,7 +80,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
         pairing.dispatcher_connect(on_event)
         await pairing.subscribe([key])
-        yield Rig(camera, hub, motions)
+        yield BrokerRig(camera, hub, motions)
     finally:
         await pairing.shutdown()
         await camera.stop()
@@ -139,7 +140,7 @@ CASES: dict[str, tuple[Binding, list[tuple[str, bytes]], list[tuple[str, bytes]]
 
 
 @pytest.mark.parametrize("case", list(CASES))
-async def test_preset_reaches_the_hub_and_filters_hold(case: str, rig: Rig, broker: Mosquitto,
+async def test_preset_reaches_the_hub_and_filters_hold(case: str, rig: BrokerRig, broker: Mosquitto,
                                                        publisher: Callable[[str, bytes], Any]) -> None:
     binding, quiet, raise_, clear = CASES[case]
     bridge = rig.bridge(broker, binding)
@@ -160,7 +161,7 @@ async def test_preset_reaches_the_hub_and_filters_hold(case: str, rig: Rig, brok
 
 
 async def test_broker_restart_is_logged_once_and_motion_still_works(
-        rig: Rig, broker: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
+        rig: BrokerRig, broker: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="sidecar.triggers.mqtt")
     bridge = rig.bridge(broker, Binding(camera="Front Door", preset="frigate_motion", remote="front_door"))
     await bridge.start()
@@ -188,7 +189,7 @@ async def test_broker_restart_is_logged_once_and_motion_still_works(
     assert sum("connected to" in m and "again after" in m for m in messages) == 1, messages
 
 
-async def test_our_topics_are_published(rig: Rig, broker: Mosquitto) -> None:
+async def test_our_topics_are_published(rig: BrokerRig, broker: Mosquitto) -> None:
     seen: list[tuple[str, bytes, bool]] = []
     got = asyncio.Event()
     async with aiomqtt.Client("127.0.0.1", broker.port, identifier="home-assistant") as ha:

@@ -9,11 +9,9 @@ sees the QR code once the camera is reset, raises a test motion and sees it in t
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import re
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +26,16 @@ from sidecar.camera.recording.configuration import (
     H264Profile,
     RecordingSelection,
     SampleRate,
-    encode_selection,
+)
+from tests.hub.characteristics import (
+    DATA_STREAM_SETUP,
+    HOMEKIT_CAMERA_ACTIVE,
 )
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
+from tests.hub.recording import enable_recording
 from tests.support.hap_client import pair_off_loop, second_session
+from tests.support.ports import free_port
 from tests.web.browser import browse_status_page
 
 WEB_PASSWORD = "correct horse battery"
@@ -40,12 +43,6 @@ CAMERA_PASSWORD = "hunter2secretpw"
 SLUG = "demo-camera"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Web:
@@ -158,9 +155,7 @@ async def test_status_page_diagnostics_metrics_actions_and_browser(sidecar: Any,
             ids = iids_by_type(await pairing.list_accessories_and_characteristics())
             selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L4_0, 600, 4000,
                                            640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 64)
-            assert await pairing.put_characteristics([
-                (1, ids[("204", "209")], base64.b64encode(encode_selection(selection)).decode()),
-                (1, ids[("21A", "21B")], 1), (1, ids[("204", "B0")], 1)]) == {}
+            await enable_recording(pairing, ids, selection)
             await proc.wait_for_line(r"Demo Camera: prebuffer ready", timeout=40)
             status, health = await web.json("/healthz")
             assert status == 503 and health["cameras"]["Demo Camera"] == {"healthy": True, "reason": "ok"}, health
@@ -186,7 +181,7 @@ async def test_status_page_diagnostics_metrics_actions_and_browser(sidecar: Any,
             assert (await web.get(f"/camera/{SLUG}/motion"))[0] == 405
             status, where = await web.post("motion", {"csrf": token, "password": WEB_PASSWORD})
             assert status == 303 and where.startswith(f"/camera/{SLUG}?done=motion")
-            client = await open_hds(pairing, ids[("129", "131")], capture)
+            client = await open_hds(pairing, ids[DATA_STREAM_SETUP], capture)
             try:
                 await client.hello()
                 assert (await client.open(1)).body == {"status": 0}
@@ -212,7 +207,7 @@ async def test_status_page_diagnostics_metrics_actions_and_browser(sidecar: Any,
 
             async with http.get(f"{web.base}/motion?Demo%20Camera") as resp:
                 assert resp.status == 200
-            client = await open_hds(pairing, ids[("129", "131")], capture)
+            client = await open_hds(pairing, ids[DATA_STREAM_SETUP], capture)
             assert (await client.hello()).header.status == 0
             assert (await client.open(2)).body == {"status": 0}
             await client.collect(2, fragments=2, within=30)
@@ -228,12 +223,12 @@ async def test_status_page_diagnostics_metrics_actions_and_browser(sidecar: Any,
             # -- 4. the camera is switched off in the Home app mid-stream ----------------------
             async with http.get(f"{web.base}/motion?Demo%20Camera") as resp:
                 assert resp.status == 200
-            client = await open_hds(pairing, ids[("129", "131")], capture)
+            client = await open_hds(pairing, ids[DATA_STREAM_SETUP], capture)
             try:
                 await client.hello()
                 assert (await client.open(3)).body == {"status": 0}
                 await client.collect(3, fragments=2, within=30)
-                assert await pairing.put_characteristics([(1, ids[("21A", "21B")], 0)]) == {}
+                assert await pairing.put_characteristics([(1, ids[HOMEKIT_CAMERA_ACTIVE], 0)]) == {}
                 _, closed = await client.collect(3, within=15)
                 assert closed is not None and closed.body == {"streamId": 3, "reason": 1}
             finally:
@@ -287,7 +282,7 @@ async def test_status_page_diagnostics_metrics_actions_and_browser(sidecar: Any,
 
             # -- restart ffmpeg, then reset (asks for confirmation first) -----------------------
             mark = proc.mark()
-            assert await pairing.put_characteristics([(1, ids[("21A", "21B")], 1)]) == {}
+            assert await pairing.put_characteristics([(1, ids[HOMEKIT_CAMERA_ACTIVE], 1)]) == {}
             await proc.wait_for_line(r"Demo Camera: prebuffer ready", timeout=40, after=mark)
             mark = proc.mark()
             assert (await web.post("restart", {"csrf": await web.token("restart"), "password": WEB_PASSWORD}))[0] == 303

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -31,18 +30,14 @@ import psutil
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 
+from tests.hub.characteristics import HOMEKIT_CAMERA_ACTIVE, MOTION_DETECTED, RECORDING_ACTIVE  # noqa: E402
 from tests.hub.database import iids_by_type, short  # noqa: E402
 from tests.support.hap_client import aio_pair, watch  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 BRIDGE_PIN = "031-45-154"
 CAMERA_PIN = "032-45-154"
 CAMERA = "HB Camera"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Log:
@@ -148,8 +143,8 @@ async def run(node: str, homebridge: str, storage: Path, child_bridge: bool, res
         try:
             ids = iids_by_type(await camera.list_accessories_and_characteristics())
             # recording on: the sidecar's ffmpeg starts, so "nothing left behind" means something
-            await camera.put_characteristics([(1, ids[("21A", "21B")], 1), (1, ids[("204", "B0")], 1)])
-            motion = await watch(camera, ids[("85", "22")])
+            await camera.put_characteristics([(1, ids[HOMEKIT_CAMERA_ACTIVE], 1), (1, ids[RECORDING_ACTIVE], 1)])
+            motion = await watch(camera, ids[MOTION_DETECTED])
 
             bridged = await bridge.list_accessories_and_characteristics()
             result["bridged_services"] = sorted({short(s["type"]) for a in bridged for s in a["services"]})

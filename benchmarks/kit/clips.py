@@ -1,0 +1,26 @@
+"""The synthetic camera clip the pipeline benchmarks feed: ffmpeg's moving test pattern in H.264
+at a fixed bitrate with keyframes at exact intervals (no scene-cut keyframes, no B-frames), the way
+a camera sends it, optionally with AAC audio."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+
+def test_pattern_clip(path: Path, *, width: int, height: int, fps: int, seconds: float, kbps: int, gop_s: float,
+                      audio: bool = False, preset: str = "ultrafast", h264_profile: str | None = None) -> Path:
+    """Write the clip to ``path`` (its suffix picks the container) and return ``path``."""
+    gop = str(round(gop_s * fps))
+    args = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}"]
+    if audio:
+        args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=32000"]
+    args += ["-t", str(seconds), "-c:v", "libx264", "-preset", preset]
+    if h264_profile is not None:
+        args += ["-profile:v", h264_profile]
+    args += ["-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{2 * kbps}k", "-g", gop, "-keyint_min", gop,
+             "-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p"]
+    if audio:
+        args += ["-c:a", "aac", "-b:a", "32k", "-ac", "1"]
+    subprocess.run([*args, str(path)], check=True)
+    return path

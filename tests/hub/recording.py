@@ -1,0 +1,91 @@
+"""The hub's recording steps over HAP: pair and read the database, select a recording
+configuration, switch recording on, and record one clip over HDS. The characteristics it writes
+are named in tests/hub/characteristics.py."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sidecar.camera.recording.configuration import RecordingSelection, encode_selection
+from tests.hub.characteristics import (
+    EVENT_SNAPSHOTS_ACTIVE,
+    HOMEKIT_CAMERA_ACTIVE,
+    PERIODIC_SNAPSHOTS_ACTIVE,
+    RECORDING_ACTIVE,
+    RECORDING_AUDIO_ACTIVE,
+    SELECTED_RECORDING_CONFIGURATION,
+    STREAMING_ACTIVE,
+    SUPPORTED_VIDEO_RECORDING_CONFIGURATION,
+    Ids,
+)
+from tests.hub.database import iids_by_type
+from tests.hub.hap_setup import DeriveCapture
+from tests.support.clips import advertised_codec, record_once
+from tests.support.hap_client import aio_pair
+
+__all__ = ["WRITABLE", "advertised_video", "enable_recording", "paired", "record", "set_recording_audio", "write"]
+
+#: The switches and values a test writes by name (``write(pairing, ids, recording=1)``).
+WRITABLE = {"selection": SELECTED_RECORDING_CONFIGURATION, "recording": RECORDING_ACTIVE,
+            "homekit": HOMEKIT_CAMERA_ACTIVE, "event": EVENT_SNAPSHOTS_ACTIVE, "periodic": PERIODIC_SNAPSHOTS_ACTIVE,
+            "rtp": STREAMING_ACTIVE}
+
+
+@asynccontextmanager
+async def paired(port: int, pin: str) -> AsyncIterator[tuple[Any, Ids]]:
+    """An aiohomekit pairing with the accessory on ``port`` and its iids by type; shut down at exit."""
+    pairing = await aio_pair(port, pin)
+    try:
+        yield pairing, iids_by_type(await pairing.list_accessories_and_characteristics())
+    finally:
+        await pairing.shutdown()
+
+
+async def advertised_video(pairing: Any, ids: Ids) -> tuple[list[int], list[int]]:
+    """The H.264 profiles and levels the camera advertises for recording."""
+    values = await pairing.get_characteristics([(1, ids[SUPPORTED_VIDEO_RECORDING_CONFIGURATION])])
+    return advertised_codec(base64.b64decode(values[(1, ids[SUPPORTED_VIDEO_RECORDING_CONFIGURATION])]["value"]))
+
+
+async def write(pairing: Any, ids: Ids, **values: Any) -> dict[Any, Any]:
+    """One write of the named characteristics (names from :data:`WRITABLE`; bytes are sent as
+    base64); returns aiohomekit's answer ({} when every write succeeded)."""
+    items = [(1, ids[WRITABLE[name]], base64.b64encode(v).decode() if isinstance(v, bytes) else v)
+             for name, v in values.items()]
+    result: dict[Any, Any] = await pairing.put_characteristics(items)
+    return result
+
+
+async def set_recording_audio(pairing: Any, ids: Ids, active: bool, *, pid: int = 42) -> None:
+    """RecordingAudioActive as a hub sets it: a timed write (``/prepare``, then the write under
+    the same pid)."""
+    await pairing._ensure_connected()
+    conn = pairing.connection
+    assert await conn.put_json("/prepare", {"ttl": 5000, "pid": pid}) == {"status": 0}
+    await conn.put_json("/characteristics", {"characteristics": [
+        {"aid": 1, "iid": ids[RECORDING_AUDIO_ACTIVE], "value": int(active)}], "pid": pid})
+
+
+async def enable_recording(pairing: Any, ids: Ids, selection: RecordingSelection | bytes | None, *,
+                           homekit_active: bool = True) -> None:
+    """What a hub writes to start recording, in one request: the selected configuration (unless
+    None), HomeKitCameraActive (unless ``homekit_active`` is False) and recording Active."""
+    writes: list[tuple[int, int, Any]] = []
+    if selection is not None:
+        raw = encode_selection(selection) if isinstance(selection, RecordingSelection) else selection
+        writes.append((1, ids[SELECTED_RECORDING_CONFIGURATION], base64.b64encode(raw).decode()))
+    if homekit_active:
+        writes.append((1, ids[HOMEKIT_CAMERA_ACTIVE], 1))
+    writes.append((1, ids[RECORDING_ACTIVE], 1))
+    assert await pairing.put_characteristics(writes) == {}
+
+
+async def record(pairing: Any, ids: Ids, capture: DeriveCapture, stream_id: int, live_fragments: int,
+                 tmp: Path) -> tuple[list[Any], Path]:
+    """One recording over HDS (init, prebuffer and ``live_fragments`` live fragments), written to
+    ``tmp/rec<stream_id>.mp4``."""
+    return await record_once(pairing, capture, ids, stream_id, live_fragments, tmp)
