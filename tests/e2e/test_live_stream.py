@@ -22,6 +22,7 @@ from aiohomekit.model.characteristics.const import (
     SessionControlCommandValues,
 )
 
+from tests.hub.characteristics import RECORDING_ACTIVE
 from tests.support.live_view import KEY, SALT, LiveViewRig, Viewer, alive, make_rig, wait_until
 
 
@@ -82,7 +83,7 @@ def video_size(stderr: str) -> tuple[int, int]:
 @pytest.mark.slow
 async def test_live_view_start_reconfigure_stop_and_hap_close(rig: LiveViewRig) -> None:
     # Recording runs too: the live view must not disturb it.
-    assert await rig.put(("204", "B0"), 1) == 0
+    assert await rig.put(RECORDING_ACTIVE, 1) == 0
     await wait_until(lambda: rig.camera.pipeline.pid is not None, 20, "the recording ffmpeg")
     recording_pid = rig.camera.pipeline.pid
 

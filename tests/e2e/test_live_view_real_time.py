@@ -20,7 +20,7 @@ import pytest
 from aiohomekit.model.characteristics.const import SampleRateValues
 from aiohomekit.model.characteristics.const import SessionControlCommandValues as Cmd
 
-from tests.support.live_view import Rig, make_rig, srtp_ports, wait_until
+from tests.support.live_view import LiveViewRig, make_rig, srtp_ports, wait_until
 from tests.support.srtp import RtpPacket, rtp_rate
 
 MEASURE_S = 21.0  # how long the viewer watches, after the warm-up
@@ -34,7 +34,7 @@ def _after_warm_up(packets: list[RtpPacket]) -> list[RtpPacket]:
     return [p for p in packets if p.arrival >= start]
 
 
-async def _watch(rig: Rig, session: str, *, expect_copy: bool) -> None:
+async def _watch(rig: LiveViewRig, session: str, *, expect_copy: bool) -> None:
     status, viewer = await rig.setup(session)
     assert status == 0 and viewer.answer["status"] == 0
     async with srtp_ports(viewer) as (video, audio):
