@@ -1,6 +1,6 @@
 """HAP server benchmark: the same aiohomekit client load against several HAP accessory servers.
 
-Run ``python benchmarks/hap_bench.py --help``; ``benchmarks/README.md`` explains every figure.
+Run ``python -m benchmarks.hap_bench --help``; ``benchmarks/README.md`` explains every figure.
 
 Why the numbers look the way they do: on a 2-core machine the Python client (aiohomekit) shares the
 cores with the server and is as slow per request as the servers are, so requests/s and latency say as

@@ -78,14 +78,6 @@ from benchmarks.kit.cpu import machine_busy_s, process_cpu_s
 from benchmarks.kit.stats import percentile as pct
 from sidecar import tlv8
 from sidecar.camera import Camera, CameraSpec
-from sidecar.camera.recording.configuration import (
-    TRIGGER_MOTION,
-    AudioRecordingCodec,
-    H264Level,
-    H264Profile,
-    RecordingSelection,
-    SampleRate,
-)
 from sidecar.hds import RecordingStream, SessionKeys, frames, messages
 from sidecar.hds.datasend import MAX_CHUNK
 from sidecar.hds.messages import Kind, Message
@@ -98,7 +90,7 @@ from tests.hub.characteristics import (
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, controller_hds_keys, setup_write
 from tests.hub.hds_client import HubDataStreamClient, build_setup_write, parse_setup_response
-from tests.hub.recording import enable_recording
+from tests.hub.recording import enable_recording, recording_selection
 from tests.support.hap_client import aio_pair
 
 PIN = "031-45-154"
@@ -297,9 +289,8 @@ async def select_and_enable(rig: CameraRig) -> None:
     sizes, profiles, levels = advertised(base64.b64decode(values[key]["value"]))
     rig.size = max(sizes)
     width, height, fps = rig.size
-    selection = RecordingSelection(PREBUFFER_MS, TRIGGER_MOTION, 4000, H264Profile(max(profiles)),
-                                   H264Level(max(levels)), CLIP["kbps"], 4000, width, height, fps,
-                                   AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 32)
+    selection = recording_selection(width=width, height=height, fps=fps, bitrate_kbps=CLIP["kbps"],
+                                    profile=max(profiles), level=max(levels), audio_kbps=32, prebuffer_ms=PREBUFFER_MS)
     await enable_recording(rig.pairing, rig.ids, selection)
 
 

@@ -14,20 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.camera.recording.configuration import (
-    TRIGGER_MOTION,
-    AudioRecordingCodec,
-    H264Level,
-    H264Profile,
-    RecordingSelection,
-    SampleRate,
-)
-from tests.hub.characteristics import (
-    DATA_STREAM_SETUP,
-)
+from tests.hub.characteristics import DATA_STREAM_SETUP
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
-from tests.hub.recording import enable_recording
+from tests.hub.recording import enable_recording, recording_selection
 from tests.support.hap_client import pair_off_loop, second_session
 from tests.support.sidecar_process import SidecarProcess
 
@@ -52,8 +42,7 @@ async def test_read_only_archive_warns_once_and_recording_goes_on(monkeypatch: p
         pairing = second_session(await pair_off_loop(port, pin))
         try:
             ids = iids_by_type(await pairing.list_accessories_and_characteristics())
-            selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L4_0, 600, 4000,
-                                           640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 64)
+            selection = recording_selection()
             await enable_recording(pairing, ids, selection)
             await sp.wait_for_line(r"prebuffer ready", timeout=40)
             for stream_id in (1, 2):  # the second recording: archiving stays off, recording does not

@@ -19,21 +19,15 @@ from sidecar.camera.recording.configuration import (
 from tests.hub.characteristics import MOTION_STATUS_ACTIVE, SELECTED_RECORDING_CONFIGURATION
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
-from tests.support.camera_rig import PIN, SELECTION, RecordingRig, make_camera
+from tests.support.camera_rig import PIN, SELECTION, RecordingRig, make_camera, recording_rig
 from tests.support.hap_client import aio_pair
 from tests.support.live_view import wait_until
 
 
 @pytest.fixture
 async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RecordingRig]:
-    capture = DeriveCapture.install(monkeypatch)
-    camera = await make_camera(tmp_path, max_event_s=10)
-    pairing = await aio_pair(camera.server.port, PIN)
-    try:
-        yield RecordingRig(camera, pairing, capture, iids_by_type(await pairing.list_accessories_and_characteristics()))
-    finally:
-        await pairing.shutdown()
-        await camera.stop()
+    async with recording_rig(tmp_path, monkeypatch, max_event_s=10) as rig:
+        yield rig
 
 
 async def test_open_is_refused_until_everything_is_set(rig: RecordingRig) -> None:

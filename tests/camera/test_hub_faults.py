@@ -28,11 +28,9 @@ from sidecar.hds import CloseReason
 from sidecar.hds.config import DEFAULT_HIGH_WATER, DEFAULT_SEND_BUFFER, DEFAULT_STALL_TIMEOUT
 from sidecar.hds.hub_connection import PROGRESS_CHECK_S
 from tests.hub.characteristics import DATA_STREAM_SETUP
-from tests.hub.database import iids_by_type
-from tests.hub.hap_setup import DeriveCapture, controller_hds_keys, setup_write
+from tests.hub.hap_setup import controller_hds_keys, setup_write
 from tests.hub.hds_client import HubDataStreamClient, build_setup_write, new_salt, parse_setup_response
-from tests.support.camera_rig import PIN, SELECTION, RecordingRig, make_camera
-from tests.support.hap_client import aio_pair
+from tests.support.camera_rig import SELECTION, RecordingRig, recording_rig
 from tests.support.live_view import wait_until
 
 pytestmark = pytest.mark.slow
@@ -41,17 +39,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 async def recording(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RecordingRig]:
     """A paired camera, recording on, prebuffer warm."""
-    capture = DeriveCapture.install(monkeypatch)
-    camera = await make_camera(tmp_path, max_event_s=600)
-    pairing = await aio_pair(camera.server.port, PIN)
-    try:
-        rig = RecordingRig(camera, pairing, capture, iids_by_type(await pairing.list_accessories_and_characteristics()))
+    async with recording_rig(tmp_path, monkeypatch, max_event_s=600) as rig:
         await rig.put(selection=encode_selection(SELECTION), recording=1, homekit=1)
-        await camera.pipeline.wait_ready(4000, timeout_s=40)
+        await rig.camera.pipeline.wait_ready(4000, timeout_s=40)
         yield rig
-    finally:
-        await pairing.shutdown()
-        await camera.stop()
 
 
 def snapshot() -> tuple[int, int, int, int]:

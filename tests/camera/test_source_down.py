@@ -11,25 +11,14 @@ import pytest
 
 from sidecar.camera import Camera, CameraSpec
 from sidecar.camera.events import RecordingEnded
-from sidecar.camera.recording.configuration import (
-    TRIGGER_MOTION,
-    AudioRecordingCodec,
-    H264Level,
-    H264Profile,
-    RecordingSelection,
-    SampleRate,
-)
-from tests.hub.characteristics import (
-    DATA_STREAM_SETUP,
-)
+from tests.hub.characteristics import DATA_STREAM_SETUP
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
-from tests.hub.recording import enable_recording
+from tests.hub.recording import enable_recording, recording_selection
 from tests.support.hap_client import PIN, aio_pair
 from tests.support.live_view import wait_until
 
-SELECTION = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L4_0, 2000, 4000, 1920, 1080,
-                               30, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 32)
+SELECTION = recording_selection(width=1920, height=1080, fps=30, bitrate_kbps=2000, audio_kbps=32)
 
 
 async def test_a_down_source_refuses_with_reason_5_within_5_s_and_says_why(

@@ -10,9 +10,8 @@ import asyncio
 import contextlib
 import sys
 
-import psutil
-
 from sidecar.media import LiveStreamProcess
+from tests.support.processes import gone
 
 PROGRESS = "import sys, time, signal\n" \
            "def block(n):\n" \
@@ -21,14 +20,6 @@ PROGRESS = "import sys, time, signal\n" \
 
 def fake(body: str) -> list[str]:
     return [sys.executable, "-c", PROGRESS + body]
-
-
-def gone(pid: int | None) -> bool:
-    assert pid is not None
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 async def test_frames_that_stop_moving_are_a_stall() -> None:

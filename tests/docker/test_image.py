@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.docker.image import IMAGE, build, buildah, buildah_cmd
-from tests.support.hap_client import aio_pair
+from tests.support.hap_client import aio_pair, unverified_status
 from tests.support.ports import free_port
 from tests.support.sidecar_process import SidecarProcess
 
@@ -109,12 +109,7 @@ async def test_container_runs_the_demo_config_and_pairs_over_hap(image: dict[str
     sidecar = SidecarProcess(proc)
     try:
         port = int((await sidecar.wait_for_line(r"HAP port: (\d+)", timeout=60)).group(1))
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /accessories HTTP/1.1\r\nHost: dut\r\n\r\n")
-        await writer.drain()
-        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"HTTP/1.1 470")
-        writer.close()
-        await writer.wait_closed()
+        assert (await unverified_status(port)).startswith(b"HTTP/1.1 470")
         pairing = await aio_pair(port, PIN)
         try:
             accessories = await pairing.list_accessories_and_characteristics()

@@ -14,20 +14,10 @@ from typing import Any
 import psutil
 import pytest
 
-from sidecar.camera.recording.configuration import (
-    TRIGGER_MOTION,
-    AudioRecordingCodec,
-    H264Level,
-    H264Profile,
-    RecordingSelection,
-    SampleRate,
-)
-from tests.hub.characteristics import (
-    DATA_STREAM_SETUP,
-)
+from tests.hub.characteristics import DATA_STREAM_SETUP
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
-from tests.hub.recording import advertised_video, enable_recording
+from tests.hub.recording import advertised_video, enable_recording, paired, recording_selection
 from tests.support.hap_client import aio_pair
 from tests.support.ports import free_port
 from tests.support.sidecar_process import launch
@@ -108,9 +98,7 @@ async def test_the_password_never_reaches_any_output(start_sidecar: Any) -> None
     url = f"rtsp://admin:{PASSWORD}@127.0.0.1:{port}/stream1"
     sidecar = await start_sidecar("--camera", f"Porch={url}", "--log-level", "DEBUG")
     hap_port = int((await sidecar.wait_for_line(r"HAP port: (\d+)")).group(1))
-    pairing = await aio_pair(hap_port, PIN)
-    try:
-        ids = iids_by_type(await pairing.list_accessories_and_characteristics())
+    async with paired(hap_port, PIN) as (pairing, ids):
         await enable_recording(pairing, ids, None, homekit_active=False)
         warning = await sidecar.wait_for_line(r"Porch: ffmpeg stopped: (.*); restarting in ([\d.]+) s")
         assert warning.group(1) == "connection refused"
@@ -121,8 +109,6 @@ async def test_the_password_never_reaches_any_output(start_sidecar: Any) -> None
         except Exception as exc:  # the camera is down: an error is the right answer
             with_image = exc
         assert not isinstance(with_image, bytes) or not with_image
-    finally:
-        await pairing.shutdown()
     rc, _ = await sidecar.stop()
     output = "".join(sidecar.lines)
     assert rc == 0
@@ -166,9 +152,7 @@ async def test_ffmpeg_sigkilled_mid_recording_then_sigterm_mid_recording(
     try:
         ids = iids_by_type(await pairing.list_accessories_and_characteristics())
         profiles, levels = await advertised_video(pairing, ids)
-        selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile(profiles[0]), H264Level(levels[0]),
-                                       2000, 4000, 640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0,
-                                       SampleRate.KHZ_32, 64)
+        selection = recording_selection(bitrate_kbps=2000, profile=profiles[0], level=levels[0])
         await enable_recording(pairing, ids, selection, homekit_active=False)
         ready = await sidecar.wait_for_line(r"Porch: prebuffer ready \(generation (\d+)", timeout=45)
         generation = int(ready.group(1))

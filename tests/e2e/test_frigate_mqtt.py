@@ -13,22 +13,10 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from sidecar.camera.recording.configuration import (
-    TRIGGER_MOTION,
-    AudioRecordingCodec,
-    H264Level,
-    H264Profile,
-    RecordingSelection,
-    SampleRate,
-)
-from tests.hub.characteristics import (
-    MOTION_DETECTED,
-)
-from tests.hub.database import iids_by_type
+from tests.hub.characteristics import MOTION_DETECTED
 from tests.hub.hap_setup import DeriveCapture
-from tests.hub.recording import enable_recording, set_recording_audio
-from tests.support.clips import decodes_cleanly, first_frame_is_key, probe, record_once
-from tests.support.hap_client import aio_pair
+from tests.hub.recording import enable_recording, paired, record, recording_selection, set_recording_audio
+from tests.support.clips import decodes_cleanly, first_frame_is_key, probe
 from tests.support.mosquitto import Mosquitto
 from tests.support.nvr_payloads import frigate_event
 
@@ -88,12 +76,8 @@ async def test_person_walking_through_the_zone_is_recorded(sidecar: Any, broker:
         try:
             port = int((await proc.wait_for_line(r"HAP port: (\d+)")).group(1))
             await watch.wait_for("hksv/available", b"online")
-            pairing = await aio_pair(port, PIN)
-            try:
-                ids = iids_by_type(await pairing.list_accessories_and_characteristics())
-                selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L4_0, 600,
-                                               4000, 640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0,
-                                               SampleRate.KHZ_32, 64)
+            async with paired(port, PIN) as (pairing, ids):
+                selection = recording_selection()
                 await set_recording_audio(pairing, ids, True)
                 await enable_recording(pairing, ids, selection)
                 await proc.wait_for_line(r"prebuffer ready", timeout=40)
@@ -126,7 +110,7 @@ async def test_person_walking_through_the_zone_is_recorded(sidecar: Any, broker:
                 assert not any(t == "hksv/demo-camera/motion" and p == b"ON" for t, p in watch.seen[mark:on_at])
                 await publish(frigate_event("0.14", "update", camera="driveway", zones=["porch", "path"]))
 
-                frags, path = await record_once(pairing, capture, ids, 1, live_fragments=1, tmp=tmp_path)
+                frags, path = await record(pairing, capture, ids, 1, live_fragments=1, tmp=tmp_path)
                 assert frags[0].data_type == "mediaInitialization"
                 streams = {s["codec_type"]: s for s in (await probe(path))["streams"]}
                 assert streams["video"]["codec_name"] == "h264" and streams["video"]["width"] == 640
@@ -143,8 +127,6 @@ async def test_person_walking_through_the_zone_is_recorded(sidecar: Any, broker:
                 ended = json.loads(watch.seen[closed][1])
                 assert ended["state"] == "closed" and ended["reason"] == "NORMAL" and ended["closed_by"] == "hub"
                 await watch.wait_for("hksv/demo-camera/motion", b"OFF", after=on_at)
-            finally:
-                await pairing.shutdown()
             assert await proc.terminate() == 0
             await watch.wait_for("hksv/available", b"offline")
             assert not any("Traceback" in line for line in proc.lines)

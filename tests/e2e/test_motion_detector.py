@@ -11,20 +11,10 @@ from typing import Any
 
 import pytest
 
-from sidecar.camera.recording.configuration import (
-    TRIGGER_MOTION,
-    AudioRecordingCodec,
-    H264Level,
-    H264Profile,
-    RecordingSelection,
-    SampleRate,
-)
 from tests.hub.characteristics import MOTION_DETECTED
-from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
-from tests.hub.recording import enable_recording
-from tests.support.clips import decodes_cleanly, first_frame_is_key, probe, record_once
-from tests.support.hap_client import aio_pair
+from tests.hub.recording import enable_recording, paired, record, recording_selection
+from tests.support.clips import decodes_cleanly, first_frame_is_key, probe
 from tests.support.motion_clip import make_motion_clip
 
 PIN = "031-45-154"
@@ -44,9 +34,7 @@ async def test_detector_motion_makes_the_hub_record(sidecar: Any, monkeypatch: p
                       f"    setup_code: {PIN}\n    motion: [detector]\n    detector: {{off_delay: 2}}\n")
     proc = await sidecar("--config", str(config))
     port = int((await proc.wait_for_line(r"HAP port: (\d+)")).group(1))
-    pairing = await aio_pair(port, PIN)
-    try:
-        ids = iids_by_type(await pairing.list_accessories_and_characteristics())
+    async with paired(port, PIN) as (pairing, ids):
         motion = (1, ids[MOTION_DETECTED])
         changes: list[bool] = []
         rose = asyncio.Event()
@@ -60,13 +48,12 @@ async def test_detector_motion_makes_the_hub_record(sidecar: Any, monkeypatch: p
         pairing.dispatcher_connect(on_event)
         await pairing.subscribe([motion])
         # As a hub does: select a configuration, then switch recording on; no trigger exists.
-        selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L4_0, 1000, 4000,
-                                       640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 32)
+        selection = recording_selection(bitrate_kbps=1000, audio_kbps=32)
         await enable_recording(pairing, ids, selection, homekit_active=False)
         await asyncio.wait_for(rose.wait(), 30)
         await proc.wait_for_line(r"Yard: motion detected \(detector\)", timeout=5)
 
-        frags, path = await record_once(pairing, capture, ids, 1, live_fragments=1, tmp=tmp_path)
+        frags, path = await record(pairing, capture, ids, 1, live_fragments=1, tmp=tmp_path)
         assert frags[0].data_type == "mediaInitialization"
         info = await probe(path)
         video = next(s for s in info["streams"] if s["codec_type"] == "video")
@@ -78,5 +65,3 @@ async def test_detector_motion_makes_the_hub_record(sidecar: Any, monkeypatch: p
         assert changes.count(True) <= 3
         assert not any("Traceback" in line for line in proc.lines)
         assert not any("motion detected (" in line and "(detector)" not in line for line in proc.lines)
-    finally:
-        await pairing.shutdown()

@@ -28,12 +28,7 @@ import pytest
 from sidecar.camera import Camera, CameraSpec
 from sidecar.camera.events import CameraEvent, RecordingEnded
 from sidecar.camera.recording.configuration import (
-    TRIGGER_MOTION,
-    AudioRecordingCodec,
-    H264Level,
-    H264Profile,
     RecordingSelection,
-    SampleRate,
     encode_selection,
 )
 from tests.hub.characteristics import (
@@ -42,7 +37,7 @@ from tests.hub.characteristics import (
 )
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
-from tests.hub.recording import advertised_video, set_recording_audio, write
+from tests.hub.recording import advertised_video, recording_selection, set_recording_audio, write
 from tests.support.clips import decodes_cleanly, first_frame_is_key, probe
 from tests.support.hap_client import PIN, aio_pair
 from tests.support.live_view import wait_until
@@ -200,8 +195,8 @@ async def run_the_three_moments(hub: Hub, transcodes: bool) -> None:
     profiles, levels = await advertised_video(hub.pairing, hub.ids)
     probe_ = camera.state.app.get("probe") or {}
     width, height, fps = (640, 360, 15) if transcodes else (probe_["width"], probe_["height"], round(probe_["fps"]))
-    selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile(profiles[0]), H264Level(levels[-1]), 500,
-                                   4000, width, height, fps, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 32)
+    selection = recording_selection(width=width, height=height, fps=fps, bitrate_kbps=500, profile=profiles[0],
+                                    level=levels[-1], audio_kbps=32)
 
     # (a) configure and trigger motion at once.
     await hub.configure(selection)

@@ -12,14 +12,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sidecar.camera.recording.configuration import (
-    TRIGGER_MOTION,
-    AudioRecordingCodec,
-    H264Level,
-    H264Profile,
-    RecordingSelection,
-    SampleRate,
-)
 from tests.hub.characteristics import (
     DATA_STREAM_SETUP,
     MOTION_DETECTED,
@@ -29,13 +21,12 @@ from tests.hub.characteristics import (
 )
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
-from tests.hub.recording import enable_recording, set_recording_audio
+from tests.hub.recording import enable_recording, record, recording_selection, set_recording_audio
 from tests.support.clips import (
     advertised_resolutions,
     decodes_cleanly,
     first_frame_is_key,
     probe,
-    record_once,
 )
 from tests.support.hap_client import aio_pair
 
@@ -59,8 +50,7 @@ async def test_demo_camera_records_to_a_hub(sidecar: Any, monkeypatch: pytest.Mo
         assert (640, 360, 15) in advertised_resolutions(supported_video) or \
             (640, 360, 24) in advertised_resolutions(supported_video)
         # The real hub selection of docs/protocol.md §Recording TLVs, adapted to an advertised resolution.
-        selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L4_0, 600, 4000,
-                                       640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 64)
+        selection = recording_selection()
         await set_recording_audio(pairing, ids, True)
         await enable_recording(pairing, ids, selection)
         await proc.wait_for_line(r"prebuffer ready", timeout=40)
@@ -73,7 +63,7 @@ async def test_demo_camera_records_to_a_hub(sidecar: Any, monkeypatch: pytest.Mo
             assert resp.status == 200 and (await resp.json())["error"] is False
         await asyncio.wait_for(motion_seen.wait(), 10)
 
-        frags, path = await record_once(pairing, capture, ids, 1, live_fragments=2, tmp=tmp_path)
+        frags, path = await record(pairing, capture, ids, 1, live_fragments=2, tmp=tmp_path)
         assert frags[0].data_type == "mediaInitialization" and frags[0].sequence == 1
         assert [f.sequence for f in frags] == list(range(1, len(frags) + 1))
         info = await probe(path)
@@ -90,7 +80,7 @@ async def test_demo_camera_records_to_a_hub(sidecar: Any, monkeypatch: pytest.Mo
         await set_recording_audio(pairing, ids, False, pid=43)
         await proc.wait_for_line(r"restarting ffmpeg", timeout=20, after=mark)
         await proc.wait_for_line(r"prebuffer ready", timeout=40, after=mark)
-        _, path2 = await record_once(pairing, capture, ids, 2, live_fragments=1, tmp=tmp_path)
+        _, path2 = await record(pairing, capture, ids, 2, live_fragments=1, tmp=tmp_path)
         assert {s["codec_type"] for s in (await probe(path2))["streams"]} == {"video"}
         assert await decodes_cleanly(path2)
 

@@ -9,29 +9,16 @@ from typing import Any
 
 import pytest
 
-from sidecar.camera.recording.configuration import (
-    TRIGGER_MOTION,
-    AudioRecordingCodec,
-    H264Level,
-    H264Profile,
-    RecordingSelection,
-    SampleRate,
-)
-from tests.hub.characteristics import (
-    SUPPORTED_VIDEO_RECORDING_CONFIGURATION,
-)
-from tests.hub.database import iids_by_type
+from tests.hub.characteristics import SUPPORTED_VIDEO_RECORDING_CONFIGURATION
 from tests.hub.hap_setup import DeriveCapture
-from tests.hub.recording import enable_recording, set_recording_audio
+from tests.hub.recording import enable_recording, paired, record, recording_selection, set_recording_audio
 from tests.support.clips import (
     advertised_codec,
     advertised_resolutions,
     decodes_cleanly,
     first_frame_is_key,
     probe,
-    record_once,
 )
-from tests.support.hap_client import aio_pair
 
 PIN = "031-45-154"
 pytestmark = pytest.mark.slow
@@ -44,22 +31,18 @@ async def test_rtsp_camera_in_copy_mode(sidecar: Any, rtsp_camera: Any, monkeypa
     proc = await sidecar("--camera", f"Porch={cam.url}", "--setup-code", PIN)
     port = int((await proc.wait_for_line(r"HAP port: (\d+)")).group(1))
     await proc.wait_for_line(r"Porch: source is 640x360@[\d.]+ avc1 with audio", timeout=30)
-    pairing = await aio_pair(port, PIN)
-    try:
-        ids = iids_by_type(await pairing.list_accessories_and_characteristics())
+    async with paired(port, PIN) as (pairing, ids):
         values = await pairing.get_characteristics([(1, ids[SUPPORTED_VIDEO_RECORDING_CONFIGURATION])])
         # Copy mode can only deliver the camera's own stream: that is all it advertises.
         video_tlv = base64.b64decode(values[(1, ids[SUPPORTED_VIDEO_RECORDING_CONFIGURATION])]["value"])
         assert advertised_resolutions(video_tlv) == {(640, 360, 15)}
         profiles, levels = advertised_codec(video_tlv)
         assert len(profiles) == 1 and len(levels) == 1  # the camera's own H.264 profile and level
-        selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile(profiles[0]), H264Level(levels[0]),
-                                       2000, 4000, 640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0,
-                                       SampleRate.KHZ_32, 64)
+        selection = recording_selection(bitrate_kbps=2000, profile=profiles[0], level=levels[0])
         await set_recording_audio(pairing, ids, True, pid=7)
         await enable_recording(pairing, ids, selection, homekit_active=False)
         await proc.wait_for_line(r"Porch: prebuffer ready", timeout=45)
-        frags, path = await record_once(pairing, capture, ids, 1, live_fragments=1, tmp=tmp_path)
+        frags, path = await record(pairing, capture, ids, 1, live_fragments=1, tmp=tmp_path)
         info = await probe(path)
         streams = {s["codec_type"]: s for s in info["streams"]}
         assert (streams["video"]["width"], streams["video"]["height"]) == (640, 360)
@@ -67,5 +50,3 @@ async def test_rtsp_camera_in_copy_mode(sidecar: Any, rtsp_camera: Any, monkeypa
         assert await decodes_cleanly(path) and await first_frame_is_key(path)
         assert float(info["format"]["duration"]) >= 4.0 + 3.9
         assert all(f.data for f in frags)
-    finally:
-        await pairing.shutdown()

@@ -14,11 +14,9 @@ import psutil
 import pytest
 
 from tests.hub.characteristics import DATA_STREAM_SETUP
-from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
-from tests.hub.recording import enable_recording
+from tests.hub.recording import enable_recording, paired
 from tests.support.camera_rig import SELECTION
-from tests.support.hap_client import aio_pair
 
 pytestmark = pytest.mark.slow
 
@@ -37,9 +35,7 @@ async def test_200_recordings_in_a_row_keep_fds_threads_and_rss_flat(sidecar: An
     capture = DeriveCapture.install(monkeypatch)
     proc = await sidecar("--demo", "--demo-motion-every", "100000", "--setup-code", PIN)
     port = int((await proc.wait_for_line(r"HAP port: (\d+)")).group(1))
-    pairing = await aio_pair(port, PIN)
-    try:
-        ids = iids_by_type(await pairing.list_accessories_and_characteristics())
+    async with paired(port, PIN) as (pairing, ids):
         await enable_recording(pairing, ids, SELECTION)
         await proc.wait_for_line(r"prebuffer ready", timeout=60)
         marks: dict[int, tuple[int, int, float, int]] = {}
@@ -69,6 +65,4 @@ async def test_200_recordings_in_a_row_keep_fds_threads_and_rss_flat(sidecar: An
         assert threads2 <= threads1 <= threads0 + 2
         assert rss2 - rss1 <= 8.0  # MiB: the second hundred grows nothing real
         assert rss2 - rss0 <= 24.0
-    finally:
-        await pairing.shutdown()
     assert await proc.terminate() == 0

@@ -10,8 +10,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sidecar.camera.recording.configuration import RecordingSelection, encode_selection
+from sidecar.camera.recording.configuration import (
+    TRIGGER_MOTION,
+    AudioRecordingCodec,
+    H264Level,
+    H264Profile,
+    RecordingSelection,
+    SampleRate,
+    encode_selection,
+)
 from tests.hub.characteristics import (
+    DATA_STREAM_SETUP,
     EVENT_SNAPSHOTS_ACTIVE,
     HOMEKIT_CAMERA_ACTIVE,
     PERIODIC_SNAPSHOTS_ACTIVE,
@@ -23,16 +32,27 @@ from tests.hub.characteristics import (
     Ids,
 )
 from tests.hub.database import iids_by_type
-from tests.hub.hap_setup import DeriveCapture
-from tests.support.clips import advertised_codec, record_once
+from tests.hub.hap_setup import DeriveCapture, open_hds
+from tests.support.clips import advertised_codec
 from tests.support.hap_client import aio_pair
 
-__all__ = ["WRITABLE", "advertised_video", "enable_recording", "paired", "record", "set_recording_audio", "write"]
+__all__ = ["WRITABLE", "advertised_video", "enable_recording", "paired", "record", "recording_selection",
+           "set_recording_audio", "write"]
 
 #: The switches and values a test writes by name (``write(pairing, ids, recording=1)``).
 WRITABLE = {"selection": SELECTED_RECORDING_CONFIGURATION, "recording": RECORDING_ACTIVE,
             "homekit": HOMEKIT_CAMERA_ACTIVE, "event": EVENT_SNAPSHOTS_ACTIVE, "periodic": PERIODIC_SNAPSHOTS_ACTIVE,
             "rtp": STREAMING_ACTIVE}
+
+
+def recording_selection(*, width: int = 640, height: int = 360, fps: int = 15, bitrate_kbps: int = 600,
+              profile: int = H264Profile.MAIN, level: int = H264Level.L4_0, audio_kbps: int = 64,
+              prebuffer_ms: int = 4000) -> RecordingSelection:
+    """A recording configuration as a hub selects it: motion-triggered, 4 s fragments and
+    keyframes, AAC-LC mono 32 kHz audio; the picture, bitrates and prebuffer as given."""
+    return RecordingSelection(prebuffer_ms, TRIGGER_MOTION, 4000, H264Profile(profile), H264Level(level), bitrate_kbps,
+                              4000, width, height, fps, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32,
+                              audio_kbps)
 
 
 @asynccontextmanager
@@ -84,8 +104,21 @@ async def enable_recording(pairing: Any, ids: Ids, selection: RecordingSelection
     assert await pairing.put_characteristics(writes) == {}
 
 
-async def record(pairing: Any, ids: Ids, capture: DeriveCapture, stream_id: int, live_fragments: int,
+async def record(pairing: Any, capture: DeriveCapture, ids: Ids, stream_id: int, live_fragments: int,
                  tmp: Path) -> tuple[list[Any], Path]:
-    """One recording over HDS (init, prebuffer and ``live_fragments`` live fragments), written to
+    """One recording over HDS as a hub pulls it: hello, open ``stream_id``, the init segment, the
+    prebuffer and ``live_fragments`` live fragments, then close; the clip is written to
     ``tmp/rec<stream_id>.mp4``."""
-    return await record_once(pairing, capture, ids, stream_id, live_fragments, tmp)
+    client = await open_hds(pairing, ids[DATA_STREAM_SETUP], capture)
+    try:
+        await client.hello()
+        opened = await client.open(stream_id)
+        assert (opened.header.status, opened.body) == (0, {"status": 0})
+        frags, closed = await client.collect(stream_id, fragments=1 + 1 + live_fragments + 1, within=40)
+        assert closed is None
+        await client.close_stream(stream_id, 0)
+    finally:
+        await client.aclose()
+    path = tmp / f"rec{stream_id}.mp4"
+    path.write_bytes(b"".join(f.data for f in frags))
+    return frags, path

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import socket
 import time
+from typing import Any
 
 import pytest
 
@@ -43,6 +44,18 @@ async def _open_idle(port: int, count: int, source: str) -> list[socket.socket]:
     return socks
 
 
+async def _hub_reads(pairing: Any, iid: int) -> float:
+    """Seconds a paired hub takes to connect, verify and read ``iid`` in a new session."""
+    started = time.monotonic()
+    hub = second_session(pairing.pairing_data)
+    try:
+        values = await asyncio.wait_for(hub.get_characteristics([(1, iid)]), 10)
+        assert (1, iid) in values
+    finally:
+        await hub.shutdown()
+    return time.monotonic() - started
+
+
 async def test_400_idle_sockets_do_not_lock_out_a_paired_hub(hap_server: Running,
                                                              caplog: pytest.LogCaptureFixture) -> None:
     server = hap_server.server
@@ -64,14 +77,7 @@ async def test_400_idle_sockets_do_not_lock_out_a_paired_hub(hap_server: Running
         assert held <= 64
         assert server.core.evictions >= 400 - 64
         assert len(warnings) <= server.core.evictions // 100 + 1  # a flood does not flood the log
-        started = time.monotonic()
-        hub = second_session(pairing.pairing_data)
-        try:
-            values = await asyncio.wait_for(hub.get_characteristics([(1, iid)]), 10)
-            assert (1, iid) in values
-        finally:
-            await hub.shutdown()
-        print(f"a paired hub connected, verified and read in {time.monotonic() - started:.3f} s")
+        print(f"a paired hub connected, verified and read in {await _hub_reads(pairing, iid):.3f} s")
         # The verified session opened before the flood was never evicted.
         assert (1, iid) in await asyncio.wait_for(keeper.get_characteristics([(1, iid)]), 10)
     finally:
@@ -107,14 +113,7 @@ async def test_reopening_64_sockets_cannot_lock_a_hub_out(hap_server: Running) -
     try:
         await asyncio.wait_for(flooding.wait(), 10)
         while len(timings) < 8 or waves < 10:
-            started = time.monotonic()
-            hub = second_session(pairing.pairing_data)
-            try:
-                values = await asyncio.wait_for(hub.get_characteristics([(1, iid)]), 10)
-                assert (1, iid) in values
-            finally:
-                await hub.shutdown()
-            timings.append(time.monotonic() - started)
+            timings.append(await _hub_reads(pairing, iid))
     finally:
         stop.set()
         await task

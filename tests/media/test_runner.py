@@ -30,18 +30,11 @@ from sidecar.media import (
     probe_source,
 )
 from tests.support.ports import free_port as closed_port
+from tests.support.processes import gone
 from tests.support.rtsp_camera import CameraFactory
 
 PASSWORD = "Pa55-w0rd-xyzzy"
 SMALL = RecordingSettings(width=320, height=240, fps=15, bitrate_kbps=300, profile="high", level="3.1")
-
-
-def gone(pid: int | None) -> bool:
-    assert pid is not None
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def to_fmp4(*inputs: str) -> list[str]:

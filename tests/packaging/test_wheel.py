@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from sidecar import __version__
-from tests.support.hap_client import aio_pair
+from tests.support.hap_client import aio_pair, unverified_status
 from tests.support.sidecar_process import SidecarProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,12 +90,7 @@ async def test_installed_demo_answers_hap_and_pairs(installed: Path, tmp_path: P
     sidecar = SidecarProcess(proc)
     try:
         port = int((await sidecar.wait_for_line(r"HAP port: (\d+)", timeout=30)).group(1))
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /accessories HTTP/1.1\r\nHost: dut\r\n\r\n")
-        await writer.drain()
-        status = await asyncio.wait_for(reader.readline(), 10)
-        writer.close()
-        await writer.wait_closed()
+        status = await unverified_status(port)
         assert status.startswith(b"HTTP/1.1 470"), status  # unverified: HAP's "connection authorization required"
         pairing = await aio_pair(port, PIN)
         try:

@@ -3,30 +3,26 @@ HDS side (tests/hub). Shared by tests/camera and tests/e2e modules."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sidecar.camera import Camera, CameraSpec
 from sidecar.camera.recording.configuration import (
-    TRIGGER_MOTION,
-    AudioRecordingCodec,
     H264Level,
-    H264Profile,
-    RecordingSelection,
-    SampleRate,
 )
-from tests.hub.characteristics import (
-    DATA_STREAM_SETUP,
-)
+from tests.hub.characteristics import DATA_STREAM_SETUP
 from tests.hub.hap_setup import DeriveCapture, open_hds
-from tests.hub.recording import write
+from tests.hub.recording import paired, recording_selection, write
 
-__all__ = ["PIN", "SELECTION", "RecordingRig", "make_camera"]
+__all__ = ["PIN", "SELECTION", "RecordingRig", "make_camera", "recording_rig"]
 
 PIN = "031-45-154"
-SELECTION = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L3_1, 500, 4000, 640, 360, 15,
-                               AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 32)
+SELECTION = recording_selection(bitrate_kbps=500, level=H264Level.L3_1, audio_kbps=32)
 
 
 @dataclass
@@ -50,3 +46,17 @@ async def make_camera(tmp_path: Path, **overrides: Any) -> Camera:
     camera = Camera(config, tmp_path, host="127.0.0.1", port=0, advertiser=None)
     await camera.start()
     return camera
+
+
+@asynccontextmanager
+async def recording_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **overrides: Any
+                        ) -> AsyncIterator[RecordingRig]:
+    """A started demo camera (``overrides`` go to its spec) paired with aiohomekit, the hub's key
+    derivation captured for HDS; the pairing and the camera are ended at exit."""
+    capture = DeriveCapture.install(monkeypatch)
+    camera = await make_camera(tmp_path, **overrides)
+    try:
+        async with paired(camera.server.port, PIN) as (pairing, ids):
+            yield RecordingRig(camera, pairing, capture, ids)
+    finally:
+        await camera.stop()

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from sidecar import tlv8
-from tests.hub.characteristics import DATA_STREAM_SETUP
-from tests.hub.hap_setup import DeriveCapture, open_hds
 
 
 def advertised_resolutions(video_tlv: bytes) -> set[tuple[int, int, int]]:
@@ -57,19 +55,3 @@ async def decodes_cleanly(path: Path) -> bool:
     rc, _, err = await run("ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-")
     return rc == 0 and err == ""
 
-
-async def record_once(pairing: Any, capture: DeriveCapture, ids: dict[tuple[str, str], int], stream_id: int,
-                      live_fragments: int, tmp: Path) -> tuple[list[Any], Path]:
-    client = await open_hds(pairing, ids[DATA_STREAM_SETUP], capture)
-    try:
-        await client.hello()
-        opened = await client.open(stream_id)
-        assert (opened.header.status, opened.body) == (0, {"status": 0})
-        frags, closed = await client.collect(stream_id, fragments=1 + 1 + live_fragments + 1, within=40)
-        assert closed is None
-        await client.close_stream(stream_id, 0)
-    finally:
-        await client.aclose()
-    path = tmp / f"rec{stream_id}.mp4"
-    path.write_bytes(b"".join(f.data for f in frags))
-    return frags, path

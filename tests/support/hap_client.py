@@ -13,7 +13,8 @@ from aiohomekit.model.feature_flags import FeatureFlags
 from aiohomekit.model.status_flags import StatusFlags
 from aiohomekit.zeroconf import HomeKitService
 
-__all__ = ["PIN", "CharacteristicWatch", "aio_pair", "description", "pair_off_loop", "second_session", "watch"]
+__all__ = ["PIN", "CharacteristicWatch", "aio_pair", "description", "pair_off_loop", "second_session",
+           "unverified_status", "watch"]
 
 PIN = "031-45-154"
 
@@ -26,6 +27,19 @@ def description(port: int, *, with_auth: bool = False) -> HomeKitService:
         category=Categories.OTHER, protocol_version="1.1", type="_hap._tcp.local.",
         address="127.0.0.1", addresses=["127.0.0.1"], port=port,
     )
+
+
+async def unverified_status(port: int) -> bytes:
+    """The status line the accessory on ``port`` answers ``GET /accessories`` with on a connection
+    that never verified (HAP's 470: connection authorization required)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /accessories HTTP/1.1\r\nHost: dut\r\n\r\n")
+        await writer.drain()
+        return await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+        await writer.wait_closed()
 
 
 async def aio_pair(port: int, pin: str = PIN, *, with_auth: bool = False) -> IpPairing:

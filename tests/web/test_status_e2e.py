@@ -19,21 +19,13 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sidecar.camera.recording.configuration import (
-    TRIGGER_MOTION,
-    AudioRecordingCodec,
-    H264Level,
-    H264Profile,
-    RecordingSelection,
-    SampleRate,
-)
 from tests.hub.characteristics import (
     DATA_STREAM_SETUP,
     HOMEKIT_CAMERA_ACTIVE,
 )
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
-from tests.hub.recording import enable_recording
+from tests.hub.recording import enable_recording, recording_selection
 from tests.support.hap_client import pair_off_loop, second_session
 from tests.support.ports import free_port
 from tests.web.browser import browse_status_page
@@ -153,8 +145,7 @@ async def test_status_page_diagnostics_metrics_actions_and_browser(sidecar: Any,
 
             # -- the hub enables recording ----------------------------------------------------
             ids = iids_by_type(await pairing.list_accessories_and_characteristics())
-            selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L4_0, 600, 4000,
-                                           640, 360, 15, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32, 64)
+            selection = recording_selection()
             await enable_recording(pairing, ids, selection)
             await proc.wait_for_line(r"Demo Camera: prebuffer ready", timeout=40)
             status, health = await web.json("/healthz")
