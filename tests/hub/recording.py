@@ -10,15 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sidecar.camera.recording.configuration import (
-    TRIGGER_MOTION,
-    AudioRecordingCodec,
-    H264Level,
-    H264Profile,
-    RecordingSelection,
-    SampleRate,
-    encode_selection,
-)
+from sidecar.camera.recording import configuration as rc
 from tests.hub.characteristics import (
     DATA_STREAM_SETUP,
     EVENT_SNAPSHOTS_ACTIVE,
@@ -46,13 +38,13 @@ WRITABLE = {"selection": SELECTED_RECORDING_CONFIGURATION, "recording": RECORDIN
 
 
 def recording_selection(*, width: int = 640, height: int = 360, fps: int = 15, bitrate_kbps: int = 600,
-              profile: int = H264Profile.MAIN, level: int = H264Level.L4_0, audio_kbps: int = 64,
-              prebuffer_ms: int = 4000) -> RecordingSelection:
+              profile: int = rc.H264Profile.MAIN, level: int = rc.H264Level.L4_0, audio_kbps: int = 64,
+              prebuffer_ms: int = 4000) -> rc.RecordingSelection:
     """A recording configuration as a hub selects it: motion-triggered, 4 s fragments and
     keyframes, AAC-LC mono 32 kHz audio; the picture, bitrates and prebuffer as given."""
-    return RecordingSelection(prebuffer_ms, TRIGGER_MOTION, 4000, H264Profile(profile), H264Level(level), bitrate_kbps,
-                              4000, width, height, fps, AudioRecordingCodec.AAC_LC, 1, 0, SampleRate.KHZ_32,
-                              audio_kbps)
+    return rc.RecordingSelection(prebuffer_ms, rc.TRIGGER_MOTION, 4000, rc.H264Profile(profile), rc.H264Level(level),
+                                 bitrate_kbps, 4000, width, height, fps, rc.AudioRecordingCodec.AAC_LC, 1, 0,
+                                 rc.SampleRate.KHZ_32, audio_kbps)
 
 
 @asynccontextmanager
@@ -90,13 +82,13 @@ async def set_recording_audio(pairing: Any, ids: Ids, active: bool, *, pid: int 
         {"aid": 1, "iid": ids[RECORDING_AUDIO_ACTIVE], "value": int(active)}], "pid": pid})
 
 
-async def enable_recording(pairing: Any, ids: Ids, selection: RecordingSelection | bytes | None, *,
+async def enable_recording(pairing: Any, ids: Ids, selection: rc.RecordingSelection | bytes | None, *,
                            homekit_active: bool = True) -> None:
     """What a hub writes to start recording, in one request: the selected configuration (unless
     None), HomeKitCameraActive (unless ``homekit_active`` is False) and recording Active."""
     writes: list[tuple[int, int, Any]] = []
     if selection is not None:
-        raw = encode_selection(selection) if isinstance(selection, RecordingSelection) else selection
+        raw = rc.encode_selection(selection) if isinstance(selection, rc.RecordingSelection) else selection
         writes.append((1, ids[SELECTED_RECORDING_CONFIGURATION], base64.b64encode(raw).decode()))
     if homekit_active:
         writes.append((1, ids[HOMEKIT_CAMERA_ACTIVE], 1))

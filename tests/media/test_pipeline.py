@@ -401,35 +401,30 @@ async def test_watchdog_kills_a_silent_ffmpeg_that_ignores_sigterm(tmp_path: Pat
         await pipeline.stop()
 
 
-async def test_malformed_output_restarts_ffmpeg(tmp_path: Path) -> None:
-    fake = _fake_ffmpeg(tmp_path, "printf '\\000\\000\\000\\020\\377\\377\\377\\377garbage!'\nexec sleep 600")
+async def _last_error_of_restarts(ffmpeg_bin: str, name: str) -> str:
+    """A copy-mode pipeline whose ``ffmpeg_bin`` never gives a stream: it restarts on a schedule,
+    not in a storm; the error it reports."""
     pipeline = MediaPipeline(PipelineConfig(
-        source=parse_source("rtsp://127.0.0.1:9/none"), profile="copy", settings=SMALL, name="garbage",
-        ffmpeg_bin=fake, **FAST_BACKOFF,
+        source=parse_source("rtsp://127.0.0.1:9/none"), profile="copy", settings=SMALL, name=name,
+        ffmpeg_bin=ffmpeg_bin, **FAST_BACKOFF,
     ))
     started = time.monotonic()
     await pipeline.start()
     try:
         await pipeline.wait_for(lambda: pipeline.restarts >= 2, 10)
         assert pipeline.starts <= most_starts(time.monotonic() - started, 0.1, 0.5)  # a schedule, not a storm
-        assert (pipeline.status().last_error or "").startswith("malformed fMP4 from ffmpeg")
+        return pipeline.status().last_error or ""
     finally:
         await pipeline.stop()
+
+
+async def test_malformed_output_restarts_ffmpeg(tmp_path: Path) -> None:
+    fake = _fake_ffmpeg(tmp_path, "printf '\\000\\000\\000\\020\\377\\377\\377\\377garbage!'\nexec sleep 600")
+    assert (await _last_error_of_restarts(fake, "garbage")).startswith("malformed fMP4 from ffmpeg")
 
 
 async def test_missing_ffmpeg_binary_is_an_error_not_a_crash(tmp_path: Path) -> None:
-    pipeline = MediaPipeline(PipelineConfig(
-        source=parse_source("rtsp://127.0.0.1:9/none"), profile="copy", settings=SMALL, name="nobin",
-        ffmpeg_bin=str(tmp_path / "no-such-ffmpeg"), **FAST_BACKOFF,
-    ))
-    started = time.monotonic()
-    await pipeline.start()
-    try:
-        await pipeline.wait_for(lambda: pipeline.restarts >= 2, 10)
-        assert pipeline.starts <= most_starts(time.monotonic() - started, 0.1, 0.5)  # a schedule, not a storm
-        assert (pipeline.status().last_error or "").startswith("ffmpeg not found: ")
-    finally:
-        await pipeline.stop()
+    assert (await _last_error_of_restarts(str(tmp_path / "no-such-ffmpeg"), "nobin")).startswith("ffmpeg not found: ")
 
 
 async def test_stop_is_idempotent_and_start_again_works(clip: Path) -> None:
