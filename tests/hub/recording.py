@@ -38,8 +38,8 @@ WRITABLE = {"selection": SELECTED_RECORDING_CONFIGURATION, "recording": RECORDIN
 
 
 def recording_selection(*, width: int = 640, height: int = 360, fps: int = 15, bitrate_kbps: int = 600,
-              profile: int = rc.H264Profile.MAIN, level: int = rc.H264Level.L4_0, audio_kbps: int = 64,
-              prebuffer_ms: int = 4000) -> rc.RecordingSelection:
+                        profile: int = rc.H264Profile.MAIN, level: int = rc.H264Level.L4_0, audio_kbps: int = 64,
+                        prebuffer_ms: int = 4000) -> rc.RecordingSelection:
     """A recording configuration as a hub selects it: motion-triggered, 4 s fragments and
     keyframes, AAC-LC mono 32 kHz audio; the picture, bitrates and prebuffer as given."""
     return rc.RecordingSelection(prebuffer_ms, rc.TRIGGER_MOTION, 4000, rc.H264Profile(profile), rc.H264Level(level),
