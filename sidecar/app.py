@@ -23,7 +23,7 @@ import segno
 from zeroconf.asyncio import AsyncZeroconf
 
 from .archive import ArchiveSink, ClipArchive
-from .camera import Camera, CameraSpec
+from .camera import Camera, CameraSpec, TwoWayAudio
 from .config import CameraConfig, Config, ConfigError, DetectorConfig
 from .config_mqtt import remote_name
 from .config_runtime import runtime_value
@@ -52,7 +52,8 @@ def camera_spec(config: CameraConfig) -> CameraSpec:
         snapshot_url=_snapshot_url(config), http_motion="http" in config.motion,
         detect=DetectOutput(fps=config.detector.fps, height=config.detector.frame_height)
         if config.motion_detector else None,
-        detect_source=config.detect_source if config.motion_detector else None)
+        detect_source=config.detect_source if config.motion_detector else None,
+        two_way_audio=None if config.two_way_audio is None else runtime_value(TwoWayAudio, config.two_way_audio))
 
 
 def detector_params(config: DetectorConfig) -> DetectorParams:

@@ -19,7 +19,8 @@ from .config_mqtt import CameraMqttConfig, MqttConfig
 from .hap.state import is_valid_setup_code
 from .media.profiles import ProfileError, load_profiles, profile_dirs
 
-__all__ = ["LOG_LEVELS", "CameraConfig", "Config", "ConfigError", "check_profiles", "load_config", "parse_camera_flag"]
+__all__ = ["LOG_LEVELS", "CameraConfig", "Config", "ConfigError", "TwoWayAudioConfig", "check_profiles", "load_config",
+           "parse_camera_flag"]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -90,6 +91,32 @@ def _polygons(mask: list[str | list[tuple[float, float]]]) -> tuple[tuple[tuple[
     return tuple(out)
 
 
+class TwoWayAudioConfig(_Strict):
+    """Talking through the camera from the Home app (``cameras.N.two_way_audio``; docs/two-way-audio.md)."""
+
+    target: str | None = Field(default=None, min_length=1,
+                               description="where the voice goes: the camera's RTSP URL (its ONVIF backchannel) "
+                                           "or any ffmpeg output (a file, udp://, rtp://); unset: the camera's "
+                                           "source URL")
+    format: str = Field(default="backchannel", pattern=r"^[a-z0-9_]+$",
+                        description="backchannel (an ONVIF RTSP backchannel), or an ffmpeg muxer name for any "
+                                    "other target (wav, mulaw, rtp, rtsp, ...)")
+    codec: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$",
+                              description="ffmpeg audio encoder; unset: what the backchannel offers, or the "
+                                          "muxer's default")
+    sample_rate: int | None = Field(default=None, ge=8000, le=48000,
+                                    description="Hz; unset: what the backchannel offers, or 16000")
+
+    @model_validator(mode="after")
+    def _target(self) -> TwoWayAudioConfig:
+        if self.format != "backchannel" and self.target is None:
+            raise ValueError(f"format {self.format} needs a target (a file or URL for ffmpeg to write)")
+        if self.format == "backchannel" and self.target is not None and not self.target.startswith("rtsp://"):
+            raise ValueError("a backchannel target is an rtsp:// URL; for a file or another URL name its "
+                             "ffmpeg format: too (e.g. format: wav)")
+        return self
+
+
 class CameraConfig(_Strict):
     name: str = Field(min_length=1, max_length=64)
     source: str = Field(min_length=1, description="rtsp://..., a file, or 'demo'")
@@ -116,9 +143,19 @@ class CameraConfig(_Strict):
                                       description="the detector's own stream (the camera's substream); unset: the "
                                                   "main stream, as a second output of the recording ffmpeg")
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    two_way_audio: TwoWayAudioConfig | None = Field(
+        default=None, description="talk through the camera's speaker from the Home app (Microphone and Speaker)")
     keep_warm: Literal["auto", "always", "recording"] = Field(
         default="auto", description="when ffmpeg runs: always (camera on), recording (recording on too), "
                                     "auto (always for copy, recording for transcoding)")
+
+    @field_validator("two_way_audio", mode="before")
+    @classmethod
+    def _two_way_audio(cls, value: object) -> object:
+        # ``two_way_audio: true`` is the common case: the camera's own backchannel.
+        if value is True:
+            return {}
+        return None if value is False else value
 
     @field_validator("motion", mode="before")
     @classmethod

@@ -51,3 +51,23 @@ def test_bad_yaml_and_unknown_keys(tmp_path: Path, capsys: pytest.CaptureFixture
     path.write_text("cameraz: []\n")
     assert main(["--config", str(path), "--demo"]) == 2
     assert "cameraz" in capsys.readouterr().err
+
+
+def test_two_way_audio_config_becomes_the_cameras_talk_target() -> None:
+    from sidecar.app import camera_spec
+    from sidecar.camera import TwoWayAudio
+    from sidecar.config import build_config
+
+    def spec(value: object) -> object:
+        cfg = build_config({"cameras": [{"name": "Door", "source": "rtsp://cam/x", "two_way_audio": value}]})
+        return camera_spec(cfg.cameras[0]).two_way_audio
+
+    assert spec(None) is None and spec(False) is None
+    assert spec(True) == TwoWayAudio()  # the camera's own backchannel
+    assert spec({"target": "rtsp://go2rtc:8554/door"}) == TwoWayAudio(target="rtsp://go2rtc:8554/door")
+    assert spec({"target": "/tmp/talk.wav", "format": "wav", "sample_rate": 16000}) == TwoWayAudio(
+        target="/tmp/talk.wav", format="wav", sample_rate=16000)
+    for bad, fragment in (({"format": "wav"}, "needs a target"), ({"target": "/tmp/x.wav"}, "rtsp:// URL"),
+                          ({"sample_rate": 100}, "sample_rate"), ({"volume": 3}, "volume")):
+        with pytest.raises(ConfigError, match=fragment):
+            spec(bad)

@@ -9,7 +9,7 @@ from .events import CameraEvent, EventBus
 from .h264 import H264Level, H264Profile
 from .recording.configuration import RecordingSelection, SupportedRecording, parse_selection, supported_for_source
 from .settings import CameraSettings, snapshot_refusal
-from .spec import CameraSpec
+from .spec import CameraSpec, TwoWayAudio
 from .status import CameraStatus
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "H264Profile",
     "RecordingSelection",
     "SupportedRecording",
+    "TwoWayAudio",
     "parse_selection",
     "snapshot_refusal",
     "supported_for_source",

@@ -81,7 +81,8 @@ class Camera:
         self.name = spec.name
         self.events = EventBus()  # observers: status page, MQTT, the parent protocol (camera/events.py)
         self.services = s = build_services(doorbell=spec.doorbell, optional=OptionalModes(
-            spec.operating_mode_indicator, spec.night_vision, spec.manually_disabled))
+            spec.operating_mode_indicator, spec.night_vision, spec.manually_disabled),
+            talk=spec.two_way_audio is not None)
         info = catalog.accessory_information(spec.name, manufacturer="hksv-sidecar",
                                              model="hksv-sidecar camera", serial=spec.slug, firmware=__version__)
         self.accessory = Accessory(category=CATEGORY_IP_CAMERA).add(info, catalog.protocol_information(), *s.all())

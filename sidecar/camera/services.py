@@ -69,11 +69,16 @@ class CameraServices:
     setup_endpoints: Characteristic
     doorbell: Service | None
     doorbell_press: Characteristic | None
+    microphone: Service | None = None
+    microphone_mute: Characteristic | None = None
+    speaker: Service | None = None
+    speaker_mute: Characteristic | None = None
 
     def all(self) -> list[Service]:
         services = [self.rtp, self.motion_sensor, self.recording, self.operating_mode, self.data_stream]
         if self.doorbell is not None:
             services.append(self.doorbell)
+        services += [s for s in (self.microphone, self.speaker) if s is not None]
         return services
 
 
@@ -81,7 +86,9 @@ def _uint8(type_: str, perms_: frozenset[Perm], value: int, *, admin: bool = Tru
     return Characteristic(type_, Format.UINT8, perms_, value=value, valid_values=(0, 1), admin_write=admin)
 
 
-def build_services(*, doorbell: bool, optional: OptionalModes) -> CameraServices:
+def build_services(*, doorbell: bool, optional: OptionalModes, talk: bool = False) -> CameraServices:
+    """The camera's services. ``talk``: Microphone (0x112) and Speaker (0x113), each with Mute
+    (0x11A), for two-way audio (docs/two-way-audio.md); without it the database is unchanged."""
     motion = Characteristic("22", Format.BOOL, PR_EV)
     motion_active = Characteristic("75", Format.BOOL, PR_EV, value=True)
     motion_sensor = Service("85", [motion, motion_active])
@@ -137,6 +144,14 @@ def build_services(*, doorbell: bool, optional: OptionalModes) -> CameraServices
         bell = Service("121", [press])
         bell.primary = True
 
+    mic = mic_mute = speaker = speaker_mute = None
+    if talk:
+        # Volume is optional in both services and left out: no target here can change it mid-talk.
+        mic_mute = Characteristic("11A", Format.BOOL, PR_PW_EV, value=False)
+        mic = Service("112", [mic_mute])
+        speaker_mute = Characteristic("11A", Format.BOOL, PR_PW_EV, value=False)
+        speaker = Service("113", [speaker_mute])
+
     return CameraServices(
         motion_sensor=motion_sensor, motion=motion, motion_status_active=motion_active,
         recording=recording, recording_active=rec_active, selected=selected, supported_camera=sup_camera,
@@ -147,4 +162,5 @@ def build_services(*, doorbell: bool, optional: OptionalModes) -> CameraServices
         rtp=rtp, rtp_active=rtp_active, streaming_status=streaming_status, supported_video_stream=sv,
         supported_audio_stream=sa, supported_rtp=srtp, selected_rtp=selected_rtp, setup_endpoints=setup_endpoints,
         doorbell=bell, doorbell_press=press,
+        microphone=mic, microphone_mute=mic_mute, speaker=speaker, speaker_mute=speaker_mute,
     )

@@ -12,12 +12,31 @@ from typing import Literal
 
 from ..media.frames import DetectOutput
 
-__all__ = ["CameraSpec", "KeepWarm"]
+__all__ = ["CameraSpec", "KeepWarm", "TwoWayAudio"]
 
 #: When ffmpeg runs (and so the prebuffer is warm): ``always`` whenever HomeKitCameraActive is 1,
 #: ``recording`` only while recording is on too; ``auto``: ``always`` for copy mode (it costs
 #: almost nothing), ``recording`` for a transcoding profile (it costs a core's worth of CPU).
 KeepWarm = Literal["auto", "always", "recording"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TwoWayAudio:
+    """Where the Home app's voice goes (docs/two-way-audio.md).
+
+    ``format`` ``backchannel``: the ONVIF RTSP backchannel at ``target`` (``None``: the camera's
+    source URL); any other value is an ffmpeg muxer writing to ``target``. ``codec`` and
+    ``sample_rate`` ``None``: the backchannel's offer, or the muxer's default codec at 16 kHz.
+    """
+
+    target: str | None = None
+    format: str = "backchannel"
+    codec: str | None = None
+    sample_rate: int | None = None
+
+    @property
+    def backchannel(self) -> bool:
+        return self.format == "backchannel"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,6 +63,7 @@ class CameraSpec:
     detect: DetectOutput | None = None
     detect_source: str | None = None
     keep_warm: KeepWarm = "auto"
+    two_way_audio: TwoWayAudio | None = None  # None: no Microphone/Speaker, no talk
     http_motion: bool = True  # whether /motion?<name> may raise motion (``motion:`` lists http)
 
     @property
