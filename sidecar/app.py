@@ -16,7 +16,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import ifaddr
 import segno
@@ -32,12 +32,14 @@ from .hap.advertiser import Advertiser
 from .hap.state import DamagedStateError
 from .media import load_profiles, profile_dirs
 from .media.frames import DetectOutput
-from .triggers.detector import DetectorParams
-from .triggers.detector_trigger import DetectorTrigger
+from .triggers.detector_params import DETECTOR_EXTRA, DetectorParams, missing_dependencies
 from .triggers.mqtt import BrokerSettings, MqttBridge
 from .triggers.mqtt_presets import Binding, frigate_snapshot_url
 from .web import WebServer
 from .web.journal_store import FILE_NAME as JOURNAL_FILE
+
+if TYPE_CHECKING:  # the detector loads numpy and scipy: only when a camera uses it (App.start)
+    from .triggers.detector_trigger import DetectorTrigger
 
 __all__ = ["App", "camera_spec", "print_pairing_info"]
 
@@ -159,6 +161,17 @@ def _camera_fault(exc: StateError | OSError, index: int, cam: CameraConfig, cfg:
     return _reason(exc)
 
 
+def _check_detector(cfg: Config) -> None:
+    """Refuse, in words, a camera with ``motion: [detector]`` when the detector's numpy and scipy
+    are not installed (they are an optional extra)."""
+    users = [index for index, cam in enumerate(cfg.cameras) if cam.motion_detector]
+    missing = missing_dependencies() if users else []
+    if missing:
+        raise ConfigError(f"cameras.{users[0]}.motion: the built-in motion detector needs {' and '.join(missing)}, "
+                          f"which {'is' if len(missing) == 1 else 'are'} not installed: {DETECTOR_EXTRA} "
+                          f"(or remove 'detector' from motion)")
+
+
 class App:
     def __init__(self, config: Config, out: TextIO = sys.stderr) -> None:
         self.config = config
@@ -184,6 +197,7 @@ class App:
         cfg = self.config
         _prepare_state_dir(cfg.state_dir)
         _check_bind(cfg.bind)
+        _check_detector(cfg)
         profiles = load_profiles(profile_dirs([cfg.ffmpeg_profiles_dir] if cfg.ffmpeg_profiles_dir else []))
         addresses: list[str] = []
         if cfg.archive_dir is not None and any(cfg.archives(c) for c in cfg.cameras):
@@ -216,6 +230,8 @@ class App:
             if self.archive is not None and cfg.archives(cam_cfg):
                 camera.recording_sinks.append(ArchiveSink(self.archive, camera.spec.slug))
             if cam_cfg.motion_detector:
+                from .triggers.detector_trigger import DetectorTrigger
+
                 detector = DetectorTrigger(camera, detector_params(cam_cfg.detector))
                 detector.start()  # frames flow whenever the camera is active
                 self.detectors.append(detector)

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import segno
 
 from ..camera.status import CameraStatus
-from ..triggers.detector import DetectorStatus
+from ..triggers.detector_params import DetectorStatus
 from .journal import MAX_ENTRIES, JournalEntry, RecordingRecord
 
 __all__ = ["ClipInfo", "camera_page", "confirm_reset_page", "message_page", "overview_page", "qr_svg"]

@@ -28,7 +28,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from ..camera.events import CameraEvent, EventBus
 from ..camera.status import CameraStatus
-from ..triggers.detector import DetectorStatus
+from ..triggers.detector_params import DetectorStatus
 from ..triggers.http import TriggerRoutes
 from . import pages
 from .forms import Csrf, FormError, origin_allowed, parse_form, password_ok

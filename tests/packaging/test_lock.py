@@ -51,9 +51,22 @@ def read_lock(path: Path) -> list[Pin]:
 
 def project() -> dict[str, list[Requirement]]:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    runtime = [Requirement(r) for r in data["dependencies"]]
-    test = [Requirement(r) for r in data["optional-dependencies"]["test"]]
-    return {"requirements.lock": runtime, "requirements-test.lock": runtime + test}
+    extras: dict[str, list[str]] = data["optional-dependencies"]
+
+    def expand(lines: list[str]) -> list[Requirement]:
+        """The requirements, with an extra of this package itself (``hksv-sidecar[detector]``)
+        replaced by that extra's own requirements."""
+        out: list[Requirement] = []
+        for req in map(Requirement, lines):
+            if canonicalize_name(req.name) == canonicalize_name(data["name"]):
+                for extra in sorted(req.extras):
+                    out += expand(extras[extra])
+            else:
+                out.append(req)
+        return out
+
+    runtime = expand(data["dependencies"])
+    return {"requirements.lock": runtime, "requirements-test.lock": runtime + expand(extras["test"])}
 
 
 @pytest.mark.parametrize("lock", ["requirements.lock", "requirements-test.lock"])
