@@ -114,7 +114,8 @@ class Camera:
         self._live_sessions = 0
         self.live = LiveStreaming(name=spec.name, source=self.source, ffmpeg=ffmpeg,
                                   max_sessions=spec.max_live_streams, probe=self.core.offer.cached_probe,
-                                  copy_allowed=self.pipeline.profile.is_copy, on_status=self._live_status)
+                                  copy_allowed=self.pipeline.profile.is_copy, on_status=self._live_status,
+                                  talk=spec.two_way_audio, talk_muted=self._speaker_muted)
         self._stream_task: asyncio.Task[None] | None = None
         self._recorder: Recorder | None = None
         #: Objects given exactly what each recording sent to the hub (e.g. a local clip archive):
@@ -124,6 +125,10 @@ class Camera:
         self._timer: asyncio.TimerHandle | None = None
         self._wire()
         self._act(self.core.startup())
+
+    def _speaker_muted(self) -> bool:
+        mute = self.services.speaker_mute
+        return mute is not None and bool(mute.value)
 
     @property
     def has_doorbell(self) -> bool:

@@ -36,10 +36,11 @@ class RtspCamera:
 
     def __init__(self, log_path: Path, *, port: int = 0, fps: int = 15, gop: int = 60,
                  width: int = 320, height: int = 240, audio: bool = True, user: str | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, backchannel: Path | None = None) -> None:
         self.port = port
         self.fps, self.gop, self.width, self.height, self.audio = fps, gop, width, height, audio
         self.user, self.password = user, password  # RTSP basic auth, if set
+        self.backchannel = backchannel  # an ONVIF speaker track, written to this file (mu-law)
         self.log_path = log_path
         self.proc: asyncio.subprocess.Process | None = None
 
@@ -52,6 +53,8 @@ class RtspCamera:
                 "--gop", str(self.gop), "--width", str(self.width), "--height", str(self.height)]
         if not self.audio:
             args.append("--no-audio")
+        if self.backchannel is not None:
+            args += ["--backchannel", str(self.backchannel)]
         if self.user:
             args += ["--user", self.user, "--password", self.password or ""]
         with self.log_path.open("ab") as err:

@@ -3,6 +3,11 @@
 Runs under Debian's /usr/bin/python3 (which has ``gi``), as a subprocess of the test. Prints
 ``READY <port>`` once it listens. H.264 from x264enc with a fixed keyframe interval (``--gop``
 frames), optional AAC audio, the ball pattern so the picture moves.
+
+``--backchannel FILE``: an ONVIF server (``RTSPOnvifServer``) whose stream also offers a speaker
+track (PCMU/8000, ``a=sendonly``) to a client that asks with ``Require:
+www.onvif.org/ver20/backchannel``; what a client sends there is written to FILE as raw mu-law
+bytes. Without it, such a client is refused, as a camera without a speaker refuses it.
 """
 
 import argparse
@@ -26,6 +31,7 @@ def main() -> None:
     parser.add_argument("--no-audio", action="store_true")
     parser.add_argument("--user", help="require RTSP basic auth with this user...")
     parser.add_argument("--password", help="...and this password")
+    parser.add_argument("--backchannel", help="offer an ONVIF backchannel; write what arrives (mu-law) here")
     args = parser.parse_args()
 
     Gst.init(None)
@@ -40,12 +46,21 @@ def main() -> None:
     )
     launch = f"( {video}{'' if args.no_audio else audio} )"
 
-    server = GstRtspServer.RTSPServer()
+    if args.backchannel:
+        server = GstRtspServer.RTSPOnvifServer()
+        factory = GstRtspServer.RTSPOnvifMediaFactory()
+        factory.set_backchannel_launch(
+            '( capsfilter caps="application/x-rtp, media=audio, payload=0, clock-rate=8000, encoding-name=PCMU" '
+            f'name=depay_backchannel ! rtppcmudepay ! filesink location="{args.backchannel}" async=false '
+            'sync=false buffer-mode=unbuffered )')
+        factory.set_media_gtype(GstRtspServer.RTSPOnvifMedia.__gtype__)
+    else:
+        server = GstRtspServer.RTSPServer()
+        factory = GstRtspServer.RTSPMediaFactory()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
-    factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)
-    factory.set_shared(True)
+    factory.set_shared(not args.backchannel)  # a backchannel belongs to one client
     if args.user:
         # Basic auth: a client without the right credentials gets "401 Unauthorized".
         auth = GstRtspServer.RTSPAuth()

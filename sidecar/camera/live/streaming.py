@@ -12,8 +12,9 @@ our UDP ports, runs one :class:`~sidecar.media.LiveStreamProcess` per started se
 session to the HAP connection that set it up, and keeps StreamingStatus current.
 
 Why our own SRTP keys: the key we encrypt with is the key we put in the read-back, so the
-controller decrypts with what we told it; the controller's own key protects what *it* would
-send (return audio, which we do not support).
+controller decrypts with what we told it; the controller's own key protects what *it* sends:
+its return audio, which a camera with two-way audio hands to a
+:class:`~sidecar.camera.live.talkback.Talkback` for the session's lifetime.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ from ...media import (
     copy_bsf_for,
 )
 from ...media.sources import SourceKind
+from ..spec import TwoWayAudio
 from .streaming_manager import LiveSession, Start, Stop, StreamingManager, source_fits
+from .talkback import Talkback
 from .tlv import CODEC_OPUS, SetupRequest
 
 __all__ = ["LiveStreaming"]
@@ -48,13 +51,19 @@ log = logging.getLogger(__name__)
 
 
 class _RtcpWatch(asyncio.DatagramProtocol):
-    """Our advertised port: the controller's RTCP reports arrive here and prove it is alive."""
+    """Our advertised port: the controller's RTCP reports arrive here and prove it is alive.
 
-    def __init__(self, seen: Callable[[], None]) -> None:
+    On the audio port, the controller's own RTP (return audio, when the person talks) arrives
+    too: ``forward`` gets those packets (RTCP packet types are 200-204)."""
+
+    def __init__(self, seen: Callable[[], None], forward: Callable[[bytes], None] | None = None) -> None:
         self._seen = seen
+        self._forward = forward
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self._seen()
+        if self._forward is not None and len(data) >= 12 and not 200 <= data[1] <= 204:
+            self._forward(data)
 
 
 @dataclass
@@ -66,6 +75,7 @@ class _Runner:
     restart: bool = False
     last_rtcp: float | None = None
     starts: int = 0
+    talk: Talkback | None = None
 
 
 class LiveStreaming:
@@ -79,7 +89,8 @@ class LiveStreaming:
     def __init__(self, *, name: str, source: Source, ffmpeg: str = "ffmpeg", max_sessions: int = 2,
                  probe: Callable[[], Mapping[str, Any] | None] = lambda: None, copy_allowed: bool = False,
                  on_status: Callable[[bytes], object] | None = None,
-                 random_bytes: Callable[[int], bytes] = os.urandom) -> None:
+                 random_bytes: Callable[[int], bytes] = os.urandom, talk: TwoWayAudio | None = None,
+                 talk_muted: Callable[[], bool] = lambda: False) -> None:
         self.name = name
         self.source = source
         self.ffmpeg = ffmpeg
@@ -87,6 +98,8 @@ class LiveStreaming:
         self._probe = probe
         self._copy_allowed = copy_allowed
         self._on_status = on_status
+        self.talk = talk  # two-way audio (docs/two-way-audio.md); None: the controller's audio is ignored
+        self._talk_muted = talk_muted
         self._runners: dict[bytes, _Runner] = {}
         self._owner_unregister: dict[int, Callable[[], None]] = {}
         self._prepared_timers: dict[bytes, asyncio.TimerHandle] = {}
@@ -271,10 +284,16 @@ class LiveStreaming:
         def seen() -> None:
             runner.last_rtcp = loop.time()
 
+        talk_task: asyncio.Task[None] | None = None
         try:
-            for sock in runner.sockets:
-                transport, _ = await loop.create_datagram_endpoint(lambda: _RtcpWatch(seen), sock=sock)
+            runner.talk = self._talkback(session)
+            forwards = [None, runner.talk.datagram if runner.talk is not None else None]
+            for sock, forward in zip(runner.sockets, forwards, strict=True):
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda forward=forward: _RtcpWatch(seen, forward), sock=sock)  # type: ignore[misc]
                 transports.append(transport)
+            if runner.talk is not None:
+                talk_task = loop.create_task(runner.talk.run(), name=f"{self.name}:talk-{session.label}")
             while True:
                 spec = self.spec_for(session)
                 argv = build_live_argv(spec, self.ffmpeg)
@@ -304,9 +323,24 @@ class LiveStreaming:
             log.exception("%s: live session %s failed", self.name, session.label)
             reason = f"internal error: {exc!r}"
         finally:
+            if runner.talk is not None:
+                runner.talk.stop()
+            if talk_task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await talk_task
             for transport in transports:
                 transport.close()
             self._forget(runner, reason)
+
+    def _talkback(self, session: LiveSession) -> Talkback | None:
+        """The session's talk path: only for a camera with two-way audio, and a controller that
+        selected audio (its return audio is Opus, like ours)."""
+        sel = session.audio
+        if self.talk is None or sel is None or sel.codec != CODEC_OPUS:
+            return None
+        return Talkback(name=self.name, config=self.talk, source_url=self.source.url,
+                        srtp_key_b64=session.request.audio_srtp.key_salt_b64, payload_type=sel.payload_type,
+                        sample_rate_hz=sel.sample_rate_hz, ffmpeg=self.ffmpeg, muted=self._talk_muted)
 
     async def _watch_rtcp(self, runner: _Runner, process: LiveStreamProcess) -> None:
         """A controller that reported once and then went silent is gone (a phone put away
