@@ -46,6 +46,7 @@ from .core import (
     Emit,
     Persist,
     Reconfigure,
+    ReleaseRestart,
     SetCharacteristic,
     SetLiveEnabled,
     UpdatePipeline,
@@ -106,6 +107,7 @@ class Camera:
         self.core = CameraCore(spec, self.state.app, copy=self.pipeline.profile.is_copy, paired=self.server.paired)
         self.frames = FrameObservers()  # the detector's frames, from the pipeline or a separate feed
         self.pipeline.on_frame = self.frames
+        self.pipeline.restart_gate = self.core.restart_wanted  # never end a recording in flight
         detect_feed = None if spec.detect is None or spec.detect_source is None else DetectFeed(
             parse_source(spec.detect_source), self.frames, detect=spec.detect, name=spec.name, ffmpeg_bin=ffmpeg)
         self.hds = HDSServer(gate=self.core, on_stream=self._on_stream, host=host)
@@ -202,6 +204,8 @@ class Camera:
                     self._recorder.close(action.reason, action.detail)
             elif isinstance(action, SetLiveEnabled):
                 self.live.set_enabled(action.enabled)
+            elif isinstance(action, ReleaseRestart):
+                self.pipeline.release_restart()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

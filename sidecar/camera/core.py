@@ -22,6 +22,11 @@ carry out, in order, and :meth:`CameraCore.next_deadline` says when to call
   never for an unpaired camera, except that the built-in detector's frames come from it.
 * **Snapshots** follow the operating modes (:func:`~sidecar.camera.settings.snapshot_refusal`).
 * **Motion** from any source, with a trigger's auto-reset as a deadline.
+* **No restart of the sidecar's own ends a recording.** An ffmpeg restart the sidecar wants for
+  itself (merging short GOPs, a silent audio track, the transcode fallback, a new selection)
+  would give the next run a new init segment, which a clip in flight cannot take. While a hub
+  is recording, such a restart waits; the recording's end releases it
+  (:class:`ReleaseRestart`). Only the user's own "restart ffmpeg" does not wait.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ __all__ = [
     "Emit",
     "Persist",
     "Reconfigure",
+    "ReleaseRestart",
     "SetCharacteristic",
     "SetLiveEnabled",
     "UpdatePipeline",
@@ -104,6 +110,13 @@ class CloseRecording:
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseRestart:
+    """The recording that held an ffmpeg restart ended: carry the restart out now."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class SetLiveEnabled:
     """Whether live view may run (sessions end when it may not)."""
 
@@ -117,7 +130,8 @@ class Emit:
     event: CameraEvent
 
 
-Action = SetCharacteristic | Persist | UpdatePipeline | Reconfigure | CloseRecording | SetLiveEnabled | Emit
+Action = (SetCharacteristic | Persist | UpdatePipeline | Reconfigure | CloseRecording | SetLiveEnabled | Emit
+          | ReleaseRestart)
 
 
 # -- policies as functions ------------------------------------------------------------------------
@@ -161,6 +175,7 @@ class CameraCore:
         self.motion = MotionState()
         self.recording: int | None = None  # the stream id of the recording in progress
         self.recordings = 0
+        self.restart_held: str | None = None  # why an ffmpeg restart waits for the recording's end
 
     @property
     def selection(self) -> RecordingSelection | None:
@@ -318,7 +333,19 @@ class CameraCore:
     def recording_ended(self, event: RecordingEnded) -> list[Action]:
         if self.recording == event.stream_id:
             self.recording = None
-        return [Emit(event)]
+        actions: list[Action] = [Emit(event)]
+        if self.recording is None and self.restart_held is not None:
+            actions.append(ReleaseRestart(self.restart_held))
+            self.restart_held = None
+        return actions
+
+    def restart_wanted(self, reason: str) -> bool:
+        """The pipeline wants to restart ffmpeg for a reason of its own: True to go ahead now;
+        False while a hub is recording, and the recording's end answers :class:`ReleaseRestart`."""
+        if self.recording is None:
+            return True
+        self.restart_held = reason if self.restart_held is None else f"{self.restart_held}; {reason}"
+        return False
 
     def snapshot_refusal(self, reason: int | None) -> HapStatus | None:
         """None when a snapshot may be taken now, else the HAP status to refuse it with."""

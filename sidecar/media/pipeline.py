@@ -104,6 +104,11 @@ class MediaPipeline:
         self.starts = 0  # ffmpeg processes started, for tests and the status page
         #: Called in the event loop with each detector frame (``config.detect``), newest only.
         self.on_frame: FrameCallback | None = None
+        #: Asked before a restart the sidecar wants for itself (the stream policy's rules, a
+        #: reconfigure) while a run is going: False holds it until :meth:`release_restart`, and the
+        #: run goes on meanwhile. The camera holds restarts while a hub is recording.
+        self.restart_gate: Callable[[str], bool] | None = None
+        self._held_restart: str | None = None
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -171,10 +176,24 @@ class MediaPipeline:
         self._signals.set_state(PipelineState.STOPPED)
 
     def restart(self, reason: str) -> bool:
-        """Ask for a fresh ffmpeg run (a user's "restart ffmpeg" button). False when not running."""
+        """Ask for a fresh ffmpeg run (a user's "restart ffmpeg" button). False when not running.
+        The user's restart is not held by :attr:`restart_gate`."""
         if self._task is None or self._task.done() or self._stopping:
             return False
-        self._request_restart(reason)
+        self._request_restart(reason, gated=False)
+        return True
+
+    @property
+    def restart_held(self) -> str | None:
+        """Why a restart the sidecar wants is waiting for :meth:`release_restart` (None: none is)."""
+        return self._held_restart
+
+    def release_restart(self) -> bool:
+        """Carry out the restart :attr:`restart_gate` held, if the run it was meant for still goes on."""
+        reason, self._held_restart = self._held_restart, None
+        if reason is None or self._run is None or self._stopping:
+            return False
+        self._request_restart(reason, gated=False)
         return True
 
     async def reconfigure(self, settings: RecordingSettings) -> ReconfigureResult:
@@ -286,9 +305,19 @@ class MediaPipeline:
     def _stop_requested(self) -> bool:
         return self._stopping
 
-    def _request_restart(self, reason: str) -> None:
+    def _request_restart(self, reason: str, *, gated: bool = True) -> None:
         """End the current run and start the next at once (no backoff): every restart the sidecar
-        asks for itself (the stream policy, reconfigure, the user's button) comes through here."""
+        asks for itself (the stream policy, reconfigure, the user's button) comes through here.
+        While a run goes on, ``gated`` restarts are first put to :attr:`restart_gate`."""
+        if gated and self._run is not None and self._restart_reason is None and self.restart_gate is not None \
+                and not self.restart_gate(reason):
+            if self._held_restart is None:
+                log.info("%s: ffmpeg restart held until the recording in progress ends: %s", self.config.name,
+                         reason)
+                self._held_restart = reason
+            else:
+                self._held_restart += f"; {reason}"
+            return
         if self._restart_reason is None:
             self._restart_reason = reason
         self._interrupt.set()
@@ -356,6 +385,7 @@ class MediaPipeline:
             if frames is not None:
                 await frames.close()  # ffmpeg is reaped: its end is closed, EOF is there
             self._run = None
+            self._held_restart = None  # the next run starts with the command the held restart wanted
             self._last_exit = run.returncode
             self.prebuffer.reset(SubscriptionEnd.NEW_GENERATION if not self._stopping else SubscriptionEnd.STOPPED)
             self._signals.changed()

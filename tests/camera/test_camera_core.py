@@ -19,6 +19,7 @@ from sidecar.camera.core import (
     Emit,
     Persist,
     Reconfigure,
+    ReleaseRestart,
     SetCharacteristic,
     SetLiveEnabled,
     UpdatePipeline,
@@ -301,3 +302,41 @@ def test_a_doorbell_press_is_the_press_event_and_motion() -> None:
     assert [type(a.event) for a in actions if isinstance(a, Emit)] == [DoorbellPressed, MotionChanged]
     assert core.next_deadline() == T0 + 10.0
     assert chars(make_core().ring("http", T0)) == {"motion": True}  # no doorbell: motion only
+
+
+# -- no ffmpeg restart of the sidecar's own ends a recording ---------------------------------------
+SIDECAR_RESTARTS = [
+    "merging short GOPs into 4 s fragments",  # RestartCause.MERGE_GOPS
+    "source has no audio: adding a silent track",  # RestartCause.SILENT_AUDIO
+    "copy mode unusable (too-long): transcoding",  # RestartCause.TRANSCODE
+    "reconfigured",  # a new selection that changes ffmpeg's command line
+]
+
+
+@pytest.mark.parametrize("reason", SIDECAR_RESTARTS)
+def test_a_restart_the_sidecar_wants_waits_for_the_recording_in_flight(reason: str) -> None:
+    core = recording_core()
+    assert core.restart_wanted(reason) is False  # a hub is recording: the restart waits
+    ended = RecordingEnded(camera="Core Cam", stream_id=7, reason="NORMAL", reason_code=0, closed_by="hub")
+    assert core.recording_ended(ended) == [Emit(ended), ReleaseRestart(reason)]
+    assert core.restart_held is None
+    assert core.restart_wanted(reason) is True  # nobody records now: at once
+
+
+@pytest.mark.parametrize("reason", SIDECAR_RESTARTS)
+def test_a_restart_the_sidecar_wants_goes_ahead_when_nobody_records(reason: str) -> None:
+    core = make_core()
+    assert core.restart_wanted(reason) is True
+    ended = RecordingEnded(camera="Core Cam", stream_id=3, reason="NORMAL", reason_code=0, closed_by="hub")
+    assert core.recording_ended(ended) == [Emit(ended)]  # nothing was held
+
+
+def test_restarts_held_by_one_recording_are_released_once_together() -> None:
+    core = recording_core()
+    assert not core.restart_wanted("merging short GOPs into 4 s fragments")
+    assert not core.restart_wanted("reconfigured")
+    other = RecordingEnded(camera="Core Cam", stream_id=99, reason="BUSY", reason_code=2, closed_by="accessory")
+    assert core.recording_ended(other) == [Emit(other)]  # not the recording in flight: still held
+    ended = RecordingEnded(camera="Core Cam", stream_id=7, reason="TIMEOUT", reason_code=4, closed_by="connection")
+    assert core.recording_ended(ended) == [
+        Emit(ended), ReleaseRestart("merging short GOPs into 4 s fragments; reconfigured")]
