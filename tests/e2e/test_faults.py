@@ -115,7 +115,7 @@ async def test_the_password_never_reaches_any_output(start_sidecar: Any) -> None
     assert output.count(PASSWORD) == 0
     assert "admin:***@127.0.0.1" in output  # the URL is printed, masked (positive control)
     starts = len(re.findall(r"Porch: starting ffmpeg", output))
-    warnings = len(re.findall(r" WARNING sidecar\.media\.supervisor: Porch:", output))
+    warnings = len(re.findall(r" WARNING sidecar\.media\.backoff: Porch:", output))
     print(f"password URL: {len(sidecar.lines)} lines of output, 0 passwords; {starts} ffmpeg starts, "
           f"{warnings} pipeline warning(s)")
     assert warnings == 1  # one line per outage

@@ -76,5 +76,5 @@ async def test_rtsp_camera_copied_with_audio_runs_in_real_time(tmp_path: Path, r
     cam = await rtsp_camera(width=320, height=240, fps=15, gop=30, audio=True)
     async with contextlib.aclosing(make_rig(tmp_path, source=cam.url, profile="copy")) as rigs:
         async for rig in rigs:
-            await wait_until(lambda r=rig: r.camera._cached_probe() is not None, 20, "the source probe")  # type: ignore[misc]
+            await wait_until(lambda r=rig: r.camera.core.offer.cached_probe() is not None, 20, "the source probe")  # type: ignore[misc]
             await _watch(rig, "real-time-rtsp-1", expect_copy=True)
