@@ -33,13 +33,14 @@ from .hap.state import DamagedStateError
 from .media import load_profiles, profile_dirs
 from .media.frames import DetectOutput
 from .triggers.detector_params import DETECTOR_EXTRA, DetectorParams, missing_dependencies
-from .triggers.mqtt import BrokerSettings, MqttBridge
 from .triggers.mqtt_presets import Binding, frigate_snapshot_url
-from .web import WebServer
-from .web.journal_store import FILE_NAME as JOURNAL_FILE
 
-if TYPE_CHECKING:  # the detector loads numpy and scipy: only when a camera uses it (App.start)
+# What only some configurations run is imported where it starts (App.start, mqtt_bridge): the
+# detector's numpy and scipy, the MQTT client, and the web server's aiohttp and prometheus_client.
+if TYPE_CHECKING:
     from .triggers.detector_trigger import DetectorTrigger
+    from .triggers.mqtt import MqttBridge
+    from .web import WebServer
 
 __all__ = ["App", "camera_spec", "print_pairing_info"]
 
@@ -75,6 +76,8 @@ def mqtt_bridge(config: Config, cameras: list[Camera]) -> MqttBridge | None:
     broker = config.mqtt
     if broker is None:
         return None
+    from .triggers.mqtt import BrokerSettings, MqttBridge
+
     settings = runtime_value(BrokerSettings, broker, uncopied=("user",), username=broker.user,
                              tls_ca_file=str(broker.tls_ca_file) if broker.tls_ca_file else None)
     started = {c.name for c in cameras}
@@ -239,6 +242,9 @@ class App:
         if not self.cameras:
             raise RuntimeError("no camera could be started")
         if cfg.web_port is not None:
+            from .web import WebServer
+            from .web.journal_store import FILE_NAME as JOURNAL_FILE
+
             self.web = WebServer(lambda: self.cameras, host=cfg.bind, port=cfg.web_port, password=cfg.web_password,
                                  trigger_token=cfg.trigger_token, archive=self.archive,
                                  journal_path=cfg.state_dir / JOURNAL_FILE)

@@ -34,3 +34,10 @@ def test_the_package_face_still_gives_the_python_api() -> None:
     assert {"App", "Config", "build_config"} <= set(dir(sidecar))
     with pytest.raises(AttributeError):
         _ = sidecar.no_such_name  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("module", ["sidecar.app", "sidecar.cli", "sidecar.camera"])
+def test_the_application_loads_what_only_some_configurations_run_when_they_run_it(module: str) -> None:
+    # The detector's numpy and scipy, the MQTT client and the web server load in App.start when a
+    # camera or the configuration uses them; the config model (pydantic, yaml) is always read.
+    assert set(loaded_after(module)).isdisjoint({"numpy", "scipy", "aiohttp", "aiomqtt", "prometheus_client"})

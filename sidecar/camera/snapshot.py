@@ -10,11 +10,13 @@ from the camera source when no prebuffer is running. Callers bound them with
 from __future__ import annotations
 
 import logging
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from ..media import run_to_completion
 from ..redact import redact
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["SnapshotError", "jpeg_from_fmp4", "jpeg_from_input", "jpeg_from_url"]
 
@@ -61,6 +63,8 @@ async def jpeg_from_input(input_args: list[str], width: int, height: int, *, ffm
 
 async def jpeg_from_url(url: str, *, session: aiohttp.ClientSession | None = None) -> bytes:
     """Fetch a JPEG from an NVR (bounded size; anything but a JPEG is an error)."""
+    import aiohttp  # only a camera with a snapshot URL (or Frigate's) needs the HTTP client
+
     owned = session is None
     client = session or aiohttp.ClientSession()
     try:
