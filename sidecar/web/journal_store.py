@@ -81,7 +81,11 @@ class JournalStore:
         """The journal changed: save it within :data:`SAVE_DELAY_S` (from the event loop)."""
         self._dirty = True
         if self._timer is None and self._saving is None:
-            self._timer = asyncio.get_running_loop().call_later(SAVE_DELAY_S, self._start_save)
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (an event outside it): saved with the next change or at close
+                return
+            self._timer = loop.call_later(SAVE_DELAY_S, self._start_save)
 
     def _start_save(self) -> None:
         self._timer = None
