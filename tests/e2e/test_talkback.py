@@ -123,6 +123,20 @@ async def _refused_session(rig: LiveViewRig) -> tuple[float, float]:
     return started, ended
 
 
+async def test_a_muted_speaker_passes_nothing_on(tmp_path: Path) -> None:
+    out = tmp_path / "talk.wav"
+    talk = TwoWayAudio(target=str(out), format="wav", sample_rate=16000)
+    async with contextlib.aclosing(make_rig(tmp_path, two_way_audio=talk)) as rigs:
+        async for rig in rigs:
+            assert await rig.put(("113", "11A"), True) == 0  # the Speaker's Mute
+            await _talk(rig, "talk-muted-00001")
+    frames = 0
+    if out.exists() and out.stat().st_size:
+        with wave.open(str(out)) as w:
+            frames = w.getnframes()
+    assert frames == 0
+
+
 async def test_a_refusing_camera_gives_one_warning_and_the_live_view_goes_on(
         tmp_path: Path, rtsp_camera: Any, caplog: pytest.LogCaptureFixture) -> None:
     cam = await rtsp_camera(audio=False)  # no backchannel: DESCRIBE with the Require header is refused

@@ -112,9 +112,14 @@ class Talkback:
 
     # -- from LiveStreaming ----------------------------------------------------------------------
     def datagram(self, data: bytes) -> None:
-        """A packet of the controller's return audio: to the talk ffmpeg at once (unless muted)."""
+        """A packet of the controller's return audio: to the talk ffmpeg at once (unless muted).
+
+        Only the selected payload type goes on: comfort noise (payload type 13, which we do not
+        advertise, so a controller should not send it) would only be a pause to the target."""
         self.packets_in += 1
         if self._relay is None or self._relay_to is None or self._muted():
+            return
+        if len(data) < 12 or data[1] & 0x7F != self._payload_type:
             return
         with contextlib.suppress(OSError):  # a full buffer drops a packet, as the network would
             self._relay.sendto(data, self._relay_to)
