@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -563,3 +564,42 @@ async def test_camera_down_60_s_then_back(rtsp_camera: CameraFactory, caplog: py
     # One "restarting" per failed run: the drop, the attempts while down, maybe one more that
     # started while the camera was coming back (events are per attempt; logs are per outage).
     assert set(states[:-1]) == {"restarting"} and starts_during <= len(states) - 1 <= starts_during + 2
+
+
+async def test_a_gated_restart_waits_for_its_release_and_the_users_restart_does_not() -> None:
+    """The pipeline's side of "no restart of the sidecar's own ends a recording": while the gate
+    says no, a reconfigure that changes the command line leaves the run going (same generation,
+    fragments still coming) and is carried out on release; the user's restart is never gated."""
+    asked: list[str] = []
+    holding = True
+
+    def gate(reason: str) -> bool:
+        asked.append(reason)
+        return not holding
+
+    pipeline = MediaPipeline(PipelineConfig(
+        source=Source("demo", demo_size=(320, 240), demo_fps=15), profile="libx264", settings=SMALL, name="gated",
+    ))
+    pipeline.restart_gate = gate
+    await pipeline.start()
+    try:
+        await pipeline.wait_for(lambda: pipeline.prebuffer.fragment_count > 0, 30)
+        generation, starts = pipeline.prebuffer.generation, pipeline.starts
+        result = await pipeline.reconfigure(dataclasses.replace(SMALL, bitrate_kbps=200))
+        assert result.restarted and asked == ["reconfigured"]
+        assert pipeline.restart_held == "reconfigured" and not pipeline.restart_pending
+        count = pipeline.prebuffer.fragment_count
+        await pipeline.wait_for(lambda: pipeline.prebuffer.fragment_count >= count + 2, 20)
+        assert (pipeline.prebuffer.generation, pipeline.starts) == (generation, starts)  # the run went on
+        holding = False
+        assert pipeline.release_restart() and pipeline.restart_held is None
+        await pipeline.wait_for(lambda: pipeline.prebuffer.generation > generation, 20)
+        assert pipeline.starts == starts + 1
+        # The user's "restart ffmpeg" is not put to the gate.
+        holding, generation = True, pipeline.prebuffer.generation
+        assert pipeline.restart("restart requested from the status page")
+        await pipeline.wait_for(lambda: pipeline.prebuffer.generation > generation, 20)
+        assert asked == ["reconfigured"]
+        assert not pipeline.release_restart()  # nothing held
+    finally:
+        await pipeline.stop()
