@@ -1,5 +1,5 @@
 """A camera on the classic model serves exactly the database it served before the secure-video
-model existed (docs/secure-video.md §Turning it on).
+model existed (docs/secure-video.md §Status).
 
 ``data/classic_accessories.json`` holds the ``/accessories`` bodies, byte for byte, recorded from
 the code before the model could be chosen (the firmware version is written as ``@VERSION@`` so a
