@@ -117,7 +117,8 @@ class Camera:
         self.live = LiveStreaming(name=spec.name, source=self.source, ffmpeg=ffmpeg,
                                   max_sessions=spec.max_live_streams, probe=self.core.offer.cached_probe,
                                   copy_allowed=self.pipeline.profile.is_copy, on_status=self._live_status,
-                                  talk=spec.two_way_audio, talk_muted=self._speaker_muted)
+                                  talk=spec.two_way_audio, talk_muted=self._speaker_muted,
+                                  talk_volume=self._speaker_volume)
         self._stream_task: asyncio.Task[None] | None = None
         self._recorder: Recorder | None = None
         #: Objects given exactly what each recording sent to the hub (e.g. a local clip archive):
@@ -131,6 +132,10 @@ class Camera:
     def _speaker_muted(self) -> bool:
         mute = self.services.speaker_mute
         return mute is not None and bool(mute.value)
+
+    def _speaker_volume(self) -> int:
+        volume = self.services.speaker_volume
+        return 100 if volume is None or volume.value is None else int(volume.value)
 
     @property
     def has_doorbell(self) -> bool:

@@ -71,8 +71,10 @@ class CameraServices:
     doorbell_press: Characteristic | None
     microphone: Service | None = None
     microphone_mute: Characteristic | None = None
+    microphone_volume: Characteristic | None = None
     speaker: Service | None = None
     speaker_mute: Characteristic | None = None
+    speaker_volume: Characteristic | None = None
 
     def all(self) -> list[Service]:
         services = [self.rtp, self.motion_sensor, self.recording, self.operating_mode, self.data_stream]
@@ -86,9 +88,15 @@ def _uint8(type_: str, perms_: frozenset[Perm], value: int, *, admin: bool = Tru
     return Characteristic(type_, Format.UINT8, perms_, value=value, valid_values=(0, 1), admin_write=admin)
 
 
+def _volume() -> Characteristic:
+    return Characteristic("119", Format.UINT8, PR_PW_EV, value=100, min_value=0, max_value=100, min_step=1,
+                          unit="percentage")
+
+
 def build_services(*, doorbell: bool, optional: OptionalModes, talk: bool = False) -> CameraServices:
     """The camera's services. ``talk``: Microphone (0x112) and Speaker (0x113), each with Mute
-    (0x11A), for two-way audio (docs/two-way-audio.md); without it the database is unchanged."""
+    (0x11A) and Volume (0x119), for two-way audio (docs/two-way-audio.md); without it the
+    database is unchanged."""
     motion = Characteristic("22", Format.BOOL, PR_EV)
     motion_active = Characteristic("75", Format.BOOL, PR_EV, value=True)
     motion_sensor = Service("85", [motion, motion_active])
@@ -144,13 +152,16 @@ def build_services(*, doorbell: bool, optional: OptionalModes, talk: bool = Fals
         bell = Service("121", [press])
         bell.primary = True
 
-    mic = mic_mute = speaker = speaker_mute = None
+    mic = mic_mute = mic_volume = speaker = speaker_mute = speaker_volume = None
     if talk:
-        # Volume is optional in both services and left out: no target here can change it mid-talk.
+        # Mute and Volume on both, as HAP-NodeJS cameras with two-way audio have them (and iOS
+        # accepts); not linked to the RTP service, as theirs are not.
         mic_mute = Characteristic("11A", Format.BOOL, PR_PW_EV, value=False)
-        mic = Service("112", [mic_mute])
+        mic_volume = _volume()
+        mic = Service("112", [mic_mute, mic_volume])
         speaker_mute = Characteristic("11A", Format.BOOL, PR_PW_EV, value=False)
-        speaker = Service("113", [speaker_mute])
+        speaker_volume = _volume()
+        speaker = Service("113", [speaker_mute, speaker_volume])
 
     return CameraServices(
         motion_sensor=motion_sensor, motion=motion, motion_status_active=motion_active,
@@ -162,5 +173,6 @@ def build_services(*, doorbell: bool, optional: OptionalModes, talk: bool = Fals
         rtp=rtp, rtp_active=rtp_active, streaming_status=streaming_status, supported_video_stream=sv,
         supported_audio_stream=sa, supported_rtp=srtp, selected_rtp=selected_rtp, setup_endpoints=setup_endpoints,
         doorbell=bell, doorbell_press=press,
-        microphone=mic, microphone_mute=mic_mute, speaker=speaker, speaker_mute=speaker_mute,
+        microphone=mic, microphone_mute=mic_mute, microphone_volume=mic_volume, speaker=speaker,
+        speaker_mute=speaker_mute, speaker_volume=speaker_volume,
     )

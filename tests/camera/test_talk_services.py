@@ -34,14 +34,17 @@ async def test_a_camera_without_two_way_audio_serves_todays_database(tmp_path: P
     assert _database(tmp_path, **fields) == json.loads(GOLDEN.read_text())[key]
 
 
-async def test_two_way_audio_adds_microphone_and_speaker_with_mute(tmp_path: Path) -> None:
+async def test_two_way_audio_adds_microphone_and_speaker_with_mute_and_volume(tmp_path: Path) -> None:
     plain = _database(tmp_path / "a")
     talk = _database(tmp_path / "b", two_way_audio=TwoWayAudio())
     added = [s for s in talk if s["type"] not in {p["type"] for p in plain}]
     assert sorted(s["type"] for s in added) == ["112", "113"]
     for service in added:
-        (mute,) = service["characteristics"]
+        mute, volume = service["characteristics"]
         assert (mute["type"], mute["format"], mute["perms"], mute["value"]) == ("11A", "bool", ["pr", "pw", "ev"],
                                                                                 False)
+        assert (volume["type"], volume["format"], volume["perms"], volume["value"]) == (
+            "119", "uint8", ["pr", "pw", "ev"], 100)
+        assert (volume["minValue"], volume["maxValue"], volume["unit"]) == (0, 100, "percentage")
     # Everything that was there keeps its iids and values.
     assert [s for s in talk if s["type"] not in ("112", "113")] == plain

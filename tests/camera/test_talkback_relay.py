@@ -49,3 +49,13 @@ async def test_the_relay_passes_the_selected_payload_type_unless_muted() -> None
         assert extra == b""
         talk._relay = None
     assert talk.packets_in == 3
+
+
+def test_the_speakers_volume_is_a_gain_in_the_talk_ffmpeg() -> None:
+    def talk(volume: int) -> Talkback:
+        return Talkback(name="t", config=TwoWayAudio(target="/tmp/x.wav", format="wav"), source_url="demo",
+                        srtp_key_b64=KEY_B64, payload_type=110, sample_rate_hz=16000, volume=lambda: volume)
+
+    assert talk(100)._gain() == []  # full volume: the audio as it came
+    assert talk(50)._gain() == ["-af", "volume=0.50"]
+    assert talk(0)._gain() == ["-af", "volume=0.00"]

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from sidecar import tlv8
-from sidecar.camera import Camera, CameraSpec
+from sidecar.camera import Camera, CameraSpec, TwoWayAudio
 from tests.support.hap_client import aio_pair
 from tests.support.ports import free_port
 
@@ -87,10 +87,11 @@ def canonical(db: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@pytest.fixture
-async def ours(tmp_path: Path) -> AsyncIterator[Camera]:
-    camera = Camera(CameraSpec(name="Ours", source="demo", profile="libx264", setup_code=PIN), tmp_path / "ours",
-                    host="127.0.0.1", port=0, advertiser=None)
+@pytest.fixture(params=[False, True], ids=["plain", "two-way-audio"])
+async def ours(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Camera]:
+    talk = TwoWayAudio() if request.param else None
+    camera = Camera(CameraSpec(name="Ours", source="demo", profile="libx264", setup_code=PIN, two_way_audio=talk),
+                    tmp_path / "ours", host="127.0.0.1", port=0, advertiser=None)
     await camera.start()
     try:
         yield camera
@@ -120,7 +121,8 @@ async def test_database_matches_the_hap_nodejs_reference(ours: Camera, tmp_path:
     options = {"prebuffer": prebuffer, "triggers": [], "fragment": fragment, "profiles": profiles, "levels": levels,
                "resolutions": [list(r) for r in resolutions], "sampleRates": audio[3],
                "streamProfiles": sprofiles, "streamLevels": slevels,
-               "streamResolutions": [list(r) for r in sresolutions]}
+               "streamResolutions": [list(r) for r in sresolutions],
+               "twoWayAudio": ours.spec.two_way_audio is not None}
     assert triggers == 1  # motion only: what HAP-NodeJS derives from its motion sensor
     port = free_port()
     proc = await asyncio.create_subprocess_exec(

@@ -90,7 +90,7 @@ class LiveStreaming:
                  probe: Callable[[], Mapping[str, Any] | None] = lambda: None, copy_allowed: bool = False,
                  on_status: Callable[[bytes], object] | None = None,
                  random_bytes: Callable[[int], bytes] = os.urandom, talk: TwoWayAudio | None = None,
-                 talk_muted: Callable[[], bool] = lambda: False) -> None:
+                 talk_muted: Callable[[], bool] = lambda: False, talk_volume: Callable[[], int] = lambda: 100) -> None:
         self.name = name
         self.source = source
         self.ffmpeg = ffmpeg
@@ -100,6 +100,7 @@ class LiveStreaming:
         self._on_status = on_status
         self.talk = talk  # two-way audio (docs/two-way-audio.md); None: the controller's audio is ignored
         self._talk_muted = talk_muted
+        self._talk_volume = talk_volume
         self._runners: dict[bytes, _Runner] = {}
         self._owner_unregister: dict[int, Callable[[], None]] = {}
         self._prepared_timers: dict[bytes, asyncio.TimerHandle] = {}
@@ -340,7 +341,8 @@ class LiveStreaming:
             return None
         return Talkback(name=self.name, config=self.talk, source_url=self.source.url,
                         srtp_key_b64=session.request.audio_srtp.key_salt_b64, payload_type=sel.payload_type,
-                        sample_rate_hz=sel.sample_rate_hz, ffmpeg=self.ffmpeg, muted=self._talk_muted)
+                        sample_rate_hz=sel.sample_rate_hz, ffmpeg=self.ffmpeg, muted=self._talk_muted,
+                        volume=self._talk_volume)
 
     async def _watch_rtcp(self, runner: _Runner, process: LiveStreamProcess) -> None:
         """A controller that reported once and then went silent is gone (a phone put away

@@ -91,7 +91,7 @@ class Talkback:
 
     def __init__(self, *, name: str, config: TwoWayAudio, source_url: str, srtp_key_b64: str, payload_type: int,
                  sample_rate_hz: int, ffmpeg: str = "ffmpeg", muted: Callable[[], bool] = lambda: False,
-                 connect_timeout_s: float = 10.0) -> None:
+                 volume: Callable[[], int] = lambda: 100, connect_timeout_s: float = 10.0) -> None:
         self.name = name
         self.config = config
         self.target = config.target or source_url
@@ -100,6 +100,7 @@ class Talkback:
         self._payload_type = payload_type
         self._sample_rate = sample_rate_hz
         self._muted = muted
+        self._volume = volume
         self.connect_timeout_s = connect_timeout_s
         self.warning: str | None = None
         self.packets_in = 0
@@ -153,7 +154,7 @@ class Talkback:
             relay = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             relay.setblocking(False)
             self._relay, self._relay_to = relay, ("127.0.0.1", port)
-            argv = build_talk_argv(self.ffmpeg, output)
+            argv = build_talk_argv(self.ffmpeg, self._gain() + output)
             sdp = talk_sdp(port, self._payload_type, self._sample_rate, self._key)
             run = FfmpegRun(argv, name=f"{self.name}:talk", stdin_data=sdp.encode("ascii"),
                             on_stderr=lambda line: log.debug("%s: talk ffmpeg: %s", self.name, line))
@@ -219,6 +220,12 @@ class Talkback:
                 first = False
         with contextlib.suppress(asyncio.CancelledError, Exception):
             ffmpeg_task.result()
+
+    def _gain(self) -> list[str]:
+        """The Speaker's Volume, as a gain the talk ffmpeg applies from its start (a change
+        during a talk applies from the next live view)."""
+        volume = max(0, min(100, self._volume()))
+        return [] if volume == 100 else ["-af", f"volume={volume / 100:.2f}"]
 
     def _warn(self, text: str) -> None:
         if self.warning is None and not self._stopped.is_set():

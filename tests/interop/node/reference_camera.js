@@ -40,6 +40,9 @@ camera.configureController(new hap.CameraController({
   streamingOptions: {
     supportedCryptoSuites: [hap.SRTPCryptoSuites.AES_CM_128_HMAC_SHA1_80],
     video: { codec: { profiles: opt.streamProfiles, levels: opt.streamLevels }, resolutions: opt.streamResolutions },
+    // Two-way audio: what a doorbell with a speaker configures (Microphone and Speaker services).
+    ...(opt.twoWayAudio ? { audio: { twoWayAudio: true, codecs: [{ type: hap.AudioStreamingCodecType.OPUS,
+      samplerate: [hap.AudioStreamingSamplerate.KHZ_16, hap.AudioStreamingSamplerate.KHZ_24] }] } } : {}),
   },
   recording: {
     delegate,
