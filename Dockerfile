@@ -19,8 +19,12 @@ RUN /opt/hksv/bin/pip install --no-cache-dir --disable-pip-version-check --no-de
 
 # -- runtime: Debian's Python and ffmpeg (libx264 and the native AAC encoder HKSV needs; VAAPI/QSV
 #    drivers for the hardware profiles come with --device /dev/dri) --
+# ffmpeg's libraries depend on libGL, which brings Mesa's OpenGL drivers and the LLVM and Z3 they
+# load (about 160 MB); ffmpeg never opens OpenGL, so dpkg leaves those files out (docs/docker.md).
 FROM debian:bookworm-slim
-RUN apt-get update \
+RUN printf '%s\n' 'path-exclude /usr/lib/*/dri/*_dri.so' 'path-exclude /usr/lib/*/libLLVM-*' \
+        'path-exclude /usr/lib/*/libz3.so*' > /etc/dpkg/dpkg.cfg.d/hksv-no-opengl \
+    && apt-get update \
     && apt-get install -y --no-install-recommends python3=3.11.* ffmpeg=7:5.1.* ca-certificates=202* tini=0.19.* \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home --shell /usr/sbin/nologin hksv \

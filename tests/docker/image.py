@@ -1,9 +1,11 @@
 """Build and run the real Dockerfile without a Docker daemon (docs/testing.md §Docker image).
 
 No daemon or registry is reachable here, so the base image ``debian:bookworm-slim`` is made with
-debootstrap (``minbase``, the same package set the official slim image starts from) and tagged
-locally under that name; buildah then builds the Dockerfile as written (chroot isolation, the vfs
-driver, ``--pull=never`` so ``FROM debian:bookworm-slim`` resolves to the local image) and runs it.
+debootstrap (``minbase``, the same package set the official slim image starts from), slimmed as
+the official one is (:func:`slim`: no documentation, manual pages or translations, now or from
+later installs; apt keeps no package files or lists), and tagged locally under that name; buildah
+then builds the Dockerfile as written (chroot isolation, the vfs driver, ``--pull=never`` so
+``FROM debian:bookworm-slim`` resolves to the local image) and runs it.
 
 Caching, so that a second run is quick while a first run works from nothing:
 - the debootstrapped base is kept as a tarball in the cache directory;
@@ -101,10 +103,46 @@ def _cas_digest() -> str:
     return digest.hexdigest()[:16]
 
 
+# What the official slim image leaves out, as dpkg exclusions (they also hold for every package a
+# Dockerfile installs on top), and apt's settings that keep no downloaded package in a layer. The
+# image size the Docker test prints depends on both, so the local base must match.
+DPKG_EXCLUDES = """path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/info/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/overrides/*
+path-exclude /usr/share/locale/*
+path-exclude /usr/share/man/*
+"""
+_CLEAN = '"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"'
+APT_CLEAN = f"""DPkg::Post-Invoke {{ {_CLEAN}; }};
+APT::Update::Post-Invoke {{ {_CLEAN}; }};
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+"""
+SLIM_RECIPE = "slim-1"  # changes when slim() does, so the local base is made again
+
+
+def slim(root: Path) -> None:
+    """Make a debootstrapped root file system what the official ``-slim`` image is."""
+    (root / "etc/dpkg/dpkg.cfg.d/docker").write_text(DPKG_EXCLUDES)
+    (root / "etc/apt/apt.conf.d/docker-clean").write_text(APT_CLEAN)
+    for directory in ("usr/share/info", "usr/share/linda", "usr/share/lintian/overrides", "usr/share/locale",
+                      "usr/share/man", "var/lib/apt/lists"):
+        for child in (root / directory).glob("*") if (root / directory).is_dir() else ():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    for path in (root / "usr/share/doc").rglob("*"):
+        if not path.is_dir() and path.name != "copyright":
+            path.unlink()
+
+
 def ensure_base() -> None:
     """``debian:bookworm-slim`` in the local storage, from the cached tarball (re-made when the
-    machine's extra CAs changed)."""
-    wanted = _cas_digest()
+    machine's extra CAs or the slimming changed)."""
+    wanted = f"{SLIM_RECIPE}-{_cas_digest()}"
     if has_image(BASE):
         if image_labels(BASE).get("hksv.host-ca") == wanted:
             return
@@ -114,6 +152,7 @@ def ensure_base() -> None:
     try:
         mount = buildah("mount", container)
         subprocess.run(["tar", "-xpf", str(tarball), "-C", mount], check=True, timeout=600)
+        slim(Path(mount))
         target = Path(mount) / "usr/local/share/ca-certificates"
         target.mkdir(parents=True, exist_ok=True)
         for ca in host_cas():
@@ -127,7 +166,7 @@ def ensure_base() -> None:
         raise
 
 
-CONTEXT_FILES = ("Dockerfile", ".dockerignore", "pyproject.toml", "setup.py", "README.md")
+CONTEXT_FILES = ("Dockerfile", ".dockerignore", "pyproject.toml", "setup.py", "README.md", "requirements.lock")
 CONTEXT_DIRS = ("sidecar", "ffmpeg_profiles")
 
 
@@ -161,6 +200,13 @@ def build(context: Path) -> None:
                   "--label", f"hksv.context={digest}", "-t", IMAGE, "-f", str(context / "Dockerfile"), str(context),
                   timeout=1800)
     prune(set(re.findall(r"^--> (?:Using cache )?([0-9a-f]{11,64})$", log, re.MULTILINE)))
+
+
+def image_size_mb(name: str) -> float:
+    """The image's size as buildah reports it (all layers, uncompressed), in MB (10^6 bytes)."""
+    (entry,) = json.loads(buildah("images", "--json", name))
+    number, unit = re.fullmatch(r"([\d.]+)\s*([kMG]?B)", entry["size"]).groups()  # type: ignore[union-attr]
+    return float(number) * {"B": 1e-6, "kB": 1e-3, "MB": 1.0, "GB": 1e3}[unit]
 
 
 def prune(keep: set[str]) -> None:
