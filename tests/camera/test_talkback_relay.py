@@ -4,8 +4,12 @@ while the Speaker is muted."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 import struct
+
+import pytest
 
 from sidecar.camera import TwoWayAudio
 from sidecar.camera.live.talkback import Talkback, build_talk_argv, talk_sdp
@@ -59,3 +63,16 @@ def test_the_speakers_volume_is_a_gain_in_the_talk_ffmpeg() -> None:
     assert talk(100)._gain() == []  # full volume: the audio as it came
     assert talk(50)._gain() == ["-af", "volume=0.50"]
     assert talk(0)._gain() == ["-af", "volume=0.00"]
+
+
+async def test_an_unreachable_backchannel_is_one_warning_in_words(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    talk = Talkback(name="Door", config=TwoWayAudio(), source_url=f"rtsp://127.0.0.1:{port}/cam",
+                    srtp_key_b64=KEY_B64, payload_type=110, sample_rate_hz=16000)
+    await asyncio.wait_for(talk.run(), 15)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"Door: talk: {talk.warning}; the live view goes on without it"]
+    assert talk.warning is not None and talk.warning.startswith("cannot reach the camera's backchannel")
+    assert talk.run_ is None  # no ffmpeg was started

@@ -239,7 +239,7 @@ class BackchannelClient:
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
-        if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
+        if parts.scheme != "rtsp" or not parts.hostname:
             raise RtspError(f"a backchannel needs an rtsp:// URL, not {parts.scheme or 'no scheme'}")
         if parts.username is not None:
             self._auth = _Credentials(unquote(parts.username), unquote(parts.password or ""))

@@ -177,9 +177,11 @@ class Talkback:
                 self._warn("the camera closed the backchannel")
         except RtspError as exc:
             self._warn(str(exc))
-        except (OSError, TimeoutError) as exc:
+        except TimeoutError:
+            self._warn(f"the camera's backchannel did not answer within {self.connect_timeout_s:g} s")
+        except OSError as exc:
             what = "the camera's backchannel" if self.config.backchannel else "the talk target"
-            self._warn(f"cannot reach {what}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc!r}")
+            self._warn(f"cannot reach {what}: {exc.strerror or exc}")
         finally:
             if self.run_ is not None:
                 self.run_.request_stop("the live session ended")
