@@ -123,8 +123,12 @@ class CameraConfig(_Strict):
     hap_port: int | None = Field(default=None, ge=1, le=65535)
     setup_code: str | None = None
     motion_every: float | None = Field(default=None, gt=0, description="demo: toggle motion every N seconds")
-    profile: str = Field(default="copy", description="ffmpeg profile: copy, libx264, vaapi, qsv, nvenc, v4l2m2m")
+    profile: str = Field(default="copy", description="ffmpeg profile: copy, libx264, vaapi, qsv, nvenc, v4l2m2m; "
+                         "for H.265 recordings libx265, hevc_vaapi, hevc_qsv, hevc_nvenc")
     transcode_fallback: bool = Field(default=False, description="copy mode: transcode if the GOP exceeds 4 s")
+    record_codec: Literal["h264", "hevc", "auto"] = Field(
+        default="h264", description="what hubs record: h264 (today's), hevc (all hubs on tvOS 27), auto (hevc "
+        "from an H.265 camera, back to h264 after two failed recordings); docs/h265.md")
     doorbell: bool = False
     snapshot_url: str | None = Field(default=None, description="e.g. Frigate's /api/<cam>/latest.jpg")
     prebuffer_ms: int = Field(default=8000, ge=4000, le=30000, description="the most a hub may select")

@@ -71,3 +71,14 @@ def test_two_way_audio_config_becomes_the_cameras_talk_target() -> None:
                           ({"sample_rate": 100}, "sample_rate"), ({"volume": 3}, "volume")):
         with pytest.raises(ConfigError, match=fragment):
             spec(bad)
+
+
+def test_record_codec_is_h264_unless_set(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("cameras:\n  - {name: A, source: 'rtsp://a/s'}\n  - {name: B, source: 'rtsp://b/s', "
+                    "record_codec: hevc}\n  - {name: C, source: 'rtsp://c/s', record_codec: auto}\n")
+    cfg = parse_args(["--config", str(path)])
+    assert [c.record_codec for c in cfg.cameras] == ["h264", "hevc", "auto"]
+    path.write_text("cameras:\n  - {name: A, source: 'rtsp://a/s', record_codec: h265}\n")
+    with pytest.raises(ConfigError, match="record_codec"):
+        parse_args(["--config", str(path)])

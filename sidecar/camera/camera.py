@@ -49,6 +49,7 @@ from .core import (
     ReleaseRestart,
     SetCharacteristic,
     SetLiveEnabled,
+    SetRecordCodec,
     UpdatePipeline,
 )
 from .events import EventBus, LiveSessionsChanged, MotionSource
@@ -101,6 +102,7 @@ class Camera:
         self.pipeline = MediaPipeline(PipelineConfig(
             source=self.source, profile=spec.profile, name=spec.name,
             transcode_fallback=spec.transcode_fallback, ffmpeg_bin=ffmpeg, profiles=profiles,
+            record_codec="h264" if spec.record_codec == "h264" else "hevc",
             prebuffer_capacity_s=max(12.0, spec.prebuffer_ms / 1000 + 8),
             settings=RecordingSettings(audio=audio),  # no selection yet: the source's size, our audio
             detect=spec.detect if spec.detect_source is None else None), on_event=self._on_pipeline_event, clock=clock)
@@ -211,6 +213,9 @@ class Camera:
                 self.live.set_enabled(action.enabled)
             elif isinstance(action, ReleaseRestart):
                 self.pipeline.release_restart()
+            elif isinstance(action, SetRecordCodec):
+                log.warning("%s: record_codec auto: %s", self.name, action.reason)
+                self.pipeline.set_record_codec("hevc" if action.codec == "hevc" else "h264")
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -294,7 +299,8 @@ class Camera:
         selection = self.core.selection
         session = RecordingSession(stream.stream_id, self.clock(),
                                    prebuffer_ms=selection.prebuffer_ms if selection else 4000,
-                                   max_event_s=self.spec.max_event_s)
+                                   max_event_s=self.spec.max_event_s,
+                                   wall_clock_offset_s=time.time() - self.clock())
         recorder = Recorder(self.name, stream, session, self.pipeline, clock=self.clock, sinks=self.recording_sinks)
         self._recorder = recorder
         log.info("%s: recording stream %d opened", self.name, stream.stream_id)
@@ -360,4 +366,4 @@ class Camera:
             failed_setup_attempts=self.state.failed_attempts,
             live_sessions=self.live.active_sessions, motion=self.core.motion.active,
             recording=self._recorder is not None, recordings=self.core.recordings, prebuffer_ms=self.spec.prebuffer_ms,
-            media=media)
+            media=media, record_codec=self.core.codec.describe())

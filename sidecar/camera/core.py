@@ -27,6 +27,8 @@ carry out, in order, and :meth:`CameraCore.next_deadline` says when to call
   would give the next run a new init segment, which a clip in flight cannot take. While a hub
   is recording, such a restart waits; the recording's end releases it
   (:class:`ReleaseRestart`). Only the user's own "restart ffmpeg" does not wait.
+* **Recording codec** (``record_codec``): under ``auto``, two H.265 recordings in a row that hubs
+  end abnormally switch the pipeline to H.264 (:class:`~sidecar.camera.recording.codec_choice.CodecChoice`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from .events import (
     SetupCodeRejected,
 )
 from .motion import MotionState
+from .recording.codec_choice import CodecChoice
 from .recording.configuration import RecordingSelection
 from .recording.offer import RecordingOffer
 from .settings import CameraSettings, snapshot_refusal
@@ -66,6 +69,7 @@ __all__ = [
     "ReleaseRestart",
     "SetCharacteristic",
     "SetLiveEnabled",
+    "SetRecordCodec",
     "UpdatePipeline",
     "keep_warm_mode",
     "recording_settings",
@@ -130,8 +134,16 @@ class Emit:
     event: CameraEvent
 
 
+@dataclass(frozen=True, slots=True)
+class SetRecordCodec:
+    """Tell the pipeline what the recordings carry from now on (``auto`` falling back to H.264)."""
+
+    codec: str  # "h264" or "hevc"
+    reason: str
+
+
 Action = (SetCharacteristic | Persist | UpdatePipeline | Reconfigure | CloseRecording | SetLiveEnabled | Emit
-          | ReleaseRestart)
+          | ReleaseRestart | SetRecordCodec)
 
 
 # -- policies as functions ------------------------------------------------------------------------
@@ -171,11 +183,13 @@ class CameraCore:
         self.paired = paired
         self.settings = CameraSettings.load(app)
         self.offer = RecordingOffer(spec.name, app, self.settings, copy=copy, prebuffer_ms=spec.prebuffer_ms,
+                                    hevc=spec.record_codec != "h264",
                                     doorbell=spec.doorbell)
         self.motion = MotionState()
         self.recording: int | None = None  # the stream id of the recording in progress
         self.recordings = 0
         self.restart_held: str | None = None  # why an ffmpeg restart waits for the recording's end
+        self.codec = CodecChoice(spec.record_codec)
 
     @property
     def selection(self) -> RecordingSelection | None:
@@ -334,6 +348,9 @@ class CameraCore:
         if self.recording == event.stream_id:
             self.recording = None
         actions: list[Action] = [Emit(event)]
+        fell_back = self.codec.recording_ended(event)
+        if fell_back is not None:
+            actions.append(SetRecordCodec("h264", fell_back))
         if self.recording is None and self.restart_held is not None:
             actions.append(ReleaseRestart(self.restart_held))
             self.restart_held = None

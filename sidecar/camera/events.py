@@ -79,6 +79,7 @@ class RecordingEnded(CameraEvent):
     first_byte_s: float | None = None  # open -> first media byte handed to the socket
     prebuffer_s: float | None = None  # seconds of media before the open that were sent
     duration_s: float = 0.0
+    video_codec: str | None = None  # the clip's sample entry: avc1 (H.264), hvc1 (H.265), ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

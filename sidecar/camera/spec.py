@@ -12,12 +12,15 @@ from typing import Literal
 
 from ..media.frames import DetectOutput
 
-__all__ = ["CameraSpec", "KeepWarm", "TwoWayAudio"]
+__all__ = ["CameraSpec", "KeepWarm", "RecordCodec", "TwoWayAudio"]
 
 #: When ffmpeg runs (and so the prebuffer is warm): ``always`` whenever HomeKitCameraActive is 1,
 #: ``recording`` only while recording is on too; ``auto``: ``always`` for copy mode (it costs
 #: almost nothing), ``recording`` for a transcoding profile (it costs a core's worth of CPU).
 KeepWarm = Literal["auto", "always", "recording"]
+#: What the hubs record: ``h264``, ``hevc`` (every hub on tvOS 27), or ``auto`` (H.265 from an
+#: H.265 camera, back to H.264 after two failed H.265 recordings in a row; docs/h265.md).
+RecordCodec = Literal["h264", "hevc", "auto"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +51,7 @@ class CameraSpec:
     profile: str = "copy"  # ffmpeg profile: copy, libx264, vaapi, ...
     setup_code: str | None = None
     transcode_fallback: bool = False
+    record_codec: RecordCodec = "h264"
     doorbell: bool = False
     snapshot_url: str | None = None
     prebuffer_ms: int = 8000  # the most a hub may select

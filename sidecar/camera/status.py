@@ -81,6 +81,7 @@ class CameraStatus:
     recordings: int  # opened since start
     prebuffer_ms: int  # the most a hub may select
     media: MediaStatus
+    record_codec: str = "h264"  # the record_codec setting, and why ``auto`` fell back to H.264 if it did
 
     def healthy(self, *, stale_after_s: float) -> tuple[bool, str]:
         """Whether this camera works, and in words why not (the ``/healthz`` rule)."""

@@ -30,6 +30,7 @@ from .datasend import (
     ClosedBy,
     CloseReason,
     DataSendStream,
+    Segment,
     StreamRegistry,
     reason_code,
 )
@@ -235,7 +236,7 @@ class HDSConnection:
 
     # -- recording streams -----------------------------------------------------------------
 
-    def send_init(self, stream: DataSendStream, data: bytes | bytearray | memoryview) -> None:
+    def send_init(self, stream: DataSendStream, data: Segment) -> None:
         """Queue every chunk of the init segment."""
         self._check_stream(stream)
         self._send_all(stream, stream.init_segment(data))
@@ -243,7 +244,7 @@ class HDSConnection:
     def send_fragment(
         self,
         stream: DataSendStream,
-        data: bytes | bytearray | memoryview,
+        data: Segment,
         *,
         end_of_stream: bool = False,
         now: float,

@@ -17,7 +17,7 @@ from typing import Final, Literal, Protocol
 
 from .errors import StreamClosedError
 from .messages import HDSStatus
-from .opack import Value
+from .opack import Pieces, Value
 
 __all__ = [
     "END_OF_STREAM_TIMEOUT",
@@ -27,10 +27,14 @@ __all__ = [
     "DataSendStream",
     "OpenDecision",
     "OpenGate",
+    "Segment",
     "StreamRegistry",
     "decide_open",
     "reason_code",
 ]
+
+Segment = bytes | bytearray | memoryview | tuple[bytes | memoryview, ...]
+"""One init segment or fragment: a buffer, or pieces sent as their concatenation (never joined)."""
 
 PROTOCOL: Final = "dataSend"
 MAX_CHUNK: Final = 262_144
@@ -155,7 +159,7 @@ class DataSendStream:
     def closed(self) -> bool:
         return self.state == "closed"
 
-    def init_segment(self, data: bytes | bytearray | memoryview) -> Iterator[dict[str, Value]]:
+    def init_segment(self, data: Segment) -> Iterator[dict[str, Value]]:
         """Data event bodies for the initialization segment (ftyp + moov)."""
         if self.state != "open":
             raise StreamClosedError(f"stream {self.stream_id} is {self.state}")
@@ -164,7 +168,7 @@ class DataSendStream:
         return self._chunks(data, "mediaInitialization", end_of_stream=False, now=0.0)
 
     def fragment(
-        self, data: bytes | bytearray | memoryview, *, end_of_stream: bool = False, now: float = 0.0
+        self, data: Segment, *, end_of_stream: bool = False, now: float = 0.0
     ) -> Iterator[dict[str, Value]]:
         """Data event bodies for one fragment; ``end_of_stream`` marks the final one."""
         if self.sequence_number == 0 and not self.closed:
@@ -172,29 +176,27 @@ class DataSendStream:
         return self._chunks(data, "mediaFragment", end_of_stream=end_of_stream, now=now)
 
     def _chunks(
-        self, data: bytes | bytearray | memoryview, data_type: str, *, end_of_stream: bool, now: float
+        self, data: Segment, data_type: str, *, end_of_stream: bool, now: float
     ) -> Iterator[dict[str, Value]]:
         if self.state != "open":
             raise StreamClosedError(f"stream {self.stream_id} is {self.state}")
-        view = memoryview(data)
-        if view.format != "B" or view.ndim != 1:
-            view = view.cast("B")
-        total = view.nbytes
+        views = [_bytes_view(piece) for piece in data] if isinstance(data, tuple) else [_bytes_view(data)]
+        views = [v for v in views if v.nbytes]
+        total = sum(v.nbytes for v in views)
         if total == 0:
             raise ValueError("empty segment (HN would send nothing and lose endOfStream)")
         self.sequence_number += 1
         if end_of_stream:
             self.state = "ended"
             self.ended_at = now
-        return self._generate(view, data_type, self.sequence_number, end_of_stream)
+        return self._generate(views, total, data_type, self.sequence_number, end_of_stream)
 
     def _generate(
-        self, view: memoryview, data_type: str, sequence: int, end_of_stream: bool
+        self, views: list[memoryview], total: int, data_type: str, sequence: int, end_of_stream: bool
     ) -> Iterator[dict[str, Value]]:
-        total = view.nbytes
         chunk_number = 1
         for offset in range(0, total, self.max_chunk):
-            piece = view[offset : offset + self.max_chunk]
+            piece = _slice(views, offset, min(total, offset + self.max_chunk))
             last = offset + self.max_chunk >= total
             metadata: dict[str, Value] = {
                 "dataType": data_type,
@@ -234,6 +236,26 @@ class DataSendStream:
         if self.state == "ended" and self.ended_at is not None:
             return self.ended_at + timeout
         return None
+
+
+def _bytes_view(data: bytes | bytearray | memoryview) -> memoryview:
+    view = memoryview(data)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+def _slice(views: list[memoryview], start: int, end: int) -> memoryview | Pieces:
+    """``start:end`` of the concatenation of ``views``: one view when it lies in one piece (the
+    usual case), else the pieces it spans (still views, no copy)."""
+    out: list[memoryview] = []
+    base = 0
+    for view in views:
+        size = view.nbytes
+        if base + size > start and base < end:
+            out.append(view[max(0, start - base) : min(size, end - base)])
+        base += size
+        if base >= end:
+            break
+    return out[0] if len(out) == 1 else Pieces(out)
 
 
 class StreamRegistry:

@@ -24,7 +24,7 @@ from typing import Final, Protocol
 from ..connection_limiter import ConnectionLimiter
 from .config import HDSConfig
 from .connection import ConnectionClosed, HDSConnection, HelloReceived, Identified, StreamEnded, StreamOpened
-from .datasend import ClosedBy, CloseReason, DataSendStream, StreamRegistry
+from .datasend import ClosedBy, CloseReason, DataSendStream, Segment, StreamRegistry
 from .errors import StreamClosedError
 from .transport import TransportManager
 
@@ -101,14 +101,15 @@ class RecordingStream:
     def bytes_sent(self) -> int:
         return self._stream.bytes_sent
 
-    async def send_init(self, data: bytes | bytearray | memoryview) -> None:
+    async def send_init(self, data: Segment) -> None:
         """Send the initialization segment (dataSequenceNumber 1)."""
         async with self._lock:
             self._protocol.conn.send_init(self._stream, data)  # raises once the stream is over
             await self._flush_and_drain()
 
-    async def send_fragment(self, data: bytes | bytearray | memoryview, *, end_of_stream: bool = False) -> None:
-        """Send one fMP4 fragment; ``end_of_stream`` only on the very last one."""
+    async def send_fragment(self, data: Segment, *, end_of_stream: bool = False) -> None:
+        """Send one fMP4 fragment (a buffer, or pieces sent as one); ``end_of_stream`` only on
+        the very last one."""
         async with self._lock:
             protocol = self._protocol
             protocol.conn.send_fragment(self._stream, data, end_of_stream=end_of_stream, now=protocol.server.clock())

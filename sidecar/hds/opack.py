@@ -37,6 +37,7 @@ __all__ = [
     "Int16",
     "Int32",
     "Int64",
+    "Pieces",
     "Value",
     "decode",
     "decode_prefix",
@@ -183,6 +184,19 @@ def encode_into(out: bytearray, value: object) -> None:
 ZERO_COPY_MIN: Final = 4096
 
 
+class Pieces(tuple[memoryview, ...]):
+    """One data value given in pieces: encoded as the data of their concatenation, each piece
+    copied once (or, in :func:`encode_parts`, a large piece passed on as it is), never joined
+    first. A segment that arrives as a small rewritten head and a large untouched body is sent
+    like one contiguous buffer."""
+
+    __slots__ = ()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(piece.nbytes for piece in self)
+
+
 def encode_parts(value: object, prefix: bytes = b"") -> list[bytes | memoryview]:
     """Encode ``value`` as a list of pieces whose concatenation is the encoding.
 
@@ -250,6 +264,15 @@ def _encode(out: bytearray, value: object, depth: int, parts: list[bytes | memor
             raise EncodeError(f"string is not valid UTF-8: {exc}") from None
         _encode_length(out, len(raw), T_STR, T_STR_L1)
         out += raw
+    elif isinstance(value, Pieces):
+        _encode_length(out, value.nbytes, T_DATA, T_DATA_L1)
+        for piece in value:
+            if parts is not None and piece.nbytes >= ZERO_COPY_MIN:
+                parts.append(bytes(out))
+                del out[:]
+                parts.append(piece)
+            else:
+                out += piece
     elif isinstance(value, bytes | bytearray | memoryview):
         view = memoryview(value)
         if view.format != "B" or view.ndim != 1:

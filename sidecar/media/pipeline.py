@@ -28,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from ..redact import redact
 from .backoff import Backoff
@@ -208,6 +209,10 @@ class MediaPipeline:
         if result.restarted and self._task is not None and not self._task.done():
             self._request_restart("reconfigured")
         return result
+
+    def set_record_codec(self, codec: Literal["h264", "hevc"]) -> None:
+        """Switch what the recordings carry (docs/h265.md); ffmpeg restarts if its command changes."""
+        self._act(self._policy.set_record_codec(codec))
 
     def fragments_since(self, ms: int) -> PrebufferSnapshot | None:
         """Init + fragments covering the last ``ms`` ms, from a keyframe (see :class:`Prebuffer`)."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from .command import AudioMode, FfmpegCommand, build_command
 from .hevc_recording import init_problems
@@ -113,11 +114,13 @@ class StreamPolicy:
         self._warned_verdict: GopVerdict | None = None
         #: Learned from the first init segment: the camera sends H.265 (copy mode tags it hvc1).
         self.source_hevc = False
+        #: What the recordings carry; the camera may switch it to h264 (record_codec auto).
+        self.record_codec = config.record_codec
 
     @property
     def fallback_profile(self) -> str:
         """The transcoding profile for this camera's codec choice."""
-        if self.config.record_codec == "hevc":
+        if self.record_codec == "hevc":
             return self.config.hevc_fallback_profile
         return self.config.fallback_profile
 
@@ -139,7 +142,7 @@ class StreamPolicy:
             ffmpeg_bin=self.config.ffmpeg_bin,
             detect=self.config.detect,
             detect_target=detect_target,
-            source_hevc=self.source_hevc and self.config.record_codec == "hevc",
+            source_hevc=self.source_hevc and self.record_codec == "hevc",
         )
 
     def start_run(self, detect_target: str = DETECT_PLACEHOLDER) -> FfmpegCommand:
@@ -168,6 +171,22 @@ class StreamPolicy:
             return ReconfigureResult(False, new.ignored, f"no change needed; {note}"), actions
         return ReconfigureResult(True, new.ignored, f"restarting ffmpeg; {note}"), actions
 
+    def set_record_codec(self, codec: Literal["h264", "hevc"]) -> list[Action]:
+        """The camera switches what the recordings carry (``auto`` falling back to H.264): an
+        H.265 camera copied, or an H.265 encoder, gives way to the H.264 fallback profile."""
+        if codec == self.record_codec:
+            return []
+        self.record_codec = codec
+        old = self.command
+        if codec == "h264" and ((self.profile.is_copy and self.source_hevc) or self.profile.encodes_hevc):
+            self.profile_name = self.config.fallback_profile
+            return [Notice(f"recording H.264 from now on: the {self.profile_name} profile", warning=True),
+                    self._restart(RestartCause.TRANSCODE, "recordings switch to H.264: transcoding")]
+        new = self.build(self.settings)
+        if old is not None and old.argv != new.argv:
+            return [self._restart(RestartCause.TRANSCODE, f"recordings switch to {codec}")]
+        return []
+
     # -- what ffmpeg produced ------------------------------------------------------------------
 
     def on_init(self, init: InitSegment) -> list[Action]:
@@ -183,7 +202,7 @@ class StreamPolicy:
                 actions.append(Notice("the source has no audio; restarting with a silent track"))
                 actions.append(self._restart(RestartCause.SILENT_AUDIO, "source has no audio: adding a silent track"))
         video = init.video
-        if self.profile.is_copy and video is not None and video.is_hevc and self.config.record_codec == "hevc":
+        if self.profile.is_copy and video is not None and video.is_hevc and self.record_codec == "hevc":
             return actions + self._check_hevc_copy(init)
         if self.profile.is_copy and (video is None or video.codec not in ("avc1", "avc3")):
             codec = video.codec if video is not None else "no video"

@@ -125,7 +125,15 @@ def _homekit(s: CameraStatus) -> str:
         paired = '<span class="warn">not paired</span>'
     return (f"<dt>HomeKit</dt><dd>{paired}</dd><dt>mode</dt><dd>{escape(s.mode)}</dd>"
             f"<dt>recording config</dt><dd>{escape(s.selection or 'none selected yet')}</dd>"
-            f"<dt>live views</dt><dd>{s.live_sessions}</dd>")
+            f"{_record_codec(s)}<dt>live views</dt><dd>{s.live_sessions}</dd>")
+
+
+def _record_codec(s: CameraStatus) -> str:
+    """``record_codec`` when it is not the default; a fall-back of ``auto`` stands out."""
+    if s.record_codec == "h264":
+        return ""
+    css = ' class="warn"' if "fell back" in s.record_codec else ""
+    return f"<dt>record codec</dt><dd{css}>{escape(s.record_codec)}</dd>"
 
 
 def _pairing_block(s: CameraStatus) -> str:

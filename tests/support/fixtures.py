@@ -4,6 +4,7 @@ tests/conftest.py): the sidecar as a real process, the RTSP test camera, a real 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -47,6 +48,21 @@ async def rtsp_camera(tmp_path: Path) -> AsyncIterator[CameraFactory]:
     finally:
         for cam in cameras:
             await cam.kill()
+
+
+@pytest.fixture(scope="session")
+def h265_camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30 s of 1920x1080@15 H.265 with an IDR every 4 s (closed GOP), for the RTSP camera's
+    ``h265_file``: encoded once per test session, because live x265 at 1080p would take a core."""
+    out = tmp_path_factory.mktemp("h265") / "camera.mkv"
+    subprocess.run(
+        ["nice", "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=15", "-t", "30",
+         "-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-b:v", "1500k", "-x265-params",
+         "keyint=60:min-keyint=60:scenecut=0:bframes=0:open-gop=0:repeat-headers=1:log-level=error",
+         "-f", "matroska", str(out)],
+        check=True, timeout=300,
+    )
+    return out
 
 
 @pytest.fixture

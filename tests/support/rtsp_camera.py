@@ -36,11 +36,13 @@ class RtspCamera:
 
     def __init__(self, log_path: Path, *, port: int = 0, fps: int = 15, gop: int = 60,
                  width: int = 320, height: int = 240, audio: bool = True, user: str | None = None,
-                 password: str | None = None, backchannel: Path | None = None) -> None:
+                 password: str | None = None, backchannel: Path | None = None,
+                 h265_file: Path | None = None) -> None:
         self.port = port
         self.fps, self.gop, self.width, self.height, self.audio = fps, gop, width, height, audio
         self.user, self.password = user, password  # RTSP basic auth, if set
         self.backchannel = backchannel  # an ONVIF speaker track, written to this file (mu-law)
+        self.h265_file = h265_file  # serve this pre-encoded H.265 clip (size, fps and GOP are its own)
         self.log_path = log_path
         self.proc: asyncio.subprocess.Process | None = None
 
@@ -55,6 +57,8 @@ class RtspCamera:
             args.append("--no-audio")
         if self.backchannel is not None:
             args += ["--backchannel", str(self.backchannel)]
+        if self.h265_file is not None:
+            args += ["--h265-file", str(self.h265_file)]
         if self.user:
             args += ["--user", self.user, "--password", self.password or ""]
         with self.log_path.open("ab") as err:

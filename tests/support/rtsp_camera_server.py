@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--gop", type=int, default=60, help="keyframe interval in frames")
     parser.add_argument("--bitrate", type=int, default=400, help="kbit/s")
     parser.add_argument("--no-audio", action="store_true")
+    parser.add_argument("--h265-file", help="serve this H.265 Matroska file (made once per test session) "
+                        "instead of encoding H.264 live: H.265 cameras without the cost of live x265")
     parser.add_argument("--user", help="require RTSP basic auth with this user...")
     parser.add_argument("--password", help="...and this password")
     parser.add_argument("--backchannel", help="offer an ONVIF backchannel; write what arrives (mu-law) here")
@@ -40,6 +42,11 @@ def main() -> None:
         f"framerate={args.fps}/1 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.gop} "
         f"bitrate={args.bitrate} bframes=0 ! video/x-h264,profile=main ! h264parse ! rtph264pay name=pay0 pt=96"
     )
+    if args.h265_file:
+        video = (
+            f"filesrc location={args.h265_file} ! matroskademux ! h265parse config-interval=-1 ! "
+            "rtph265pay name=pay0 pt=96 config-interval=-1"
+        )
     audio = (
         " audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audioresample ! "
         "audio/x-raw,rate=32000,channels=1 ! avenc_aac ! aacparse ! rtpmp4gpay name=pay1 pt=97"

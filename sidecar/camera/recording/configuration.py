@@ -29,6 +29,7 @@ __all__ = [
     "SupportedRecording",
     "VideoAttributes",
     "parse_selection",
+    "selected_video_codec",
     "supported_for_source",
 ]
 
@@ -199,6 +200,16 @@ def _enum(enum: type[IntEnum], value: int, what: str) -> IntEnum:
         return enum(value)
     except ValueError:
         raise HapError(HapStatus.INVALID_VALUE, f"{what} {value} is not a known value") from None
+
+
+def selected_video_codec(data: bytes) -> int | None:
+    """The video codec value a hub wrote in its selection (0 H.264, 1 H.265), or ``None`` when
+    it cannot be read; for the log, before any check (docs/h265.md §What is known and what is not)."""
+    try:
+        video = _struct(_struct(data).get(2, b""))
+        return read_uint_le(video[1], 1) if 1 in video else None
+    except TLVError:
+        return None
 
 
 def parse_selection(data: bytes, supported: SupportedRecording) -> RecordingSelection:

@@ -17,7 +17,13 @@ from typing import Any
 from ...hap import HapError, HapStatus
 from ...media import SourceProbe
 from ..settings import CameraSettings
-from .configuration import RecordingSelection, SupportedRecording, parse_selection, supported_for_source
+from .configuration import (
+    RecordingSelection,
+    SupportedRecording,
+    parse_selection,
+    selected_video_codec,
+    supported_for_source,
+)
 
 __all__ = ["FPS_JITTER", "PROBE_KEY", "RecordingOffer"]
 
@@ -34,8 +40,9 @@ class RecordingOffer:
     """
 
     def __init__(self, name: str, app: dict[str, Any], settings: CameraSettings, *, copy: bool,
-                 prebuffer_ms: int, doorbell: bool) -> None:
+                 prebuffer_ms: int, doorbell: bool, hevc: bool = False) -> None:
         self.name = name
+        self.hevc = hevc  # H.265 recordings allowed (record_codec hevc or auto; docs/h265.md)
         self.app = app
         self.settings = settings
         self.copy = copy
@@ -84,6 +91,9 @@ class RecordingOffer:
     def select(self, value: bytes) -> bool:
         """The hub wrote a selection: HapError(-70410) when it is not one we offered; returns
         whether it differs from the stored one (then it is stored: the caller saves)."""
+        codec = selected_video_codec(value)
+        log.info("%s: the hub selected video codec %s (%s)", self.name, codec,
+                 {0: "H.264", 1: "H.265"}.get(codec if codec is not None else -1, "unknown"))
         selection = parse_selection(value, self.supported)
         raw = base64.b64encode(value).decode()
         if raw == self.settings.selection and self.settings.supported_hash == self.supported.config_hash():
@@ -102,7 +112,9 @@ class RecordingOffer:
     def probed(self, probe: SourceProbe) -> tuple[bool, bool]:
         """A probe worked: cache it and recompute what we advertise. Returns (save the state
         file, the supported configurations changed)."""
-        if self.copy and not probe.is_h264:
+        if self.copy and self.hevc and probe.codec in ("hvc1", "hev1"):
+            log.info("%s: the camera sends H.265: recordings are H.265 (the hubs must run tvOS 27)", self.name)
+        elif self.copy and not probe.is_h264:
             log.error("%s: the camera sends %s, not H.264: copy mode cannot record it; use a transcoding "
                       "profile (--profile libx264) or switch the camera's stream to H.264", self.name, probe.codec)
         fps = probe.fps

@@ -185,7 +185,7 @@ class Recorder:
                 self._sinks_begun = True
                 self._to_sinks("begin", self.stream.stream_id, action.data)
             else:
-                await self.stream.send_fragment(action.fragment.data, end_of_stream=action.end_of_stream)
+                await self.stream.send_fragment(action.payload, end_of_stream=action.end_of_stream)
                 self.core.sent(action, self.clock())
                 self._to_sinks("write", action.fragment.data)
                 if action.end_of_stream:
@@ -201,7 +201,7 @@ class Recorder:
             return
         prebuffered = sum(1 for at in sub.backlog_received_at if at <= self.core.opened_at)
         self._sub = sub
-        for extra in self.core.subscribed(sub.generation, prebuffered, now):
+        for extra in self.core.subscribed(sub.generation, prebuffered, now, sub.backlog_received_at):
             if isinstance(extra, Unsubscribe):
                 self._unsubscribe()
 

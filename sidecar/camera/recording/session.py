@@ -26,6 +26,10 @@ with live fragments. The rules, all here and all driven by a ``now`` the caller 
   ack, docs/field-lessons.md #1).
 * **Switched off.** HomeKitCameraActive or recording Active going to 0 closes with NOT_ALLOWED
   (1), as docs/protocol.md §dataSend reasons and HAP-NodeJS do.
+* **H.265.** When the run's video is H.265, every fragment goes out as a tvOS 27 hub needs it
+  (docs/h265.md): ``tfdt`` rebased to 0 and a ``prft`` in front, carrying the wall clock of the
+  fragment's start (from when the first one arrived, plus media time), the ``mdat`` untouched.
+  A fragment must begin with a random-access picture to start the clip.
 * **How it ended**, in words, for the RecordingEnded event (and so the status page).
 
 Every input method returns the actions to carry out, in order; :meth:`next_deadline` says when
@@ -39,7 +43,7 @@ import enum
 from dataclasses import dataclass
 
 from ...hds import CloseReason
-from ...media import Fragment, InitSegment, SubscriptionEnd
+from ...media import Fragment, HevcRecording, InitSegment, RewriteError, SubscriptionEnd
 from ..events import RecordingEnded
 
 __all__ = [
@@ -98,6 +102,19 @@ class SendInit:
 class SendFragment:
     fragment: Fragment
     end_of_stream: bool = False
+    #: An H.265 fragment rewritten for the hub: the new ``prft`` + ``moof``, then a view of the rest.
+    pieces: tuple[bytes, memoryview] | None = None
+
+    @property
+    def payload(self) -> tuple[bytes, memoryview] | memoryview:
+        """What goes to the hub: the rewritten pieces, or the fragment's own bytes."""
+        return self.pieces if self.pieces is not None else self.fragment.data
+
+    @property
+    def size(self) -> int:
+        if self.pieces is not None:
+            return len(self.pieces[0]) + self.pieces[1].nbytes
+        return self.fragment.size
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +174,7 @@ class RecordingSession:
         end_grace_s: float = END_GRACE_S,
         start_timeout_s: float = START_TIMEOUT_S,
         start_grace_s: float = START_GRACE_S,
+        wall_clock_offset_s: float = 0.0,
     ) -> None:
         self.stream_id = stream_id
         self.opened_at = opened_at
@@ -173,6 +191,11 @@ class RecordingSession:
         self._prebuffered = 0  # leading fragments of the subscription that arrived before the open
         self._seen = 0  # fragments taken from the subscription so far
         self._grace_until: float | None = None
+        self.wall_clock_offset_s = wall_clock_offset_s  # Unix time minus ``now``, from the adapter
+        self._received_at: tuple[float, ...] = ()  # when the subscription's backlog arrived
+        self._init: InitSegment | None = None
+        self._hevc: HevcRecording | None = None
+        self.video_codec: str | None = None  # the clip's sample entry (avc1, hvc1...)
         # The outcome, for RecordingEnded.
         self.close_reason: CloseReason | int | None = None
         self.closed_by: str | None = None
@@ -216,14 +239,17 @@ class RecordingSession:
             return [Subscribe(self.prebuffer_ms)]
         return []
 
-    def subscribed(self, generation: int, prebuffered: int, now: float) -> list[Action]:
+    def subscribed(
+        self, generation: int, prebuffered: int, now: float, received_at: tuple[float, ...] = ()
+    ) -> list[Action]:
         """The adapter took the subscription; ``prebuffered`` of its first fragments arrived
-        before the open (they are the prebuffer proper)."""
+        before the open (they are the prebuffer proper), the backlog at ``received_at``."""
         if self._phase is not _Phase.SUBSCRIBING:
             return [Unsubscribe()]
         self._phase = _Phase.KEYFRAME
         self._generation = generation
         self._prebuffered = prebuffered
+        self._received_at = received_at
         self._seen = 0
         return []
 
@@ -241,17 +267,34 @@ class RecordingSession:
             if self._init_sent:  # one per subscription, and a subscription is one run
                 return []
             self._init_sent = True
+            self._init = item
+            video = item.video
+            self.video_codec = video.codec if video is not None else None
             return [SendInit(item.data)]
         index = self._seen
         self._seen += 1
         actions: list[Action] = []
+        hevc_init = self._init if self._init is not None and self.video_codec in ("hvc1", "hev1") else None
         if self._phase is _Phase.KEYFRAME:
             if not self._init_sent or not item.keyframe:
                 self.dropped_before_keyframe += 1
                 return []
+            if hevc_init is not None:
+                arrived = self._received_at[index] if index < len(self._received_at) else now
+                probe = HevcRecording(hevc_init, max(0.0, arrived + self.wall_clock_offset_s - item.duration_s))
+                if not probe.starts_at_random_access(item):
+                    self.dropped_before_keyframe += 1
+                    return []
+                self._hevc = probe
             self._phase = _Phase.STREAMING
         last = now - self.opened_at >= self.max_event_s
-        actions.append(SendFragment(item, end_of_stream=last))
+        pieces: tuple[bytes, memoryview] | None = None
+        if self._hevc is not None:
+            try:
+                pieces = self._hevc.rewrite(item).pieces()
+            except RewriteError as exc:
+                return self._close(CloseReason.UNEXPECTED_FAILURE, f"H.265 fragment unusable: {exc}", now)
+        actions.append(SendFragment(item, end_of_stream=last, pieces=pieces))
         if index < self._prebuffered:
             self.prebuffer_s += item.duration_s
         if last:
@@ -287,7 +330,7 @@ class RecordingSession:
             if self.first_byte_at is None:
                 self.first_byte_at = now
         else:
-            self.bytes_sent += action.fragment.size
+            self.bytes_sent += action.size
             self.fragments_sent += 1
 
     def timer(self, now: float) -> list[Action]:
@@ -342,7 +385,7 @@ class RecordingSession:
             bytes_sent=self.bytes_sent, fragments_sent=self.fragments_sent,
             first_byte_s=None if self.first_byte_at is None else self.first_byte_at - self.opened_at,
             prebuffer_s=self.prebuffer_s if self.first_byte_at is not None else None,
-            duration_s=end - self.opened_at)
+            duration_s=end - self.opened_at, video_codec=self.video_codec)
 
     # -- internals --------------------------------------------------------------------------
     def _why_no_media(self, now: float) -> str:
