@@ -100,6 +100,8 @@ class StreamPolicy:
             raise KeyError(f"unknown ffmpeg profile {config.profile!r} (have {sorted(profiles)})")
         self.config = config
         self._profiles = profiles
+        #: What the recordings carry; the camera may switch it to h264 (record_codec auto).
+        self.record_codec = config.record_codec
         self.profile_name = config.profile
         if profiles[config.profile].is_copy and config.source.must_encode:
             self.profile_name = self.fallback_profile
@@ -114,8 +116,6 @@ class StreamPolicy:
         self._warned_verdict: GopVerdict | None = None
         #: Learned from the first init segment: the camera sends H.265 (copy mode tags it hvc1).
         self.source_hevc = False
-        #: What the recordings carry; the camera may switch it to h264 (record_codec auto).
-        self.record_codec = config.record_codec
 
     @property
     def fallback_profile(self) -> str:

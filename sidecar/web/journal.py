@@ -208,16 +208,21 @@ _END_TYPES: dict[str, tuple[type, ...]] = {
     "at": (int, float), "stream_id": (int,), "reason": (str,), "reason_code": (int, type(None)),
     "closed_by": (str,), "detail": (str,), "bytes_sent": (int,), "fragments_sent": (int,),
     "first_byte_s": (int, float, type(None)), "prebuffer_s": (int, float, type(None)), "duration_s": (int, float),
+    "video_codec": (str, type(None)),
 }
+#: Fields a journal written by an older version lacks (they take their default).
+_END_OPTIONAL = frozenset({"video_codec"})
 
 
 def _checked_end(data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict) or set(data) != set(_END_TYPES):
+    if not isinstance(data, dict) or not set(_END_TYPES) - _END_OPTIONAL <= set(data) <= set(_END_TYPES):
         raise ValueError("a recording's end has unexpected fields")
+    checked: dict[str, Any] = {"video_codec": None}
+    checked.update(data)
     for key, types in _END_TYPES.items():
-        if not isinstance(data[key], types) or isinstance(data[key], bool):
+        if not isinstance(checked[key], types) or isinstance(checked[key], bool):
             raise ValueError(f"a recording's {key} has the wrong type")
-    return data
+    return checked
 
 
 def _opt_str(value: Any) -> str | None:
