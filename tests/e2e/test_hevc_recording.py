@@ -24,7 +24,8 @@ from sidecar.camera.recording.configuration import (
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture, open_hds
 from tests.hub.hevc_rules import check_fragments, check_init, read_init
-from tests.support.clips import decodes_cleanly, first_frame_is_key, probe, record_once
+from tests.hub.recording import record as record_once
+from tests.support.clips import decodes_cleanly, first_frame_is_key, probe
 from tests.support.hap_client import aio_pair
 
 PIN = "031-45-154"
