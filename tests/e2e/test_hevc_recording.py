@@ -26,7 +26,7 @@ from tests.hub.hap_setup import DeriveCapture, open_hds
 from tests.hub.hevc_rules import check_fragments, check_init, read_init
 from tests.hub.recording import record as record_once
 from tests.support.clips import decodes_cleanly, first_frame_is_key, probe
-from tests.support.hap_client import aio_pair
+from tests.support.hap_client import pair_off_loop, second_session
 
 PIN = "031-45-154"
 pytestmark = pytest.mark.slow
@@ -40,7 +40,7 @@ async def _record(sidecar: Any, cam: Any, monkeypatch: pytest.MonkeyPatch, tmp_p
                       f"    setup_code: {PIN}\n    record_codec: {record_codec}\n    transcode_fallback: true\n")
     proc = await sidecar("--config", str(config))
     port = int((await proc.wait_for_line(r"HAP port: (\d+)")).group(1))
-    pairing = await aio_pair(port, PIN)  # first: SRP in this loop is slow while ffmpeg transcodes
+    pairing = second_session(await pair_off_loop(port, PIN))  # SRP off this loop: ffmpeg may be transcoding
     try:
         await proc.wait_for_line(r"Porch: source is 1920x1080@[\d.]+ h(?:vc|ev)1", timeout=60)
         ids = iids_by_type(await pairing.list_accessories_and_characteristics())
@@ -107,7 +107,7 @@ async def test_auto_falls_back_to_h264_after_two_failed_hevc_recordings(
     proc = await sidecar("--config", str(config), "--http-port", "0")
     port = int((await proc.wait_for_line(r"HAP port: (\d+)")).group(1))
     web_port = int((await proc.wait_for_line(r"status page: http://[\d.]+:(\d+)/")).group(1))
-    pairing = await aio_pair(port, PIN)
+    pairing = second_session(await pair_off_loop(port, PIN))
     try:
         ids = iids_by_type(await pairing.list_accessories_and_characteristics())
         selection = RecordingSelection(4000, TRIGGER_MOTION, 4000, H264Profile.MAIN, H264Level.L4_0,

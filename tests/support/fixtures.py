@@ -53,7 +53,10 @@ async def rtsp_camera(tmp_path: Path) -> AsyncIterator[CameraFactory]:
 @pytest.fixture(scope="session")
 def h265_camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """30 s of 1920x1080@15 H.265 with an IDR every 4 s (closed GOP), for the RTSP camera's
-    ``h265_file``: encoded once per test session, because live x265 at 1080p would take a core."""
+    ``h265_file``: encoded once per test session, because live x265 at 1080p would take a core.
+    Asks for the GStreamer RTSP server first, here outside the event loop (the answer is cached)."""
+    if not have_gst_rtsp():
+        pytest.skip("GStreamer RTSP server not installed (bash .ci/setup --test)")
     out = tmp_path_factory.mktemp("h265") / "camera.mkv"
     subprocess.run(
         ["nice", "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=15", "-t", "30",
