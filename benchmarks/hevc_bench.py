@@ -14,8 +14,8 @@ Recording mode ``hevc copy`` is ``profile: copy`` with ``record_codec: hevc``; `
 is ``profile: libx264`` at the camera's size and frame rate (what ``record_codec: h264`` does with
 an H.265 camera). It prints a table; it never passes or fails. Usage::
 
-    .venv/bin/python benchmarks/hevc_bench.py                       # 60 s window per mode
-    .venv/bin/python benchmarks/hevc_bench.py --warmup 5 --window 10    # quick look
+    .venv/bin/python -m benchmarks.hevc_bench                       # 60 s window per mode
+    .venv/bin/python -m benchmarks.hevc_bench --warmup 5 --window 10    # quick look
 """
 
 from __future__ import annotations
