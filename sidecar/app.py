@@ -24,6 +24,7 @@ from zeroconf.asyncio import AsyncZeroconf
 
 from .archive import ArchiveSink, ClipArchive
 from .camera import Camera, CameraSpec, TwoWayAudio
+from .camera.secure_video.tiers import TierSpec
 from .config import CameraConfig, Config, ConfigError, DetectorConfig
 from .config_mqtt import remote_name
 from .config_runtime import runtime_value
@@ -56,7 +57,9 @@ def camera_spec(config: CameraConfig) -> CameraSpec:
         detect=DetectOutput(fps=config.detector.fps, height=config.detector.frame_height)
         if config.motion_detector else None,
         detect_source=config.detect_source if config.motion_detector else None,
-        two_way_audio=None if config.two_way_audio is None else runtime_value(TwoWayAudio, config.two_way_audio))
+        two_way_audio=None if config.two_way_audio is None else runtime_value(TwoWayAudio, config.two_way_audio),
+        tiers=tuple(TierSpec(name=name, width=t.width, height=t.height, fps=t.fps, source=t.source, profile=t.profile)
+                    for name, t in sorted(config.tiers.items())))
 
 
 def detector_params(config: DetectorConfig) -> DetectorParams:

@@ -117,6 +117,19 @@ class TwoWayAudioConfig(_Strict):
         return self
 
 
+class TierConfig(_Strict):
+    """A Medium or Low live tier of a secure-video camera (``cameras.N.tiers``; docs/secure-video.md §Tiers)."""
+
+    width: int = Field(ge=16, le=7680, description="the tier's picture width")
+    height: int = Field(ge=16, le=4320, description="the tier's picture height")
+    fps: int = Field(default=15, ge=1, le=60)
+    source: str | None = Field(default=None, min_length=1,
+                               description="the camera's substream for this tier; unset: the main stream "
+                                           "through an encoder profile")
+    profile: str | None = Field(default=None, description="the encoder profile when there is no source "
+                                                          "(unset: libx264)")
+
+
 class CameraConfig(_Strict):
     name: str = Field(min_length=1, max_length=64)
     source: str = Field(min_length=1, description="rtsp://..., a file, or 'demo'")
@@ -152,6 +165,11 @@ class CameraConfig(_Strict):
     keep_warm: Literal["auto", "always", "recording"] = Field(
         default="auto", description="when ffmpeg runs: always (camera on), recording (recording on too), "
                                     "auto (always for copy, recording for transcoding)")
+    homekit_model: Literal["classic", "secure_video"] = Field(
+        default="classic", description="classic, or secure_video for tvOS 27 hubs (its own accessory and "
+                                       "pairing: switching means pairing again)")
+    tiers: dict[Literal["medium", "low"], TierConfig] = Field(
+        default_factory=dict, description="secure_video: the Medium and Low live tiers (High is the main stream)")
 
     @field_validator("two_way_audio", mode="before")
     @classmethod
@@ -165,6 +183,12 @@ class CameraConfig(_Strict):
     @classmethod
     def _motion(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _tiers_need_secure_video(self) -> CameraConfig:
+        if self.tiers and self.homekit_model != "secure_video":
+            raise ValueError("has tiers: but homekit_model is not secure_video (only that model has tiers)")
+        return self
 
     @model_validator(mode="after")
     def _mqtt_is_a_motion_source(self) -> CameraConfig:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -37,7 +38,7 @@ from ..hap import Accessory, AccessoryServer, Advertiser, HapError, HapStatus, W
 from ..hds import HDSServer, RecordingStream, SetupError
 from ..media import MediaPipeline, PipelineConfig, PipelineEvent, Profile, RecordingSettings, parse_source
 from ..media.detect_feed import DetectFeed
-from ..media.frames import FrameCallback
+from ..media.frames import DetectionZones, FrameCallback
 from .camera_media import SNAPSHOT_TIMEOUT_S, CameraMedia, FrameObservers
 from .core import (
     Action,
@@ -56,6 +57,10 @@ from .events import EventBus, LiveSessionsChanged, MotionSource
 from .live import LiveStreaming
 from .live.supported_streams import supported_audio_stream, supported_rtp, supported_video_stream
 from .recording import Recorder, RecordingSession, RecordingSink
+from .secure_video.handlers import SecureVideoState, detection_zones
+from .secure_video.services import SecureVideoServices, build_secure_video
+from .secure_video.tiers import audio_tiers, capabilities, plan_tiers, sensor_id, video_codec, video_tiers
+from .secure_video.tlv import ControlStatus, StreamingControlResponse, parse_streaming_control
 from .services import OptionalModes, build_services
 from .settings import CameraSettings
 from .spec import CameraSpec
@@ -83,13 +88,19 @@ class Camera:
         self.name = spec.name
         self.events = EventBus()  # observers: status page, MQTT, the parent protocol (camera/events.py)
         self.services = s = build_services(doorbell=spec.doorbell, optional=OptionalModes(
-            spec.operating_mode_indicator, spec.night_vision, spec.manually_disabled),
-            talk=spec.two_way_audio is not None)
+            spec.operating_mode_indicator or spec.secure_video, spec.night_vision, spec.manually_disabled),
+            talk=spec.two_way_audio is not None and not spec.secure_video)
+        #: The secure-video model's services (docs/secure-video.md), or None for the classic model.
+        self.secure: SecureVideoServices | None = None
+        published = s.all()
+        if spec.secure_video:
+            self.secure = build_secure_video(s, sensor_id(spec.state_file))
+            published = self.secure.services
         info = catalog.accessory_information(spec.name, manufacturer="hksv-sidecar",
                                              model="hksv-sidecar camera", serial=spec.slug, firmware=__version__)
-        self.accessory = Accessory(category=CATEGORY_IP_CAMERA).add(info, catalog.protocol_information(), *s.all())
+        self.accessory = Accessory(category=CATEGORY_IP_CAMERA).add(info, catalog.protocol_information(), *published)
         self.server = AccessoryServer(
-            self.accessory, state_dir / f"{spec.slug}.json", name=spec.name, host=host, port=port,
+            self.accessory, state_dir / spec.state_file, name=spec.name, host=host, port=port,
             setup_code=spec.setup_code, advertiser=advertiser,
             resource_handler=lambda width, height, reason: self.media.jpeg(width, height, reason),
             resource_timeout=SNAPSHOT_TIMEOUT_S + 2, on_factory_reset=lambda: self._act(self.core.factory_reset()),
@@ -128,7 +139,11 @@ class Camera:
         self.recording_sinks: list[RecordingSink] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self.secure_state = SecureVideoState(self.state.app, lambda: os.urandom(16))
+        self._zone_observers: list[Callable[[DetectionZones], None]] = []
         self._wire()
+        if self.secure is not None:
+            self._wire_secure(self.secure)
         self._act(self.core.startup())
 
     def _speaker_muted(self) -> bool:
@@ -216,6 +231,8 @@ class Camera:
             elif isinstance(action, SetRecordCodec):
                 log.warning("%s: record_codec auto: %s", self.name, action.reason)
                 self.pipeline.set_record_codec("hevc" if action.codec == "hevc" else "h264")
+        if self.secure is not None:
+            self._sync_secure(self.secure)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -233,7 +250,10 @@ class Camera:
 
         The detector's OFF does not clear motion another source raised after it (an HTTP or
         MQTT trigger keeps its own timeout); every other clear is explicit and wins.
+        With the secure-video model's MotionEnabled off, nothing raises motion.
         """
+        if active and self.secure is not None and not self.secure_state.motion_enabled:
+            return
         self._act(self.core.set_motion(active, source, self.clock(), auto_reset_s))
 
     def trigger_motion(self, source: MotionSource = "http") -> None:
@@ -271,6 +291,86 @@ class Camera:
         s.setup_endpoints.on_read = self.live.read_setup
         s.selected_rtp.on_write = self.live.write_selected
         s.selected_rtp.on_read = self.live.read_selected
+
+    # -- the secure-video model (docs/secure-video.md) -------------------------------------------
+    def _wire_secure(self, sv: SecureVideoServices) -> None:
+        state = self.secure_state
+        sv.streaming_enabled.on_write = lambda value, ctx: self._act(self.core.write("rtp_active", int(value)))
+        sv.zones.on_write = self._write_zones
+        sv.zones.value = state.zones.encode()
+        sv.zones_active.value = int(state.zones_active)
+        sv.zones_active.on_write = lambda value, ctx: self._write_secure_flag("zones_active", value)
+        sv.motion_enabled.value = state.motion_enabled
+        sv.motion_enabled.on_write = lambda value, ctx: self._write_secure_flag("motion_enabled", value)
+        sv.setup_endpoints.on_write = self.live.write_setup
+        sv.setup_endpoints.on_read = self.live.read_setup
+        sv.solicit_offer.on_write = lambda value, ctx: state.solicit_offer(value)
+        sv.provide_answer.on_write = lambda value, ctx: state.unknown_session(value)
+        sv.webrtc_control.on_write = lambda value, ctx: state.unknown_session(value)
+        sv.control.on_write = self._write_tier_control
+        self._advertise_tiers(sv)
+
+    def _advertise_tiers(self, sv: SecureVideoServices) -> None:
+        """Capabilities and tiers from what the camera delivers (the cached probe) and ``tiers:``."""
+        probe = self.core.offer.cached_probe()
+        plans = plan_tiers(probe, self.spec.tiers)
+        video = video_tiers(plans, video_codec(probe)).encode()
+        audio = audio_tiers().encode()
+        for char, value in ((sv.capabilities, capabilities(plans, self.spec.state_file).encode()),
+                            (sv.video_tiers, video), (sv.webrtc_video_tiers, video),
+                            (sv.audio_tiers, audio), (sv.webrtc_audio_tiers, audio)):
+            char.set_value(value)
+
+    def _sync_secure(self, sv: SecureVideoServices) -> None:
+        """StreamingEnabled shows the core's live switch (the classic RTP Active it stands for); the
+        tiers follow the latest probe."""
+        enabled = bool(self.services.rtp_active.value)
+        sv.streaming_enabled.set_value(enabled)
+        sv.tier_streaming_enabled.set_value(enabled)
+        self._advertise_tiers(sv)  # after a probe: what the camera now delivers
+
+    def _write_zones(self, value: bytes, ctx: WriteContext) -> None:
+        if self.secure_state.write_zones(value):
+            self.server.save_state()
+            log.info("%s: the hub wrote %d motion zone(s)", self.name, len(self.secure_state.zones.zones))
+            self._zones_changed()
+
+    def _write_secure_flag(self, name: str, value: Any) -> None:
+        if not self.secure_state.write_flag(name, value):
+            return
+        self.server.save_state()
+        if name == "zones_active":
+            self._zones_changed()
+        elif not value and self.core.motion.active:  # MotionEnabled off: motion ends now
+            self._act(self.core.set_motion(False, "manual", self.clock(), None))
+
+    def detection_zones(self) -> DetectionZones:
+        """Where the built-in detector looks: the hub's zones (secure-video model), else everywhere."""
+        if self.secure is None:
+            return DetectionZones()
+        high = plan_tiers(self.core.offer.cached_probe(), ())[0]
+        return detection_zones(self.secure_state.regions(), high.width, high.height)
+
+    def add_zones_observer(self, observer: Callable[[DetectionZones], None]) -> Callable[[], None]:
+        """Be told the detector's zones now and whenever the hub changes them; returns the
+        function that stops it."""
+        self._zone_observers.append(observer)
+        observer(self.detection_zones())
+
+        def remove() -> None:
+            if observer in self._zone_observers:
+                self._zone_observers.remove(observer)
+
+        return remove
+
+    def _zones_changed(self) -> None:
+        zones = self.detection_zones()
+        for observer in list(self._zone_observers):
+            observer(zones)
+
+    def _write_tier_control(self, value: bytes, ctx: WriteContext) -> bytes:
+        command = parse_streaming_control(value)
+        return StreamingControlResponse(command.session_id, ControlStatus.NO_SUCH_STREAM).encode()
 
     def _write(self, name: str, value: Any, ctx: WriteContext) -> None:
         self._act(self.core.write(name, value))

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..media.frames import DetectOutput
+from .secure_video.tiers import TierSpec
 
-__all__ = ["CameraSpec", "KeepWarm", "RecordCodec", "TwoWayAudio"]
+__all__ = ["CameraSpec", "HomeKitModel", "KeepWarm", "RecordCodec", "TwoWayAudio"]
 
 #: When ffmpeg runs (and so the prebuffer is warm): ``always`` whenever HomeKitCameraActive is 1,
 #: ``recording`` only while recording is on too; ``auto``: ``always`` for copy mode (it costs
@@ -21,6 +22,9 @@ KeepWarm = Literal["auto", "always", "recording"]
 #: What the hubs record: ``h264``, ``hevc`` (every hub on tvOS 27), or ``auto`` (H.265 from an
 #: H.265 camera, back to H.264 after two failed H.265 recordings in a row; docs/h265.md).
 RecordCodec = Literal["h264", "hevc", "auto"]
+#: Which HomeKit camera model the accessory publishes (docs/secure-video.md): ``classic``, or the
+#: tvOS 27 ``secure_video`` model as its own accessory identity with its own pairing.
+HomeKitModel = Literal["classic", "secure_video"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +73,17 @@ class CameraSpec:
     keep_warm: KeepWarm = "auto"
     two_way_audio: TwoWayAudio | None = None  # None: no Microphone/Speaker, no talk
     http_motion: bool = True  # whether /motion?<name> may raise motion (``motion:`` lists http)
+    homekit_model: HomeKitModel = "classic"
+    tiers: tuple[TierSpec, ...] = ()  # secure_video: the Medium and Low live tiers (High is the main stream)
+
+    @property
+    def secure_video(self) -> bool:
+        return self.homekit_model == "secure_video"
+
+    @property
+    def state_file(self) -> str:
+        """The accessory's state file: each model is its own identity with its own pairings."""
+        return f"{self.slug}.secure-video.json" if self.secure_video else f"{self.slug}.json"
 
     @property
     def slug(self) -> str:

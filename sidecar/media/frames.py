@@ -32,7 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["DetectOutput", "FrameCallback", "FramePipe", "GrayFrame", "Y4mError", "Y4mReader", "read_frames"]
+__all__ = ["DetectOutput", "DetectionZones", "FrameCallback", "FramePipe", "GrayFrame", "Y4mError", "Y4mReader",
+           "read_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,18 @@ def _chroma_bytes(colour: str, width: int, height: int) -> int:
     if colour == "422":
         return 2 * half_w * height
     return 2 * half_w * half_h
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionZones:
+    """Where motion counts in a camera's pictures, as the camera was told (by a hub's zones).
+
+    Polygons of relative (0-1) x, y corners, so they fit any frame size. ``include`` empty: the
+    whole picture counts; motion inside an ``exclude`` polygon never counts.
+    """
+
+    include: tuple[tuple[tuple[float, float], ...], ...] = ()
+    exclude: tuple[tuple[tuple[float, float], ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from ..media.frames import DetectionZones
 from .detector_params import DetectorParams, DetectorStats, DetectorStatus, MotionEvent, Polygon
 
 __all__ = ["DetectorParams", "DetectorStats", "DetectorStatus", "MotionDetector", "MotionEvent", "Polygon",
@@ -141,6 +142,7 @@ class MotionDetector:
         self._last_frame_at: float | None = None
         self._calibrating = False
         self._warmup = 0
+        self._zones = DetectionZones()
 
     @property
     def active(self) -> bool:
@@ -161,6 +163,26 @@ class MotionDetector:
             self.stats.events += 1
             return [MotionEvent(False, now)]
         return []
+
+    def set_zones(self, zones: DetectionZones) -> None:
+        """Where motion counts from the next frame on (the camera's zones), on top of ``mask``.
+
+        The background is kept: only the watched pixels change.
+        """
+        self._zones = zones
+        scene = self._scene
+        if scene is not None:
+            scene.watched = self._watched(*scene.shape)
+            scene.watched_count = max(1, int(scene.watched.sum()))
+
+    def _watched(self, height: int, width: int) -> Mask:
+        masked = np.zeros((height, width), dtype=bool)
+        excluded = (*self.params.mask, *self._zones.exclude)
+        if excluded:
+            masked |= polygon_mask(excluded, height, width)
+        if self._zones.include:
+            masked |= ~polygon_mask(self._zones.include, height, width)
+        return ~masked
 
     def reset(self) -> None:
         """Forget the background (the source changed); motion state is kept until the OFF delay."""
@@ -205,9 +227,7 @@ class MotionDetector:
 
     def _new_scene(self, pixels: Floats) -> _Scene:
         height, width = pixels.shape
-        masked = polygon_mask(self.params.mask, height, width) if self.params.mask else np.zeros(
-            (height, width), dtype=bool)
-        watched = ~masked
+        watched = self._watched(height, width)
         return _Scene(shape=(height, width), watched=watched, watched_count=max(1, int(watched.sum())),
                       background=_blur(pixels), stale=np.zeros((height, width), dtype=np.uint16),
                       clipped_high=np.zeros((height, width), dtype=bool),

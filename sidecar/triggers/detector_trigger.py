@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..media.frames import FrameCallback, GrayFrame
+from ..media.frames import DetectionZones, FrameCallback, GrayFrame
 from .detector import DetectorParams, DetectorStatus, MotionDetector, MotionEvent
 
 __all__ = ["DetectorTrigger", "FrameSource"]
@@ -50,6 +50,7 @@ class DetectorTrigger:
         self.detector = MotionDetector(params)
         self._clock = clock
         self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe_zones: Callable[[], None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.cpu_s = 0.0  # thread CPU spent in feed(), for the status page
         self.dropped = 0  # frames dropped before they reached the detector (it was behind)
@@ -63,15 +64,27 @@ class DetectorTrigger:
     def start(self) -> None:
         if self._unsubscribe is None:
             self._unsubscribe = self.camera.add_frame_observer(self._on_frame)
+            # Cameras whose hub writes motion zones (the secure-video model) tell the detector.
+            add_zones_observer = getattr(self.camera, "add_zones_observer", None)
+            if add_zones_observer is not None:
+                self._unsubscribe_zones = add_zones_observer(self._on_zones)
             log.info("%s: motion detector on (%s)", self.camera.name, self.detector.params)
 
     def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._unsubscribe_zones is not None:
+            self._unsubscribe_zones()
+            self._unsubscribe_zones = None
         self._cancel_timer()
         if self.detector.active:
             self._apply(self.detector.poll(float("inf")))
+
+    def _on_zones(self, zones: DetectionZones) -> None:
+        self.detector.set_zones(zones)
+        log.info("%s: motion zones: %d included, %d excluded", self.camera.name, len(zones.include),
+                 len(zones.exclude))
 
     def _on_frame(self, frame: GrayFrame, now: float) -> None:
         self.dropped += frame.skipped

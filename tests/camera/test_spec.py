@@ -9,6 +9,7 @@ import pytest
 
 from sidecar.app import camera_spec
 from sidecar.camera import Camera, CameraSpec, camera_media
+from sidecar.camera.secure_video.tiers import TierSpec
 from sidecar.config import CameraConfig
 from sidecar.media import SourceProbe
 
@@ -20,12 +21,27 @@ def test_every_spec_field_comes_from_the_same_configuration_field() -> None:
         motion_every=3, operating_mode_indicator=True, night_vision=True, manually_disabled=True,
         max_live_streams=3, keep_warm="always")
     spec = camera_spec(config)
-    derived = {"detect", "http_motion"}  # built from motion + detector: tests/triggers/test_detector_config.py
+    # detect, http_motion: built from motion + detector (tests/triggers/test_detector_config.py);
+    # tiers: a tuple of TierSpec from the tiers: mapping (below).
+    derived = {"detect", "http_motion", "tiers"}
     for f in dataclasses.fields(CameraSpec):
         if f.name not in derived:
             assert getattr(spec, f.name) == getattr(config, f.name), f.name
     assert spec.http_motion is True and spec.detect is None
     assert spec.slug == config.slug == "porch"
+
+
+def test_tiers_become_tier_specs() -> None:
+    config = CameraConfig.model_validate({
+        "name": "Porch", "source": "rtsp://cam/1", "homekit_model": "secure_video",
+        "tiers": {"low": {"width": 640, "height": 360}, "medium": {"source": "rtsp://cam/2", "width": 1280,
+                                                                   "height": 720, "fps": 20}}})
+    spec = camera_spec(config)
+    assert spec.secure_video and spec.state_file == "porch.secure-video.json"
+    assert spec.tiers == (TierSpec(name="low", width=640, height=360),
+                          TierSpec(name="medium", width=1280, height=720, fps=20, source="rtsp://cam/2"))
+    with pytest.raises(ValueError, match="tiers"):
+        CameraConfig.model_validate({"name": "P", "source": "demo", "tiers": {"low": {"width": 640, "height": 360}}})
 
 
 async def test_keep_warm_defaults_by_profile_and_the_setting_overrides_both_ways(
