@@ -62,7 +62,7 @@ async def read_model(pairing: IpPairing) -> SecureVideoView:
     services = {short(s["type"]): s for s in raw}
     present = set(services) - {"3E", "A2"}
     assert not present & FORBIDDEN, f"forbidden services published: {sorted(present & FORBIDDEN)}"
-    assert SERVICES <= present, f"missing services: {sorted(SERVICES - present)}"
+    assert present >= SERVICES, f"missing services: {sorted(SERVICES - present)}"
     by_iid = {s["iid"]: short(s["type"]) for s in raw}
     linked = {short(s["type"]): {by_iid[i] for i in s.get("linked", [])} for s in raw}
     sensor_ids = tuple(base64.b64decode(_value(services[t], "805B")) for t in ("8031", "8033"))
