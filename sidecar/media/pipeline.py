@@ -25,6 +25,7 @@ runs into one recording (docs/field-lessons.md #9).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from .profiles import Profile, load_profiles
 from .runner import EndKind, FfmpegRun, RunResult, StderrLog
 from .segments import InitSegment
 from .settings import RecordingSettings
+from .start_gate import start_gate
 from .stderr import Cause, CauseKind
 from .stream_intake import StreamIntake
 from .stream_policy import Action, ReconfigureResult, Restart, StreamPolicy
@@ -90,6 +92,8 @@ class MediaPipeline:
                                  media_flows=lambda: self.state is PipelineState.RUNNING)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._release_start: Callable[[], None] = lambda: None  # the start gate's slot, while held
+        self._stop_asked = asyncio.Event()  # stop() was called: no more waiting for a start slot
         # Cuts a backoff wait short (stop, reconfigure). Only stop() and restart requests set it:
         # the end of a run must never, or a dead camera would be restarted in a tight loop.
         self._interrupt = asyncio.Event()
@@ -153,6 +157,7 @@ class MediaPipeline:
         if self._task is not None and not self._task.done():
             return
         self._stopping = False
+        self._stop_asked.clear()
         self._interrupt.clear()
         self._backoff.schedule.reset()
         self._task = asyncio.get_running_loop().create_task(self._main(), name=f"media:{self.config.name}")
@@ -161,6 +166,7 @@ class MediaPipeline:
         """Stop ffmpeg (SIGTERM, then SIGKILL after ``stop_timeout_s``), reap it, close every
         live subscription (``STOPPED``) and empty the prebuffer. Idempotent."""
         self._stopping = True
+        self._stop_asked.set()
         self._interrupt.set()
         if self._run is not None:
             self._run.request_stop("stopped")
@@ -370,6 +376,9 @@ class MediaPipeline:
         self._signals.set_state(PipelineState.STARTING)
         self._run_started = self._clock()
         self._intake.start_run()
+        # Many cameras starting together take turns (start_gate.py); the slot is given back at
+        # the init segment (in _pump) or when this run ends.
+        self._release_start = await self._take_start_slot()
         quiet = self._backoff.schedule.in_outage  # one line per outage: the attempts are debug
         log.log(logging.DEBUG if quiet else logging.INFO, "%s: starting ffmpeg (%s, audio %s): %s", cfg.name,
                 command.profile.name, command.audio.value, redact(" ".join(command.argv)))
@@ -387,6 +396,7 @@ class MediaPipeline:
         try:
             result = await run.run()
         finally:
+            self._release_start()
             if frames is not None:
                 await frames.close()  # ffmpeg is reaped: its end is closed, EOF is there
             self._run = None
@@ -398,6 +408,23 @@ class MediaPipeline:
             self._last_cause = result.cause or Cause(result.reason, CauseKind.OTHER)
             self._last_error = result.reason
         return result
+
+    async def _take_start_slot(self) -> Callable[[], None]:
+        """A slot of the start gate (start_gate.py), or, when stop() comes first, nothing to give
+        back (the run is then stopped before it spawns)."""
+        taking = asyncio.ensure_future(start_gate().acquire())
+        stop = asyncio.ensure_future(self._stop_asked.wait())
+        try:
+            await asyncio.wait({taking, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not taking.done():
+                taking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await taking
+        if taking.cancelled():
+            return lambda: None
+        return taking.result()
 
     async def _pump(self, stdout: asyncio.StreamReader, run: FfmpegRun) -> str | None:
         """The run's stdout consumer: fMP4 into the intake, the policy's answers carried out.
@@ -415,6 +442,7 @@ class MediaPipeline:
             for event in events:
                 run.progress()  # an init segment or a fragment (which starts on a keyframe)
                 if isinstance(event, InitSegment):
+                    self._release_start()  # ffmpeg is past its costly start
                     generation, actions = intake.on_init(event, now)
                     self._act(actions)
                     video = event.video
