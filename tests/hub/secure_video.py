@@ -19,7 +19,8 @@ from sidecar.camera.secure_video import tlv as sv
 from tests.hub.database import iids_by_type, short
 from tests.hub.hap_setup import setup_write
 
-__all__ = ["FORBIDDEN", "SERVICES", "SecureVideoView", "read_model", "solicit_offer", "write_value", "write_zones"]
+__all__ = ["FORBIDDEN", "SERVICES", "SecureVideoView", "read_model", "solicit_offer", "timed_write", "write_value",
+           "write_zones"]
 
 #: What a secure-video accessory publishes (besides AccessoryInformation and ProtocolInformation).
 SERVICES = frozenset({"8010", "8032", "21A", "8021", "8031", "8033", "204", "129", "85"})
@@ -82,6 +83,17 @@ async def write_value(pairing: IpPairing, view: SecureVideoView, key: tuple[str,
     encoded = base64.b64encode(value).decode() if isinstance(value, bytes) else value
     result: dict[Any, Any] = await pairing.put_characteristics([(1, view.ids[key], encoded)])
     return result
+
+
+async def timed_write(pairing: IpPairing, view: SecureVideoView, key: tuple[str, str], value: Any,
+                      pid: int = 77) -> dict[str, Any]:
+    """A timed write, as a hub writes StreamingEnabled: ``/prepare``, then the write under its pid."""
+    await pairing._ensure_connected()  # type: ignore[no-untyped-call]
+    conn = pairing.connection
+    assert await conn.put_json("/prepare", {"ttl": 5000, "pid": pid}) == {"status": 0}
+    reply: dict[str, Any] = await conn.put_json("/characteristics", {"characteristics": [
+        {"aid": 1, "iid": view.ids[key], "value": value}], "pid": pid}) or {}
+    return reply
 
 
 async def write_zones(pairing: IpPairing, view: SecureVideoView, zones: sv.Zones) -> dict[Any, Any]:

@@ -1,0 +1,97 @@
+"""A camera on the secure-video model, started by the command line, driven by the tvOS 27 hub
+simulator (tests/hub/secure_video.py) over real HAP and HDS (docs/secure-video.md).
+
+The hub pairs, finds every service of the model and none of the classic RTP stream management,
+decodes every new characteristic and checks the links; writes zones and reads them back; asks
+WebRTC for an offer and is told "error"; switches the camera and recording on through the Global
+Operating Mode and records a decodable clip over HDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from sidecar.camera.secure_video import tlv as sv
+from tests.hub.characteristics import HOMEKIT_CAMERA_ACTIVE, MOTION_DETECTED
+from tests.hub.hap_setup import DeriveCapture
+from tests.hub.recording import enable_recording, record, recording_selection
+from tests.hub.secure_video import read_model, solicit_offer, timed_write, write_value, write_zones
+from tests.support.clips import decodes_cleanly, probe
+from tests.support.hap_client import aio_pair
+
+PIN = "031-45-154"
+pytestmark = pytest.mark.slow
+
+CONFIG = f"""\
+http_port: 0
+cameras:
+  - name: Secure
+    source: demo
+    profile: libx264
+    setup_code: {PIN}
+    homekit_model: secure_video
+    tiers:
+      low: {{width: 320, height: 180}}
+"""
+
+
+async def test_the_hub_finds_the_model_writes_zones_and_records(sidecar: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    capture = DeriveCapture.install(monkeypatch)
+    config = tmp_path / "sidecar.yaml"
+    config.write_text(CONFIG)
+    proc = await sidecar("--config", str(config))
+    port = int((await proc.wait_for_line(r"HAP port: (\d+)")).group(1))
+    http_port = int((await proc.wait_for_line(r"motion triggers: http://[\d.]+:(\d+)")).group(1))
+    assert (tmp_path / "state" / "secure.secure-video.json").exists()
+    pairing = await aio_pair(port, PIN)
+    try:
+        view = await read_model(pairing)
+        assert view.version == "17.99"
+        assert view.linked["8031"] == {"8033", "129"} and view.linked["8033"] == {"8031", "129"}
+        assert view.linked["204"] == {"129", "85"}
+        (sensor,) = view.capabilities.sensors
+        assert view.contributing_sensors == (sensor.sensor_id,) and set(view.sensor_ids) == {sensor.sensor_id}
+        assert [(t.tier_id, t.quality) for t in view.video_tiers.tiers] == [(1, sv.Quality.HIGH), (3, sv.Quality.LOW)]
+        low = view.video_tiers.tiers[1]
+        assert (low.width, low.height) == (320, 180)
+        assert view.webrtc_video_tiers == view.video_tiers
+        assert view.audio_tiers.codec == sv.CODEC_OPUS and view.audio_tiers.tiers[0].sample_rate == 4
+        assert view.supported_rtp == bytes.fromhex("020100")
+
+        zones = sv.Zones((sv.Zone(2, (sv.Polygon(bytes(range(16)), ((0, 0), (100, 0), (100, 100))),)),))
+        assert await write_zones(pairing, view, zones) == {}
+        assert (await read_model(pairing)).zones == zones
+        await proc.wait_for_line(r"the hub wrote 1 motion zone")
+        bad = await write_value(pairing, view, ("8021", "8022"), b"\x02\x05")  # truncated
+        assert bad and next(iter(bad.values()))["status"] == -70410
+
+        offer = await solicit_offer(pairing, view)
+        assert offer.status is sv.WebRTCStatus.ERROR and not offer.offer
+
+        # The Global Operating Mode: StreamingEnabled and HomeKitCameraActive, then recording.
+        assert await timed_write(pairing, view, ("8032", "8041"), True) == {}
+        untimed = await write_value(pairing, view, ("8032", "8041"), True)
+        assert next(iter(untimed.values()))["status"] == -70410  # StreamingEnabled takes timed writes only
+        ids = {**view.ids, HOMEKIT_CAMERA_ACTIVE: view.ids[("8032", "21B")]}
+        await enable_recording(pairing, ids, recording_selection())
+        await proc.wait_for_line(r"prebuffer ready", timeout=60)
+        motion_seen = asyncio.Event()
+        pairing.dispatcher_connect(lambda ev: (1, ids[MOTION_DETECTED]) in ev and motion_seen.set())
+        await pairing.subscribe([(1, ids[MOTION_DETECTED])])
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{http_port}/motion?Secure") as resp:
+            assert resp.status == 200
+        await asyncio.wait_for(motion_seen.wait(), 10)
+        frags, path = await record(pairing, capture, ids, 1, live_fragments=1, tmp=tmp_path)
+        assert frags[0].data_type == "mediaInitialization"
+        video = next(s for s in (await probe(path))["streams"] if s["codec_type"] == "video")
+        assert video["codec_name"] == "h264" and video["width"] == 640
+        assert await decodes_cleanly(path)
+        assert not any("Traceback" in line for line in proc.lines)
+    finally:
+        await pairing.shutdown()
