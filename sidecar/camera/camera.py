@@ -56,11 +56,24 @@ from .core import (
 from .events import EventBus, LiveSessionsChanged, MotionSource
 from .live import LiveStreaming
 from .live.supported_streams import supported_audio_stream, supported_rtp, supported_video_stream
+from .live.tlv import CODEC_OPUS as LIVE_CODEC_OPUS
+from .live.tlv import AudioSelection, SelectedCommand
+from .live.tlv import Command as LiveCommand
 from .recording import Recorder, RecordingSession, RecordingSink
 from .secure_video.handlers import SecureVideoState, detection_zones
 from .secure_video.services import SecureVideoServices, build_secure_video
-from .secure_video.tiers import audio_tiers, capabilities, plan_tiers, sensor_id, video_codec, video_tiers
-from .secure_video.tlv import ControlStatus, StreamingControlResponse, parse_streaming_control
+from .secure_video.tiers import (
+    AUDIO_BPS,
+    AUDIO_PAYLOAD_TYPE,
+    VIDEO_PAYLOAD_TYPE,
+    audio_tiers,
+    capabilities,
+    plan_tiers,
+    sensor_id,
+    video_codec,
+    video_tiers,
+)
+from .secure_video.tlv import ControlCommand, ControlStatus, StreamingControlResponse, parse_streaming_control
 from .services import OptionalModes, build_services
 from .settings import CameraSettings
 from .spec import CameraSpec
@@ -369,8 +382,39 @@ class Camera:
             observer(zones)
 
     def _write_tier_control(self, value: bytes, ctx: WriteContext) -> bytes:
+        """RTPStreamingControl: start a tier of a session set up with SetupEndpoints, or end it.
+
+        The tier runs on the live-view sender with the SSRCs of our SetupEndpoints answer (the
+        hub filters on those), Opus at 48 kHz (so its RTP clock is 48 kHz too).
+        """
         command = parse_streaming_control(value)
-        return StreamingControlResponse(command.session_id, ControlStatus.NO_SUCH_STREAM).encode()
+        session = command.session_id
+
+        def answer(status: ControlStatus) -> bytes:
+            return StreamingControlResponse(session, status).encode()
+
+        if not self.live.has_session(session, ctx):
+            return answer(ControlStatus.UNKNOWN)
+        if command.command is ControlCommand.END:
+            selected = SelectedCommand(session, LiveCommand.END)
+        else:
+            plans = plan_tiers(self.core.offer.cached_probe(), self.spec.tiers)
+            plan = next((p for p in plans if p.tier_id == command.video_tier), None)
+            if plan is None:
+                return answer(ControlStatus.NO_SUCH_STREAM)
+            video = {"width": plan.width, "height": plan.height, "fps": plan.fps, "bitrate_kbps": plan.peak_kbps,
+                     "payload_type": VIDEO_PAYLOAD_TYPE, "ssrc": command.video_ssrc or 0}
+            audio = None if command.audio_tier is None else AudioSelection(
+                codec=LIVE_CODEC_OPUS, sample_rate_hz=48000, bitrate_kbps=AUDIO_BPS // 1000,
+                payload_type=AUDIO_PAYLOAD_TYPE, ssrc=command.audio_ssrc or 0)
+            selected = SelectedCommand(session, LiveCommand.START, video, audio)
+            log.info("%s: tier %s (%dx%d@%d) asked for", self.name, plan.name, plan.width, plan.height, plan.fps)
+        try:
+            self.live.start_selected(selected, ctx)
+        except HapError as exc:
+            log.info("%s: tier control refused: %s", self.name, exc)
+            return answer(ControlStatus.BUSY if exc.status is HapStatus.RESOURCE_BUSY else ControlStatus.ERROR)
+        return answer(ControlStatus.OK)
 
     def _write(self, name: str, value: Any, ctx: WriteContext) -> None:
         self._act(self.core.write(name, value))

@@ -41,9 +41,9 @@ from ...media import (
 )
 from ...media.sources import SourceKind
 from ..spec import TwoWayAudio
-from .streaming_manager import LiveSession, Start, Stop, StreamingManager, source_fits
+from .streaming_manager import Action, LiveSession, Start, Stop, StreamingManager, source_fits
 from .talkback import Talkback
-from .tlv import CODEC_OPUS, SetupRequest
+from .tlv import CODEC_OPUS, SelectedCommand, SetupRequest
 
 __all__ = ["LiveStreaming"]
 
@@ -134,7 +134,18 @@ class LiveStreaming:
         return self.manager.read_setup(ctx.session.session_id)
 
     def write_selected(self, value: bytes, ctx: WriteContext) -> None:
-        action = self.manager.select(value, ctx.session.session_id)
+        self._carry_out(self.manager.select(value, ctx.session.session_id))
+
+    def start_selected(self, selected: SelectedCommand, ctx: WriteContext) -> None:
+        """A decoded selection from another model's control (a secure-video tier start or end)."""
+        self._carry_out(self.manager.select_command(selected, ctx.session.session_id))
+
+    def has_session(self, session_id: bytes, ctx: WriteContext) -> bool:
+        """Whether ``session_id`` was set up over this HAP session."""
+        session = self.manager.sessions.get(session_id)
+        return session is not None and session.owner == ctx.session.session_id
+
+    def _carry_out(self, action: Action) -> None:
         runner = self._runners.get(action.session.session_id)
         if runner is None:  # the manager knew it, the adapter did not: never expected
             self.manager.remove(action.session.session_id)

@@ -24,6 +24,7 @@ from .tlv import (
     SUITE_AES_CM_128_HMAC_SHA1_80,
     AudioSelection,
     Command,
+    SelectedCommand,
     SetupRequest,
     SetupResponse,
     SetupStatus,
@@ -173,7 +174,12 @@ class StreamingManager:
         """Handle a write: the action for the adapter, or :class:`HapError`."""
         if not self.enabled:
             raise HapError(HapStatus.NOT_ALLOWED_IN_CURRENT_STATE, "streaming is off")
-        selected = parse_selected(raw)
+        return self.select_command(parse_selected(raw), owner)
+
+    def select_command(self, selected: SelectedCommand, owner: int) -> Action:
+        """A decoded selection (the secure-video model's tier start builds one): as :meth:`select`."""
+        if not self.enabled:
+            raise HapError(HapStatus.NOT_ALLOWED_IN_CURRENT_STATE, "streaming is off")
         session = self.sessions.get(selected.session_id)
         if session is None or session.owner != owner:
             raise _invalid("unknown session id")
