@@ -142,6 +142,9 @@ class CameraConfig(_Strict):
     record_codec: Literal["h264", "hevc", "auto"] = Field(
         default="h264", description="what hubs record: h264 (today's), hevc (all hubs on tvOS 27), auto (hevc "
         "from an H.265 camera, back to h264 after two failed recordings); docs/h265.md")
+    advertise_hevc: bool = Field(
+        default=False, description="with record_codec hevc or auto: also offer H.265 (codec type 1) in the "
+        "recording configurations hubs select from; unverified with real hubs, so off by default (docs/h265.md)")
     doorbell: bool = False
     snapshot_url: str | None = Field(default=None, description="e.g. Frigate's /api/<cam>/latest.jpg")
     prebuffer_ms: int = Field(default=8000, ge=4000, le=30000, description="the most a hub may select")
@@ -188,6 +191,13 @@ class CameraConfig(_Strict):
     def _tiers_need_secure_video(self) -> CameraConfig:
         if self.tiers and self.homekit_model != "secure_video":
             raise ValueError("has tiers: but homekit_model is not secure_video (only that model has tiers)")
+        return self
+
+    @model_validator(mode="after")
+    def _advertise_hevc_needs_hevc_recordings(self) -> CameraConfig:
+        if self.advertise_hevc and self.record_codec == "h264":
+            raise ValueError("has advertise_hevc: true but record_codec: h264 (offering H.265 needs "
+                             "record_codec: hevc or auto)")
         return self
 
     @model_validator(mode="after")

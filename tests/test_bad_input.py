@@ -99,6 +99,14 @@ async def test_an_mqtt_block_the_motion_list_leaves_out(tmp_path: Path) -> None:
     expect_refusal(out, r"cameras\.0: .*mqtt: block but its motion: list has no mqtt; add mqtt to motion:")
 
 
+async def test_advertising_hevc_without_hevc_recordings(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("cameras:\n  - {name: Porch, source: demo, advertise_hevc: true}\n")
+    out = await run(*BASE, "--state-dir", str(tmp_path / "s"), "--config", str(config))
+    expect_refusal(out, r"cameras\.0: .*advertise_hevc: true but record_codec: h264 \(offering H\.265 needs "
+                        r"record_codec: hevc or auto\)")
+
+
 async def test_a_wrong_setting_is_named(tmp_path: Path) -> None:
     out = await run(*BASE, "--state-dir", str(tmp_path), "--camera", "Porch=demo", "--setup-code", "123-45-678")
     expect_refusal(out, r"cameras\.0\.setup_code: must look like 123-45-678")

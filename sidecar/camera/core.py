@@ -183,7 +183,7 @@ class CameraCore:
         self.paired = paired
         self.settings = CameraSettings.load(app)
         self.offer = RecordingOffer(spec.name, app, self.settings, copy=copy, prebuffer_ms=spec.prebuffer_ms,
-                                    hevc=spec.record_codec != "h264",
+                                    hevc=spec.record_codec != "h264", advertise_hevc=spec.advertise_hevc,
                                     doorbell=spec.doorbell)
         self.motion = MotionState()
         self.recording: int | None = None  # the stream id of the recording in progress

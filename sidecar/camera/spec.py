@@ -56,6 +56,7 @@ class CameraSpec:
     setup_code: str | None = None
     transcode_fallback: bool = False
     record_codec: RecordCodec = "h264"
+    advertise_hevc: bool = False  # also offer codec 1 (H.265) in the recording TLV (unverified; docs/h265.md)
     doorbell: bool = False
     snapshot_url: str | None = None
     prebuffer_ms: int = 8000  # the most a hub may select

@@ -340,3 +340,21 @@ def test_restarts_held_by_one_recording_are_released_once_together() -> None:
     ended = RecordingEnded(camera="Core Cam", stream_id=7, reason="TIMEOUT", reason_code=4, closed_by="connection")
     assert core.recording_ended(ended) == [
         Emit(ended), ReleaseRestart("merging short GOPs into 4 s fragments; reconfigured")]
+
+
+@pytest.mark.parametrize("record_codec", ["hevc", "auto"])
+def test_advertise_hevc_offers_codec_1_and_takes_a_hub_s_h265_selection(record_codec: str) -> None:
+    app: dict[str, Any] = {}
+    core = make_core(app, record_codec=record_codec, advertise_hevc=True)
+    assert core.offer.supported.video_codecs == (0, 1)
+    h265 = dataclasses.replace(SELECTION, video_codec=1)
+    assert core.write("selection", encode_selection(h265)) == [Persist(), Reconfigure()]
+    assert make_core(app, record_codec=record_codec, advertise_hevc=True).selection == h265  # persisted
+
+
+def test_without_advertise_hevc_codec_1_stays_refused_even_for_hevc_recordings() -> None:
+    core = make_core(record_codec="hevc")
+    assert core.offer.supported.video_codecs == (0,)
+    with pytest.raises(HapError) as refused:
+        core.write("selection", encode_selection(dataclasses.replace(SELECTION, video_codec=1)))
+    assert refused.value.status == HapStatus.INVALID_VALUE

@@ -126,3 +126,32 @@ def test_copy_mode_advertises_the_cameras_own_profile_and_level_bucket() -> None
     odd = supported_for_source(640, 360, 15, transcode=False, h264_profile="profile_idc=88", h264_level="?")
     assert len(odd.profiles) == 3 and len(odd.levels) == 3  # unknown: offer everything
     assert len(supported_for_source(640, 360, 15, transcode=True, h264_profile="main").profiles) == 3
+
+
+def test_advertising_hevc_adds_a_second_codec_entry_and_nothing_else() -> None:
+    base = SupportedRecording(profiles=(H264Profile.MAIN,), levels=(H264Level.L4_0,),
+                              resolutions=(VideoAttributes(1920, 1080, 30),))
+    both = dataclasses.replace(base, hevc=True)
+    # Golden bytes: the H.264 entry as always, a delimiter, then the same entry with codec type 1.
+    entry_params = "0206" "010101" "020102"  # params: profiles [main (1)], levels [4.0 (2)]
+    attrs = "030b010280070202380403011e"  # 1920x1080@30
+    h264 = "01" "18" "010100" + entry_params + attrs  # one codec entry, 24 bytes, codec type 0
+    h265 = "01" "18" "010101" + entry_params + attrs  # the same with codec type 1
+    assert base.video_tlv().hex() == h264
+    assert both.video_tlv().hex() == h264 + "0000" + h265
+    assert base.video_codecs == (0,) and both.video_codecs == (0, 1)
+    assert base.config_hash() != both.config_hash()  # a stored selection is dropped when it changes
+    assert SupportedRecording().video_tlv() == dataclasses.replace(SupportedRecording(), hevc=False).video_tlv()
+
+
+def test_codec_1_is_accepted_only_where_it_is_advertised() -> None:
+    hevc_sel = dataclasses.replace(GOOD, video_codec=1)
+    with pytest.raises(HapError, match="video codec 1 not advertised") as info:
+        parse_selection(encode_selection(hevc_sel), SUP)
+    assert info.value.status == -70410
+    both = dataclasses.replace(SUP, hevc=True)
+    assert parse_selection(encode_selection(hevc_sel), both) == hevc_sel
+    assert parse_selection(encode_selection(GOOD), both) == GOOD  # H.264 stays selectable
+    with pytest.raises(HapError):
+        parse_selection(encode_selection(dataclasses.replace(GOOD, video_codec=2)), both)
+    assert supported_for_source(1920, 1080, 30, transcode=False, hevc=True).hevc

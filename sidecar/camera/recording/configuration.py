@@ -76,6 +76,9 @@ class SupportedRecording:
     audio_channels: int = 1
     audio_bitrate_mode: int = 0  # variable
     sample_rates: tuple[SampleRate, ...] = (SampleRate.KHZ_32,)
+    #: Also offer H.265 (codec type 1) beside H.264 in 0x206 (``advertise_hevc``; unverified with
+    #: real hubs: docs/h265.md §Advertising H.265). Off, 0x206 is byte for byte what it always was.
+    hevc: bool = False
 
     # -- 0x205 --------------------------------------------------------------------------------
     def camera_tlv(self) -> bytes:
@@ -94,8 +97,15 @@ class SupportedRecording:
             tlv8.encode([(1, uint_le(r.width, 2)), (2, uint_le(r.height, 2)), (3, r.fps)])
             for r in self.resolutions
         ])
-        codec = tlv8.encode([(1, 0), (2, params)]) + attrs
-        return tlv8.item(1, codec)
+        # One codec entry per codec offered, with the same parameters: no H.265 profile or level
+        # values for this TLV are published, so the H.264 ones stand (docs/h265.md).
+        codecs = [tlv8.encode([(1, codec), (2, params)]) + attrs for codec in self.video_codecs]
+        return tlv8.encode_list(1, codecs)
+
+    @property
+    def video_codecs(self) -> tuple[int, ...]:
+        """The codec types offered in 0x206: 0 H.264, and 1 H.265 when ``hevc``."""
+        return (VIDEO_CODEC_H264, VIDEO_CODEC_H265) if self.hevc else (VIDEO_CODEC_H264,)
 
     # -- 0x207 --------------------------------------------------------------------------------
     def audio_tlv(self) -> bytes:
@@ -106,6 +116,10 @@ class SupportedRecording:
     def config_hash(self) -> str:
         """Changes whenever what we advertise changes: a stored selection is then dropped."""
         return hashlib.sha256(self.camera_tlv() + b"|" + self.video_tlv() + b"|" + self.audio_tlv()).hexdigest()
+
+
+VIDEO_CODEC_H264 = 0
+VIDEO_CODEC_H265 = 1
 
 
 # Resolutions the seed specification lists; a transcoding camera offers those up to its source size.
@@ -125,6 +139,7 @@ def supported_for_source(
     doorbell: bool = False,
     h264_profile: str | None = None,
     h264_level: str | None = None,
+    hevc: bool = False,
 ) -> SupportedRecording:
     """What to advertise for a source of this size.
 
@@ -154,7 +169,7 @@ def supported_for_source(
         if bucket is not None:
             levels = (bucket,)
     return SupportedRecording(prebuffer_ms=max(prebuffer_ms, MIN_PREBUFFER_MS), triggers=triggers,
-                              resolutions=resolutions, profiles=profiles, levels=levels)
+                              resolutions=resolutions, profiles=profiles, levels=levels, hevc=hevc)
 
 
 @dataclass(frozen=True)
@@ -176,6 +191,7 @@ class RecordingSelection:
     audio_bitrate_mode: int
     sample_rate: SampleRate
     audio_bitrate_kbps: int
+    video_codec: int = VIDEO_CODEC_H264  # 1 (H.265) only where advertised (``advertise_hevc``)
 
 
 def _struct(data: bytes) -> dict[int, bytes]:
@@ -232,8 +248,10 @@ def parse_selection(data: bytes, supported: SupportedRecording) -> RecordingSele
     if _uint(container, 1, "container type", 1) != 0:
         raise HapError(HapStatus.INVALID_VALUE, "only fragmented MP4 is supported")
     fragment = _uint(container_params, 1, "fragment length", 4)
-    if _uint(video, 1, "video codec", 1) != 0:
-        raise HapError(HapStatus.INVALID_VALUE, "only H.264 is supported")
+    video_codec = _uint(video, 1, "video codec", 1)
+    if video_codec not in supported.video_codecs:
+        offered = " and H.265" if supported.hevc else ""
+        raise HapError(HapStatus.INVALID_VALUE, f"video codec {video_codec} not advertised (H.264{offered} only)")
     profile = H264Profile(_enum(H264Profile, _uint(vparams, 1, "H.264 profile", 1), "H.264 profile"))
     level = H264Level(_enum(H264Level, _uint(vparams, 2, "H.264 level", 1), "H.264 level"))
     bitrate = _uint(vparams, 3, "video bitrate", 4)
@@ -266,7 +284,7 @@ def parse_selection(data: bytes, supported: SupportedRecording) -> RecordingSele
     if problems:
         raise HapError(HapStatus.INVALID_VALUE, "; ".join(problems))
     return RecordingSelection(prebuffer, triggers, fragment, profile, level, bitrate, iframe, width, height, fps,
-                              codec, channels, mode, rate, audio_bitrate)
+                              codec, channels, mode, rate, audio_bitrate, video_codec)
 
 
 def encode_selection(sel: RecordingSelection) -> bytes:
@@ -276,7 +294,7 @@ def encode_selection(sel: RecordingSelection) -> bytes:
         (3, tlv8.encode([(1, 0), (2, tlv8.item(1, uint_le(sel.fragment_ms, 4)))])),
     ])
     video = tlv8.encode([
-        (1, 0),
+        (1, sel.video_codec),
         (2, tlv8.encode([(1, int(sel.profile)), (2, int(sel.level)), (3, uint_le(sel.bitrate_kbps, 4)),
                          (4, uint_le(sel.iframe_ms, 4))])),
         (3, tlv8.encode([(1, uint_le(sel.width, 2)), (2, uint_le(sel.height, 2)), (3, sel.fps)])),

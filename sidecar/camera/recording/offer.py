@@ -40,9 +40,10 @@ class RecordingOffer:
     """
 
     def __init__(self, name: str, app: dict[str, Any], settings: CameraSettings, *, copy: bool,
-                 prebuffer_ms: int, doorbell: bool, hevc: bool = False) -> None:
+                 prebuffer_ms: int, doorbell: bool, hevc: bool = False, advertise_hevc: bool = False) -> None:
         self.name = name
         self.hevc = hevc  # H.265 recordings allowed (record_codec hevc or auto; docs/h265.md)
+        self.advertise_hevc = hevc and advertise_hevc  # offer codec 1 in 0x206 too (unverified; docs/h265.md)
         self.app = app
         self.settings = settings
         self.copy = copy
@@ -67,7 +68,8 @@ class RecordingOffer:
         return supported_for_source(width, height, fps, transcode=transcode, prebuffer_ms=self.prebuffer_ms,
                                     doorbell=self.doorbell,
                                     h264_profile=profile if isinstance(profile, str) else None,
-                                    h264_level=level if isinstance(level, str) else None)
+                                    h264_level=level if isinstance(level, str) else None,
+                                    hevc=self.advertise_hevc)
 
     def load_selection(self) -> bool:
         """Take the stored selection if it was made against what we advertise now; else drop it."""
