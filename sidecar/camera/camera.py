@@ -60,7 +60,7 @@ from .live.tlv import CODEC_OPUS as LIVE_CODEC_OPUS
 from .live.tlv import AudioSelection, SelectedCommand
 from .live.tlv import Command as LiveCommand
 from .recording import Recorder, RecordingSession, RecordingSink
-from .secure_video.handlers import SecureVideoState, detection_zones
+from .secure_video.handlers import SecureVideoState, detection_zones, zone_regions
 from .secure_video.services import SecureVideoServices, build_secure_video
 from .secure_video.tiers import (
     AUDIO_BPS,
@@ -376,6 +376,14 @@ class Camera:
 
         return remove
 
+    def _zone_words(self) -> tuple[str, ...]:
+        """The hub's zones for the status page: "ignore: (0,0) (960,0) (960,1080)" per polygon."""
+        if self.secure is None:
+            return ()
+        off = "" if self.secure_state.zones_active else " (zones off)"
+        return tuple(f"{'ignore' if r.exclude else 'watch'}: {' '.join(f'({x},{y})' for x, y in r.points)}{off}"
+                     for r in zone_regions(self.secure_state.zones))
+
     def _zones_changed(self) -> None:
         zones = self.detection_zones()
         for observer in list(self._zone_observers):
@@ -510,4 +518,5 @@ class Camera:
             failed_setup_attempts=self.state.failed_attempts,
             live_sessions=self.live.active_sessions, motion=self.core.motion.active,
             recording=self._recorder is not None, recordings=self.core.recordings, prebuffer_ms=self.spec.prebuffer_ms,
-            media=media, record_codec=self.core.codec.describe())
+            media=media, record_codec=self.core.codec.describe(), homekit_model=self.spec.homekit_model,
+            zones=self._zone_words(), motion_enabled=self.secure is None or self.secure_state.motion_enabled)

@@ -82,6 +82,9 @@ class CameraStatus:
     prebuffer_ms: int  # the most a hub may select
     media: MediaStatus
     record_codec: str = "h264"  # the record_codec setting, and why ``auto`` fell back to H.264 if it did
+    homekit_model: str = "classic"  # or "secure_video" (docs/secure-video.md): its own accessory and pairing
+    zones: tuple[str, ...] = ()  # secure_video: the hub's activity zones, in words
+    motion_enabled: bool = True  # secure_video: the hub's MotionEnabled
 
     def healthy(self, *, stale_after_s: float) -> tuple[bool, str]:
         """Whether this camera works, and in words why not (the ``/healthz`` rule)."""

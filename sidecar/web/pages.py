@@ -125,7 +125,18 @@ def _homekit(s: CameraStatus) -> str:
         paired = '<span class="warn">not paired</span>'
     return (f"<dt>HomeKit</dt><dd>{paired}</dd><dt>mode</dt><dd>{escape(s.mode)}</dd>"
             f"<dt>recording config</dt><dd>{escape(s.selection or 'none selected yet')}</dd>"
-            f"{_record_codec(s)}<dt>live views</dt><dd>{s.live_sessions}</dd>")
+            f"{_record_codec(s)}<dt>live views</dt><dd>{s.live_sessions}</dd>{_secure_video(s)}")
+
+
+def _secure_video(s: CameraStatus) -> str:
+    """The secure-video model's rows (docs/secure-video.md); nothing for a classic camera."""
+    if s.homekit_model != "secure_video":
+        return ""
+    zones = "<br>".join(escape(z) for z in s.zones) or "none (the whole picture)"
+    motion = "" if s.motion_enabled else '<dt>motion</dt><dd class="warn">off in the Home app (MotionEnabled)</dd>'
+    return ("<dt>HomeKit model</dt><dd>secure video (tvOS 27 hubs) <span class='small'>its own accessory: "
+            "switching models means pairing again</span></dd>"
+            f"<dt>activity zones</dt><dd>{zones}</dd>{motion}")
 
 
 def _record_codec(s: CameraStatus) -> str:
@@ -141,7 +152,9 @@ def _pairing_block(s: CameraStatus) -> str:
         return ""
     return (f'<div class="qr" id="qr-{escape(s.slug)}">{qr_svg(s.setup_uri)}'
             f'<div>Setup code: <span class="code">{escape(s.setup_code)}</span></div>'
-            '<div class="small">Home app → Add Accessory → scan this code.</div></div>')
+            '<div class="small">Home app → Add Accessory → scan this code.</div>'
+            + ('<div class="small">Secure-video model: a new accessory, paired apart from the classic one.</div>'
+               if s.homekit_model == "secure_video" else "") + '</div>')
 
 
 def _last(entry: JournalEntry | None, rec: RecordingRecord | None) -> str:

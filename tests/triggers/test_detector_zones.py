@@ -123,3 +123,13 @@ async def test_a_classic_camera_has_no_zones(tmp_path: Path, model: str) -> None
     cam = Camera(CameraSpec(name="Plain", source="demo", homekit_model=model), tmp_path, host="127.0.0.1", port=0,  # type: ignore[arg-type]
                  advertiser=None)
     assert cam.detection_zones().include == () and cam.detection_zones().exclude == ()
+
+
+async def test_the_status_shows_the_zones_and_motion_enabled(tmp_path: Path) -> None:
+    cam = secure_camera(tmp_path)
+    write_zones(cam, (2, RIGHT_HALF))
+    assert cam.secure is not None
+    hub_write(cam.secure.motion_enabled, False)
+    status = cam.status()
+    assert status.homekit_model == "secure_video" and status.motion_enabled is False
+    assert status.zones == ("ignore: (960,0) (1920,0) (1920,1080) (960,1080)",)

@@ -55,3 +55,16 @@ def test_the_detector_figures_are_on_the_card_for_tuning() -> None:
         assert "1234 frames analysed, 56 dropped, 3 trigger(s)" in html
         assert "2.1 % changed in 2 region(s)" in html and "3.4 % of the picture in 1 region(s)" in html
     assert "detector" not in overview_page([(PAIRED, None, None, None, False, None)])
+
+
+def test_a_secure_video_card_says_its_model_pairing_and_zones_and_a_classic_one_does_not() -> None:
+    classic = overview_page([(UNPAIRED, None, None, None, False, None)])
+    assert "HomeKit model" not in classic and "activity zones" not in classic
+    secure = dataclasses.replace(UNPAIRED, homekit_model="secure_video", motion_enabled=False,
+                                 zones=("ignore: (960,0) (1920,0) (1920,1080)", "watch: <b>"))
+    html = overview_page([(secure, None, None, None, False, None)])
+    assert "switching models means pairing again" in html and "paired apart from the classic one" in html
+    assert "ignore: (960,0) (1920,0) (1920,1080)" in html and "watch: &lt;b&gt;" in html
+    assert "off in the Home app (MotionEnabled)" in html
+    empty = overview_page([(dataclasses.replace(secure, zones=()), None, None, None, False, None)])
+    assert "none (the whole picture)" in empty
