@@ -5,7 +5,8 @@ and hands back what to write (:meth:`Connection.data_to_send`). It parses reques
 each one to its owner (the server core, which answers with a :class:`~.response.Response` or,
 for a snapshot, a :class:`ResourceRequest`), writes the answer, and switches to encryption
 exactly after the pair-verify M4 response. Requests are answered strictly in order: while a
-snapshot is pending for the adapter, later requests wait in the parser.
+snapshot is pending for the adapter, or a CPU-heavy step (:class:`~.offload.Offload`) runs
+off the event loop, later requests wait in the parser.
 
 A verified connection has a :class:`Session`, which the layers above see as
 ``model.SessionView``: who the controller is, whether it is an admin, the pair-verify secret,
@@ -17,17 +18,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from .events import EventQueue
 from .http import HttpError, HttpRequest, RequestParser, format_error_and_close, format_response
+from .offload import Offload
 from .pair_verify import PairVerify, VerifiedKeys
 from .response import RequestError, Response
 from .secure_channel import SecureChannel, SecureChannelError
 from .state import AccessoryState
 from .status import HapStatus
 
-__all__ = ["Connection", "ConnectionOwner", "ResourceRequest", "Session"]
+__all__ = ["Connection", "ConnectionOwner", "OffloadedRequest", "ResourceRequest", "Session"]
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +46,16 @@ class ResourceRequest:
     aid: int
 
 
+OffloadedRequest = Offload[Any, Response]
+"""A request whose answer needs CPU-heavy work first: the adapter runs ``compute`` (off the
+loop) and hands its result to :meth:`Connection.complete_offload`."""
+
+
 class ConnectionOwner(Protocol):
     """What a connection asks of the server that holds it."""
 
-    def handle_request(self, conn: Connection, request: HttpRequest, now: float) -> Response | ResourceRequest:
+    def handle_request(self, conn: Connection, request: HttpRequest, now: float
+                       ) -> Response | ResourceRequest | OffloadedRequest:
         """Answer one request (routes raise RequestError, which the owner turns into a Response)."""
 
     def connection_verified(self, conn: Connection) -> None:
@@ -152,6 +160,7 @@ class Connection:
         self.close_after_send = False
         self.closed = False
         self.pending_resource: ResourceRequest | None = None
+        self.pending_offload: OffloadedRequest | None = None
         self._busy = False  # a request is being handled or awaits the adapter
 
     # -- adapter interface --------------------------------------------------------------------
@@ -202,6 +211,26 @@ class Connection:
         else:
             code = status if status is not None else HapStatus.SERVICE_COMMUNICATION_FAILURE
             self._respond(Response.hap_status(207, code))
+        self._busy = False
+        self._process(now)
+
+    def complete_offload(self, result: Any, error: BaseException | None, now: float) -> None:
+        """Finish the pending offloaded request with what its ``compute`` returned (or raised)."""
+        pending = self.pending_offload
+        if pending is None or self.closed:
+            return
+        self.pending_offload = None
+        response: Response
+        if error is not None:
+            log.error("connection %d: offloaded work failed: %r", self.id, error)
+            response = RequestError(500, HapStatus.SERVICE_COMMUNICATION_FAILURE).response()
+        else:
+            try:
+                response = pending.finish(result, now)
+            except Exception:
+                log.exception("connection %d: finishing offloaded work failed", self.id)
+                response = RequestError(500, HapStatus.SERVICE_COMMUNICATION_FAILURE).response()
+        self._respond(response)
         self._busy = False
         self._process(now)
 
@@ -265,6 +294,8 @@ class Connection:
                 answer = RequestError(500, HapStatus.SERVICE_COMMUNICATION_FAILURE).response()
             if isinstance(answer, ResourceRequest):
                 self.pending_resource = answer  # stays busy until the adapter completes it
+            elif isinstance(answer, Offload):
+                self.pending_offload = answer  # stays busy until the adapter completes it
             else:
                 self._respond(answer)
                 self._busy = False

@@ -12,7 +12,8 @@ The adapter (``server.py``) is told through :class:`~.callbacks.Callbacks`: ``on
 when a connection has something to send outside of a receive (events, a forced close),
 ``on_state_dirty()`` when the state file must be written, ``on_advertise()`` when the mDNS
 TXT record changed. Work that cannot be done synchronously (snapshots over ``/resource``) is
-exposed as :attr:`Connection.pending_resource` and completed by the adapter.
+exposed as :attr:`Connection.pending_resource` and completed by the adapter; CPU-heavy steps
+(pair-setup's SRP) as :attr:`Connection.pending_offload`, which the adapter runs off the loop.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 from ..connection_limiter import ConnectionLimiter
 from . import routes
 from .callbacks import Callbacks
-from .connection import Connection, ResourceRequest
+from .connection import Connection, OffloadedRequest, ResourceRequest
 from .events import EventQueue
 from .http import HttpRequest
 from .model import Accessory, Characteristic, Perm
@@ -211,7 +212,8 @@ class ServerCore:
             self.callbacks.on_output(conn)
 
     # -- requests (the ConnectionOwner side) --------------------------------------------------
-    def handle_request(self, conn: Connection, request: HttpRequest, now: float) -> Response | ResourceRequest:
+    def handle_request(self, conn: Connection, request: HttpRequest, now: float
+                       ) -> Response | ResourceRequest | OffloadedRequest:
         return routes.dispatch(self, conn, request, now)
 
     def connection_verified(self, conn: Connection) -> None:

@@ -9,6 +9,10 @@ exponentiations. An exchange left idle for ``TIMEOUT`` seconds is abandoned.
 Flags (Transient / Split) are parsed and ignored: the exchange is always a normal, persistent
 pairing. That is the behaviour controllers get from HAP-NodeJS and HAP-python, and it keeps
 iOS working whether or not it sends the flags.
+
+The SRP steps (M1 and M3) are CPU-heavy: :meth:`PairSetup.begin` hands them back as an
+:class:`~.offload.Offload` whose pure half the adapter may run off the event loop, while the
+exchange stays reserved for its connection; :meth:`PairSetup.handle` runs both halves at once.
 """
 
 from __future__ import annotations
@@ -17,24 +21,27 @@ import uuid as uuid_module
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .. import tlv8
 from .crypto import hkdf_sha512, open_sealed, seal
+from .offload import Offload
 from .pairing_tlv import Method, T
 from .srp import SrpError, SrpServer
 from .state import MAX_PAIRINGS, AccessoryState, Pairing
 from .status import TlvErrorCode
 
-__all__ = ["PairSetup", "PairSetupResult"]
+__all__ = ["PairSetup", "PairSetupResult", "PairSetupStep"]
 
 MAX_FAILED_ATTEMPTS = 100
 MAX_IDENTIFIER_BYTES = 36
 
 
 class _Step(IntEnum):
+    COMPUTING = 0  # an SRP step runs off the loop; the exchange is held for its connection
     WAIT_M3 = 3
     WAIT_M5 = 5
 
@@ -51,9 +58,12 @@ class PairSetupResult:
 @dataclass
 class _Exchange:
     conn_id: int
-    srp: SrpServer
+    srp: SrpServer | None  # None until M1's SRP values are computed
     step: _Step
     last_activity: float
+
+
+PairSetupStep = Offload[Any, PairSetupResult]
 
 
 def _error(state: int, code: TlvErrorCode, retry_delay: int | None = None) -> bytes:
@@ -121,6 +131,13 @@ class PairSetup:
         return max(1, round((1 - self._tokens) * self.REFILL_S))
 
     def handle(self, conn_id: int, body: bytes, now: float) -> PairSetupResult:
+        """One request, answered at once (the SRP work done inline)."""
+        result = self.begin(conn_id, body, now)
+        return result.run_inline(now) if isinstance(result, Offload) else result
+
+    def begin(self, conn_id: int, body: bytes, now: float) -> PairSetupResult | PairSetupStep:
+        """One request: its answer, or for M1 and M3 the SRP work to run (off the loop if the
+        caller likes) and the step that turns its result into the answer."""
         try:
             items = tlv8.decode_dict(body)
             state_raw = items.get(T.STATE)
@@ -139,7 +156,7 @@ class PairSetup:
             return PairSetupResult(_error(2, TlvErrorCode.UNKNOWN))
 
     # -- M1 -> M2 -----------------------------------------------------------------------------
-    def _m1(self, conn_id: int, items: dict[int, bytes], now: float) -> PairSetupResult:
+    def _m1(self, conn_id: int, items: dict[int, bytes], now: float) -> PairSetupResult | PairSetupStep:
         if self._state.paired:
             return PairSetupResult(_error(2, TlvErrorCode.UNAVAILABLE))
         if self._state.failed_attempts >= MAX_FAILED_ATTEMPTS:
@@ -163,10 +180,17 @@ class PairSetup:
         wait = self._take_token(now)
         if wait is not None:
             return PairSetupResult(_error(2, TlvErrorCode.BACKOFF, retry_delay=min(wait, 255)))
-        srp = self._srp_factory(self._state.setup_code)
-        self._exchange = _Exchange(conn_id, srp, _Step.WAIT_M3, now)
-        body = tlv8.encode([(T.STATE, 2), (T.SALT, srp.salt), (T.PUBLIC_KEY, srp.public_key)])
-        return PairSetupResult(body)
+        exchange = self._exchange = _Exchange(conn_id, None, _Step.COMPUTING, now)
+        factory, code = self._srp_factory, self._state.setup_code
+
+        def finish(srp: SrpServer, at: float) -> PairSetupResult:
+            if self._exchange is not exchange:  # the connection went away meanwhile
+                return PairSetupResult(_error(2, TlvErrorCode.UNKNOWN))
+            exchange.srp, exchange.step, exchange.last_activity = srp, _Step.WAIT_M3, at
+            body = tlv8.encode([(T.STATE, 2), (T.SALT, srp.salt), (T.PUBLIC_KEY, srp.public_key)])
+            return PairSetupResult(body)
+
+        return Offload(lambda: factory(code), finish)
 
     def _current(self, conn_id: int, step: _Step) -> _Exchange | None:
         exchange = self._exchange
@@ -180,7 +204,7 @@ class PairSetup:
         return PairSetupResult(_error(4, TlvErrorCode.AUTHENTICATION), state_dirty=True)
 
     # -- M3 -> M4 -----------------------------------------------------------------------------
-    def _m3(self, conn_id: int, items: dict[int, bytes], now: float) -> PairSetupResult:
+    def _m3(self, conn_id: int, items: dict[int, bytes], now: float) -> PairSetupResult | PairSetupStep:
         exchange = self._current(conn_id, _Step.WAIT_M3)
         if exchange is None:
             if self._exchange is not None and self._exchange.conn_id == conn_id:
@@ -191,14 +215,26 @@ class PairSetup:
         if public is None or proof is None:
             self._exchange = None
             return PairSetupResult(_error(4, TlvErrorCode.UNKNOWN))
-        try:
-            exchange.srp.set_client_public(public)
-            server_proof = exchange.srp.verify_client_proof(proof)
-        except SrpError:
-            return self._fail()
-        exchange.step = _Step.WAIT_M5
-        exchange.last_activity = now
-        return PairSetupResult(tlv8.encode([(T.STATE, 4), (T.PROOF, server_proof)]))
+        srp = exchange.srp
+        assert srp is not None  # set when the exchange reached WAIT_M3
+        exchange.step = _Step.COMPUTING
+
+        def compute() -> bytes | None:
+            try:
+                srp.set_client_public(public)
+                return srp.verify_client_proof(proof)
+            except SrpError:
+                return None
+
+        def finish(server_proof: bytes | None, at: float) -> PairSetupResult:
+            if self._exchange is not exchange:  # the connection went away meanwhile
+                return PairSetupResult(_error(4, TlvErrorCode.UNKNOWN))
+            if server_proof is None:
+                return self._fail()
+            exchange.step, exchange.last_activity = _Step.WAIT_M5, at
+            return PairSetupResult(tlv8.encode([(T.STATE, 4), (T.PROOF, server_proof)]))
+
+        return Offload(compute, finish)
 
     # -- M5 -> M6 -----------------------------------------------------------------------------
     def _m5(self, conn_id: int, items: dict[int, bytes], now: float) -> PairSetupResult:
@@ -211,6 +247,7 @@ class PairSetup:
         encrypted = items.get(T.ENCRYPTED_DATA)
         if encrypted is None:
             return PairSetupResult(_error(6, TlvErrorCode.UNKNOWN))
+        assert exchange.srp is not None  # set when the exchange reached WAIT_M3
         key_material = exchange.srp.session_key
         enc_key = hkdf_sha512(key_material, b"Pair-Setup-Encrypt-Salt", b"Pair-Setup-Encrypt-Info")
         try:

@@ -20,11 +20,12 @@ from urllib.parse import unquote_plus
 
 from .. import tlv8
 from .callbacks import Callbacks
-from .connection import Connection, ResourceRequest, Session
+from .connection import Connection, OffloadedRequest, ResourceRequest, Session
 from .http import TLV_TYPE, HttpRequest
 from .model import Accessory, Characteristic, Perm, ReadContext, WriteContext, services_json, short_uuid
 from .notices import PairingNotice
-from .pair_setup import PairSetup
+from .offload import Offload
+from .pair_setup import PairSetup, PairSetupResult
 from .pairing_tlv import T
 from .pairings import handle_pairings
 from .response import RequestError, Response
@@ -60,7 +61,7 @@ class RouteHost(Protocol):
         """Close the sessions of ``controllers`` (``requester`` after its own answer)."""
 
 
-Reply = Response | ResourceRequest
+Reply = Response | ResourceRequest | OffloadedRequest
 Handler = Callable[[RouteHost, Connection, HttpRequest, float], Reply]
 
 
@@ -93,9 +94,16 @@ def _session(conn: Connection) -> Session:
 def pair_setup(host: RouteHost, conn: Connection, req: HttpRequest, now: float) -> Reply:
     if conn.session is not None:
         raise RequestError(470, HapStatus.INSUFFICIENT_PRIVILEGES)
+    failed_before = host.state.failed_attempts
+    step = host.pair_setup.begin(conn.id, req.body, now)
+    if isinstance(step, Offload):  # SRP work: the adapter runs it off the loop, then answers here
+        finish = step.finish
+        return Offload(step.compute, lambda value, at: _pair_setup_answer(host, finish(value, at), failed_before))
+    return _pair_setup_answer(host, step, failed_before)
+
+
+def _pair_setup_answer(host: RouteHost, result: PairSetupResult, failed_before: int) -> Response:
     state, callbacks = host.state, host.callbacks
-    failed_before = state.failed_attempts
-    result = host.pair_setup.handle(conn.id, req.body, now)
     if result.state_dirty:
         callbacks.on_state_dirty()
     after: tuple[Callable[[], None], ...] = ()

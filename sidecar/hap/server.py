@@ -2,7 +2,8 @@
 
 Deliberately thin: it moves bytes between sockets and the core, arms the single timer the
 core asks for, runs ``/resource`` requests as tasks under a timeout (so a hung camera can
-never stall the server), writes the state file when told, and keeps the mDNS record in step.
+never stall the server), runs the cores' CPU-heavy steps (pair-setup's SRP) in a short-lived
+worker thread so they never stall the event loop, writes the state file when told, and keeps the mDNS record in step.
 A client that stops reading while events pile up is disconnected once its write buffer passes
 ``MAX_WRITE_BUFFER``: memory stays bounded whatever the peer does.
 """
@@ -10,10 +11,13 @@ A client that stops reading while events pile up is disconnected once its write 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from .advertiser import Advertiser
 from .connection import Connection
@@ -32,12 +36,48 @@ MAX_WRITE_BUFFER = 1 << 20
 ResourceHandler = Callable[[int, int, "int | None"], Awaitable[bytes]]
 
 
+_crypto_turn = threading.Lock()
+
+
+def run_off_loop(loop: asyncio.AbstractEventLoop, compute: Callable[[], Any]) -> asyncio.Future[Any]:
+    """``compute()`` in a short-lived worker thread; its result (or exception) on the loop.
+
+    The steps take turns (one lock for the process): several at once would only fight the
+    event loop for the interpreter lock. A thread per step, not a pool, so a server that pairs
+    nobody keeps no idle thread around.
+    """
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def deliver(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        result: Any = None
+        error: BaseException | None = None
+        with _crypto_turn:
+            try:
+                result = compute()
+            except Exception as exc:
+                error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(deliver, result, error)
+
+    threading.Thread(target=work, name="hap-crypto", daemon=True).start()
+    return future
+
+
 class _HapProtocol(asyncio.Protocol):
     def __init__(self, server: AccessoryServer) -> None:
         self._server = server
         self._transport: asyncio.Transport | None = None
         self.conn: Connection | None = None
         self._resource_task: asyncio.Task[None] | None = None
+        self._offload_task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -84,9 +124,28 @@ class _HapProtocol(asyncio.Protocol):
             return
         if conn.pending_resource is not None and self._resource_task is None:
             self._resource_task = self._server.loop.create_task(self._run_resource())
+        if conn.pending_offload is not None and self._offload_task is None:
+            self._offload_task = self._server.loop.create_task(self._run_offload())
         if conn.close_after_send:
             transport.close()
         self._server._rearm()
+
+    async def _run_offload(self) -> None:
+        """Run the connection's CPU-heavy step in the crypto worker, then let it answer."""
+        conn = self.conn
+        assert conn is not None and conn.pending_offload is not None
+        work = conn.pending_offload
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = await run_off_loop(self._server.loop, work.compute)
+        except Exception as exc:
+            error = exc
+        finally:
+            self._offload_task = None
+        if self.conn is conn:
+            conn.complete_offload(result, error, self._server.loop.time())
+            self.flush()
 
     async def _run_resource(self) -> None:
         conn = self.conn
@@ -116,6 +175,9 @@ class _HapProtocol(asyncio.Protocol):
         if self._resource_task is not None:
             self._resource_task.cancel()
             self._resource_task = None
+        if self._offload_task is not None:
+            self._offload_task.cancel()  # the worker finishes its step; nobody waits for it
+            self._offload_task = None
         if self.conn is not None:
             self._server._protocols.pop(self.conn.id, None)
             self.conn.connection_lost()

@@ -7,6 +7,11 @@ pairing in a hundred, whenever a value happens to start with a zero byte.
 Security rules that matter: A ≡ 0 (mod N) would make the premaster secret 0 and let anyone
 compute the proof without the PIN, so it is refused, as is A ≥ N or a wrong length; the client
 proof is compared in constant time.
+
+The modular exponentiations are done in small steps (:func:`modexp`), not by one ``pow`` call:
+one 3072-bit ``pow`` holds the interpreter lock for tens of milliseconds, so even when the
+adapter runs it in a worker thread it would stall the event loop for that long; in steps, the
+lock is free to change hands between them.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import hashlib
 import hmac
 import secrets
 
-__all__ = ["KEY_LENGTH", "G", "N", "SrpError", "SrpServer"]
+__all__ = ["KEY_LENGTH", "G", "N", "SrpError", "SrpServer", "modexp"]
 
 N = int(
     "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E"
@@ -46,6 +51,26 @@ def _minimal(value: int) -> bytes:
     return value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
 
 
+WINDOW_BITS = 4
+
+
+def modexp(base: int, exponent: int, modulus: int) -> int:
+    """``pow(base, exponent, modulus)`` for exponent >= 0, as a fixed-window loop of small
+    steps (a few multiplications each) so no single call holds the interpreter lock long."""
+    size = 1 << WINDOW_BITS
+    table = [1 % modulus, base % modulus]
+    for _ in range(2, size):
+        table.append(table[-1] * table[1] % modulus)
+    result = 1 % modulus
+    for shift in range((exponent.bit_length() + WINDOW_BITS - 1) // WINDOW_BITS * WINDOW_BITS - WINDOW_BITS,
+                       -1, -WINDOW_BITS):
+        result = pow(result, size, modulus)
+        digit = (exponent >> shift) & (size - 1)
+        if digit:
+            result = result * table[digit] % modulus
+    return result
+
+
 _K = int.from_bytes(_h(_minimal(N), _pad(G)), "big")
 _H_GROUP = bytes(a ^ b for a, b in zip(_h(_minimal(N)), _h(_minimal(G)), strict=True))
 _H_USER = _h(USERNAME)
@@ -64,11 +89,11 @@ class SrpServer:
     def __init__(self, pin: str, *, salt: bytes | None = None, private: int | None = None) -> None:
         self.salt = salt if salt is not None else secrets.token_bytes(16)
         x = int.from_bytes(_h(self.salt, _h(USERNAME + b":" + pin.encode())), "big")
-        self._verifier = pow(G, x, N)
+        self._verifier = modexp(G, x, N)
         # 256 random bits, RFC 5054's minimum for the private value: a full-width exponent
         # would make every pair-setup ~100x slower for no gain in security.
         self._b = private if private is not None else secrets.randbits(256) | (1 << 255)
-        self.B = (_K * self._verifier + pow(G, self._b, N)) % N
+        self.B = (_K * self._verifier + modexp(G, self._b, N)) % N
         self.public_key = _pad(self.B)
         self._session_key: bytes | None = None
         self._A_bytes = b""
@@ -84,7 +109,7 @@ class SrpServer:
         u = int.from_bytes(_h(self._A_bytes, self.public_key), "big")
         if u == 0:
             raise SrpError("scrambling parameter is zero")
-        s = pow(a * pow(self._verifier, u, N), self._b, N)
+        s = modexp(a * modexp(self._verifier, u, N) % N, self._b, N)
         self._session_key = _h(_pad(s))
 
     @property

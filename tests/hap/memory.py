@@ -74,7 +74,13 @@ class Peer:
     def feed(self, data: bytes) -> list[Message]:
         """Send raw bytes; return the messages the server produced."""
         self.conn.receive_data(data, self.clock())
+        self.run_offloaded()
         return self.collect()
+
+    def run_offloaded(self) -> None:
+        """Do what the adapter does for a CPU-heavy step (here inline, on the fake clock)."""
+        while (work := self.conn.pending_offload) is not None:
+            self.conn.complete_offload(work.compute(), None, self.clock())
 
     def collect(self) -> list[Message]:
         out = self.conn.data_to_send()
