@@ -29,7 +29,7 @@ from sidecar.hds import SessionKeys
 
 from .hds_client import HubDataStreamClient, SetupResponse, build_setup_write, parse_setup_response
 
-__all__ = ["DeriveCapture", "HDSSetupRefused", "controller_hds_keys", "open_hds", "setup_write"]
+__all__ = ["DeriveCapture", "DerivesByAccessory", "HDSSetupRefused", "controller_hds_keys", "open_hds", "setup_write"]
 
 Derive = Callable[[bytes, bytes], bytes]
 
@@ -94,3 +94,37 @@ async def open_hds(
     keys = controller_hds_keys(capture.latest, controller_salt, response.accessory_salt)
     reader, writer = await asyncio.open_connection(host, response.port)
     return HubDataStreamClient(reader, writer, keys)
+
+
+class DerivesByAccessory:
+    """Like :class:`DeriveCapture`, for several hubs in one process, each paired with its own
+    accessory: keeps the latest session's ``derive`` per accessory pairing id. ``install``
+    returns the function that puts aiohomekit back; :meth:`view` is what :func:`open_hds` and
+    ``tests.hub.recording.record`` take as their capture, for one pairing."""
+
+    def __init__(self) -> None:
+        self.by_accessory: dict[str, Derive] = {}
+        self.original: Any = vars(aio_connection)["get_session_keys"]
+
+    def install(self) -> Callable[[], None]:
+        aio_connection.get_session_keys = self  # type: ignore[assignment]
+
+        def restore() -> None:
+            aio_connection.get_session_keys = self.original
+
+        return restore
+
+    def __call__(self, pairing_data: dict[str, Any]) -> Generator[Any, Any, Any]:
+        result = yield from self.original(pairing_data)
+        self.by_accessory[pairing_data["AccessoryPairingID"]] = result[1]
+        return result
+
+    def view(self, pairing: IpPairing) -> Any:
+        derives = self
+
+        class _View:
+            @property
+            def latest(self) -> Derive:
+                return derives.by_accessory[pairing.pairing_data["AccessoryPairingID"]]
+
+        return _View()
