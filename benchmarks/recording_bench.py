@@ -35,11 +35,18 @@ bytes serialized; and the kernel's cost of sending the same bytes over loopback 
 socket's buffer size (the floor of the socket half). ``--pin-hubs`` runs the hub process on the
 last CPU and this process, with its ffmpeg children, on the others: real hubs are other machines.
 
+``--hevc N`` makes N of the cameras (spread among the others) H.265 cameras recorded as H.265
+(``record_codec: hevc``, copy mode) from the same clip made with libx265 (same size, bitrate and
+GOP, AAC audio): each fragment then goes out as a rewritten ``prft`` + ``moof`` and a view of
+the prebuffer's ``mdat``. The send path's CPU and minor page faults per MB are then printed for
+the H.264 and the H.265 recordings apart, with the rewrite's own CPU per MB (it runs in the
+recording core, before ``send_fragment``). Without it (the default) every camera is H.264.
+
 It prints tables; it never passes or fails (the PASS/FAIL column only compares with the issue's
 targets). Loopback only, no mDNS. Usage::
 
     .venv/bin/python -m benchmarks.recording_bench [--cameras 16] [--seconds 25] [--rounds 3]
-                                                   [--open-spread 0] [--pin-hubs]
+                                                   [--open-spread 0] [--pin-hubs] [--hevc 0]
 """
 
 from __future__ import annotations
@@ -81,7 +88,8 @@ from sidecar.camera import Camera, CameraSpec
 from sidecar.hds import RecordingStream, SessionKeys, frames, messages
 from sidecar.hds.datasend import MAX_CHUNK
 from sidecar.hds.messages import Kind, Message
-from sidecar.media import Fragment
+from sidecar.media import Fragment, HevcRecording
+from sidecar.media.hevc_recording import PRFT_SIZE, RewrittenFragment
 from sidecar.media.prebuffer import Subscription
 from tests.hub.characteristics import (
     DATA_STREAM_SETUP,
@@ -109,15 +117,52 @@ log = logging.getLogger("recording_bench")
 # source clip
 
 
-def make_clip(directory: Path) -> Path:
-    """12 s of 720p30 H.264 at 2 Mbps, keyframe every 4 s exactly (3 GOPs), with AAC audio.
+def make_clip(directory: Path, codec: str = "libx264") -> Path:
+    """12 s of 720p30 H.264 at 2 Mbps, keyframe every 4 s exactly (3 GOPs), with AAC audio
+    (``codec="libx265"``: the same in H.265).
 
     Copy mode relays it as it is, so 16 cameras cost 16 cheap ffmpeg copies (the recording path,
     not the encoder, is what this benchmark is about).
     """
     c = CLIP
-    return test_pattern_clip(directory / "clip-720p30-2mbps-aac.mp4", width=c["width"], height=c["height"],
-                             fps=c["fps"], seconds=c["seconds"], kbps=c["kbps"], gop_s=4, audio=True)
+    name = "clip-720p30-2mbps-aac.mp4" if codec == "libx264" else f"clip-720p30-2mbps-aac-{codec}.mp4"
+    return test_pattern_clip(directory / name, width=c["width"], height=c["height"], fps=c["fps"],
+                             seconds=c["seconds"], kbps=c["kbps"], gop_s=4, audio=True, codec=codec)
+
+
+def segment_size(data: bytes | bytearray | memoryview | tuple[bytes | memoryview, ...]) -> int:
+    """Bytes of a segment handed to the send path (one buffer, or an H.265 fragment's pieces)."""
+    if isinstance(data, tuple):
+        return sum(memoryview(p).nbytes for p in data)
+    return memoryview(data).nbytes
+
+
+class RewriteMeter:
+    """This thread's CPU inside ``HevcRecording.rewrite`` (the H.265 fragments' ``prft`` +
+    ``moof`` rewrite, which the recording core runs before ``send_fragment``) and the bytes it
+    returned; wraps the class's method for the run (only H.265 recordings call it)."""
+
+    def __init__(self) -> None:
+        self.cpu_s = 0.0
+        self.bytes = 0
+        self.calls = 0
+        self._original = HevcRecording.rewrite
+
+    def install(self) -> None:
+        original, meter = self._original, self
+
+        def timed_rewrite(recording: HevcRecording, fragment: Fragment) -> RewrittenFragment:
+            t0 = time.thread_time()
+            out = original(recording, fragment)
+            meter.cpu_s += time.thread_time() - t0
+            meter.bytes += out.size
+            meter.calls += 1
+            return out
+
+        HevcRecording.rewrite = timed_rewrite  # type: ignore[method-assign, assignment]
+
+    def uninstall(self) -> None:
+        HevcRecording.rewrite = self._original  # type: ignore[method-assign]
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,6 +184,7 @@ class CameraRig:
 
     index: int
     camera: Camera
+    hevc: bool = False  # an H.265 camera recorded as H.265 (each fragment gains a prft box)
     pairing: IpPairing | None = None
     derive: Callable[[bytes, bytes], bytes] | None = None
     ids: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -193,21 +239,22 @@ class CameraRig:
                 transport = protocol.transport
                 return float(transport.get_write_buffer_size()) if transport is not None else math.nan
 
-            async def timed_init(data: bytes | bytearray | memoryview) -> None:
+            async def timed_init(data: bytes | bytearray | memoryview | tuple[bytes | memoryview, ...]) -> None:
                 entry = [time.monotonic(), math.nan, math.nan, math.nan]
                 sends.append(entry)
                 cpu, ru = time.thread_time(), resource.getrusage(resource.RUSAGE_THREAD)
                 await send_init(data)
-                self.send_cpu.append((time.thread_time() - cpu, memoryview(data).nbytes))
+                self.send_cpu.append((time.thread_time() - cpu, segment_size(data)))
                 self.note_split(ru)
                 entry[1], entry[2], entry[3] = time.monotonic(), buffered(), time.thread_time()
 
-            async def timed_fragment(data: bytes | bytearray | memoryview, *, end_of_stream: bool = False) -> None:
+            async def timed_fragment(data: bytes | bytearray | memoryview | tuple[bytes | memoryview, ...], *,
+                                     end_of_stream: bool = False) -> None:
                 entry = [time.monotonic(), math.nan, math.nan, math.nan]
                 sends.append(entry)
                 cpu, ru = time.thread_time(), resource.getrusage(resource.RUSAGE_THREAD)
                 await send_fragment(data, end_of_stream=end_of_stream)
-                self.send_cpu.append((time.thread_time() - cpu, memoryview(data).nbytes))
+                self.send_cpu.append((time.thread_time() - cpu, segment_size(data)))
                 self.note_split(ru)
                 entry[1], entry[2], entry[3] = time.monotonic(), buffered(), time.thread_time()
 
@@ -329,6 +376,7 @@ class StreamResult:
     completed: list[tuple[int, int, float]] = field(default_factory=list)  # (sequence, size, read at)
     hub_busy_s: float = 0.0
     error: str | None = None
+    sample_entry: str = ""  # of the init segment the hub received: "avc1", "hvc1"...
 
 
 async def connect_hub(job: dict[str, Any]) -> TimedHub:
@@ -367,6 +415,9 @@ async def record(client: TimedHub, job: dict[str, Any], start_at: float) -> Stre
                 continue
             packet: Any = body["packets"]
             meta = packet[0]["metadata"]
+            if meta["dataSequenceNumber"] == 1 and meta["dataChunkSequenceNumber"] == 1:
+                init = bytes(packet[0]["data"])  # the codec is whatever the init says, not assumed
+                result.sample_entry = next((e for e in ("avc1", "avc3", "hvc1", "hev1") if e.encode() in init), "?")
             if meta["isLastDataChunk"]:
                 size = (meta["dataChunkSequenceNumber"] - 1) * MAX_CHUNK + len(packet[0]["data"])
                 result.completed.append((meta["dataSequenceNumber"], size, read_at))
@@ -500,7 +551,7 @@ def account(rig: CameraRig, result: StreamResult, all_pushes: list[float], sampl
             samples.mismatches += 1
             continue
         pushed_at, pushed_size = rig.pushes[index]
-        if pushed_size != size:
+        if pushed_size + (PRFT_SIZE if rig.hevc else 0) != size:  # H.265: a prft box before the moof
             samples.mismatches += 1
             continue
         ms = 1000 * (at - pushed_at)
@@ -659,25 +710,51 @@ class Outcome:
     phases_ms: list[float]
     send_cpu: tuple[float, int]  # thread CPU s spent inside send_init/send_fragment calls, bytes they carried
     send_split: tuple[float, float, int]  # of which user s, system s; minor page faults
+    # --hevc: the same two figures per codec ("H.264", "H.265"), the H.265 rewrite's CPU s and bytes,
+    # and the sample entries of the init segments the hubs received (count per entry)
+    by_codec: dict[str, tuple[tuple[float, int], tuple[float, float, int]]] = field(default_factory=dict)
+    rewrite: tuple[float, int] = (0.0, 0)
+    sample_entries: dict[str, int] = field(default_factory=dict)
 
 
-async def run(clip: Path, state: Path, args: argparse.Namespace) -> Outcome:
+def is_hevc_camera(i: int, cameras: int, hevc: int) -> bool:
+    """Camera ``i`` of ``cameras`` is one of the ``hevc`` H.265 ones (spread evenly among the others,
+    so their fragment phases are spread too)."""
+    return (i * hevc) // cameras != ((i + 1) * hevc) // cameras
+
+
+def send_figures(rigs: list[CameraRig]) -> tuple[tuple[float, int], tuple[float, float, int]]:
+    """The rigs' send path: (thread CPU s, bytes) and (user s, system s, minor faults)."""
+    send_cpu = (sum(c for r in rigs for c, _ in r.send_cpu), sum(n for r in rigs for _, n in r.send_cpu))
+    splits = [x for r in rigs for x in r.send_split]
+    return send_cpu, (sum(u for u, _, _ in splits), sum(k for _, k, _ in splits), sum(f for _, _, f in splits))
+
+
+async def run(clips: dict[str, Path], state: Path, args: argparse.Namespace) -> Outcome:
     capture = DeriveCapture()
     original = vars(aio_connection)["get_session_keys"]
     aio_connection.get_session_keys = capture  # type: ignore[attr-defined, assignment]
     rigs: list[CameraRig] = []
     hubs = HubProcess()
+    rewrites = RewriteMeter()
+    rewrites.install()
+    sample_entries: dict[str, int] = {}
     try:
         await hubs.start(args.hub_cpu)
         for i in range(args.cameras):
             # keep_warm "recording": ffmpeg starts when the hub turns recording on, so the fragment
             # phases can be spread (or aligned) below.
-            config = CameraSpec(name=f"Bench Cam {i + 1:02d}", source=f"loop:{clip}", profile="copy", setup_code=PIN,
-                                keep_warm="recording")
+            hevc = is_hevc_camera(i, args.cameras, args.hevc)
+            if hevc:
+                config = CameraSpec(name=f"Bench Cam {i + 1:02d} H265", source=f"loop:{clips['libx265']}",
+                                    profile="copy", setup_code=PIN, keep_warm="recording", record_codec="hevc")
+            else:
+                config = CameraSpec(name=f"Bench Cam {i + 1:02d}", source=f"loop:{clips['libx264']}", profile="copy",
+                                    setup_code=PIN, keep_warm="recording")
             directory = state / f"cam{i + 1:02d}"
             directory.mkdir()
             camera = Camera(config, directory, host="127.0.0.1", port=0, advertiser=None)
-            rig = CameraRig(i, camera)
+            rig = CameraRig(i, camera, hevc=hevc)
             rig.instrument()
             rigs.append(rig)
             await camera.start()
@@ -737,6 +814,9 @@ async def run(clip: Path, state: Path, args: argparse.Namespace) -> Outcome:
             ends = []
             for rig, result in zip(rigs, results, strict=True):
                 hub_busy += result.hub_busy_s
+                if result.sample_entry:
+                    entry = f"{'H.265' if rig.hevc else 'H.264'} camera: {result.sample_entry}"
+                    sample_entries[entry] = sample_entries.get(entry, 0) + 1
                 end = account(rig, result, all_pushes, samples)
                 if end is not None:
                     ends.append(end)
@@ -755,12 +835,16 @@ async def run(clip: Path, state: Path, args: argparse.Namespace) -> Outcome:
 
         # phase of each camera's fragment boundaries (ms within the 4 s GOP), for the report
         phases = sorted(1000 * (r.pushes[-1][0] % 4.0) for r in rigs if r.pushes)
-        send_cpu = (sum(c for r in rigs for c, _ in r.send_cpu), sum(n for r in rigs for _, n in r.send_cpu))
-        splits = [x for r in rigs for x in r.send_split]
-        send_split = (sum(u for u, _, _ in splits), sum(k for _, k, _ in splits), sum(f for _, _, f in splits))
+        send_cpu, send_split = send_figures(rigs)
+        by_codec = {}
+        if args.hevc:
+            by_codec = {"H.264": send_figures([r for r in rigs if not r.hevc]),
+                        "H.265": send_figures([r for r in rigs if r.hevc])}
         return Outcome(samples, idle, busy, hub_busy, hub_cpu, received, rss_idle, rss_busy, restarts,
-                       rigs[0].size, aead_ms_per_mb(), loopback_send_ms_per_mb(), phases, send_cpu, send_split)
+                       rigs[0].size, aead_ms_per_mb(), loopback_send_ms_per_mb(), phases, send_cpu, send_split,
+                       by_codec, (rewrites.cpu_s, rewrites.bytes), sample_entries)
     finally:
+        rewrites.uninstall()
         await hubs.stop()
         for rig in rigs:
             if rig.pairing is not None:
@@ -783,7 +867,8 @@ def header() -> str:
     return (f"# recording_bench {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}: {os.cpu_count()} cores, "
             f"{psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.platform()}, Python "
             f"{platform.python_version()}, ffmpeg {ffmpeg}, "
-            + ", ".join(f"{k} {v}" for k, v in versions.items()))
+            + ", ".join(f"{k} {v}" for k, v in versions.items())
+            + "; load average (1, 5, 15 min) " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 def report(o: Outcome, args: argparse.Namespace) -> None:
@@ -799,7 +884,8 @@ def report(o: Outcome, args: argparse.Namespace) -> None:
         return "n/a" if math.isnan(value) else ("PASS" if value <= target else "FAIL")
 
     print()
-    print(f"{n} cameras, {args.rounds} rounds of {args.seconds:.0f} s, opens "
+    mix = f" ({args.hevc} of them H.265, recorded as H.265)" if args.hevc else ""
+    print(f"{n} cameras{mix}, {args.rounds} rounds of {args.seconds:.0f} s, opens "
           + ("all at once" if not args.open_spread else f"spread over {args.open_spread:.1f} s")
           + (", fragment boundaries aligned" if args.aligned else ", fragment boundaries spread over 4 s")
           + f"; {o.size[0]}x{o.size[1]}@{o.size[2]} copy, {CLIP['kbps']} kbps, 4 s fragments, "
@@ -884,6 +970,24 @@ def report(o: Outcome, args: argparse.Namespace) -> None:
     per_mb = send_bytes / MB
     print(f"# ... of which user {1000 * user_s / per_mb:.2f} and kernel {1000 * sys_s / per_mb:.2f} ms/MB "
           f"(thread getrusage); minor page faults inside the sends: {faults / per_mb:.0f} per MB")
+    for codec, ((c_s, c_bytes), (c_user, c_sys, c_faults)) in o.by_codec.items():
+        c_mb = c_bytes / MB
+        if not c_mb:
+            print(f"# {codec} recordings: nothing sent")
+            continue
+        print(f"# {codec} recordings' send path: {1000 * c_s / c_mb:.2f} ms/MB over {c_mb:.1f} MB (ratio to AEAD seal "
+              f"{1000 * c_s / c_mb / seal:.2f}); user {1000 * c_user / c_mb:.2f}, kernel {1000 * c_sys / c_mb:.2f} "
+              f"ms/MB; minor page faults {c_faults / c_mb:.0f} per MB")
+    if o.by_codec:
+        r_s, r_bytes = o.rewrite
+        r_mb = r_bytes / MB
+        h265_s, h265_bytes = o.by_codec["H.265"][0]
+        if r_mb and h265_bytes:
+            print(f"# H.265 rewrite (prft + moof copy, in the recording core before send_fragment): "
+                  f"{1000 * r_s / r_mb:.3f} ms/MB over {r_mb:.1f} MB; H.265 send path + rewrite "
+                  f"{1000 * (h265_s + r_s) / (h265_bytes / MB):.2f} ms/MB")
+        print("# init segments the hubs received, by sample entry: "
+              + ", ".join(f"{k} {v}" for k, v in sorted(o.sample_entries.items())))
     print(f"# floor of the send path on this machine: AEAD seal {seal:.2f} + kernel send over loopback "
           f"{o.send_floor_ms_mb:.2f} = {seal + o.send_floor_ms_mb:.2f} ms/MB (both measured in this run)")
     print(f"# AEAD on this thread: seal {seal:.2f} + open {unseal:.2f} ms/MB; "
@@ -914,9 +1018,14 @@ def main() -> None:
                         help="run the hub process on the last CPU and this process (with its ffmpeg children) on the "
                         "others, so that the simulated hubs, which would be other machines, do not take the "
                         "accessory's CPU")
+    parser.add_argument("--hevc", type=int, default=0,
+                        help="this many of the cameras are H.265 cameras recorded as H.265 (record_codec: hevc, "
+                        "copy mode, the same clip made with libx265); default 0: every camera H.264")
     parser.add_argument("--hub-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--pin-cpu", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if not 0 <= args.hevc <= args.cameras:
+        parser.error("--hevc must be between 0 and --cameras")
     if args.hub_worker:
         if args.pin_cpu is not None:
             os.sched_setaffinity(0, {args.pin_cpu})
@@ -934,17 +1043,21 @@ def main() -> None:
               f"{', '.join(map(str, sorted(os.sched_getaffinity(0))))}", flush=True)
     with tempfile.TemporaryDirectory(prefix="recording-bench-") as tmp:
         directory = Path(tmp)
-        t0 = time.monotonic()
-        clip = make_clip(directory)
-        print(f"# clip: {clip.stat().st_size / 1e6:.1f} MB, generated in {time.monotonic() - t0:.1f} s", flush=True)
+        clips = {}
+        for codec in ("libx264", "libx265") if args.hevc else ("libx264",):
+            t0 = time.monotonic()
+            clips[codec] = clip = make_clip(directory, codec)
+            print(f"# clip{'' if codec == 'libx264' else ' (' + codec + ')'}: {clip.stat().st_size / 1e6:.1f} MB, "
+                  f"generated in {time.monotonic() - t0:.1f} s", flush=True)
         state = directory / "state"
         state.mkdir()
         try:
-            outcome = asyncio.run(run(clip, state, args))
+            outcome = asyncio.run(run(clips, state, args))
         except KeyboardInterrupt:
             print("# interrupted; cameras and hubs stopped", file=sys.stderr)
             sys.exit(130)
     report(outcome, args)
+    print("# load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":
