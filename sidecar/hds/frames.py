@@ -14,6 +14,7 @@ closes the connection, because after that the two counters can never agree again
 from __future__ import annotations
 
 import struct
+import threading
 from dataclasses import dataclass
 from typing import Final
 
@@ -162,6 +163,18 @@ class FrameDecryptor:
         return plaintext
 
 
+_local = threading.local()
+
+
+def _staging_for(length: int) -> bytearray:
+    """This thread's staging buffer, at least ``length`` bytes (grown, never shrunk: its size is
+    bounded by the largest frame, ``MAX_PAYLOAD``)."""
+    buffer: bytearray | None = getattr(_local, "staging", None)
+    if buffer is None or len(buffer) < length:
+        buffer = _local.staging = bytearray(length)
+    return buffer
+
+
 class FrameEncryptor:
     """The sending direction: whole frames, each sealed from a plaintext into a separate output.
 
@@ -169,18 +182,18 @@ class FrameEncryptor:
     ``encrypt_into`` only for separate input and output buffers, and from release 51 it refuses
     overlapping ones, so an in-place seal is undefined behaviour we must not depend on
     (docs/hds.md, "Sealing"). A frame whose plaintext comes in pieces (an OPACK prefix and a
-    view of the camera's media) is first gathered into a staging buffer that this encryptor keeps
-    and reuses: at most one frame (256 KiB of media in a recording) at a time, so it stays in the
-    processor's cache and costs no new pages after the first frame.
+    view of the camera's media) is first gathered into a staging buffer and sealed from there.
+    Each call uses the buffer only until it returns, so one buffer per thread serves every
+    connection of every camera (:func:`_staging_for`): at most one frame (256 KiB of media in a
+    recording), it stays in the processor's cache, and a new connection costs no new pages.
     """
 
-    __slots__ = ("_aead", "_staging", "counter", "max_payload")
+    __slots__ = ("_aead", "counter", "max_payload")
 
     def __init__(self, key: bytes, counter: int = 0, max_payload: int = MAX_PAYLOAD) -> None:
         self._aead = ChaCha20Poly1305(key)
         self.counter = counter
         self.max_payload = max_payload
-        self._staging = bytearray()
 
     def _check(self, lengths: list[int]) -> None:
         if lengths and max(lengths) > self.max_payload:
@@ -189,11 +202,9 @@ class FrameEncryptor:
             raise FrameError("send counter exhausted")
 
     def _gather(self, parts: list[bytes | memoryview], length: int) -> memoryview:
-        """``parts`` copied back to back into the staging buffer; a view of exactly ``length``
-        bytes (the caller releases it before the buffer may grow again)."""
-        if len(self._staging) < length:
-            self._staging = bytearray(length)
-        view = memoryview(self._staging)
+        """``parts`` copied back to back into this thread's staging buffer; a view of exactly
+        ``length`` bytes, which the caller releases before it returns."""
+        view = memoryview(_staging_for(length))
         offset = 0
         for part in parts:
             size = memoryview(part).nbytes

@@ -229,10 +229,11 @@ def test_sealing_never_reads_and_writes_the_same_memory(sizes: list[list[int]], 
     assert opened == [*expected, bytes(media[:10]) + b"x", b"close"]
 
 
-def test_the_staging_buffer_is_reused_across_segments() -> None:
-    enc = frames.FrameEncryptor(bytes(32))
+def test_one_staging_buffer_serves_every_encryptor_of_a_thread() -> None:
     media = memoryview(bytes(300_000))
-    enc.seal_batch([[b"h", media[:262_144]], [b"h", media[:1000]]])
-    staging = enc._staging
-    enc.seal_batch([[b"h", media[:200_000]]])
-    assert enc._staging is staging and len(staging) >= 262_145
+    first = frames.FrameEncryptor(bytes(32))
+    first.seal_batch([[b"h", media[:262_144]], [b"h", media[:1000]]])
+    staging = frames._staging_for(0)
+    assert len(staging) >= 262_145
+    frames.FrameEncryptor(bytes(range(32))).seal_batch([[b"h", media[:200_000]]])  # a new connection
+    assert frames._staging_for(0) is staging  # no new memory for it
