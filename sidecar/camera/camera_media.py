@@ -71,6 +71,7 @@ class CameraMedia:
         self._spawn = spawn
         self.running = False  # the recording ffmpeg was started (and not stopped since)
         self._lock = asyncio.Lock()
+        self._announcer: asyncio.Task[None] | None = None  # one for the camera's life: it follows every run
 
     # -- the pipeline gate ------------------------------------------------------------------------
     async def apply(self) -> None:
@@ -87,7 +88,8 @@ class CameraMedia:
                 await self.pipeline.start()
                 self.running = True
                 log.info("%s: prebuffer starting", self.name)
-                self._spawn(self._announce_ready(), "prebuffer-ready")
+                if self._announcer is None or self._announcer.done():
+                    self._announcer = self._spawn(self._announce_ready(), "prebuffer-ready")
             elif not wanted and self.running:
                 await self.pipeline.stop()
                 self.running = False
@@ -111,7 +113,9 @@ class CameraMedia:
 
     async def _announce_ready(self) -> None:
         """Log when each ffmpeg run's prebuffer holds what hubs may ask for (tests watch this), and
-        have the HDS sealing buffer for fragments of that size made before any hub opens."""
+        have the HDS sealing buffer for fragments of that size made before any hub opens. One task
+        follows every run, across the camera switched off and on (one per start would pile up,
+        each logging every run again)."""
         while True:
             selection = self.core.selection
             snap = await self.pipeline.wait_ready(selection.prebuffer_ms if selection else 4000)

@@ -5,8 +5,10 @@ The rules are in docs/protocol.md §dataSend open, §Recording TLVs and §Snapsh
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -169,3 +171,22 @@ async def test_a_warm_camera_has_its_sealing_buffer_before_any_hub_opens(rig: Re
         assert rig.camera.hds._spare is None  # lent to the recording
     finally:
         await client.aclose()
+
+
+async def test_switching_the_camera_off_and_on_keeps_one_prebuffer_announcer(
+        rig: RecordingRig, caplog: pytest.LogCaptureFixture) -> None:
+    """Each start of ffmpeg used to add a task that announces the prebuffer, and none ended: a
+    camera switched off and on N times kept N + 1 of them, each logging every run's readiness."""
+    caplog.set_level(logging.INFO, logger="sidecar.camera.camera_media")
+    await rig.put(selection=encode_selection(SELECTION), recording=1)
+    await rig.camera.pipeline.wait_ready(4000, timeout_s=40)
+    for _ in range(2):
+        await rig.put(homekit=0)
+        await wait_until(lambda: rig.camera.pipeline.status().state.value == "stopped", 10, "ffmpeg stopped")
+        await rig.put(homekit=1)
+        snap = await rig.camera.pipeline.wait_ready(4000, timeout_s=40)
+    line = f"prebuffer ready (generation {snap.generation},"
+    await wait_until(lambda: line in caplog.text, 10, "the last run announced")
+    announcers = [t for t in asyncio.all_tasks() if t.get_name().endswith(":prebuffer-ready") and not t.done()]
+    assert len(announcers) == 1
+    assert caplog.text.count(line) == 1
