@@ -35,7 +35,7 @@ from typing import Any
 
 from .. import __version__
 from ..hap import Accessory, AccessoryServer, Advertiser, HapError, HapStatus, WriteContext, catalog
-from ..hds import HDSServer, RecordingStream, SetupError
+from ..hds import CloseReason, HDSServer, RecordingStream, SetupError, SnapshotStream, StreamClosedError
 from ..media import MediaPipeline, PipelineConfig, PipelineEvent, Profile, RecordingSettings, parse_source
 from ..media.detect_feed import DetectFeed
 from ..media.frames import DetectionZones, FrameCallback
@@ -136,7 +136,8 @@ class Camera:
         self.pipeline.restart_gate = self.core.restart_wanted  # never end a recording in flight
         detect_feed = None if spec.detect is None or spec.detect_source is None else DetectFeed(
             parse_source(spec.detect_source), self.frames, detect=spec.detect, name=spec.name, ffmpeg_bin=ffmpeg)
-        self.hds = HDSServer(gate=self.core, on_stream=self._on_stream, host=host)
+        self.hds = HDSServer(gate=self.core, on_stream=self._on_stream, host=host,
+                             on_snapshot=self._on_hds_snapshot if spec.secure_video else None)
         self.media = CameraMedia(spec, self.core, self.pipeline, detect_feed, self.hds, source=self.source,
                                  ffmpeg=ffmpeg, act=self._act, spawn=self._spawn)
         self._live_sessions = 0
@@ -375,6 +376,26 @@ class Camera:
                 self._zone_observers.remove(observer)
 
         return remove
+
+    def _on_hds_snapshot(self, stream: SnapshotStream) -> None:
+        """A hub asked for a still picture over HDS (secure-video model; docs/secure-video.md §Behaviour)."""
+        self._spawn(self._send_hds_snapshot(stream), f"hds-snapshot-{stream.stream_id}")
+
+    async def _send_hds_snapshot(self, stream: SnapshotStream) -> None:
+        high = plan_tiers(self.core.offer.cached_probe(), ())[0]
+        try:
+            jpeg = await self.media.jpeg(high.width, high.height, None)
+        except HapError as exc:
+            log.info("%s: HDS snapshot %d refused: %s", self.name, stream.stream_id, exc)
+            stream.fail(CloseReason.NOT_ALLOWED if exc.status is HapStatus.NOT_ALLOWED_IN_CURRENT_STATE
+                        else CloseReason.UNEXPECTED_FAILURE)
+            return
+        try:
+            await stream.send(jpeg, "image")
+        except StreamClosedError:
+            log.info("%s: HDS snapshot %d: the hub went away", self.name, stream.stream_id)
+            return
+        log.info("%s: HDS snapshot %d sent (%d bytes)", self.name, stream.stream_id, len(jpeg))
 
     def _zone_words(self) -> tuple[str, ...]:
         """The hub's zones for the status page: "ignore: (0,0) (960,0) (960,1080)" per polygon."""

@@ -27,7 +27,7 @@ from .errors import (
     StreamClosedError,
 )
 from .frames import MAX_PAYLOAD, Frame, FrameDecryptor, FrameEncryptor, FrameReader
-from .hub_connection import RecordingStream
+from .hub_connection import RecordingStream, SnapshotStream
 from .keys import SessionKeys, accessory_keys, controller_keys
 from .listener import HDSServer
 from .messages import HDSStatus, Header, Kind, Message
@@ -82,6 +82,7 @@ __all__ = [
     "RecordingStream",
     "SessionKeys",
     "SetupError",
+    "SnapshotStream",
     "StreamClosedError",
     "StreamEnded",
     "StreamOpened",

@@ -27,11 +27,13 @@ from typing import Final, Literal
 from . import messages
 from .datasend import (
     END_OF_STREAM_TIMEOUT,
+    SNAPSHOT_TYPE,
     ClosedBy,
     CloseReason,
     DataSendStream,
     Segment,
     StreamRegistry,
+    decide_snapshot_open,
     reason_code,
 )
 from .datasend import PROTOCOL as DATASEND
@@ -50,6 +52,7 @@ __all__ = [
     "HDSConnection",
     "HelloReceived",
     "Identified",
+    "SnapshotRequested",
     "StreamEnded",
     "StreamOpened",
 ]
@@ -97,13 +100,20 @@ class StreamEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotRequested:
+    """A hub opened a snapshot stream (the response is already queued): send one payload."""
+
+    stream: DataSendStream
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionClosed:
     """The connection is closed; ``reason`` is for logs."""
 
     reason: str
 
 
-Event = Identified | HelloReceived | StreamOpened | StreamEnded | ConnectionClosed
+Event = Identified | HelloReceived | StreamOpened | StreamEnded | SnapshotRequested | ConnectionClosed
 
 
 class HDSConnection:
@@ -118,9 +128,14 @@ class HDSConnection:
         hello_timeout: float = HELLO_TIMEOUT,
         end_of_stream_timeout: float = END_OF_STREAM_TIMEOUT,
         max_payload: int = MAX_PAYLOAD,
+        snapshot_gate: Callable[[], bool] | None = None,
     ) -> None:
         self._identify = identify
         self._registry = registry
+        # Snapshot streams (docs/hds.md §Snapshot streams): None: not offered, such opens are
+        # refused as any unknown stream type; else whether the camera is on.
+        self._snapshot_gate = snapshot_gate
+        self._snapshots: dict[int, DataSendStream] = {}
         self.accepted_at = now
         self.hello_timeout = hello_timeout
         self.end_of_stream_timeout = end_of_stream_timeout
@@ -253,6 +268,22 @@ class HDSConnection:
         self._check_stream(stream)
         self._send_all(stream, stream.fragment(data, end_of_stream=end_of_stream, now=now))
 
+    def send_snapshot(self, stream: DataSendStream, data: Segment, data_type: str, now: float) -> None:
+        """Queue the one payload of a snapshot stream; the stream is over once it is queued."""
+        if self._snapshots.get(stream.stream_id) is not stream or self.state != "ready":
+            raise StreamClosedError(f"snapshot stream {stream.stream_id} is not open on this connection")
+        del self._snapshots[stream.stream_id]
+        self._send_all(stream, stream.payload(data, data_type, now=now))
+        stream.mark_closed("accessory", CloseReason.NORMAL)
+
+    def fail_snapshot(self, stream: DataSendStream, reason: CloseReason) -> None:
+        """End a snapshot stream without a picture: a ``close`` event with ``reason`` (idempotent)."""
+        if self._snapshots.pop(stream.stream_id, None) is not stream:
+            return
+        body = stream.close_body(reason)
+        if not self.closed:
+            self._send(messages.encode_event(DATASEND, "close", body))
+
     def close_stream(self, stream: DataSendStream, reason: CloseReason) -> None:
         """Accessory-side ``close`` event with ``reason`` (idempotent)."""
         if stream is not self.stream or stream.closed:
@@ -334,6 +365,9 @@ class HDSConnection:
     def _handle_request(self, header: messages.Header, body: Value) -> None:
         if header.protocol == CONTROL and header.topic == HELLO:
             self._respond(header, HDSStatus.SUCCESS, {})
+        elif (header.protocol == DATASEND and header.topic == "open" and self._snapshot_gate is not None
+              and isinstance(body, dict) and body.get("type") == SNAPSHOT_TYPE):
+            self._open_snapshot(header, body)
         elif header.protocol == DATASEND and header.topic == "open" and self._registry is not None:
             decision, stream = self._registry.open(body, self)
             self._respond(header, decision.header_status, decision.body())
@@ -344,6 +378,17 @@ class HDSConnection:
             self._respond(header, HDSStatus.HEADER_ERROR, {})  # known protocol, unknown topic
         else:
             self._respond(header, HDSStatus.MISSING_PROTOCOL, {})
+
+    def _open_snapshot(self, header: messages.Header, body: Value) -> None:
+        assert self._snapshot_gate is not None
+        decision = decide_snapshot_open(body, self._snapshot_gate())
+        if decision.accepted and decision.stream_id is not None and decision.stream_id in self._snapshots:
+            decision = decide_snapshot_open(None, False)  # that id is still being answered
+        self._respond(header, decision.header_status, decision.body())
+        if decision.accepted and decision.stream_id is not None:
+            stream = DataSendStream(decision.stream_id)
+            self._snapshots[decision.stream_id] = stream
+            self._events.append(SnapshotRequested(stream))
 
     def _handle_event(self, header: messages.Header, body: Value) -> None:
         stream = self.stream

@@ -30,6 +30,7 @@ __all__ = [
     "Segment",
     "StreamRegistry",
     "decide_open",
+    "decide_snapshot_open",
     "reason_code",
 ]
 
@@ -43,6 +44,8 @@ END_OF_STREAM_TIMEOUT: Final = 12.0
 """After ``endOfStream``, close with CANCELLED if the hub neither acks nor closes (docs/protocol.md §Recording flow)."""
 TARGET: Final = "controller"
 STREAM_TYPE: Final = "ipcamera.recording"
+SNAPSHOT_TYPE: Final = "ipcamera.snapshot"
+"""A one-payload stream some hubs open for a still picture (docs/hds.md §Snapshot streams)."""
 
 
 class CloseReason(enum.IntEnum):
@@ -130,6 +133,23 @@ def decide_open(body: object, gate: OpenGate, stream_running: bool) -> OpenDecis
     return OpenDecision(HDSStatus.SUCCESS, CloseReason.NORMAL, stream_id)
 
 
+def decide_snapshot_open(body: object, camera_active: bool) -> OpenDecision:
+    """Check an ``open`` of a snapshot stream: well formed, and the camera switched on."""
+    if not isinstance(body, dict):
+        return _reject(CloseReason.UNEXPECTED_FAILURE)
+    stream_id = body.get("streamId")
+    if (
+        body.get("target") != TARGET
+        or body.get("type") != SNAPSHOT_TYPE
+        or not isinstance(stream_id, int)
+        or isinstance(stream_id, bool)
+    ):
+        return _reject(CloseReason.UNEXPECTED_FAILURE)
+    if not camera_active:
+        return _reject(CloseReason.NOT_ALLOWED)
+    return OpenDecision(HDSStatus.SUCCESS, CloseReason.NORMAL, stream_id)
+
+
 StreamState = Literal["open", "ended", "closed"]
 ClosedBy = Literal["hub", "accessory", "connection", "ack"]
 
@@ -166,6 +186,13 @@ class DataSendStream:
         if self.sequence_number != 0:
             raise ValueError("init segment already sent")
         return self._chunks(data, "mediaInitialization", end_of_stream=False, now=0.0)
+
+    def payload(self, data: Segment, data_type: str, *, now: float = 0.0) -> Iterator[dict[str, Value]]:
+        """Data event bodies for the one payload of a snapshot stream (the caller's bytes and
+        ``data_type`` label, opaque here), ending the stream."""
+        if self.sequence_number != 0:
+            raise ValueError("a snapshot stream carries one payload")
+        return self._chunks(data, data_type, end_of_stream=True, now=now)
 
     def fragment(
         self, data: Segment, *, end_of_stream: bool = False, now: float = 0.0

@@ -23,7 +23,15 @@ from typing import Final, Protocol
 
 from ..connection_limiter import ConnectionLimiter
 from .config import HDSConfig
-from .connection import ConnectionClosed, HDSConnection, HelloReceived, Identified, StreamEnded, StreamOpened
+from .connection import (
+    ConnectionClosed,
+    HDSConnection,
+    HelloReceived,
+    Identified,
+    SnapshotRequested,
+    StreamEnded,
+    StreamOpened,
+)
 from .datasend import ClosedBy, CloseReason, DataSendStream, Segment, StreamRegistry
 from .errors import StreamClosedError
 from .transport import TransportManager
@@ -45,6 +53,8 @@ class ListenerSide(Protocol):
     limiter: ConnectionLimiter[HubConnection]
     connections: set[HubConnection]
     on_stream: Callable[[RecordingStream], None]
+    on_snapshot: Callable[[SnapshotStream], None] | None
+    snapshot_gate: Callable[[], bool] | None
     clock: Callable[[], float]
 
     def take_spare(self) -> bytearray | None:
@@ -135,6 +145,31 @@ class RecordingStream:
         self._closed.set()
 
 
+class SnapshotStream:
+    """What the camera layer holds while a hub waits for a still picture: ``send`` the payload
+    once (its bytes and label are the caller's), or ``fail`` with a reason."""
+
+    def __init__(self, protocol: HubConnection, stream: DataSendStream) -> None:
+        self._protocol = protocol
+        self._stream = stream
+
+    @property
+    def stream_id(self) -> int:
+        return self._stream.stream_id
+
+    async def send(self, data: Segment, data_type: str) -> None:
+        """Queue the payload in chunks and wait while the hub is behind; raises
+        :class:`StreamClosedError` if the stream or connection is gone."""
+        protocol = self._protocol
+        protocol.conn.send_snapshot(self._stream, data, data_type, protocol.server.clock())
+        protocol.flush()
+        await protocol.drain_snapshot()
+
+    def fail(self, reason: CloseReason = CloseReason.UNEXPECTED_FAILURE) -> None:
+        self._protocol.conn.fail_snapshot(self._stream, reason)
+        self._protocol.pump()
+
+
 class HubConnection(asyncio.Protocol):
     """Moves bytes between one accepted socket and its HDSConnection."""
 
@@ -146,6 +181,7 @@ class HubConnection(asyncio.Protocol):
             server.clock(),
             hello_timeout=server.config.hello_timeout,
             end_of_stream_timeout=server.config.end_of_stream_timeout,
+            snapshot_gate=server.snapshot_gate if server.on_snapshot is not None else None,
         )
         self.transport: asyncio.Transport | None = None
         self.handles: dict[int, RecordingStream] = {}
@@ -269,6 +305,12 @@ class HubConnection(asyncio.Protocol):
                 if handle is not None:
                     handle._ended()
                 self._wake_writer()  # a producer waiting for drain learns at once that it is over
+            elif isinstance(event, SnapshotRequested) and self.server.on_snapshot is not None:
+                try:
+                    self.server.on_snapshot(SnapshotStream(self, event.stream))
+                except Exception:  # a camera-layer bug must not take the connection down silently
+                    _log.exception("on_snapshot callback failed; closing snapshot stream %d", event.stream.stream_id)
+                    self.conn.fail_snapshot(event.stream, CloseReason.UNEXPECTED_FAILURE)
             elif isinstance(event, HelloReceived):
                 _log.debug("HDS hello from %s", self.peername)
             elif isinstance(event, ConnectionClosed):
@@ -403,3 +445,15 @@ class HubConnection(asyncio.Protocol):
                 self._drained = None
         if handle.closed or self.transport is None:
             raise StreamClosedError(f"stream {handle.stream_id} ended")
+
+    async def drain_snapshot(self) -> None:
+        """Wait while the socket buffer is above the high-water mark, or the connection ends."""
+        while self._paused and self.transport is not None:
+            loop = asyncio.get_running_loop()
+            self._drained = loop.create_future()
+            try:
+                await self._drained
+            finally:
+                self._drained = None
+        if self.transport is None:
+            raise StreamClosedError("the HDS connection ended")

@@ -30,7 +30,7 @@ from ..connection_limiter import ConnectionLimiter
 from .config import HDSConfig
 from .datasend import OpenGate, StreamRegistry
 from .frames import buffer_for, sealed_bound
-from .hub_connection import HubConnection, RecordingStream
+from .hub_connection import HubConnection, RecordingStream, SnapshotStream
 from .socket_transport import SocketTransport, accept_ready
 from .transport import HapCloseRegistrar, TransportManager, parse_setup_write
 
@@ -47,7 +47,8 @@ class HDSServer:
 
     ``setup`` (synchronous, for the HAP write handler of 0x131) binds the listener on first use
     and returns the write response; ``on_stream`` is called with a :class:`RecordingStream` for
-    every accepted ``open``; ``gate`` answers the open checks. ``clock`` defaults to the loop's
+    every accepted ``open``, ``on_snapshot`` (if given) with a :class:`SnapshotStream` for every
+    accepted snapshot ``open``; ``gate`` answers the open checks. ``clock`` defaults to the loop's
     monotonic time; tests pass a fake one and call :meth:`check_timers`.
     """
 
@@ -59,10 +60,15 @@ class HDSServer:
         host: str = "0.0.0.0",  # noqa: S104 - hubs connect from the LAN; callers pass the bind address
         clock: Callable[[], float] | None = None,
         config: HDSConfig | None = None,
+        on_snapshot: Callable[[SnapshotStream], None] | None = None,
     ) -> None:
         self.host = host
         self.config = config or HDSConfig()
         self.on_stream = on_stream
+        # Snapshot streams (docs/hds.md §Snapshot streams), offered only with a handler: opened
+        # while HomeKitCameraActive is 1, answered by the handler with one payload.
+        self.on_snapshot = on_snapshot
+        self.snapshot_gate: Callable[[], bool] | None = gate.camera_active
         self.clock: Callable[[], float] = clock or (lambda: asyncio.get_running_loop().time())
         self.limiter: ConnectionLimiter[HubConnection] = ConnectionLimiter(self.config.max_connections)
         self.transports = TransportManager(session_timeout=self.config.session_timeout)

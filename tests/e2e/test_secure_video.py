@@ -4,7 +4,7 @@ simulator (tests/hub/secure_video.py) over real HAP and HDS (docs/secure-video.m
 The hub pairs, finds every service of the model and none of the classic RTP stream management,
 decodes every new characteristic and checks the links; writes zones and reads them back; asks
 WebRTC for an offer and is told "error"; switches the camera and recording on through the Global
-Operating Mode and records a decodable clip over HDS.
+Operating Mode, records a decodable clip over HDS and gets a JPEG snapshot over HDS.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 
 from sidecar.camera.secure_video import tlv as sv
-from tests.hub.characteristics import HOMEKIT_CAMERA_ACTIVE, MOTION_DETECTED
-from tests.hub.hap_setup import DeriveCapture
+from tests.hub.characteristics import DATA_STREAM_SETUP, HOMEKIT_CAMERA_ACTIVE, MOTION_DETECTED
+from tests.hub.hap_setup import DeriveCapture, open_hds
 from tests.hub.recording import enable_recording, record, recording_selection
 from tests.hub.secure_video import read_model, solicit_offer, timed_write, write_value, write_zones
 from tests.support.clips import decodes_cleanly, probe
@@ -92,6 +92,20 @@ async def test_the_hub_finds_the_model_writes_zones_and_records(sidecar: Any, mo
         video = next(s for s in (await probe(path))["streams"] if s["codec_type"] == "video")
         assert video["codec_name"] == "h264" and video["width"] == 640
         assert await decodes_cleanly(path)
+        # A snapshot over HDS: one JPEG, in chunks, on a dataSend stream of its own.
+        client = await open_hds(pairing, ids[DATA_STREAM_SETUP], capture)
+        try:
+            await client.hello()
+            assert (await client.open(9, stream_type="ipcamera.snapshot")).body == {"status": 0}
+            (picture,), closed = await client.collect(9, within=20)
+            assert closed is None and picture.data_type == "image" and picture.end_of_stream
+        finally:
+            await client.aclose()
+        jpeg = tmp_path / "snapshot.jpg"
+        jpeg.write_bytes(bytes(picture.data))
+        assert jpeg.read_bytes()[:2] == b"\xff\xd8"
+        (image,) = (await probe(jpeg))["streams"]
+        assert image["codec_name"] == "mjpeg" and image["width"] > 0
         assert not any("Traceback" in line for line in proc.lines)
     finally:
         await pairing.shutdown()
