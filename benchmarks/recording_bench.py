@@ -713,6 +713,7 @@ class Outcome:
     # --hevc: the same two figures per codec ("H.264", "H.265"), the H.265 rewrite's CPU s and bytes,
     # and the sample entries of the init segments the hubs received (count per entry)
     by_codec: dict[str, tuple[tuple[float, int], tuple[float, float, int]]] = field(default_factory=dict)
+    per_send: dict[str, list[float]] = field(default_factory=dict)  # per codec: each fragment send's ms/MB
     rewrite: tuple[float, int] = (0.0, 0)
     sample_entries: dict[str, int] = field(default_factory=dict)
 
@@ -837,12 +838,16 @@ async def run(clips: dict[str, Path], state: Path, args: argparse.Namespace) -> 
         phases = sorted(1000 * (r.pushes[-1][0] % 4.0) for r in rigs if r.pushes)
         send_cpu, send_split = send_figures(rigs)
         by_codec = {}
+        per_send: dict[str, list[float]] = {}
         if args.hevc:
             by_codec = {"H.264": send_figures([r for r in rigs if not r.hevc]),
                         "H.265": send_figures([r for r in rigs if r.hevc])}
+            for codec, hevc in (("H.264", False), ("H.265", True)):  # fragments only (the init is a few hundred bytes)
+                per_send[codec] = [1000 * c / (n / MB) for r in rigs if r.hevc == hevc for c, n in r.send_cpu
+                                   if n >= 100_000]
         return Outcome(samples, idle, busy, hub_busy, hub_cpu, received, rss_idle, rss_busy, restarts,
                        rigs[0].size, aead_ms_per_mb(), loopback_send_ms_per_mb(), phases, send_cpu, send_split,
-                       by_codec, (rewrites.cpu_s, rewrites.bytes), sample_entries)
+                       by_codec, per_send, (rewrites.cpu_s, rewrites.bytes), sample_entries)
     finally:
         rewrites.uninstall()
         await hubs.stop()
@@ -978,6 +983,9 @@ def report(o: Outcome, args: argparse.Namespace) -> None:
         print(f"# {codec} recordings' send path: {1000 * c_s / c_mb:.2f} ms/MB over {c_mb:.1f} MB (ratio to AEAD seal "
               f"{1000 * c_s / c_mb / seal:.2f}); user {1000 * c_user / c_mb:.2f}, kernel {1000 * c_sys / c_mb:.2f} "
               f"ms/MB; minor page faults {c_faults / c_mb:.0f} per MB")
+        spread = o.per_send.get(codec, [])
+        print(f"#   ... fragment by fragment ({len(spread)} sends): p25 {pct(spread, 25):.2f}, "
+              f"p50 {pct(spread, 50):.2f}, p75 {pct(spread, 75):.2f} ms/MB")
     if o.by_codec:
         r_s, r_bytes = o.rewrite
         r_mb = r_bytes / MB
