@@ -424,6 +424,7 @@ class Camera:
 
         if not self.live.has_session(session, ctx):
             return answer(ControlStatus.UNKNOWN)
+        source = None
         if command.command is ControlCommand.END:
             selected = SelectedCommand(session, LiveCommand.END)
         else:
@@ -437,9 +438,10 @@ class Camera:
                 codec=LIVE_CODEC_OPUS, sample_rate_hz=48000, bitrate_kbps=AUDIO_BPS // 1000,
                 payload_type=AUDIO_PAYLOAD_TYPE, ssrc=command.audio_ssrc or 0)
             selected = SelectedCommand(session, LiveCommand.START, video, audio)
+            source = None if plan.source is None else parse_source(plan.source)
             log.info("%s: tier %s (%dx%d@%d) asked for", self.name, plan.name, plan.width, plan.height, plan.fps)
         try:
-            self.live.start_selected(selected, ctx)
+            self.live.start_selected(selected, ctx, source)
         except HapError as exc:
             log.info("%s: tier control refused: %s", self.name, exc)
             return answer(ControlStatus.BUSY if exc.status is HapStatus.RESOURCE_BUSY else ControlStatus.ERROR)

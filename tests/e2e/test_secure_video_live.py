@@ -8,6 +8,7 @@ tier, each at its advertised size. Ending a tier ends its sender.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 from collections.abc import AsyncIterator
@@ -90,3 +91,28 @@ async def test_unknown_sessions_and_tiers_are_answered_not_raised(rig: LiveViewR
     assert await control(rig, viewer, sv.ControlCommand.START, 2) == sv.ControlStatus.NO_SUCH_STREAM
     stranger = Viewer("never-set-up-001", 1, 1, {})
     assert await control(rig, stranger, sv.ControlCommand.START, 1) == sv.ControlStatus.UNKNOWN
+
+
+async def test_a_tier_with_a_source_is_that_substream(tmp_path: Path) -> None:
+    """A Medium tier configured with a substream shows the substream (here: a white picture),
+    not the camera's main stream scaled down."""
+    sub = tmp_path / "sub.mp4"
+    proc = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=white:s=480x270:r=15",
+        "-t", "4", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "15", str(sub))
+    assert await proc.wait() == 0
+    tier = TierSpec(name="medium", width=480, height=270, fps=15, source=f"loop:{sub}")
+    async for rig in make_rig(tmp_path / "cam", homekit_model="secure_video", tiers=(tier,)):
+        rig.ids[SETUP_ENDPOINTS] = rig.ids[("8031", "118")]
+        status, viewer = await rig.setup("tier-medium-0001")
+        assert status == 0
+        decoder = Decoder(viewer, rig.tmp_path, audio=False)
+        await decoder.start()
+        assert await control(rig, viewer, sv.ControlCommand.START, 2) == sv.ControlStatus.OK
+        frames, err = await decoder.result(timeout=30)
+        assert video_size(err) == (480, 270)
+        assert len(frames) == 3 * 480 * 270
+        assert sum(frames) / len(frames) > 200  # white: the substream, not the demo picture
+        assert await control(rig, viewer, sv.ControlCommand.END) == sv.ControlStatus.OK
+        live = rig.camera.live
+        await wait_until(lambda live=live: not live._runners, 10, "the tier to end")

@@ -105,6 +105,7 @@ class LiveStreaming:
         self._owner_unregister: dict[int, Callable[[], None]] = {}
         self._prepared_timers: dict[bytes, asyncio.TimerHandle] = {}
         self._pending_sockets: list[socket.socket] = []  # bound by _bind, taken by write_setup
+        self._session_sources: dict[bytes, Source] = {}  # sessions fed by another stream than the camera's
         self.stall_timeout_s = 6.0
         self.startup_timeout_s = 15.0
         self.rtcp_timeout_s = 30.0
@@ -136,9 +137,17 @@ class LiveStreaming:
     def write_selected(self, value: bytes, ctx: WriteContext) -> None:
         self._carry_out(self.manager.select(value, ctx.session.session_id))
 
-    def start_selected(self, selected: SelectedCommand, ctx: WriteContext) -> None:
-        """A decoded selection from another model's control (a secure-video tier start or end)."""
-        self._carry_out(self.manager.select_command(selected, ctx.session.session_id))
+    def start_selected(self, selected: SelectedCommand, ctx: WriteContext, source: Source | None = None) -> None:
+        """A decoded selection from another model's control (a secure-video tier start or end).
+
+        ``source``: the session's pictures come from this stream (a camera's substream) instead
+        of the camera's main stream; it is always encoded at the selected size, and carries audio
+        only when the source says it has some.
+        """
+        action = self.manager.select_command(selected, ctx.session.session_id)
+        if source is not None and isinstance(action, Start):
+            self._session_sources[action.session.session_id] = source
+        self._carry_out(action)
 
     def has_session(self, session_id: bytes, ctx: WriteContext) -> bool:
         """Whether ``session_id`` was set up over this HAP session."""
@@ -246,6 +255,7 @@ class LiveStreaming:
     def _forget(self, runner: _Runner, reason: str) -> None:
         if self._runners.get(runner.session.session_id) is runner:
             del self._runners[runner.session.session_id]
+            self._session_sources.pop(runner.session.session_id, None)
             for sock in runner.sockets:
                 sock.close()
             log.info("%s: live session %s ended: %s", self.name, runner.session.label, reason)
@@ -258,22 +268,24 @@ class LiveStreaming:
         assert video is not None
         response = session.response
         assert response.video_srtp is not None and response.audio_srtp is not None
-        copy = source_fits(self._probe(), video, copy_allowed=self._copy_allowed)
+        source = self._session_sources.get(session.session_id, self.source)
+        own = source is self.source
+        copy = own and source_fits(self._probe(), video, copy_allowed=self._copy_allowed)
         live_video = LiveVideo(
             port=session.request.video_port, ssrc=response.video_ssrc, width=video.width, height=video.height,
             fps=video.fps, bitrate_kbps=video.bitrate_kbps, mtu=session.mtu, payload_type=video.payload_type,
             encoder=None if copy else "libx264", profile=video.profile.ffmpeg,
             level=video.level.ffmpeg, keyframe_interval_s=self.keyframe_interval_s,
-            srtp_key_b64=response.video_srtp.key_salt_b64, copy_bsf=copy_bsf_for(self.source))
+            srtp_key_b64=response.video_srtp.key_salt_b64, copy_bsf=copy_bsf_for(source))
         audio: LiveAudio | None = None
-        audio_map = self._audio_map()
+        audio_map = self._audio_map() if own else ("0:a:0" if source.has_audio else None)
         sel = session.audio
         if sel is not None and sel.codec == CODEC_OPUS and audio_map is not None:
             audio = LiveAudio(port=session.request.audio_port, ssrc=response.audio_ssrc,
                               sample_rate_hz=sel.sample_rate_hz, packet_time_ms=sel.packet_time_ms,
                               bitrate_kbps=max(8, min(sel.bitrate_kbps, 64)), channels=1,
                               payload_type=sel.payload_type, srtp_key_b64=response.audio_srtp.key_salt_b64)
-        inputs: tuple[InputSpec, ...] = self.source.inputs()
+        inputs: tuple[InputSpec, ...] = source.inputs()
         return LiveStreamSpec(inputs=inputs, address=session.request.address, video=live_video, audio=audio,
                               audio_map=audio_map if audio is not None else None)
 
