@@ -74,7 +74,7 @@ async def test_capabilities_and_tiers_follow_the_probe_and_the_configured_tiers(
     assert cam.secure is not None
     cam._advertise_tiers(cam.secure)
     tiers = sv.parse_video_tiers(cam.secure.video_tiers.value)
-    assert tiers.codec == sv.CODEC_H265
+    assert tiers.codec == sv.CODEC_H264  # what the live sender sends, even from an H.265 camera
     assert [(t.tier_id, t.quality, t.width, t.height, t.fps, t.avg_kbps) for t in tiers.tiers] == [
         (1, sv.Quality.HIGH, 2560, 1440, 20, 2800), (3, sv.Quality.LOW, 640, 360, 15, 180)]  # no Medium
     (sensor,) = sv.parse_capabilities(cam.secure.capabilities.value).sensors

@@ -19,6 +19,7 @@ import pytest
 from sidecar.camera.secure_video import tlv as sv
 from tests.hub.characteristics import DATA_STREAM_SETUP, HOMEKIT_CAMERA_ACTIVE, MOTION_DETECTED
 from tests.hub.hap_setup import DeriveCapture, open_hds
+from tests.hub.hevc_rules import check_fragments, check_init, read_init
 from tests.hub.recording import enable_recording, record, recording_selection
 from tests.hub.secure_video import read_model, solicit_offer, timed_write, write_value, write_zones
 from tests.support.clips import decodes_cleanly, probe
@@ -107,5 +108,44 @@ async def test_the_hub_finds_the_model_writes_zones_and_records(sidecar: Any, mo
         (image,) = (await probe(jpeg))["streams"]
         assert image["codec_name"] == "mjpeg" and image["width"] > 0
         assert not any("Traceback" in line for line in proc.lines)
+    finally:
+        await pairing.shutdown()
+
+
+async def test_a_secure_video_h265_camera_records_h265_that_meets_the_hub_rules(
+        sidecar: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The model's recordings are the classic HDS path, so an H.265 camera with ``record_codec:
+    hevc`` records its own H.265 under every rule a tvOS 27 hub checks (docs/h265.md); its live
+    tiers are H.264, what the live sender sends."""
+    clip = tmp_path / "h265.mp4"
+    proc = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=15",
+        "-t", "12", "-c:v", "libx265", "-preset", "ultrafast", "-x265-params",
+        "keyint=60:min-keyint=60:scenecut=0:log-level=error", "-tag:v", "hvc1", "-pix_fmt", "yuv420p", str(clip))
+    assert await proc.wait() == 0
+    capture = DeriveCapture.install(monkeypatch)
+    config = tmp_path / "sidecar.yaml"
+    config.write_text(f"http_port: 0\ncameras:\n  - name: Secure\n    source: loop:{clip}\n    profile: copy\n"
+                      f"    setup_code: {PIN}\n    homekit_model: secure_video\n    record_codec: hevc\n")
+    sc = await sidecar("--config", str(config))
+    port = int((await sc.wait_for_line(r"HAP port: (\d+)")).group(1))
+    http_port = int((await sc.wait_for_line(r"motion triggers: http://[\d.]+:(\d+)")).group(1))
+    pairing = await aio_pair(port, PIN)
+    try:
+        await sc.wait_for_line(r"Secure: source is 640x360@[\d.]+ h(?:vc|ev)1", timeout=60)
+        view = await read_model(pairing)
+        assert view.video_tiers.codec == sv.CODEC_H264  # live view is H.264 (docs/secure-video.md §Tiers)
+        ids = {**view.ids, HOMEKIT_CAMERA_ACTIVE: view.ids[("8032", "21B")]}
+        await enable_recording(pairing, ids, recording_selection(width=640, height=360, fps=15))
+        await sc.wait_for_line(r"prebuffer ready", timeout=60)
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{http_port}/motion?Secure") as resp:
+            assert resp.status == 200
+        frags, path = await record(pairing, capture, ids, 1, live_fragments=1, tmp=tmp_path)
+        init = read_init(bytes(frags[0].data))
+        assert check_init(init) == []
+        assert check_fragments(init, [bytes(f.data) for f in frags[1:]]) == []
+        video = next(s for s in (await probe(path))["streams"] if s["codec_type"] == "video")
+        assert (video["codec_name"], video["codec_tag_string"]) == ("hevc", "hvc1")
+        assert await decodes_cleanly(path)
     finally:
         await pairing.shutdown()

@@ -96,9 +96,9 @@ def _stream_id(identity: str, name: str) -> bytes:
 
 
 def video_codec(probe: Mapping[str, Any] | None) -> int:
-    """H.265 when the main stream is, else H.264 (every tier is sent in the main stream's codec)."""
-    codec = str((probe or {}).get("codec", ""))
-    return tlv.CODEC_H265 if codec in ("hvc1", "hev1", "hevc") else tlv.CODEC_H264
+    """The codec the tiers advertise: what the live sender sends. It sends H.264 (a copied H.264
+    camera, or its encoder), so an H.265 camera's tiers are H.264 too (docs/secure-video.md §Tiers)."""
+    return tlv.CODEC_H264
 
 
 def video_tiers(plans: Sequence[TierPlan], codec: int) -> tlv.VideoTiers:
