@@ -157,7 +157,8 @@ def _camera_fault(exc: StateError | OSError, index: int, cam: CameraConfig, cfg:
     """One line a user can act on, naming the setting behind a camera that did not start."""
     if isinstance(exc, DamagedStateError):
         return (f"{exc}; it was left as it is. To start this camera unpaired (the file is kept aside as "
-                f"{cam.slug}.json.corrupt-<time>), pass --reset-damaged-state or set reset_damaged_state: true")
+                f"{camera_spec(cam).state_file}.corrupt-<time>), pass --reset-damaged-state or set "
+                "reset_damaged_state: true")
     if isinstance(exc, StateError):
         return str(exc)
     if exc.errno == errno.EADDRINUSE:

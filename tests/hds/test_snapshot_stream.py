@@ -13,8 +13,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecar.hds import CloseReason, HDSServer, SnapshotStream
+from sidecar.hds.datasend import decide_snapshot_open
 from tests.support.hds_loopback import HOST, Camera, connect
 
 from .peers import Gate
@@ -101,3 +104,15 @@ async def test_a_switched_off_camera_refuses_and_a_failed_picture_closes_with_a_
         await client.aclose()
         await asyncio.gather(*snapshots.tasks)
         await server.aclose()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20) | st.binary(max_size=20),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                                max_size=5), max_leaves=12),
+       st.booleans())
+def test_any_snapshot_open_body_is_answered_never_raised(body: object, camera_on: bool) -> None:
+    decision = decide_snapshot_open(body, camera_on)
+    assert decision.accepted == (
+        isinstance(body, dict) and body.get("target") == "controller" and body.get("type") == "ipcamera.snapshot"
+        and type(body.get("streamId")) is int and camera_on)
