@@ -25,7 +25,6 @@ runs into one recording (docs/field-lessons.md #9).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -41,10 +40,11 @@ from .prebuffer import Prebuffer, PrebufferSnapshot, SubscriptionEnd
 from .prebuffer_subscription import PrebufferSubscription
 from .probe import SourceProbe, probe_source
 from .profiles import Profile, load_profiles
+from .restart_requests import RestartRequests
 from .runner import EndKind, FfmpegRun, RunResult, StderrLog
 from .segments import InitSegment
 from .settings import RecordingSettings
-from .start_gate import start_gate
+from .start_gate import take_start_slot
 from .stderr import Cause, CauseKind
 from .stream_intake import StreamIntake
 from .stream_policy import Action, ReconfigureResult, Restart, StreamPolicy
@@ -97,8 +97,8 @@ class MediaPipeline:
         # Cuts a backoff wait short (stop, reconfigure). Only stop() and restart requests set it:
         # the end of a run must never, or a dead camera would be restarted in a tight loop.
         self._interrupt = asyncio.Event()
-        self._backoff = Backoff(config, clock, self._signals, self._interrupt, self._stop_requested)
-        self._restart_reason: str | None = None  # a planned restart (reconfigure, audio, fallback)
+        self._backoff = Backoff(config, clock, self._signals, self._interrupt, self._stop_asked.is_set)
+        self._requests = RestartRequests(config.name, self._interrupt)
         self._run: FfmpegRun | None = None
         self._run_started: float | None = None
         self._restarts = 0
@@ -113,7 +113,6 @@ class MediaPipeline:
         #: reconfigure) while a run is going: False holds it until :meth:`release_restart`, and the
         #: run goes on meanwhile. The camera holds restarts while a hub is recording.
         self.restart_gate: Callable[[str], bool] | None = None
-        self._held_restart: str | None = None
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -138,7 +137,7 @@ class MediaPipeline:
     @property
     def restart_pending(self) -> bool:
         """A restart was asked for (reconfigure, fallback, ...): the current init segment is doomed."""
-        return self._restart_reason is not None
+        return self._requests.reason is not None
 
     @property
     def pid(self) -> int | None:
@@ -187,21 +186,17 @@ class MediaPipeline:
         The user's restart is not held by :attr:`restart_gate`."""
         if self._task is None or self._task.done() or self._stopping:
             return False
-        self._request_restart(reason, gated=False)
+        self._requests.ask(reason, self._run, None)
         return True
 
     @property
     def restart_held(self) -> str | None:
         """Why a restart the sidecar wants is waiting for :meth:`release_restart` (None: none is)."""
-        return self._held_restart
+        return self._requests.held
 
     def release_restart(self) -> bool:
         """Carry out the restart :attr:`restart_gate` held, if the run it was meant for still goes on."""
-        reason, self._held_restart = self._held_restart, None
-        if reason is None or self._run is None or self._stopping:
-            return False
-        self._request_restart(reason, gated=False)
-        return True
+        return self._requests.release(self._run, self._stopping)
 
     async def reconfigure(self, settings: RecordingSettings) -> ReconfigureResult:
         """Apply a hub-selected recording configuration.
@@ -213,7 +208,7 @@ class MediaPipeline:
         result, actions = self._policy.reconfigure(settings)
         self._act(actions)
         if result.restarted and self._task is not None and not self._task.done():
-            self._request_restart("reconfigured")
+            self._requests.ask("reconfigured", self._run, self.restart_gate)
         return result
 
     def set_record_codec(self, codec: Literal["h264", "hevc"]) -> None:
@@ -265,7 +260,7 @@ class MediaPipeline:
                                                   timeout_s=timeout_s)
             return intake.probe
         await self.wait_for(
-            lambda: intake.probe is not None and intake.probe.fps is not None and self._restart_reason is None,
+            lambda: intake.probe is not None and intake.probe.fps is not None and self._requests.reason is None,
             timeout_s,
         )
         assert intake.probe is not None
@@ -313,33 +308,11 @@ class MediaPipeline:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _stop_requested(self) -> bool:
-        return self._stopping
-
-    def _request_restart(self, reason: str, *, gated: bool = True) -> None:
-        """End the current run and start the next at once (no backoff): every restart the sidecar
-        asks for itself (the stream policy, reconfigure, the user's button) comes through here.
-        While a run goes on, ``gated`` restarts are first put to :attr:`restart_gate`."""
-        if gated and self._run is not None and self._restart_reason is None and self.restart_gate is not None \
-                and not self.restart_gate(reason):
-            if self._held_restart is None:
-                log.info("%s: ffmpeg restart held until the recording in progress ends: %s", self.config.name,
-                         reason)
-                self._held_restart = reason
-            else:
-                self._held_restart += f"; {reason}"
-            return
-        if self._restart_reason is None:
-            self._restart_reason = reason
-        self._interrupt.set()
-        if self._run is not None:
-            self._run.request_stop(f"restart: {reason}")
-
     async def _main(self) -> None:
         try:
             while not self._stopping:
                 self._interrupt.clear()
-                self._restart_reason = None
+                self._requests.reason = None
                 result: RunResult | None = None
                 try:
                     result = await self._run_once()
@@ -347,10 +320,10 @@ class MediaPipeline:
                     log.exception("%s: supervisor error", self.config.name)
                     self._last_error = redact(f"internal error: {exc!r}")
                     self._last_cause = Cause(self._last_error, CauseKind.OTHER)
-                if self._stop_requested():
+                if self._stop_asked.is_set():  # set with _stopping, and not narrowed by the loop test
                     break
                 if self.restart_pending:
-                    log.info("%s: restarting ffmpeg: %s", self.config.name, self._restart_reason)
+                    log.info("%s: restarting ffmpeg: %s", self.config.name, self._requests.reason)
                     continue
                 cause = self._last_cause or Cause(self._last_error or "unknown", CauseKind.OTHER)
                 await self._backoff.wait(cause, result.exit_code if result is not None else None)
@@ -378,7 +351,7 @@ class MediaPipeline:
         self._intake.start_run()
         # Many cameras starting together take turns (start_gate.py); the slot is given back at
         # the init segment (in _pump) or when this run ends.
-        self._release_start = await self._take_start_slot()
+        self._release_start = await take_start_slot(self._stop_asked)
         quiet = self._backoff.schedule.in_outage  # one line per outage: the attempts are debug
         log.log(logging.DEBUG if quiet else logging.INFO, "%s: starting ffmpeg (%s, audio %s): %s", cfg.name,
                 command.profile.name, command.audio.value, redact(" ".join(command.argv)))
@@ -400,31 +373,14 @@ class MediaPipeline:
             if frames is not None:
                 await frames.close()  # ffmpeg is reaped: its end is closed, EOF is there
             self._run = None
-            self._held_restart = None  # the next run starts with the command the held restart wanted
+            self._requests.held = None  # the next run starts with the command the held restart wanted
             self._last_exit = run.returncode
             self.prebuffer.reset(SubscriptionEnd.NEW_GENERATION if not self._stopping else SubscriptionEnd.STOPPED)
             self._signals.changed()
-        if result.end is not EndKind.STOPPED and self._restart_reason is None:
+        if result.end is not EndKind.STOPPED and self._requests.reason is None:
             self._last_cause = result.cause or Cause(result.reason, CauseKind.OTHER)
             self._last_error = result.reason
         return result
-
-    async def _take_start_slot(self) -> Callable[[], None]:
-        """A slot of the start gate (start_gate.py), or, when stop() comes first, nothing to give
-        back (the run is then stopped before it spawns)."""
-        taking = asyncio.ensure_future(start_gate().acquire())
-        stop = asyncio.ensure_future(self._stop_asked.wait())
-        try:
-            await asyncio.wait({taking, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            if not taking.done():
-                taking.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await taking
-        if taking.cancelled():
-            return lambda: None
-        return taking.result()
 
     async def _pump(self, stdout: asyncio.StreamReader, run: FfmpegRun) -> str | None:
         """The run's stdout consumer: fMP4 into the intake, the policy's answers carried out.
@@ -466,6 +422,6 @@ class MediaPipeline:
         """Carry out what the stream policy answered: log its notices, ask for its restarts."""
         for action in actions:
             if isinstance(action, Restart):
-                self._request_restart(action.reason)
+                self._requests.ask(action.reason, self._run, self.restart_gate)
             else:
                 log.log(logging.WARNING if action.warning else logging.INFO, "%s: %s", self.config.name, action.text)

@@ -12,10 +12,11 @@ Those beyond the limit wait their turn in order, so starts are staggered, not re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import Callable
 
-__all__ = ["START_HOLD_S", "START_LIMIT", "StartGate", "start_gate"]
+__all__ = ["START_HOLD_S", "START_LIMIT", "StartGate", "start_gate", "take_start_slot"]
 
 START_LIMIT = 8  # ffmpeg starting at once
 START_HOLD_S = 2.0  # the longest one start holds its slot
@@ -60,3 +61,21 @@ def start_gate() -> StartGate:
     if gate is None:
         gate = _GATES[loop] = StartGate()
     return gate
+
+
+async def take_start_slot(stop_asked: asyncio.Event) -> Callable[[], None]:
+    """A slot of the running loop's gate, or, when ``stop_asked`` is set first, nothing to give
+    back (the run is then stopped before it spawns)."""
+    taking = asyncio.ensure_future(start_gate().acquire())
+    stop = asyncio.ensure_future(stop_asked.wait())
+    try:
+        await asyncio.wait({taking, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not taking.done():
+            taking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await taking
+    if taking.cancelled():
+        return lambda: None
+    return taking.result()
