@@ -3,7 +3,7 @@
 Feed it received bytes with ``receive_data(data, now)``; take ``data_to_send()`` (whole frames,
 each one buffer) and ``events()``; arm a timer for ``next_deadline()`` and call
 ``handle_timeout(now)`` when it fires. No sockets, no asyncio, no clock inside. An adapter that
-hands a recording segment's buffer back with ``recycle`` once the socket has taken all of it gets
+hands a recording segment's buffer back with ``spare.keep`` once the socket has taken all of it gets
 the next segment sealed into the same memory (no fresh megabyte per fragment).
 
 States::
@@ -38,7 +38,7 @@ from .datasend import (
 )
 from .datasend import PROTOCOL as DATASEND
 from .errors import DecodeError, EncodeError, FrameError, ProtocolError, StreamClosedError
-from .frames import FRAME_TYPE_ENCRYPTED, MAX_PAYLOAD, Frame, FrameDecryptor, FrameEncryptor, FrameReader
+from .frames import FRAME_TYPE_ENCRYPTED, MAX_PAYLOAD, Frame, FrameDecryptor, FrameEncryptor, FrameReader, SpareBuffer
 from .messages import HDSStatus, Kind
 from .opack import Value
 from .transport import PreparedSession
@@ -148,7 +148,10 @@ class HDSConnection:
         self._decryptor: FrameDecryptor | None = None
         self._encryptor: FrameEncryptor | None = None
         self._out: list[bytearray | memoryview] = []
-        self._spare: bytearray | None = None  # a sent segment's buffer, to seal the next one into
+        #: A sent segment's buffer, to seal the next one into: the adapter gives it back with
+        #: ``spare.keep`` once every byte of a :meth:`data_to_send` view (its ``obj``) is sent,
+        #: and ``spare.take``s it for the next connection once this one is over.
+        self.spare = SpareBuffer()
         self._events: list[Event] = []
         self.frames_skipped = 0
 
@@ -228,21 +231,9 @@ class HDSConnection:
 
     def data_to_send(self) -> list[bytearray | memoryview]:
         """Frames to write, in order (each one complete buffer; a recording segment's is a view
-        whose ``obj`` may be handed back to :meth:`recycle` once every byte of it is sent)."""
+        whose ``obj`` may be handed back to ``spare.keep`` once every byte of it is sent)."""
         out, self._out = self._out, []
         return out
-
-    def recycle(self, buffer: bytearray) -> None:
-        """``buffer`` (a segment's, from :meth:`data_to_send`, or a spare this connection's
-        camera kept from an earlier one) is sent and nothing reads it any more: seal a later
-        segment into it. One spare is kept, the largest."""
-        if self._spare is None or len(buffer) > len(self._spare):
-            self._spare = buffer
-
-    def take_spare(self) -> bytearray | None:
-        """The spare sealing buffer, if any, for the next connection once this one is over."""
-        spare, self._spare = self._spare, None
-        return spare
 
     def events(self) -> list[Event]:
         """Events since the last call, in order."""
@@ -301,9 +292,9 @@ class HDSConnection:
         """All of one segment's ``data`` events, sealed into one buffer (one socket write)."""
         assert self._encryptor is not None
         payloads = [messages.encode_event_parts(DATASEND, "data", body) for body in bodies]
-        sealed = self._encryptor.seal_batch(payloads, into=self._spare)
-        if sealed.obj is self._spare:
-            self._spare = None  # in use until the adapter recycles it
+        sealed = self._encryptor.seal_batch(payloads, into=self.spare.buffer)
+        if sealed.obj is self.spare.buffer:
+            self.spare.buffer = None  # in use until the adapter gives it back
         self._out.append(sealed)
 
     # -- internals -------------------------------------------------------------------------

@@ -32,6 +32,7 @@ __all__ = [
     "FrameDecryptor",
     "FrameEncryptor",
     "FrameReader",
+    "SpareBuffer",
     "buffer_for",
     "nonce",
     "sealed_bound",
@@ -77,6 +78,26 @@ def buffer_for(segment_bytes: int) -> bytearray:
     gives new buffers), every page of it written now: made ahead of time, off any hub's clock,
     the first recording after a start does not pay the page faults while hubs wait."""
     return bytearray(_with_headroom(sealed_bound(segment_bytes)))
+
+
+class SpareBuffer:
+    """One sealing buffer kept for the next segment: a sent segment's, whose bytes nothing
+    reads any more, or one made ahead of time. The largest one given is kept."""
+
+    __slots__ = ("buffer",)
+
+    def __init__(self) -> None:
+        self.buffer: bytearray | None = None
+
+    def keep(self, buffer: bytearray) -> None:
+        """``buffer`` is sent and nothing reads it any more: seal a later segment into it."""
+        if self.buffer is None or len(buffer) > len(self.buffer):
+            self.buffer = buffer
+
+    def take(self) -> bytearray | None:
+        """The kept buffer, if any, given up (for another connection once this one is over)."""
+        spare, self.buffer = self.buffer, None
+        return spare
 
 
 def _header(frame_type: int, length: int) -> bytes:

@@ -244,7 +244,7 @@ class HubConnection(asyncio.Protocol):
         self.conn.connection_lost(f"socket closed: {exc}" if exc else "socket closed")
         self.transport = None
         self.pump()
-        self.server.keep_spare(self.conn.take_spare())
+        self.server.keep_spare(self.conn.spare.take())
         for timer in (self._timer, self._abort_timer):
             if timer is not None:
                 timer.cancel()
@@ -265,7 +265,7 @@ class HubConnection(asyncio.Protocol):
         """The transport has handed all of ``owner`` to the kernel: a recording segment's buffer
         (a view of the connection's sealing buffer) can take the next segment."""
         if isinstance(owner, memoryview) and isinstance(owner.obj, bytearray):
-            self.conn.recycle(owner.obj)
+            self.conn.spare.keep(owner.obj)
 
     def resume_writing(self) -> None:
         self._paused = False
@@ -322,7 +322,7 @@ class HubConnection(asyncio.Protocol):
     def _stream_opened(self, stream: DataSendStream) -> None:
         spare = self.server.take_spare()
         if spare is not None:
-            self.conn.recycle(spare)
+            self.conn.spare.keep(spare)
         handle = RecordingStream(self, stream)
         self.handles[id(stream)] = handle
         try:

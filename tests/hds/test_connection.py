@@ -346,7 +346,7 @@ def test_a_large_segment_is_sealed_into_the_buffer_handed_back() -> None:
     pair.conn.send_fragment(stream, os.urandom(1_000_000), now=1.0)
     first = sealed()
     assert isinstance(first, memoryview) and isinstance(first.obj, bytearray)
-    pair.conn.recycle(first.obj)
+    pair.conn.spare.keep(first.obj)
     pair.conn.send_fragment(stream, os.urandom(4000), now=2.0)  # small: a buffer of its own
     assert sealed().obj is not first.obj  # type: ignore[union-attr]
     second_data = os.urandom(1_100_000)  # a bit larger: the headroom still fits it
@@ -382,7 +382,7 @@ def test_a_buffer_waiting_to_be_sent_is_never_written_into(ops: list[tuple[str, 
         elif op == "recycle" and delivered:
             out = delivered.pop(pick % len(delivered))
             if isinstance(out, memoryview) and isinstance(out.obj, bytearray):
-                pair.conn.recycle(out.obj)
+                pair.conn.spare.keep(out.obj)
         for out, sealed in waiting:
             assert bytes(out) == sealed
     assert _fragments_received(pair, wire) == fragments  # type: ignore[arg-type]
