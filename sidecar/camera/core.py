@@ -169,6 +169,30 @@ def recording_settings(selection: RecordingSelection | None, *, audio: bool, cop
         audio_sample_rate=selection.sample_rate.hz, audio_channels=selection.audio_channels)
 
 
+def advertise(offer: RecordingOffer) -> list[Action]:
+    """The recording configurations we support, as the characteristics that advertise them."""
+    supported = offer.supported
+    return [SetCharacteristic("supported_camera", supported.camera_tlv()),
+            SetCharacteristic("supported_video", supported.video_tlv()),
+            SetCharacteristic("supported_audio", supported.audio_tlv())]
+
+
+def settings_to_characteristics(spec: CameraSpec, st: CameraSettings) -> list[Action]:
+    """The stored operating modes as the characteristics' first values (no notifications)."""
+    values: dict[str, Any] = {
+        "recording_active": st.recording_active, "recording_audio_active": st.recording_audio_active,
+        "homekit_active": st.homekit_active, "event_snapshots": st.event_snapshots,
+        "periodic_snapshots": st.periodic_snapshots, "rtp_active": st.rtp_active,
+        "motion_status_active": bool(st.homekit_active)}
+    actions: list[Action] = [SetCharacteristic(name, value, notify=False) for name, value in values.items()]
+    actions.append(SetLiveEnabled(bool(st.rtp_active and st.homekit_active)))
+    if spec.operating_mode_indicator:
+        actions.append(SetCharacteristic("indicator", st.indicator, notify=False))
+    if spec.night_vision:
+        actions.append(SetCharacteristic("night_vision", st.night_vision, notify=False))
+    return actions
+
+
 _FLAGS = ("indicator", "night_vision")  # stored as bool; the other writes as the hub sent them
 
 
@@ -199,28 +223,7 @@ class CameraCore:
     def startup(self) -> list[Action]:
         """The accessory's first values: the stored selection, what we advertise, the settings."""
         actions: list[Action] = [Persist()] if self.offer.load_selection() else []
-        return actions + self._advertise() + self._settings_to_characteristics()
-
-    def _advertise(self) -> list[Action]:
-        supported = self.offer.supported
-        return [SetCharacteristic("supported_camera", supported.camera_tlv()),
-                SetCharacteristic("supported_video", supported.video_tlv()),
-                SetCharacteristic("supported_audio", supported.audio_tlv())]
-
-    def _settings_to_characteristics(self) -> list[Action]:
-        st = self.settings
-        values: dict[str, Any] = {
-            "recording_active": st.recording_active, "recording_audio_active": st.recording_audio_active,
-            "homekit_active": st.homekit_active, "event_snapshots": st.event_snapshots,
-            "periodic_snapshots": st.periodic_snapshots, "rtp_active": st.rtp_active,
-            "motion_status_active": bool(st.homekit_active)}
-        actions: list[Action] = [SetCharacteristic(name, value, notify=False) for name, value in values.items()]
-        actions.append(SetLiveEnabled(bool(st.rtp_active and st.homekit_active)))
-        if self.spec.operating_mode_indicator:
-            actions.append(SetCharacteristic("indicator", st.indicator, notify=False))
-        if self.spec.night_vision:
-            actions.append(SetCharacteristic("night_vision", st.night_vision, notify=False))
-        return actions
+        return actions + advertise(self.offer) + settings_to_characteristics(self.spec, self.settings)
 
     # -- characteristic writes --------------------------------------------------------------------
     def write(self, name: str, value: Any) -> list[Action]:
@@ -266,7 +269,7 @@ class CameraCore:
         self.settings.factory_reset()
         self.offer.forget_selection()
         self.settings.store(self.app)
-        actions: list[Action] = [Persist(), *self._settings_to_characteristics()]
+        actions: list[Action] = [Persist(), *settings_to_characteristics(self.spec, self.settings)]
         if self.recording is not None:
             actions.append(CloseRecording(CloseReason.NOT_ALLOWED, "the accessory was reset"))
         return [*actions, UpdatePipeline()]
@@ -277,7 +280,7 @@ class CameraCore:
         ``copy``: whether the pipeline's profile copies now (a transcode fallback changes it)."""
         self.copy = self.offer.copy = copy
         save, changed = self.offer.probed(probe)
-        return ([Persist()] if save else []) + (self._advertise() if changed else [])
+        return ([Persist()] if save else []) + (advertise(self.offer) if changed else [])
 
     def pairing(self, notice: PairingNotice) -> list[Action]:
         """A controller paired, was removed, or failed to prove itself."""
