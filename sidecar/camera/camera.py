@@ -29,17 +29,17 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..hap import Accessory, AccessoryServer, Advertiser, HapError, HapStatus, WriteContext, catalog
-from ..hds import CloseReason, HDSServer, RecordingStream, SetupError, SnapshotStream, StreamClosedError
+from ..hap import Accessory, AccessoryServer, Advertiser, catalog
+from ..hds import HDSServer, RecordingStream
 from ..media import MediaPipeline, PipelineConfig, PipelineEvent, Profile, RecordingSettings, parse_source
 from ..media.detect_feed import DetectFeed
 from ..media.frames import DetectionZones, FrameCallback
 from .camera_media import SNAPSHOT_TIMEOUT_S, CameraMedia, FrameObservers
+from .characteristics import CharacteristicWiring
 from .core import (
     Action,
     CameraCore,
@@ -55,25 +55,11 @@ from .core import (
 )
 from .events import EventBus, LiveSessionsChanged, MotionSource
 from .live import LiveStreaming
-from .live.supported_streams import supported_audio_stream, supported_rtp, supported_video_stream
-from .live.tlv import CODEC_OPUS as LIVE_CODEC_OPUS
-from .live.tlv import AudioSelection, SelectedCommand
-from .live.tlv import Command as LiveCommand
 from .recording import Recorder, RecordingSession, RecordingSink
-from .secure_video.handlers import SecureVideoState, detection_zones, zone_regions
+from .secure_video.handlers import SecureVideoState
 from .secure_video.services import SecureVideoServices, build_secure_video
-from .secure_video.tiers import (
-    AUDIO_BPS,
-    AUDIO_PAYLOAD_TYPE,
-    VIDEO_PAYLOAD_TYPE,
-    audio_tiers,
-    capabilities,
-    plan_tiers,
-    sensor_id,
-    video_codec,
-    video_tiers,
-)
-from .secure_video.tlv import ControlCommand, ControlStatus, StreamingControlResponse, parse_streaming_control
+from .secure_video.tiers import sensor_id
+from .secure_video.wiring import SecureVideoWiring
 from .services import OptionalModes, build_services
 from .settings import CameraSettings
 from .spec import CameraSpec
@@ -84,11 +70,6 @@ __all__ = ["CATEGORY_IP_CAMERA", "Camera"]
 log = logging.getLogger(__name__)
 
 CATEGORY_IP_CAMERA = 17
-
-# The characteristics a hub writes whose rules are the core's (names as in CameraServices).
-_WRITES = ("recording_active", "homekit_active", "event_snapshots", "periodic_snapshots",
-           "recording_audio_active", "rtp_active", "indicator", "night_vision", "selected")
-
 
 class Camera:
     """One camera. ``start()``/``stop()`` own every task and process it creates."""
@@ -136,16 +117,16 @@ class Camera:
         self.pipeline.restart_gate = self.core.restart_wanted  # never end a recording in flight
         detect_feed = None if spec.detect is None or spec.detect_source is None else DetectFeed(
             parse_source(spec.detect_source), self.frames, detect=spec.detect, name=spec.name, ffmpeg_bin=ffmpeg)
-        self.hds = HDSServer(gate=self.core, on_stream=self._on_stream, host=host,
-                             on_snapshot=self._on_hds_snapshot if spec.secure_video else None)
+        self.hds = HDSServer(gate=self.core, on_stream=self._on_stream, host=host, on_snapshot=(
+            (lambda stream: self.secure_video.on_hds_snapshot(stream)) if spec.secure_video else None))
         self.media = CameraMedia(spec, self.core, self.pipeline, detect_feed, self.hds, source=self.source,
                                  ffmpeg=ffmpeg, act=self._act, spawn=self._spawn)
         self._live_sessions = 0
         self.live = LiveStreaming(name=spec.name, source=self.source, ffmpeg=ffmpeg,
                                   max_sessions=spec.max_live_streams, probe=self.core.offer.cached_probe,
                                   copy_allowed=self.pipeline.profile.is_copy, on_status=self._live_status,
-                                  talk=spec.two_way_audio, talk_muted=self._speaker_muted,
-                                  talk_volume=self._speaker_volume)
+                                  talk=spec.two_way_audio, talk_muted=s.talk_muted,
+                                  talk_volume=s.talk_volume)
         self._stream_task: asyncio.Task[None] | None = None
         self._recorder: Recorder | None = None
         #: Objects given exactly what each recording sent to the hub (e.g. a local clip archive):
@@ -154,19 +135,14 @@ class Camera:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self.secure_state = SecureVideoState(self.state.app, lambda: os.urandom(16))
-        self._zone_observers: list[Callable[[DetectionZones], None]] = []
-        self._wire()
+        self.secure_video = SecureVideoWiring(
+            spec, self.core, self.services, self.secure, self.secure_state, self.live,
+            jpeg=lambda width, height, reason: self.media.jpeg(width, height, reason),
+            save_state=self.server.save_state, act=self._act, spawn=self._spawn, clock=clock)
+        CharacteristicWiring(self.services, self.core, self.hds, self.live, self._act).wire()
         if self.secure is not None:
-            self._wire_secure(self.secure)
+            self.secure_video.wire(self.secure)
         self._act(self.core.startup())
-
-    def _speaker_muted(self) -> bool:
-        mute = self.services.speaker_mute
-        return mute is not None and bool(mute.value)
-
-    def _speaker_volume(self) -> int:
-        volume = self.services.speaker_volume
-        return 100 if volume is None or volume.value is None else int(volume.value)
 
     @property
     def has_doorbell(self) -> bool:
@@ -246,7 +222,7 @@ class Camera:
                 log.warning("%s: record_codec auto: %s", self.name, action.reason)
                 self.pipeline.set_record_codec("hevc" if action.codec == "hevc" else "h264")
         if self.secure is not None:
-            self._sync_secure(self.secure)
+            self.secure_video.sync(self.secure)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -288,175 +264,17 @@ class Camera:
             await asyncio.sleep(every)
             self.set_motion(not self.core.motion.active, source="demo")
 
-    # -- HAP: characteristics, pairings, snapshots ------------------------------------------------
-    def _wire(self) -> None:
-        s = self.services
-        for name in _WRITES:
-            char = getattr(s, name)
-            if char is not None:
-                char.on_write = partial(self._write, "selection" if name == "selected" else name)
-        s.selected.on_read = lambda ctx: self.core.offer.read_selection()
-        s.setup_data_stream.on_write = self._write_setup_data_stream
-        s.setup_data_stream.on_read = lambda ctx: self.hds.read_value()
-        s.supported_video_stream.value = supported_video_stream()
-        s.supported_audio_stream.value = supported_audio_stream()
-        s.supported_rtp.value = supported_rtp()
-        s.setup_endpoints.on_write = self.live.write_setup
-        s.setup_endpoints.on_read = self.live.read_setup
-        s.selected_rtp.on_write = self.live.write_selected
-        s.selected_rtp.on_read = self.live.read_selected
-
-    # -- the secure-video model (docs/secure-video.md) -------------------------------------------
-    def _wire_secure(self, sv: SecureVideoServices) -> None:
-        state = self.secure_state
-        sv.streaming_enabled.on_write = lambda value, ctx: self._act(self.core.write("rtp_active", int(value)))
-        sv.zones.on_write = self._write_zones
-        sv.zones.value = state.zones.encode()
-        sv.zones_active.value = int(state.zones_active)
-        sv.zones_active.on_write = lambda value, ctx: self._write_secure_flag("zones_active", value)
-        sv.motion_enabled.value = state.motion_enabled
-        sv.motion_enabled.on_write = lambda value, ctx: self._write_secure_flag("motion_enabled", value)
-        sv.setup_endpoints.on_write = self.live.write_setup
-        sv.setup_endpoints.on_read = self.live.read_setup
-        sv.solicit_offer.on_write = lambda value, ctx: state.solicit_offer(value)
-        sv.provide_answer.on_write = lambda value, ctx: state.unknown_session(value)
-        sv.webrtc_control.on_write = lambda value, ctx: state.unknown_session(value)
-        sv.control.on_write = self._write_tier_control
-        self._advertise_tiers(sv)
-
-    def _advertise_tiers(self, sv: SecureVideoServices) -> None:
-        """Capabilities and tiers from what the camera delivers (the cached probe) and ``tiers:``."""
-        probe = self.core.offer.cached_probe()
-        plans = plan_tiers(probe, self.spec.tiers)
-        video = video_tiers(plans, video_codec(probe)).encode()
-        audio = audio_tiers().encode()
-        for char, value in ((sv.capabilities, capabilities(plans, self.spec.state_file).encode()),
-                            (sv.video_tiers, video), (sv.webrtc_video_tiers, video),
-                            (sv.audio_tiers, audio), (sv.webrtc_audio_tiers, audio)):
-            char.set_value(value)
-
-    def _sync_secure(self, sv: SecureVideoServices) -> None:
-        """StreamingEnabled shows the core's live switch (the classic RTP Active it stands for); the
-        tiers follow the latest probe."""
-        enabled = bool(self.services.rtp_active.value)
-        sv.streaming_enabled.set_value(enabled)
-        sv.tier_streaming_enabled.set_value(enabled)
-        self._advertise_tiers(sv)  # after a probe: what the camera now delivers
-
-    def _write_zones(self, value: bytes, ctx: WriteContext) -> None:
-        if self.secure_state.write_zones(value):
-            self.server.save_state()
-            log.info("%s: the hub wrote %d motion zone(s)", self.name, len(self.secure_state.zones.zones))
-            self._zones_changed()
-
-    def _write_secure_flag(self, name: str, value: Any) -> None:
-        if not self.secure_state.write_flag(name, value):
-            return
-        self.server.save_state()
-        if name == "zones_active":
-            self._zones_changed()
-        elif not value and self.core.motion.active:  # MotionEnabled off: motion ends now
-            self._act(self.core.set_motion(False, "manual", self.clock(), None))
-
+    # -- the secure-video model's motion zones (docs/secure-video.md) ---------------------------
     def detection_zones(self) -> DetectionZones:
         """Where the built-in detector looks: the hub's zones (secure-video model), else everywhere."""
-        if self.secure is None:
-            return DetectionZones()
-        high = plan_tiers(self.core.offer.cached_probe(), ())[0]
-        return detection_zones(self.secure_state.regions(), high.width, high.height)
+        return self.secure_video.detection_zones()
 
     def add_zones_observer(self, observer: Callable[[DetectionZones], None]) -> Callable[[], None]:
         """Be told the detector's zones now and whenever the hub changes them; returns the
         function that stops it."""
-        self._zone_observers.append(observer)
-        observer(self.detection_zones())
+        return self.secure_video.add_zones_observer(observer)
 
-        def remove() -> None:
-            if observer in self._zone_observers:
-                self._zone_observers.remove(observer)
-
-        return remove
-
-    def _on_hds_snapshot(self, stream: SnapshotStream) -> None:
-        """A hub asked for a still picture over HDS (secure-video model; docs/secure-video.md §Behaviour)."""
-        self._spawn(self._send_hds_snapshot(stream), f"hds-snapshot-{stream.stream_id}")
-
-    async def _send_hds_snapshot(self, stream: SnapshotStream) -> None:
-        high = plan_tiers(self.core.offer.cached_probe(), ())[0]
-        try:
-            jpeg = await self.media.jpeg(high.width, high.height, None)
-        except HapError as exc:
-            log.info("%s: HDS snapshot %d refused: %s", self.name, stream.stream_id, exc)
-            stream.fail(CloseReason.NOT_ALLOWED if exc.status is HapStatus.NOT_ALLOWED_IN_CURRENT_STATE
-                        else CloseReason.UNEXPECTED_FAILURE)
-            return
-        try:
-            await stream.send(jpeg, "image")
-        except StreamClosedError:
-            log.info("%s: HDS snapshot %d: the hub went away", self.name, stream.stream_id)
-            return
-        log.info("%s: HDS snapshot %d sent (%d bytes)", self.name, stream.stream_id, len(jpeg))
-
-    def _zone_words(self) -> tuple[str, ...]:
-        """The hub's zones for the status page: "ignore: (0,0) (960,0) (960,1080)" per polygon."""
-        if self.secure is None:
-            return ()
-        off = "" if self.secure_state.zones_active else " (zones off)"
-        return tuple(f"{'ignore' if r.exclude else 'watch'}: {' '.join(f'({x},{y})' for x, y in r.points)}{off}"
-                     for r in zone_regions(self.secure_state.zones))
-
-    def _zones_changed(self) -> None:
-        zones = self.detection_zones()
-        for observer in list(self._zone_observers):
-            observer(zones)
-
-    def _write_tier_control(self, value: bytes, ctx: WriteContext) -> bytes:
-        """RTPStreamingControl: start a tier of a session set up with SetupEndpoints, or end it.
-
-        The tier runs on the live-view sender with the SSRCs of our SetupEndpoints answer (the
-        hub filters on those), Opus at 48 kHz (so its RTP clock is 48 kHz too).
-        """
-        command = parse_streaming_control(value)
-        session = command.session_id
-
-        def answer(status: ControlStatus) -> bytes:
-            return StreamingControlResponse(session, status).encode()
-
-        if not self.live.has_session(session, ctx):
-            return answer(ControlStatus.UNKNOWN)
-        source = None
-        if command.command is ControlCommand.END:
-            selected = SelectedCommand(session, LiveCommand.END)
-        else:
-            plans = plan_tiers(self.core.offer.cached_probe(), self.spec.tiers)
-            plan = next((p for p in plans if p.tier_id == command.video_tier), None)
-            if plan is None:
-                return answer(ControlStatus.NO_SUCH_STREAM)
-            video = {"width": plan.width, "height": plan.height, "fps": plan.fps, "bitrate_kbps": plan.peak_kbps,
-                     "payload_type": VIDEO_PAYLOAD_TYPE, "ssrc": command.video_ssrc or 0}
-            audio = None if command.audio_tier is None else AudioSelection(
-                codec=LIVE_CODEC_OPUS, sample_rate_hz=48000, bitrate_kbps=AUDIO_BPS // 1000,
-                payload_type=AUDIO_PAYLOAD_TYPE, ssrc=command.audio_ssrc or 0)
-            selected = SelectedCommand(session, LiveCommand.START, video, audio)
-            source = None if plan.source is None else parse_source(plan.source)
-            log.info("%s: tier %s (%dx%d@%d) asked for", self.name, plan.name, plan.width, plan.height, plan.fps)
-        try:
-            self.live.start_selected(selected, ctx, source)
-        except HapError as exc:
-            log.info("%s: tier control refused: %s", self.name, exc)
-            return answer(ControlStatus.BUSY if exc.status is HapStatus.RESOURCE_BUSY else ControlStatus.ERROR)
-        return answer(ControlStatus.OK)
-
-    def _write(self, name: str, value: Any, ctx: WriteContext) -> None:
-        self._act(self.core.write(name, value))
-
-    def _write_setup_data_stream(self, value: bytes, ctx: WriteContext) -> bytes:
-        try:
-            return self.hds.setup(value, shared_secret=ctx.session.shared_secret,
-                                  on_hap_close=ctx.session.add_close_callback)
-        except SetupError as exc:
-            raise HapError(HapStatus.INVALID_VALUE, str(exc)) from None
-
+    # -- what the pipeline and live view report -----------------------------------------------------
     def _on_pipeline_event(self, event: PipelineEvent) -> None:
         """The recording ffmpeg's state, for observers (status page, MQTT, the parent process)."""
         self._act(self.core.pipeline_event(event, copy=self.pipeline.profile.is_copy))
@@ -542,4 +360,5 @@ class Camera:
             live_sessions=self.live.active_sessions, motion=self.core.motion.active,
             recording=self._recorder is not None, recordings=self.core.recordings, prebuffer_ms=self.spec.prebuffer_ms,
             media=media, record_codec=self.core.codec.describe(), homekit_model=self.spec.homekit_model,
-            zones=self._zone_words(), motion_enabled=self.secure is None or self.secure_state.motion_enabled)
+            zones=self.secure_video.zone_words(),
+            motion_enabled=self.secure is None or self.secure_state.motion_enabled)

@@ -83,6 +83,16 @@ class CameraServices:
         services += [s for s in (self.microphone, self.speaker) if s is not None]
         return services
 
+    def talk_muted(self) -> bool:
+        """Whether the hub muted the speaker (two-way audio plays nothing then)."""
+        mute = self.speaker_mute
+        return mute is not None and bool(mute.value)
+
+    def talk_volume(self) -> int:
+        """The speaker's volume the hub set, in percent (100 until it sets one)."""
+        volume = self.speaker_volume
+        return 100 if volume is None or volume.value is None else int(volume.value)
+
 
 def _uint8(type_: str, perms_: frozenset[Perm], value: int, *, admin: bool = True) -> Characteristic:
     return Characteristic(type_, Format.UINT8, perms_, value=value, valid_values=(0, 1), admin_write=admin)

@@ -72,7 +72,7 @@ async def test_capabilities_and_tiers_follow_the_probe_and_the_configured_tiers(
     cam = camera(tmp_path, tiers=(TierSpec(name="low", width=640, height=360, source="rtsp://sub"),))
     cam.state.app["probe"] = PROBE
     assert cam.secure is not None
-    cam._advertise_tiers(cam.secure)
+    cam.secure_video.advertise_tiers(cam.secure)
     tiers = sv.parse_video_tiers(cam.secure.video_tiers.value)
     assert tiers.codec == sv.CODEC_H264  # what the live sender sends, even from an H.265 camera
     assert [(t.tier_id, t.quality, t.width, t.height, t.fps, t.avg_kbps) for t in tiers.tiers] == [
