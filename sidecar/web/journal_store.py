@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..atomic_file import atomic_write
 from .journal import EventJournal
 
 __all__ = ["FILE_NAME", "SAVE_DELAY_S", "JournalStore"]
@@ -127,23 +128,4 @@ def _read(path: Path) -> Any:
 def _write_atomically(path: Path, data: dict[str, Any]) -> None:
     """Encode, write to a private temporary file, flush to disk, rename over ``path``."""
     body = json.dumps(data, allow_nan=False, separators=(",", ":")).encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(body)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    atomic_write(path, body, temp=path.with_name(f".{path.name}.{os.getpid()}.tmp"), strict_dir_sync=False)
