@@ -106,6 +106,17 @@ def _encode_int(out: bytearray, value: int) -> None:
     raise EncodeError(f"integer {value} does not fit in int64")
 
 
+def _encode_data(out: bytearray, view: memoryview, parts: list[bytes | memoryview] | None) -> None:
+    """Append the bytes of a data value; collecting ``parts``, a large one is passed on as its
+    own piece, uncopied, after what ``out`` holds so far."""
+    if parts is not None and view.nbytes >= ZERO_COPY_MIN:
+        parts.append(bytes(out))
+        del out[:]
+        parts.append(view)
+    else:
+        out += view
+
+
 def _encode(out: bytearray, value: object, depth: int, parts: list[bytes | memoryview] | None) -> None:
     if depth > DEFAULT_MAX_DEPTH:
         raise EncodeError("value nested too deeply")
@@ -130,23 +141,13 @@ def _encode(out: bytearray, value: object, depth: int, parts: list[bytes | memor
     elif isinstance(value, Pieces):
         _encode_length(out, value.nbytes, T_DATA, T_DATA_L1)
         for piece in value:
-            if parts is not None and piece.nbytes >= ZERO_COPY_MIN:
-                parts.append(bytes(out))
-                del out[:]
-                parts.append(piece)
-            else:
-                out += piece
+            _encode_data(out, piece, parts)
     elif isinstance(value, bytes | bytearray | memoryview):
         view = memoryview(value)
         if view.format != "B" or view.ndim != 1:
             view = view.cast("B")
         _encode_length(out, view.nbytes, T_DATA, T_DATA_L1)
-        if parts is not None and view.nbytes >= ZERO_COPY_MIN:
-            parts.append(bytes(out))
-            del out[:]
-            parts.append(view)
-        else:
-            out += view
+        _encode_data(out, view, parts)
     elif isinstance(value, dict):
         count = len(value)
         out.append(T_DICT + count if count <= MAX_COUNTED else T_DICT_TERM)
