@@ -16,9 +16,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ... import tlv8
-from ...hap import HapError, HapStatus
-from ...tlv8 import TLVError, read_uint_le, uint_le
+from ...tlv8 import uint_le
 from ..h264 import H264Level, H264Profile
+from ..tlv_fields import invalid as _invalid
+from ..tlv_fields import struct as _struct
+from ..tlv_fields import uint as _uint
 
 __all__ = [
     "AudioSelection",
@@ -68,10 +70,6 @@ class Command(enum.IntEnum):
     SUSPEND = 2
     RESUME = 3
     RECONFIGURE = 4
-
-
-def _invalid(message: str) -> HapError:
-    return HapError(HapStatus.INVALID_VALUE, message)
 
 
 # -- TLV codecs ---------------------------------------------------------------------------------
@@ -126,22 +124,6 @@ class SetupResponse:
             items += [(3, address), (4, self.video_srtp.encode()), (5, self.audio_srtp.encode()),
                       (6, uint_le(self.video_ssrc, 4)), (7, uint_le(self.audio_ssrc, 4))]
         return tlv8.encode(items)
-
-
-def _struct(raw: bytes, what: str) -> dict[int, bytes]:
-    try:
-        return tlv8.decode_dict(raw, allow_repeats=True)
-    except TLVError as exc:
-        raise _invalid(f"{what}: {exc}") from None
-
-
-def _uint(d: Mapping[int, bytes], key: int, what: str, width: int) -> int:
-    if key not in d:
-        raise _invalid(f"{what} missing")
-    try:
-        return read_uint_le(d[key], width)
-    except TLVError as exc:
-        raise _invalid(f"{what}: {exc}") from None
 
 
 def _float32(d: Mapping[int, bytes], key: int) -> float | None:

@@ -14,8 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ... import tlv8
-from ...hap import HapError, HapStatus
-from ...tlv8 import TLVError, read_uint_le, uint_le
+from ...tlv8 import TLVError, uint_le
+from ..tlv_fields import invalid as _invalid
+from ..tlv_fields import struct as _struct
+from ..tlv_fields import uint as _uint
 
 __all__ = [
     "AudioTier",
@@ -85,10 +87,6 @@ class WebRTCStatus(enum.IntEnum):
     ERROR = 2
 
 
-def _invalid(message: str) -> HapError:
-    return HapError(HapStatus.INVALID_VALUE, message)
-
-
 def _items(raw: bytes, what: str) -> list[tuple[int, bytes]]:
     try:
         return tlv8.decode(raw)
@@ -96,25 +94,9 @@ def _items(raw: bytes, what: str) -> list[tuple[int, bytes]]:
         raise _invalid(f"{what}: {exc}") from None
 
 
-def _struct(raw: bytes, what: str) -> dict[int, bytes]:
-    try:
-        return tlv8.decode_dict(raw, allow_repeats=True)
-    except TLVError as exc:
-        raise _invalid(f"{what}: {exc}") from None
-
-
 def _groups(raw: bytes, list_type: int, what: str) -> list[bytes]:
     """The values of the ``list_type`` items of a list (delimiters and other types skipped)."""
     return [value for t, value in _items(raw, what) if t == list_type]
-
-
-def _uint(d: Mapping[int, bytes], key: int, what: str, width: int) -> int:
-    if key not in d:
-        raise _invalid(f"{what} missing")
-    try:
-        return read_uint_le(d[key], width)
-    except TLVError as exc:
-        raise _invalid(f"{what}: {exc}") from None
 
 
 def _uuid(d: Mapping[int, bytes], key: int, what: str) -> bytes:
