@@ -163,7 +163,7 @@ class SnapshotStream:
         protocol = self._protocol
         protocol.conn.send_snapshot(self._stream, data, data_type, protocol.server.clock())
         protocol.flush()
-        await protocol.drain_snapshot()
+        await protocol.drain()
 
     def fail(self, reason: CloseReason = CloseReason.UNEXPECTED_FAILURE) -> None:
         self._protocol.conn.fail_snapshot(self._stream, reason)
@@ -433,27 +433,20 @@ class HubConnection(asyncio.Protocol):
         self.conn.close("HAP session closed")
         self.pump()
 
-    async def drain(self, handle: RecordingStream) -> None:
-        """Wait while the socket buffer is above the high-water mark (a stalled hub is closed by
-        the progress watch, which wakes us)."""
-        while self._paused and self.transport is not None and not handle.closed:
-            loop = asyncio.get_running_loop()
-            self._drained = loop.create_future()
-            try:
-                await self._drained
-            finally:
-                self._drained = None
-        if handle.closed or self.transport is None:
-            raise StreamClosedError(f"stream {handle.stream_id} ended")
+    async def drain(self, handle: RecordingStream | None = None) -> None:
+        """Wait while the socket buffer is above the high-water mark, or until the connection or
+        ``handle`` (a recording; ``None`` for a snapshot) ends. A stalled hub is closed by the
+        progress watch, which wakes us."""
 
-    async def drain_snapshot(self) -> None:
-        """Wait while the socket buffer is above the high-water mark, or the connection ends."""
-        while self._paused and self.transport is not None:
-            loop = asyncio.get_running_loop()
-            self._drained = loop.create_future()
+        def ended() -> bool:
+            return self.transport is None or (handle is not None and handle.closed)
+
+        while self._paused and not ended():
+            self._drained = asyncio.get_running_loop().create_future()
             try:
                 await self._drained
             finally:
                 self._drained = None
-        if self.transport is None:
-            raise StreamClosedError("the HDS connection ended")
+        if ended():
+            raise StreamClosedError(f"stream {handle.stream_id} ended" if handle is not None
+                                    else "the HDS connection ended")
