@@ -125,22 +125,6 @@ async def test_the_password_never_reaches_any_output(start_sidecar: Any) -> None
     assert 3 <= starts <= 5  # starts at 0, ~1, ~3 s (and ~7 s): a schedule, not a storm
 
 
-@pytest.fixture(scope="module")
-def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 12 s H.264 640x360@15 + AAC clip with 4 s keyframes: looped, it is a copy-mode camera."""
-    import subprocess
-
-    path = tmp_path_factory.mktemp("faults") / "camera.mp4"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=15", "-f", "lavfi",
-         "-i", "sine=frequency=440:sample_rate=32000", "-t", "12", "-map", "0:v", "-map", "1:a",
-         "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-bf", "0",
-         "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "32000", "-ac", "1", str(path)],
-        check=True, timeout=60,
-    )
-    return path
-
-
 async def test_ffmpeg_sigkilled_mid_recording_then_sigterm_mid_recording(
         start_sidecar: Any, camera_clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     capture = DeriveCapture.install(monkeypatch)

@@ -17,7 +17,6 @@ import asyncio
 import io
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -33,20 +32,6 @@ CAMERAS = 16
 HUBS = 8
 LIMIT_S = 0.050
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 12 s H.264 640x360@15 + AAC clip with 4 s keyframes: looped, it is a copy-mode camera."""
-    path = tmp_path_factory.mktemp("loop_block") / "camera.mp4"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=15", "-f", "lavfi",
-         "-i", "sine=frequency=440:sample_rate=32000", "-t", "12", "-map", "0:v", "-map", "1:a",
-         "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-bf", "0",
-         "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "32000", "-ac", "1", str(path)],
-        check=True, timeout=60,
-    )
-    return path
 
 
 @contextmanager

@@ -51,6 +51,21 @@ async def rtsp_camera(tmp_path: Path) -> AsyncIterator[CameraFactory]:
 
 
 @pytest.fixture(scope="session")
+def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 12 s H.264 640x360@15 + AAC clip with 4 s keyframes: looped, it is a copy-mode camera.
+    Made once per test session."""
+    path = tmp_path_factory.mktemp("camera_clip") / "camera.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=15", "-f", "lavfi",
+         "-i", "sine=frequency=440:sample_rate=32000", "-t", "12", "-map", "0:v", "-map", "1:a",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-bf", "0",
+         "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "32000", "-ac", "1", str(path)],
+        check=True, timeout=60,
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
 def h265_camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """30 s of 1920x1080@15 H.265 with an IDR every 4 s (closed GOP), for the RTSP camera's
     ``h265_file``: encoded once per test session, because live x265 at 1080p would take a core.
