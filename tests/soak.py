@@ -19,7 +19,8 @@ are SIGKILLed and cameras go away (the RTSP server killed, or stopped with SIGST
 
 At the end it checks and prints: every motion that rose while its camera's source was up, its
 hub was recording and no fault touched it produced a clip that decodes; fds, threads, tasks and
-ffmpeg children are back at their counts after warm-up; RSS grew less than 10 %; no log line
+ffmpeg children are back at their counts after warm-up (listening sockets apart, at most a HAP
+and an HDS listener per camera); RSS grew less than 10 %; no log line
 holds a secret (the RTSP password, an accessory's long-term key); the journal holds every
 recording a hub opened, each ended. Exit status 0 when every check passes.
 """
@@ -301,12 +302,16 @@ class Hub:
 
 
 def usage() -> dict[str, float]:
+    """The counts compared. Listening sockets are counted apart from ``fds``: each camera binds
+    its HDS listener on the first data stream a hub sets up and keeps it (one per camera), so
+    how many there are depends on which cameras had recorded by the warm-up's end."""
     proc = psutil.Process()
     ffmpeg = sum(1 for c in proc.children(recursive=True)
                  if c.name() == "ffmpeg" and c.status() != psutil.STATUS_ZOMBIE)
     tasks = len([t for t in asyncio.all_tasks() if not t.done()])
-    return {"fds": proc.num_fds(), "threads": proc.num_threads(), "tasks": tasks, "ffmpeg": ffmpeg,
-            "rss_mib": round(proc.memory_info().rss / 2**20, 1)}
+    listening = sum(1 for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN)
+    return {"fds": proc.num_fds() - listening, "listening": listening, "threads": proc.num_threads(),
+            "tasks": tasks, "ffmpeg": ffmpeg, "rss_mib": round(proc.memory_info().rss / 2**20, 1)}
 
 
 def inventory(hap_ports: set[int]) -> Counter[str]:
@@ -479,6 +484,8 @@ async def soak(minutes: float, seed: int, work: Path) -> int:
         for key in ("fds", "threads", "tasks", "ffmpeg"):
             if final[key] > baseline[key]:
                 failures.append(f"{key}: {baseline[key]} after warm-up, {final[key]} at the end")
+        if final["listening"] > 2 * len(CAMERAS) + 1:  # a HAP and an HDS listener per camera, the web server
+            failures.append(f"{final['listening']} listening sockets for {len(CAMERAS)} cameras")
         grew = {k: after[k] - before[k] for k in after.keys() | before.keys() if after[k] != before[k]}
         if grew:
             print("what changed:", dict(sorted(grew.items())), flush=True)
