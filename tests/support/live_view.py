@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from aiohomekit.model.characteristics.structs import (
 
 from sidecar import tlv8
 from sidecar.camera import Camera, CameraSpec
+from sidecar.camera.live.talkback import free_port_pair
 from sidecar.tlv8 import uint_le
 from tests.hub.characteristics import SELECTED_RTP_STREAM_CONFIGURATION, SETUP_ENDPOINTS, STREAMING_STATUS
 from tests.hub.database import iids_by_type
@@ -73,23 +73,6 @@ def decode_setup_response(raw: bytes) -> dict[str, object]:
                    audio_suite=a[1][0], audio_key=a[2] + a[3], video_ssrc=int.from_bytes(d[6], "little"),
                    audio_ssrc=int.from_bytes(d[7], "little"))
     return out
-
-
-def free_port_pair() -> int:
-    """A UDP port P with P+1 free too (the viewing ffmpeg binds both: RTP and RTCP)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, socket.socket(socket.AF_INET,
-                                                                                   socket.SOCK_DGRAM) as b:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            if port % 2 or port > 65000:
-                continue
-            try:
-                b.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-            return int(port)
-    raise RuntimeError("no free UDP port pair")
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -30,7 +30,7 @@ from ...redact import register_url_secrets
 from ..spec import TwoWayAudio
 from .rtsp_backchannel import BackchannelClient, BackchannelTrack, ClientState, RtspError
 
-__all__ = ["Talkback", "build_talk_argv", "talk_sdp"]
+__all__ = ["Talkback", "build_talk_argv", "free_port_pair", "talk_sdp"]
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ def build_talk_argv(ffmpeg: str, output: list[str]) -> list[str]:
             "-reorder_queue_size", "0", "-f", "sdp", "-i", "pipe:0", "-vn", "-sn", "-dn", *output]
 
 
-def _free_port_pair() -> int:
-    """A loopback UDP port P with P+1 free too (ffmpeg's RTP input binds both)."""
+def free_port_pair() -> int:
+    """A loopback UDP port P with P+1 free too (an ffmpeg RTP input or output binds both: RTP and RTCP)."""
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
                 socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
@@ -150,7 +150,7 @@ class Talkback:
                 output = self._ffmpeg_output()
             if self._stopped.is_set():
                 return
-            port = _free_port_pair()
+            port = free_port_pair()
             relay = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             relay.setblocking(False)
             self._relay, self._relay_to = relay, ("127.0.0.1", port)
