@@ -113,7 +113,7 @@ class _Refusal(asyncio.Protocol):
         self._timer = asyncio.get_running_loop().call_later(REFUSAL_LINGER_S, transport.abort)
 
     def data_received(self, data: bytes) -> None:
-        pass  # the request of a refused client: read and dropped
+        """A refused client's request is read and dropped: its answer is the 503 already sent."""
 
     def eof_received(self) -> bool:
         return False  # the client has read its answer and closed: close our side too
