@@ -31,6 +31,7 @@ from .config_runtime import runtime_value
 from .hap import StateError, local_addresses, open_zeroconf
 from .hap.advertiser import Advertiser
 from .hap.state import DamagedStateError
+from .hds.sealing_pool import SealingPool
 from .media import load_profiles, profile_dirs
 from .media.frames import DetectOutput
 from .triggers.detector_params import DETECTOR_EXTRA, DetectorParams, missing_dependencies
@@ -219,12 +220,14 @@ class App:
                 raise ConfigError(f"mdns_interfaces {cfg.mdns_interfaces or 'all'}: cannot advertise: "
                                   f"{exc.strerror or exc}") from None
             addresses = local_addresses(cfg.mdns_interfaces)
+        sealing_pool = SealingPool()  # one for every camera: idle sealing memory does not grow with cameras
         for index, cam_cfg in enumerate(cfg.cameras):
             advertiser = Advertiser(self._zeroconf, addresses) if self._zeroconf is not None else None
             port = cfg.port_for(index, cam_cfg)
             try:
                 camera = Camera(camera_spec(cam_cfg), cfg.state_dir, host=cfg.bind, port=port, advertiser=advertiser,
-                                reset_damaged_state=cfg.reset_damaged_state, profiles=profiles)
+                                reset_damaged_state=cfg.reset_damaged_state, profiles=profiles,
+                                sealing_pool=sealing_pool)
                 if self.on_camera is not None:
                     self.on_camera(camera)
                 await camera.start()

@@ -35,6 +35,7 @@ from typing import Any
 from .. import __version__
 from ..hap import Accessory, AccessoryServer, Advertiser, catalog
 from ..hds import HDSServer, RecordingStream
+from ..hds.sealing_pool import SealingPool
 from ..media import MediaPipeline, PipelineConfig, PipelineEvent, Profile, RecordingSettings, parse_source
 from ..media.detect_feed import DetectFeed
 from ..media.frames import DetectionZones, FrameCallback
@@ -76,7 +77,8 @@ class Camera:
 
     def __init__(self, spec: CameraSpec, state_dir: Path, *, host: str, port: int,
                  advertiser: Advertiser | None, ffmpeg: str = "ffmpeg", reset_damaged_state: bool = False,
-                 profiles: Mapping[str, Profile] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 profiles: Mapping[str, Profile] | None = None, clock: Callable[[], float] = time.monotonic,
+                 sealing_pool: SealingPool | None = None) -> None:
         self.spec = spec
         self.clock = clock  # monotonic seconds, for the pipeline, the recordings and motion alike
         self.name = spec.name
@@ -118,7 +120,8 @@ class Camera:
         detect_feed = None if spec.detect is None or spec.detect_source is None else DetectFeed(
             parse_source(spec.detect_source), self.frames, detect=spec.detect, name=spec.name, ffmpeg_bin=ffmpeg)
         self.hds = HDSServer(gate=self.core, on_stream=self._on_stream, host=host, on_snapshot=(
-            (lambda stream: self.secure_video.on_hds_snapshot(stream)) if spec.secure_video else None))
+            (lambda stream: self.secure_video.on_hds_snapshot(stream)) if spec.secure_video else None),
+            pool=sealing_pool)  # shared by the App's cameras: idle sealing memory bounded, not per camera
         self.media = CameraMedia(spec, self.core, self.pipeline, detect_feed, self.hds, source=self.source,
                                  ffmpeg=ffmpeg, act=self._act, spawn=self._spawn)
         self._live_sessions = 0

@@ -3,7 +3,8 @@
 Thin by design (docs/architecture.md): :class:`HDSServer` binds the listener when a hub first
 asks for a data stream (a HAP write handler needs the port synchronously), accepts sockets into
 :class:`~sidecar.hds.hub_connection.HubConnection` objects, keeps the prepared sessions and the
-recording slot, and keeps one sealing buffer per camera for the next recording. Limits and
+recording slot, and takes its recordings' sealing buffers from a :class:`~.sealing_pool.SealingPool`
+shared by every camera of the process (one of its own if none is given). Limits and
 timeouts come in one :class:`~sidecar.hds.config.HDSConfig`. A hub that stops reading cannot
 make us buffer without bound, nor hold the recording slot for long:
 
@@ -29,8 +30,8 @@ from typing import Final
 from ..connection_limiter import ConnectionLimiter
 from .config import HDSConfig
 from .datasend import OpenGate, StreamRegistry
-from .frames import buffer_for, sealed_bound
 from .hub_connection import HubConnection, RecordingStream, SnapshotStream
+from .sealing_pool import SealingPool
 from .socket_transport import SocketTransport, accept_ready
 from .transport import HapCloseRegistrar, TransportManager, parse_setup_write
 
@@ -49,7 +50,8 @@ class HDSServer:
     and returns the write response; ``on_stream`` is called with a :class:`RecordingStream` for
     every accepted ``open``, ``on_snapshot`` (if given) with a :class:`SnapshotStream` for every
     accepted snapshot ``open``; ``gate`` answers the open checks. ``clock`` defaults to the loop's
-    monotonic time; tests pass a fake one and call :meth:`check_timers`.
+    monotonic time; tests pass a fake one and call :meth:`check_timers`. ``pool`` is the sealing
+    buffers shared with other cameras; without one the listener keeps one buffer of its own.
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class HDSServer:
         clock: Callable[[], float] | None = None,
         config: HDSConfig | None = None,
         on_snapshot: Callable[[SnapshotStream], None] | None = None,
+        pool: SealingPool | None = None,
     ) -> None:
         self.host = host
         self.config = config or HDSConfig()
@@ -77,7 +80,7 @@ class HDSServer:
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accept_timer: asyncio.TimerHandle | None = None
-        self._spare: bytearray | None = None
+        self.pool = pool if pool is not None else SealingPool(limit=1)
         self._expiry: asyncio.TimerHandle | None = None
 
     @property
@@ -177,25 +180,21 @@ class HDSServer:
         """Have a sealing buffer for segments of about ``segment_bytes`` ready before any hub
         opens (the camera calls this when its prebuffer is warm). Without it the camera's first
         recording faults in its buffer while the hub waits for the prebuffer; with many cameras
-        opened at once that was most of the first burst's time. Nothing is done while a
-        recording holds the buffer, or when the one kept is large enough."""
+        opened at once that was most of the first burst's time. Nothing is asked while this
+        camera records (its recording holds a buffer); the pool bounds how many are kept."""
         if self.registry.active is not None:
             return
-        if self._spare is None or len(self._spare) < sealed_bound(segment_bytes):
-            self._spare = buffer_for(segment_bytes)
+        self.pool.reserve(self, segment_bytes)
 
     def take_spare(self) -> bytearray | None:
-        """The sealing buffer an earlier recording of this camera left, for the next one."""
-        spare, self._spare = self._spare, None
-        return spare
+        """A sealing buffer from the pool (one an earlier recording left, or one made ahead)."""
+        return self.pool.take()
 
     def keep_spare(self, buffer: bytearray | None) -> None:
-        """Keep a finished connection's sealing buffer (the largest seen; one per camera, since a
-        camera records to one hub at a time): the next recording's first fragments, the whole
-        prebuffer, are then sealed without faulting in a fresh megabyte, which is where a burst
-        of hubs opening at once spent its time."""
-        if buffer is not None and (self._spare is None or len(buffer) > len(self._spare)):
-            self._spare = buffer
+        """A finished connection's sealing buffer, every byte of it sent, back to the pool: the
+        next recording's first fragments, the whole prebuffer, are then sealed without faulting
+        in a fresh megabyte, which is where a burst of hubs opening at once spent its time."""
+        self.pool.give(self, buffer)
 
     def check_timers(self) -> None:
         """Run every timer that is due at ``clock()`` now (tests with a fake clock call this)."""
@@ -241,3 +240,4 @@ class HDSServer:
                 protocol.transport.abort()
         if waiters:
             await asyncio.gather(*waiters)
+        self.pool.forget(self)

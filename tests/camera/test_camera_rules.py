@@ -159,7 +159,7 @@ async def test_a_warm_camera_has_its_sealing_buffer_before_any_hub_opens(rig: Re
     await rig.put(selection=encode_selection(SELECTION), recording=1)
     snap = await rig.camera.pipeline.wait_ready(4000, timeout_s=40)
     largest = max(fragment.data.nbytes for fragment in snap.fragments)
-    await wait_until(lambda: rig.camera.hds._spare is not None, 10, "the sealing buffer")
+    await wait_until(lambda: rig.camera.hds.pool.idle == 1, 10, "the sealing buffer")
     spare = rig.camera.hds.take_spare()
     assert spare is not None and len(spare) >= largest + 4096
     rig.camera.hds.keep_spare(spare)
@@ -168,7 +168,7 @@ async def test_a_warm_camera_has_its_sealing_buffer_before_any_hub_opens(rig: Re
         assert (await client.open(1)).body == {"status": 0}
         fragments, _ = await client.collect(1, fragments=2, within=15)
         assert fragments[0].data_type == "mediaInitialization" and len(fragments) == 2
-        assert rig.camera.hds._spare is None  # lent to the recording
+        assert rig.camera.hds.pool.idle == 0  # lent to the recording
     finally:
         await client.aclose()
 

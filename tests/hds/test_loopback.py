@@ -419,10 +419,11 @@ async def test_a_reserved_buffer_takes_the_first_recordings_prebuffer(
     firsts = spy_on_reuse(monkeypatch)
     server = HDSServer(Gate(), camera.on_stream, host=HOST)
     server.reserve(600_000)
-    reserved = server._spare
-    assert reserved is not None and len(reserved) >= 600_000
+    assert server.pool.idle == 1
+    reserved = server.pool.idle_bytes
+    assert reserved >= 600_000
     server.reserve(500_000)  # already large enough: kept
-    assert server._spare is reserved
+    assert server.pool.idle == 1 and server.pool.idle_bytes == reserved
     client = await connect(server)
     try:
         await client.hello()
@@ -431,7 +432,7 @@ async def test_a_reserved_buffer_takes_the_first_recordings_prebuffer(
         assert [bytes(f.data) for f in fragments[1:]] == camera.fragments
         assert firsts[0] is True
         server.reserve(2_000_000)  # a recording holds the buffer: nothing is made meanwhile
-        assert server._spare is None
+        assert server.pool.idle == 0
     finally:
         await client.aclose()
         await server.aclose()
