@@ -3,8 +3,10 @@ simulator (tests/hub/secure_video.py) over real HAP and HDS (docs/secure-video.m
 
 The hub pairs, finds every service of the model and none of the classic RTP stream management,
 decodes every new characteristic and checks the links; writes zones and reads them back; asks
-WebRTC for an offer and is told "error"; switches the camera and recording on through the Global
-Operating Mode, records a decodable clip over HDS and gets a JPEG snapshot over HDS.
+WebRTC for an offer and is told "error"; starts the High tier (the camera's H.264 passed through)
+and then the Low one (encoded), receiving and decoding each at its size (tests/hub/tier_viewer.py);
+switches the camera and recording on through the Global Operating Mode, records a decodable clip
+over HDS and gets a JPEG snapshot over HDS.
 """
 
 from __future__ import annotations
@@ -16,42 +18,82 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sidecar.camera.recording.configuration import H264Level
 from sidecar.camera.secure_video import tlv as sv
 from tests.hub.characteristics import DATA_STREAM_SETUP, HOMEKIT_CAMERA_ACTIVE, MOTION_DETECTED
 from tests.hub.hap_setup import DeriveCapture, open_hds
 from tests.hub.hevc_rules import check_fragments, check_init, read_init
 from tests.hub.recording import enable_recording, record, recording_selection
 from tests.hub.secure_video import read_model, solicit_offer, timed_write, write_value, write_zones
+from tests.hub.tier_viewer import wait_for_span, watch_tier
 from tests.support.clips import decodes_cleanly, probe
 from tests.support.hap_client import aio_pair
 
 PIN = "031-45-154"
 pytestmark = pytest.mark.slow
 
-CONFIG = f"""\
+CONFIG = """\
 http_port: 0
 cameras:
   - name: Secure
-    source: demo
-    profile: libx264
-    setup_code: {PIN}
+    source: loop:{clip}
+    profile: copy
+    setup_code: {pin}
     homekit_model: secure_video
     tiers:
       low: {{width: 320, height: 180}}
 """
+#: The camera's main stream: H.264 at 640x360, 15 fps, a keyframe a second, with AAC audio; in
+#: MPEG-TS (SPS/PPS in band, as an RTSP camera sends them), so High is the stream passed through.
+CLIP_ARGS = ("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=15", "-f", "lavfi", "-i",
+             "sine=frequency=440:sample_rate=48000", "-t", "12", "-c:v", "libx264", "-preset", "veryfast",
+             "-profile:v", "main", "-g", "15", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k")
+
+
+async def watch_both_tiers(pairing: Any, view: Any, proc: Any, tmp_path: Path) -> None:
+    """The hub starts High, then Low: each is received as SRTP with the SSRCs of our
+    SetupEndpoints answer, decoded by ffmpeg at the tier's size at about the tier's frame rate,
+    with Opus audio on a 48 kHz clock; each ends when the hub says end."""
+    tiers = {t.quality: t for t in view.video_tiers.tiers}
+    high, low = tiers[sv.Quality.HIGH], tiers[sv.Quality.LOW]
+    assert (high.width, high.height) == (640, 360) and 12 <= high.fps <= 15  # what the probe measured
+    for tier, session, copied in ((high, b"hub-tier-high-01", True), (low, b"hub-tier-low-001", False)):
+        mark = proc.mark()
+        async with watch_tier(pairing, view, tier, tmp_path, session_id=session) as watch:
+            started = await proc.wait_for_line(r"live session [0-9a-f]{8} (copying|encoding) (\d+)x(\d+)@(\d+)",
+                                               after=mark)
+            assert (started.group(1) == "copying") is copied
+            assert (int(started.group(2)), int(started.group(3))) == (tier.width, tier.height)
+            warm, window = 1.0, 3.0
+            await wait_for_span(watch, warm + window, timeout=30)
+            decoded = watch.frames_within(window, after=warm)
+            assert tier.fps * window * 0.5 <= decoded <= tier.fps * window * 1.5 + 2, (decoded, tier)
+            assert watch.decoded_size() == (tier.width, tier.height)
+            assert "Audio: opus" in watch.stderr and "48000 Hz" in watch.stderr
+            assert {p.ssrc for p in watch.video.packets} == {watch.answer["video_ssrc"]}
+            assert {p.payload_type for p in watch.video.packets} == {99}
+            assert {p.ssrc for p in watch.audio.packets} == {watch.answer["audio_ssrc"]}
+            assert watch.audio_steps() == {960}  # 20 ms on the 48 kHz clock
+            assert watch.video.rejected == watch.audio.rejected == 0
+        await proc.wait_for_line(rf"live session {session.hex()[:8]} ended: the controller ended it", after=mark)
 
 
 async def test_the_hub_finds_the_model_writes_zones_and_records(sidecar: Any, monkeypatch: pytest.MonkeyPatch,
                                                                   tmp_path: Path) -> None:
     capture = DeriveCapture.install(monkeypatch)
+    clip = tmp_path / "main.ts"
+    make = await asyncio.create_subprocess_exec("ffmpeg", "-hide_banner", "-loglevel", "error", *CLIP_ARGS,
+                                                str(clip))
+    assert await make.wait() == 0
     config = tmp_path / "sidecar.yaml"
-    config.write_text(CONFIG)
+    config.write_text(CONFIG.format(clip=clip, pin=PIN))
     proc = await sidecar("--config", str(config))
     port = int((await proc.wait_for_line(r"HAP port: (\d+)")).group(1))
     http_port = int((await proc.wait_for_line(r"motion triggers: http://[\d.]+:(\d+)")).group(1))
     assert (tmp_path / "state" / "secure.secure-video.json").exists()
     pairing = await aio_pair(port, PIN)
     try:
+        await proc.wait_for_line(r"Secure: source is 640x360@[\d.]+ avc1", timeout=60)
         view = await read_model(pairing)
         assert view.version == "17.99"
         assert view.linked["8031"] == {"8033", "129"} and view.linked["8033"] == {"8031", "129"}
@@ -79,8 +121,12 @@ async def test_the_hub_finds_the_model_writes_zones_and_records(sidecar: Any, mo
         assert await timed_write(pairing, view, ("8032", "8041"), True) == {}
         untimed = await write_value(pairing, view, ("8032", "8041"), True)
         assert next(iter(untimed.values()))["status"] == -70410  # StreamingEnabled takes timed writes only
+        await watch_both_tiers(pairing, view, proc, tmp_path)
+
         ids = {**view.ids, HOMEKIT_CAMERA_ACTIVE: view.ids[("8032", "21B")]}
-        await enable_recording(pairing, ids, recording_selection())
+        # The camera's own stream is recorded as it is: its size, measured frame rate and level.
+        await enable_recording(pairing, ids, recording_selection(width=640, height=360, level=H264Level.L3_1,
+                                                                 fps=view.video_tiers.tiers[0].fps))
         await proc.wait_for_line(r"prebuffer ready", timeout=60)
         motion_seen = asyncio.Event()
         pairing.dispatcher_connect(lambda ev: (1, ids[MOTION_DETECTED]) in ev and motion_seen.set())
@@ -136,7 +182,9 @@ async def test_a_secure_video_h265_camera_records_h265_that_meets_the_hub_rules(
         view = await read_model(pairing)
         assert view.video_tiers.codec == sv.CODEC_H264  # live view is H.264 (docs/secure-video.md §Tiers)
         ids = {**view.ids, HOMEKIT_CAMERA_ACTIVE: view.ids[("8032", "21B")]}
-        await enable_recording(pairing, ids, recording_selection(width=640, height=360, fps=15))
+        # The camera's own stream is recorded as it is: its size, measured frame rate and level.
+        await enable_recording(pairing, ids, recording_selection(width=640, height=360, level=H264Level.L3_1,
+                                                                 fps=view.video_tiers.tiers[0].fps))
         await sc.wait_for_line(r"prebuffer ready", timeout=60)
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{http_port}/motion?Secure") as resp:
             assert resp.status == 200

@@ -93,7 +93,8 @@ async def enable_recording(pairing: Any, ids: Ids, selection: rc.RecordingSelect
     if homekit_active:
         writes.append((1, ids[HOMEKIT_CAMERA_ACTIVE], 1))
     writes.append((1, ids[RECORDING_ACTIVE], 1))
-    assert await pairing.put_characteristics(writes) == {}
+    result = await pairing.put_characteristics(writes)
+    assert result == {}, result
 
 
 async def record(pairing: Any, capture: DeriveCapture, ids: Ids, stream_id: int, live_fragments: int,
