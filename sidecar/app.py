@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import ifaddr
-import segno
 from zeroconf.asyncio import AsyncZeroconf
 
 from .archive import ArchiveSink, ClipArchive
@@ -99,6 +98,8 @@ def print_pairing_info(camera: Camera, out: TextIO) -> None:
         out.write(f"\n{camera.name}: paired (HAP port {server.port}).\n")
         return
     out.write(f"\n{camera.name}: scan this code in the Home app, or enter setup code {server.setup_code}\n")
+    import segno  # only an unpaired camera prints its code: paired ones never load the QR library
+
     qr = segno.make(server.setup_uri, micro=False)
     qr.terminal(out=out, compact=True)
     out.write(f"  setup code: {server.setup_code}   HAP port: {server.port}\n")

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-HEAVY = ("numpy", "scipy", "aiohttp", "pydantic", "prometheus_client", "yaml", "aiomqtt")
+HEAVY = ("numpy", "scipy", "aiohttp", "pydantic", "prometheus_client", "yaml", "aiomqtt", "segno")
 
 
 def loaded_after(module: str) -> list[str]:
@@ -39,5 +39,6 @@ def test_the_package_face_still_gives_the_python_api() -> None:
 @pytest.mark.parametrize("module", ["sidecar.app", "sidecar.cli", "sidecar.camera"])
 def test_the_application_loads_what_only_some_configurations_run_when_they_run_it(module: str) -> None:
     # The detector's numpy and scipy, the MQTT client and the web server load in App.start when a
-    # camera or the configuration uses them; the config model (pydantic, yaml) is always read.
-    assert set(loaded_after(module)).isdisjoint({"numpy", "scipy", "aiohttp", "aiomqtt", "prometheus_client"})
+    # camera or the configuration uses them; the config model (pydantic, yaml) is always read. The
+    # QR code library loads only to print an unpaired camera's code (or with the status page).
+    assert set(loaded_after(module)).isdisjoint({"numpy", "scipy", "aiohttp", "aiomqtt", "prometheus_client", "segno"})
