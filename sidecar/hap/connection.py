@@ -154,6 +154,7 @@ class Connection:
         self.session: Session | None = None
         self.events = events
         self.subscriptions: set[int] = set()
+        self._events_waiting = False  # what the owner was last told by events_waiting()
         self._prepared: dict[int, float] = {}
         self.opened_at = now
         self.last_activity = now
@@ -244,10 +245,16 @@ class Connection:
         """Write the coalesced events that are due (not in the middle of a request)."""
         if self._busy or self._channel is None or self.closed or self.close_after_send:
             return
-        message = self.events.take(now)
-        if message is not None:
-            self._write(message)
-        self._owner.events_waiting(self, len(self.events) > 0)
+        events = self.events
+        waiting = False
+        if events:
+            message = events.take(now)
+            if message is not None:
+                self._write(message)
+            waiting = len(events) > 0
+        if waiting or self._events_waiting:  # after most requests: nothing queued before or now
+            self._events_waiting = waiting
+            self._owner.events_waiting(self, waiting)
 
     def prepare(self, pid: int, ttl_ms: int, now: float) -> None:
         """Remember a timed write's ``pid`` until ``ttl_ms`` from now (a few at most)."""

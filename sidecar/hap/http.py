@@ -138,6 +138,29 @@ def _fast_parse(head: bytes) -> tuple[str, str, dict[str, str], int] | None:
     return parts[0].decode("ascii"), parts[1].decode("ascii"), headers, max(length, 0)
 
 
+# Controllers send the same few request heads over and over (one GET target, the PUT head with a
+# handful of lengths, the two pair-verify POSTs), so the fast path's answers are remembered.
+# Parsing is a pure function of the head's bytes; the table is small and its keys short, so a
+# peer sending ever-new heads costs it nothing but the parse it would have paid anyway.
+_HEAD_MEMO: dict[bytes, tuple[str, str, dict[str, str], int]] = {}
+_HEAD_MEMO_ENTRIES = 64
+_HEAD_MEMO_MAX_BYTES = 512
+
+
+def _parse_head(head: bytes) -> tuple[str, str, dict[str, str], int] | None:
+    """:func:`_fast_parse`, remembered for short heads; each caller gets its own headers dict."""
+    known = _HEAD_MEMO.get(head)
+    if known is None:
+        known = _fast_parse(head)
+        if known is None or len(head) > _HEAD_MEMO_MAX_BYTES:
+            return known
+        if len(_HEAD_MEMO) >= _HEAD_MEMO_ENTRIES:
+            _HEAD_MEMO.clear()
+        _HEAD_MEMO[head] = known
+    method, target, headers, length = known
+    return method, target, dict(headers), length
+
+
 def format_response(status: int, body: bytes = b"", content_type: bytes = JSON_TYPE) -> bytes:
     """An HTTP/1.1 keep-alive response (204 carries no headers and no body)."""
     if status == 204:
@@ -193,7 +216,7 @@ class RequestParser:
                 if len(buf) > MAX_HEADER_BYTES:
                     raise HttpError(431, "request headers too large")
                 return None
-            parsed = _fast_parse(bytes(buf[:end]))
+            parsed = _parse_head(bytes(buf[:end]))
             if parsed is not None:
                 method, target, headers, length = parsed
                 if length > MAX_BODY_BYTES:

@@ -37,10 +37,11 @@ class VerifiedKeys:
 class PairVerifyResult:
     body: bytes
     keys: VerifiedKeys | None = None
+    failed: bool = False  # the body is a kTLVType_Error answer
 
 
-def _error(state: int, code: TlvErrorCode) -> bytes:
-    return tlv8.encode([(T.STATE, state), (T.ERROR, int(code))])
+def _error(state: int, code: TlvErrorCode) -> PairVerifyResult:
+    return PairVerifyResult(tlv8.encode([(T.STATE, state), (T.ERROR, int(code))]), failed=True)
 
 
 class PairVerify:
@@ -55,28 +56,28 @@ class PairVerify:
             items = tlv8.decode_dict(body)
         except tlv8.TLVError:
             self._pending = None
-            return PairVerifyResult(_error(2, TlvErrorCode.UNKNOWN))
+            return _error(2, TlvErrorCode.UNKNOWN)
         state_raw = items.get(T.STATE)
         if state_raw == b"\x01":
             return self._m1(items)
         if state_raw == b"\x03":
             return self._m3(items)
         self._pending = None
-        return PairVerifyResult(_error(2, TlvErrorCode.UNKNOWN))
+        return _error(2, TlvErrorCode.UNKNOWN)
 
     def _m1(self, items: dict[int, bytes]) -> PairVerifyResult:
         self._pending = None
         if not self._state.paired:
-            return PairVerifyResult(_error(2, TlvErrorCode.AUTHENTICATION))
+            return _error(2, TlvErrorCode.AUTHENTICATION)
         controller_public = items.get(T.PUBLIC_KEY)
         if controller_public is None or len(controller_public) != 32:
-            return PairVerifyResult(_error(2, TlvErrorCode.UNKNOWN))
+            return _error(2, TlvErrorCode.UNKNOWN)
         private = X25519PrivateKey.generate()
         accessory_public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         try:
             shared = private.exchange(X25519PublicKey.from_public_bytes(controller_public))
         except ValueError:  # low-order point: the shared secret would be all zero
-            return PairVerifyResult(_error(2, TlvErrorCode.AUTHENTICATION))
+            return _error(2, TlvErrorCode.AUTHENTICATION)
         device_id = self._state.device_id.encode()
         signature = self._state.signing_key.sign(accessory_public + device_id + controller_public)
         key = hkdf_sha512(shared, b"Pair-Verify-Encrypt-Salt", b"Pair-Verify-Encrypt-Info")
@@ -90,28 +91,28 @@ class PairVerify:
     def _m3(self, items: dict[int, bytes]) -> PairVerifyResult:
         pending, self._pending = self._pending, None
         if pending is None:
-            return PairVerifyResult(_error(4, TlvErrorCode.UNKNOWN))
+            return _error(4, TlvErrorCode.UNKNOWN)
         controller_public, accessory_public, shared, key = pending
         encrypted = items.get(T.ENCRYPTED_DATA)
         if encrypted is None:
-            return PairVerifyResult(_error(4, TlvErrorCode.UNKNOWN))
+            return _error(4, TlvErrorCode.UNKNOWN)
         try:
             sub = tlv8.decode_dict(open_sealed(key, b"PV-Msg03", encrypted))
         except (InvalidTag, tlv8.TLVError):
-            return PairVerifyResult(_error(4, TlvErrorCode.AUTHENTICATION))
+            return _error(4, TlvErrorCode.AUTHENTICATION)
         identifier = sub.get(T.IDENTIFIER)
         signature = sub.get(T.SIGNATURE)
         if identifier is None or signature is None:
-            return PairVerifyResult(_error(4, TlvErrorCode.AUTHENTICATION))
+            return _error(4, TlvErrorCode.AUTHENTICATION)
         pairing = self._state.pairings.get(identifier)
         if pairing is None:
-            return PairVerifyResult(_error(4, TlvErrorCode.AUTHENTICATION))
+            return _error(4, TlvErrorCode.AUTHENTICATION)
         try:
             Ed25519PublicKey.from_public_bytes(pairing.public_key).verify(
                 signature, controller_public + identifier + accessory_public
             )
         except (InvalidSignature, ValueError):
-            return PairVerifyResult(_error(4, TlvErrorCode.AUTHENTICATION))
+            return _error(4, TlvErrorCode.AUTHENTICATION)
         keys = VerifiedKeys(
             controller_id=identifier,
             shared_secret=shared,

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
-from .. import tlv8
 from .callbacks import Callbacks
 from .connection import Connection, OffloadedRequest, ResourceRequest, Session
 from .http import TLV_TYPE, HttpRequest
@@ -26,7 +25,6 @@ from .model import Accessory, Characteristic, Perm, ReadContext, WriteContext, s
 from .notices import PairingNotice
 from .offload import Offload
 from .pair_setup import PairSetup, PairSetupResult
-from .pairing_tlv import T
 from .pairings import handle_pairings
 from .response import RequestError, Response
 from .state import AccessoryState
@@ -121,7 +119,7 @@ def pair_verify(host: RouteHost, conn: Connection, req: HttpRequest, now: float)
         # Re-verifying inside an encrypted session would swap keys mid-stream: refuse.
         raise RequestError(470, HapStatus.INSUFFICIENT_PRIVILEGES)
     result = conn.verify.handle(req.body)
-    if result.keys is None and _is_error(result.body):
+    if result.failed:
         host.verify_failures += 1
         host.callbacks.on_pairing(PairingNotice("verify_failed", paired=host.state.paired))
     return Response(200, result.body, TLV_TYPE, keys=result.keys)
@@ -338,14 +336,6 @@ def resource(host: RouteHost, conn: Connection, req: HttpRequest, now: float) ->
         raise RequestError(400, HapStatus.INVALID_VALUE)
     assert isinstance(width, int) and isinstance(height, int)
     return ResourceRequest(width, height, reason, aid)
-
-
-def _is_error(tlv_body: bytes) -> bool:
-    """Whether a pairing TLV answer carries kTLVType_Error (our own answers always decode)."""
-    try:
-        return T.ERROR in tlv8.decode_dict(tlv_body)
-    except tlv8.TLVError:
-        return False
 
 
 def _parse_query(query: str) -> dict[str, str]:

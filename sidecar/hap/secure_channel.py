@@ -19,7 +19,7 @@ __all__ = ["MAX_FRAME", "SecureChannel", "SecureChannelError"]
 MAX_FRAME = 1024
 TAG = 16
 _LEN = struct.Struct("<H")
-_NONCE_PREFIX = b"\x00\x00\x00\x00"
+_NONCE = struct.Struct("<4xQ")  # 4 zero bytes, then the 64-bit little-endian counter
 
 
 class SecureChannelError(Exception):
@@ -35,13 +35,19 @@ class SecureChannel:
         self._buffer = bytearray()
 
     def encrypt(self, plaintext: bytes | bytearray | memoryview) -> bytes:
+        size = len(plaintext)
+        if 0 < size <= MAX_FRAME:  # most messages are one frame: no slicing, no join
+            header = _LEN.pack(size)
+            nonce = _NONCE.pack(self._send_counter)
+            self._send_counter += 1
+            return header + self._enc.encrypt(nonce, bytes(plaintext), header)
         view = memoryview(plaintext)
         parts: list[bytes] = []
         encrypt = self._enc.encrypt
         for start in range(0, len(view), MAX_FRAME):
             chunk = view[start : start + MAX_FRAME]
             header = _LEN.pack(len(chunk))
-            nonce = _NONCE_PREFIX + self._send_counter.to_bytes(8, "little")
+            nonce = _NONCE.pack(self._send_counter)
             self._send_counter += 1
             parts.append(header)
             parts.append(encrypt(nonce, bytes(chunk), header))
@@ -50,6 +56,17 @@ class SecureChannel:
     def decrypt(self, data: bytes | bytearray | memoryview) -> bytes:
         """Feed ciphertext; return all plaintext of the frames now complete."""
         buf = self._buffer
+        if not buf and len(data) >= 2:
+            # The usual read: exactly one whole frame and nothing buffered, opened in place.
+            (length,) = _LEN.unpack_from(data)
+            if length <= MAX_FRAME and len(data) == 2 + length + TAG:
+                view = memoryview(data)
+                try:
+                    plaintext = self._dec.decrypt(_NONCE.pack(self._recv_counter), view[2:], view[:2])
+                except InvalidTag:
+                    raise SecureChannelError("bad authentication tag") from None
+                self._recv_counter += 1
+                return plaintext
         buf += data
         out: list[bytes] = []
         pos = 0
@@ -61,7 +78,7 @@ class SecureChannel:
             end = pos + 2 + length + TAG
             if len(buf) < end:
                 break
-            nonce = _NONCE_PREFIX + self._recv_counter.to_bytes(8, "little")
+            nonce = _NONCE.pack(self._recv_counter)
             try:
                 out.append(decrypt(nonce, bytes(buf[pos + 2 : end]), bytes(buf[pos : pos + 2])))
             except InvalidTag:

@@ -109,6 +109,21 @@ def test_fast_path_handles_the_common_requests() -> None:
         assert _fast_parse(odd) is None  # h11 decides these
 
 
+def test_a_repeated_head_parses_the_same_and_each_request_owns_its_headers() -> None:
+    head = b"PUT /characteristics HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n"
+    parser = RequestParser()
+    parser.receive(head + b"{}" + head + b"[]")
+    first, second = parser.next_request(), parser.next_request()
+    assert first is not None and second is not None
+    assert (first.method, first.target, first.headers, first.body) == ("PUT", "/characteristics",
+                                                                       {"host": "x", "content-length": "2"}, b"{}")
+    assert second.body == b"[]" and second.headers == first.headers and second.headers is not first.headers
+    first.headers["host"] = "changed"
+    parser.receive(head + b"{}")
+    third = parser.next_request()
+    assert third is not None and third.headers["host"] == "x"
+
+
 @pytest.mark.parametrize("split", [1, 7, 1000])
 def test_pipelined_requests_in_any_split(split: int) -> None:
     one = b"PUT /characteristics HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
