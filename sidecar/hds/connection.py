@@ -291,7 +291,7 @@ class HDSConnection:
     def _send_all(self, stream: DataSendStream, bodies: Iterable[dict[str, Value]]) -> None:
         """All of one segment's ``data`` events, sealed into one buffer (one socket write)."""
         assert self._encryptor is not None
-        payloads = [messages.encode_event_parts(DATASEND, "data", body) for body in bodies]
+        payloads = [messages.encode_data_event_parts(body) for body in bodies]
         sealed = self._encryptor.seal_batch(payloads, into=self.spare.buffer)
         if sealed.obj is self.spare.buffer:
             self.spare.buffer = None  # in use until the adapter gives it back

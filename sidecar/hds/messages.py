@@ -19,6 +19,8 @@ from typing import Final
 
 from . import opack
 from .errors import DecodeError, EncodeError, ProtocolError
+from .opack_encode import ZERO_COPY_MIN, encode_data_length
+from .opack_tags import MAX_INLINE_INT, T_ARRAY, T_DICT, T_FALSE, T_SMALL_INT, T_TRUE
 
 __all__ = [
     "MAX_HEADER_LENGTH",
@@ -27,6 +29,8 @@ __all__ = [
     "Kind",
     "Message",
     "decode_body",
+    "direct_data_event_parts",
+    "encode_data_event_parts",
     "encode_event",
     "encode_event_parts",
     "encode_request",
@@ -159,6 +163,113 @@ def encode_event_parts(protocol: str, topic: str, body: object) -> list[bytes | 
     """An event's plaintext as pieces; large byte strings in ``body`` are not copied (hot path:
     dataSend ``data`` events go straight from the camera's buffer into the frame)."""
     return opack.encode_parts(body, _event_prefix(protocol, topic))
+
+
+_DATA_BODY_KEYS: Final = (("streamId", "packets"), ("streamId", "packets", "endOfStream"))
+_PACKET_KEYS: Final = ("data", "metadata")
+_METADATA_KEYS: Final = (
+    ("dataType", "dataSequenceNumber", "dataChunkSequenceNumber", "isLastDataChunk"),
+    ("dataType", "dataSequenceNumber", "dataChunkSequenceNumber", "isLastDataChunk", "dataTotalSize"),
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _encoded(value: str) -> bytes:
+    """A key or a constant string's OPACK bytes, encoded once."""
+    return opack.encode(value)
+
+
+def _int(value: object) -> bytes | None:
+    """A plain (non-bool) integer's OPACK bytes; None for anything else."""
+    if type(value) is not int:
+        return None
+    if 0 <= value <= MAX_INLINE_INT:
+        return _SMALL_INTS[value]
+    return opack.encode(value)
+
+
+_SMALL_INTS: Final = tuple(bytes((T_SMALL_INT + n,)) for n in range(MAX_INLINE_INT + 1))
+_BOOLS: Final = {True: bytes((T_TRUE,)), False: bytes((T_FALSE,))}
+
+
+@functools.lru_cache(maxsize=64)
+def _data_event_head(stream_id: int, body_keys: int) -> bytes:
+    """Everything of a ``data`` event before its data's length: the same for every chunk of a stream."""
+    out = bytearray(_event_prefix("dataSend", "data"))
+    out.append(T_DICT + body_keys)
+    out += _encoded("streamId") + opack.encode(stream_id) + _encoded("packets")
+    out += bytes((T_ARRAY + 1, T_DICT + 2)) + _encoded("data")
+    return bytes(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _metadata_head(data_type: str, metadata_keys: int) -> bytes:
+    """The packet's metadata up to its sequence number: the same for every chunk of a stream."""
+    return (_encoded("metadata") + bytes((T_DICT + metadata_keys,)) + _encoded("dataType") + opack.encode(data_type)
+            + _encoded("dataSequenceNumber"))
+
+
+def encode_data_event_parts(body: dict[str, opack.Value]) -> list[bytes | memoryview]:
+    """A dataSend ``data`` event's plaintext as pieces: the same bytes as
+    ``encode_event_parts("dataSend", "data", body)``, large data uncopied.
+
+    Every chunk of a recording is such an event, and only its numbers and its data change, so
+    the recording stream's bodies are written directly (:func:`direct_data_event_parts`); a body
+    of any other shape goes to the general encoder.
+    """
+    parts = direct_data_event_parts(body)
+    return parts if parts is not None else encode_event_parts("dataSend", "data", body)
+
+
+def direct_data_event_parts(body: dict[str, opack.Value]) -> list[bytes | memoryview] | None:
+    """The pieces of a ``data`` event of exactly the recording stream's shape (one packet whose
+    data is one buffer, integer numbers, boolean flags, keys in the stream's order), written from
+    parts encoded once per stream (the header, the keys, the stream id, the data type) and the
+    chunk's own numbers; ``None`` for any other body."""
+    keys = tuple(body)
+    packets = body.get("packets")
+    if keys not in _DATA_BODY_KEYS or type(packets) is not list or len(packets) != 1:
+        return None
+    packet = packets[0]
+    if type(packet) is not dict or tuple(packet) != _PACKET_KEYS:
+        return None
+    data: object = packet["data"]  # the stream's bodies carry memoryviews (not an OPACK Value type)
+    metadata = packet["metadata"]
+    if type(data) is not memoryview or data.format != "B" or data.ndim != 1 or type(metadata) is not dict:
+        return None
+    meta_keys = tuple(metadata)
+    stream_id, data_type = body["streamId"], metadata.get("dataType")
+    last, end = metadata.get("isLastDataChunk"), body.get("endOfStream", False)
+    if (meta_keys not in _METADATA_KEYS or type(data_type) is not str or type(last) is not bool
+            or type(end) is not bool or type(stream_id) is not int):
+        return None
+    sequence, chunk = _int(metadata["dataSequenceNumber"]), _int(metadata["dataChunkSequenceNumber"])
+    total = _int(metadata["dataTotalSize"]) if len(meta_keys) == 5 else b""
+    if sequence is None or chunk is None or total is None:
+        return None
+    out = bytearray(_data_event_head(stream_id, len(keys)))
+    size = data.nbytes
+    parts: list[bytes | memoryview] = []
+    if size >= ZERO_COPY_MIN:
+        encode_data_length(out, size)
+        parts += (bytes(out), data)
+        out = bytearray()
+    else:
+        opack.encode_into(out, data)
+    out += _metadata_head(data_type, len(meta_keys))
+    out += sequence
+    out += _encoded("dataChunkSequenceNumber")
+    out += chunk
+    out += _encoded("isLastDataChunk")
+    out += _BOOLS[last]
+    if total:
+        out += _encoded("dataTotalSize")
+        out += total
+    if len(keys) == 3:
+        out += _encoded("endOfStream")
+        out += _BOOLS[end]
+    parts.append(bytes(out))
+    return parts
 
 
 def encode_event(protocol: str, topic: str, body: object) -> bytearray:

@@ -74,6 +74,11 @@ def encode_parts(value: object, prefix: bytes = b"") -> list[bytes | memoryview]
     return parts
 
 
+def encode_data_length(out: bytearray, nbytes: int) -> None:
+    """Append the tag and length of a data value of ``nbytes`` (its bytes follow, from the caller)."""
+    _encode_length(out, nbytes, T_DATA, T_DATA_L1)
+
+
 def _encode_length(out: bytearray, n: int, inline_tag: int, l1_tag: int) -> None:
     if n <= MAX_INLINE_LEN:
         out.append(inline_tag + n)
