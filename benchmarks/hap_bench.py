@@ -1071,7 +1071,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME=PATH",
-        help="run server NAME from another script with the same contract (e.g. ours=/tmp/ours_server.py)",
+        help="run server NAME from another script with the same contract (e.g. ours=/tmp/ours_server.py); "
+        "a NAME not in the table adds a Python server to the run (e.g. before=/tmp/before_server.py), "
+        "interleaved with the others, to compare two versions under the same load",
     )
     args = p.parse_args(argv)
     if args.runs < 1:
@@ -1080,11 +1082,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown server(s): {', '.join(unknown)}")
     args.overrides = {}
+    args.added = []
     for item in args.script:
         name, sep, path = item.partition("=")
-        if not sep or name not in SERVERS:
-            p.error(f"--script wants NAME=PATH with NAME in {', '.join(SERVERS)}: {item!r}")
-        args.overrides[name] = Path(path).resolve()
+        if not sep or not name or "," in name:
+            p.error(f"--script wants NAME=PATH: {item!r}")
+        if name in SERVERS:
+            args.overrides[name] = Path(path).resolve()
+        elif path.endswith(".py"):
+            args.added.append(ServerSpec(name, Path(path).resolve(), (sys.executable,)))
+        else:
+            p.error(f"--script: {name!r} is not in {', '.join(SERVERS)}, so PATH must be a Python script: {item!r}")
     return args
 
 
@@ -1129,6 +1137,7 @@ async def _amain(args: argparse.Namespace) -> int:
     prof = QUICK if args.quick else Profile()
     runs = 1 if args.quick else args.runs
     specs = select_servers((n for n in args.servers.split(",") if n), args.overrides)
+    specs += [spec for spec in args.added if spec.script.exists()]
     if not specs:
         print("no server to benchmark", file=sys.stderr)
         return 1

@@ -27,6 +27,17 @@ def test_a_layer_loads_none_of_the_applications_dependencies(module: str) -> Non
     assert loaded_after(module) == []
 
 
+def test_importtime_of_the_hap_server_names_none_of_them() -> None:
+    # The check as a user would run it: every module -X importtime reports for `import sidecar.hap`.
+    # The mDNS libraries load only when an advertiser is made (a server with mDNS off has none).
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import sidecar.hap"],
+                         capture_output=True, text=True, check=True, timeout=60)
+    loaded = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in out.stderr.splitlines()
+              if line.startswith("import time:")}
+    assert "sidecar" in loaded
+    assert loaded.isdisjoint({"numpy", "scipy", "aiohttp", "pydantic", "zeroconf", "ifaddr"})
+
+
 def test_the_package_face_still_gives_the_python_api() -> None:
     import sidecar
 

@@ -3,6 +3,9 @@
 One :class:`Advertiser` per accessory; they can share one AsyncZeroconf (one responder per
 process). Interfaces are explicit: a user's default is every LAN interface, while tests and
 these machines pass ``["127.0.0.1"]`` so nothing multicasts anywhere else.
+
+zeroconf and ifaddr load on first use: a server started without an advertiser (mDNS off, a
+parent that advertises itself, the tests) never loads them.
 """
 
 from __future__ import annotations
@@ -10,10 +13,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from typing import TYPE_CHECKING
 
-import ifaddr
-from zeroconf import InterfaceChoice, IPVersion
-from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+if TYPE_CHECKING:
+    from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 __all__ = ["HAP_TYPE", "Advertiser", "local_addresses", "open_zeroconf"]
 
@@ -22,6 +25,9 @@ HAP_TYPE = "_hap._tcp.local."
 
 def open_zeroconf(interfaces: list[str] | None) -> AsyncZeroconf:
     """A responder on ``interfaces`` (IP addresses), or on every interface when None."""
+    from zeroconf import InterfaceChoice, IPVersion
+    from zeroconf.asyncio import AsyncZeroconf
+
     if interfaces is None:
         return AsyncZeroconf(interfaces=InterfaceChoice.Default, ip_version=IPVersion.V4Only)
     return AsyncZeroconf(interfaces=list(interfaces), ip_version=IPVersion.V4Only)
@@ -31,6 +37,8 @@ def local_addresses(interfaces: list[str] | None) -> list[str]:
     """The addresses to put in our A records: the chosen ones, or every non-loopback IPv4."""
     if interfaces is not None:
         return list(interfaces)
+    import ifaddr
+
     found: list[str] = []
     for adapter in ifaddr.get_adapters():
         for ip in adapter.ips:
@@ -53,6 +61,8 @@ class Advertiser:
         self._info: AsyncServiceInfo | None = None
 
     def service_info(self, name: str, port: int, txt: dict[str, str]) -> AsyncServiceInfo:
+        from zeroconf.asyncio import AsyncServiceInfo
+
         instance = _instance_name(name, txt["id"])
         host = re.sub(r"[^A-Za-z0-9\-]", "-", instance) + ".local."
         return AsyncServiceInfo(
@@ -71,6 +81,8 @@ class Advertiser:
     async def update(self, txt: dict[str, str]) -> None:
         if self._info is None:
             return
+        from zeroconf.asyncio import AsyncServiceInfo
+
         info = self._info
         self._info = AsyncServiceInfo(
             info.type, info.name, addresses=info.addresses, port=info.port, properties=txt,
