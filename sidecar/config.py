@@ -8,6 +8,7 @@ advertise on every interface; tests pass 127.0.0.1.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .config_env import EnvError, expand_env
 from .config_mqtt import CameraMqttConfig, MqttConfig
 from .hap.state import is_valid_setup_code
-from .media.profiles import ProfileError, load_profiles, profile_dirs
+from .media.profiles import Profile, ProfileError, load_profiles, profile_dirs
 
 __all__ = ["LOG_LEVELS", "CameraConfig", "Config", "ConfigError", "TwoWayAudioConfig", "check_profiles", "load_config",
            "parse_camera_flag"]
@@ -126,8 +127,10 @@ class TierConfig(_Strict):
     source: str | None = Field(default=None, min_length=1,
                                description="the camera's substream for this tier; unset: the main stream "
                                            "through an encoder profile")
-    profile: str | None = Field(default=None, description="the encoder profile when there is no source "
-                                                          "(unset: libx264)")
+    profile: str | None = Field(default=None, min_length=1,
+                                description="the encoding profile (ffmpeg_profiles/) the tier is encoded with, "
+                                            "from its source or the main stream; an H.264 transcode profile "
+                                            "(unset: the live view's libx264)")
 
 
 class CameraConfig(_Strict):
@@ -173,6 +176,13 @@ class CameraConfig(_Strict):
                                        "pairing: switching means pairing again)")
     tiers: dict[Literal["medium", "low"], TierConfig] = Field(
         default_factory=dict, description="secure_video: the Medium and Low live tiers (High is the main stream)")
+    zone_coordinates: Literal["sensor_pixels", "normalized"] = Field(
+        default="sensor_pixels", description="secure_video: how the hub's motion-zone corners map to the picture: "
+        "sensor_pixels (pixels of the advertised sensor size) or normalized (0-65535 across the picture); "
+        "unverified with real hubs (secure-video.md)")
+    setup_endpoints_answer: Literal["read", "write_response"] = Field(
+        default="read", description="secure_video: how the hub gets the SetupEndpoints answer: read (read back "
+        "after the write) or write_response (also in the write's own response); unverified (secure-video.md)")
 
     @field_validator("two_way_audio", mode="before")
     @classmethod
@@ -189,8 +199,13 @@ class CameraConfig(_Strict):
 
     @model_validator(mode="after")
     def _tiers_need_secure_video(self) -> CameraConfig:
-        if self.tiers and self.homekit_model != "secure_video":
+        if self.homekit_model == "secure_video":
+            return self
+        if self.tiers:
             raise ValueError("has tiers: but homekit_model is not secure_video (only that model has tiers)")
+        for name, default in (("zone_coordinates", "sensor_pixels"), ("setup_endpoints_answer", "read")):
+            if getattr(self, name) != default:
+                raise ValueError(f"has {name}: but homekit_model is not secure_video (only that model reads it)")
         return self
 
     @model_validator(mode="after")
@@ -333,6 +348,21 @@ def check_profiles(config: Config) -> None:
         if camera.profile not in profiles:
             raise ConfigError(f"cameras.{index}.profile: unknown ffmpeg profile {camera.profile!r} "
                               f"(have {', '.join(sorted(profiles))})")
+        for name, tier in sorted(camera.tiers.items()):
+            _check_tier_profile(f"cameras.{index}.tiers.{name}.profile", tier.profile, profiles)
+
+
+def _check_tier_profile(where: str, name: str | None, profiles: Mapping[str, Profile]) -> None:
+    """A tier is always encoded, to H.264 (what its RTP payload and the advertised codec say)."""
+    if name is None:
+        return
+    profile = profiles.get(name)
+    h264 = sorted(n for n, p in profiles.items() if not p.is_copy and not p.encodes_hevc)
+    if profile is None:
+        raise ConfigError(f"{where}: unknown ffmpeg profile {name!r} (for a tier: {', '.join(h264)})")
+    if profile.is_copy or profile.encodes_hevc:
+        raise ConfigError(f"{where}: {name!r} does not encode H.264, and a tier is always encoded to H.264 "
+                          f"(use one of {', '.join(h264)}, or leave profile out for libx264)")
 
 
 def load_config(path: Path) -> dict[str, Any]:

@@ -82,3 +82,20 @@ def test_record_codec_is_h264_unless_set(tmp_path: Path) -> None:
     path.write_text("cameras:\n  - {name: A, source: 'rtsp://a/s', record_codec: h265}\n")
     with pytest.raises(ConfigError, match="record_codec"):
         parse_args(["--config", str(path)])
+
+
+def test_the_uncertain_secure_video_readings_default_to_the_best_supported_and_need_the_model(
+        tmp_path: Path) -> None:
+    """``zone_coordinates`` and ``setup_endpoints_answer`` choose between readings of real hubs
+    that are not known for sure (docs/secure-video.md §Certain and uncertain)."""
+    path = tmp_path / "c.yaml"
+    path.write_text("cameras:\n  - {name: A, source: 'rtsp://a/s', homekit_model: secure_video}\n"
+                    "  - {name: B, source: 'rtsp://b/s', homekit_model: secure_video, zone_coordinates: normalized,"
+                    " setup_endpoints_answer: write_response}\n")
+    a, b = parse_args(["--config", str(path)]).cameras
+    assert (a.zone_coordinates, a.setup_endpoints_answer) == ("sensor_pixels", "read")
+    assert (b.zone_coordinates, b.setup_endpoints_answer) == ("normalized", "write_response")
+    for setting in ("zone_coordinates: normalized", "setup_endpoints_answer: write_response"):
+        path.write_text(f"cameras:\n  - {{name: A, source: 'rtsp://a/s', {setting}}}\n")
+        with pytest.raises(ConfigError, match=f"cameras.0: has {setting.split(':')[0]}: but homekit_model is not"):
+            parse_args(["--config", str(path)])

@@ -90,7 +90,8 @@ class Camera:
         self.secure: SecureVideoServices | None = None
         published = s.all()
         if spec.secure_video:
-            self.secure = build_secure_video(s, sensor_id(spec.state_file))
+            self.secure = build_secure_video(s, sensor_id(spec.state_file),
+                                             setup_write_response=spec.setup_endpoints_answer == "write_response")
             published = self.secure.services
         info = catalog.accessory_information(spec.name, manufacturer="hksv-sidecar",
                                              model="hksv-sidecar camera", serial=spec.slug, firmware=__version__)
@@ -141,7 +142,7 @@ class Camera:
         self.secure_video = SecureVideoWiring(
             spec, self.core, self.services, self.secure, self.secure_state, self.live,
             jpeg=lambda width, height, reason: self.media.jpeg(width, height, reason),
-            save_state=self.server.save_state, act=self._act, spawn=self._spawn, clock=clock)
+            save_state=self.server.save_state, act=self._act, spawn=self._spawn, clock=clock, profiles=profiles)
         CharacteristicWiring(self.services, self.core, self.hds, self.live, self._act).wire()
         if self.secure is not None:
             self.secure_video.wire(self.secure)

@@ -13,7 +13,8 @@ from typing import Literal
 from ..media.frames import DetectOutput
 from .secure_video.tiers import TierSpec
 
-__all__ = ["CameraSpec", "HomeKitModel", "KeepWarm", "RecordCodec", "TwoWayAudio"]
+__all__ = ["CameraSpec", "HomeKitModel", "KeepWarm", "RecordCodec", "SetupEndpointsAnswer", "TwoWayAudio",
+           "ZoneCoordinates"]
 
 #: When ffmpeg runs (and so the prebuffer is warm): ``always`` whenever HomeKitCameraActive is 1,
 #: ``recording`` only while recording is on too; ``auto``: ``always`` for copy mode (it costs
@@ -25,6 +26,8 @@ RecordCodec = Literal["h264", "hevc", "auto"]
 #: Which HomeKit camera model the accessory publishes (docs/secure-video.md): ``classic``, or the
 #: tvOS 27 ``secure_video`` model as its own accessory identity with its own pairing.
 HomeKitModel = Literal["classic", "secure_video"]
+ZoneCoordinates = Literal["sensor_pixels", "normalized"]
+SetupEndpointsAnswer = Literal["read", "write_response"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +79,9 @@ class CameraSpec:
     http_motion: bool = True  # whether /motion?<name> may raise motion (``motion:`` lists http)
     homekit_model: HomeKitModel = "classic"
     tiers: tuple[TierSpec, ...] = ()  # secure_video: the Medium and Low live tiers (High is the main stream)
+    # secure_video, where real hubs are not known for sure (docs/secure-video.md §Certain and uncertain):
+    zone_coordinates: ZoneCoordinates = "sensor_pixels"  # zone corners: sensor pixels, or 0-65535 normalized
+    setup_endpoints_answer: SetupEndpointsAnswer = "read"  # read back only, or also as the write's response
 
     @property
     def secure_video(self) -> bool:

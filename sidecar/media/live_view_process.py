@@ -49,6 +49,9 @@ class LiveVideo:
 
     ``encoder`` ``None`` means copy (the source already is H.264 at this size); otherwise it
     is the encoder name (``libx264``) and width/height/fps/bitrate/profile/level apply.
+    ``encoder_options`` set: the encoder comes from an encoding profile (``ffmpeg_profiles/``,
+    a secure-video tier's ``profile``), whose rendered filter and options replace the built-in
+    libx264 ones (payload type, SSRC and SRTP stay ours).
     ``srtp_key_b64`` is base64(master key || master salt); ``None`` sends plain RTP.
     ``copy_bsf``: in copy mode, the bitstream filter that puts SPS/PPS in band before every
     keyframe (a controller gets no SDP from us, so it needs them in the stream):
@@ -71,6 +74,8 @@ class LiveVideo:
     keyframe_interval_s: float = 2.0
     srtp_key_b64: str | None = None
     copy_bsf: str | None = "dump_extra=freq=keyframe"
+    encoder_filter: str | None = None
+    encoder_options: tuple[tuple[str, str | None], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +137,12 @@ def build_live_argv(spec: LiveStreamSpec, ffmpeg: str = "ffmpeg") -> list[str]:
         argv += ["-c:v", "copy"]
         if v.copy_bsf is not None:
             argv += ["-bsf:v", v.copy_bsf]
+    elif v.encoder_options is not None:
+        argv += ["-c:v", v.encoder]
+        if v.encoder_filter is not None:
+            argv += ["-vf", v.encoder_filter]
+        for key, value in v.encoder_options:
+            argv += [f"-{key}"] if value is None else [f"-{key}", value]
     else:
         gop = max(1, round(v.fps * v.keyframe_interval_s))
         argv += ["-c:v", v.encoder]

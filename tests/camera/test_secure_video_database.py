@@ -19,7 +19,7 @@ from sidecar.camera.secure_video import tlv as sv
 from sidecar.camera.secure_video.handlers import STATE_KEY
 from sidecar.camera.secure_video.tiers import TierSpec
 from sidecar.hap import HapError, HapStatus
-from sidecar.hap.model import Characteristic, WriteContext, short_uuid
+from sidecar.hap.model import Characteristic, Perm, WriteContext, short_uuid
 from tests.camera.test_classic_database import CASES, GOLDEN, _Session, accessories_body
 
 SECURE_SERVICES = {"3E", "A2", "8010", "8032", "21A", "8021", "8031", "8033", "204", "129", "85"}
@@ -141,3 +141,12 @@ async def test_every_write_handler_fails_only_with_a_hap_error(tmp_path: Path) -
 
     with ThreadPoolExecutor(1) as pool:  # hypothesis runs long: off the loop the suite watches, joined here
         await asyncio.get_running_loop().run_in_executor(pool, fuzz)
+
+
+async def test_setup_endpoints_has_the_write_response_permission_only_when_configured(tmp_path: Path) -> None:
+    """``setup_endpoints_answer``: read (default) publishes SetupEndpoints as pr/pw, as in the
+    classic model; write_response adds wr (docs/secure-video.md §Certain and uncertain)."""
+    default = char(types(camera(tmp_path / "read"))["8031"], "118")
+    answering = char(types(camera(tmp_path / "wr", setup_endpoints_answer="write_response"))["8031"], "118")
+    assert Perm.WRITE_RESPONSE not in default.perms
+    assert answering.perms == default.perms | {Perm.WRITE_RESPONSE}

@@ -326,6 +326,19 @@ def test_argv_transcodes_to_the_selection() -> None:
     assert "setts" not in " ".join(argv[:audio_at])
 
 
+def test_argv_of_an_encoding_profile_uses_its_encoder_filter_and_options() -> None:
+    """A secure-video tier encoded with a named profile: the profile's codec, filter and options
+    instead of the built-in libx264 ones; our payload type, SSRC and SRTP stay."""
+    argv = build_live_argv(_spec(encoder="h264_vaapi", encoder_filter="scale_vaapi=w=320:h=240",
+                                 encoder_options=(("profile:v", "high"), ("rc_mode", "CBR"), ("flag", None))))
+    assert (_after(argv, "-c:v"), _after(argv, "-vf"), _after(argv, "-profile:v"), _after(argv, "-rc_mode")) == \
+        ("h264_vaapi", "scale_vaapi=w=320:h=240", "high", "CBR")
+    assert argv[argv.index("-flag") + 1] == "-payload_type"
+    assert "-preset" not in argv and "-tune" not in argv and "-level:v" not in argv
+    assert (_after(argv, "-payload_type"), _after(argv, "-ssrc"), _after(argv, "-srtp_out_params")) == \
+        ("99", "1234", "S0VZ")
+
+
 def test_argv_copies_and_can_be_video_only_and_ipv6() -> None:
     spec = _spec(encoder=None)
     spec = LiveStreamSpec(inputs=spec.inputs, address="::1", video=spec.video, audio=None)

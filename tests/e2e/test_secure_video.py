@@ -4,9 +4,9 @@ simulator (tests/hub/secure_video.py) over real HAP and HDS (docs/secure-video.m
 The hub pairs, finds every service of the model and none of the classic RTP stream management,
 decodes every new characteristic and checks the links; writes zones and reads them back; asks
 WebRTC for an offer and is told "error"; starts the High tier (the camera's H.264 passed through)
-and then the Low one (encoded), receiving and decoding each at its size (tests/hub/tier_viewer.py);
-switches the camera and recording on through the Global Operating Mode, records a decodable clip
-over HDS and gets a JPEG snapshot over HDS.
+and then the Low one (encoded with the tier's encoding profile), receiving and decoding each at
+its size (tests/hub/tier_viewer.py); switches the camera and recording on through the Global
+Operating Mode, records a decodable clip over HDS and gets a JPEG snapshot over HDS.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ pytestmark = pytest.mark.slow
 
 CONFIG = """\
 http_port: 0
+ffmpeg_profiles_dir: {profiles}
 cameras:
   - name: Secure
     source: loop:{clip}
@@ -41,7 +42,30 @@ cameras:
     setup_code: {pin}
     homekit_model: secure_video
     tiers:
-      low: {{width: 320, height: 180}}
+      low: {{width: 320, height: 180, profile: x264high}}
+"""
+#: A user's encoding profile for the Low tier: libx264 at the High H.264 profile (the built-in
+#: live encoder uses Main), so the decoded stream shows that the tier's ``profile`` is honoured.
+TIER_PROFILE = """\
+name = "x264high"
+description = "libx264, H.264 High profile"
+mode = "transcode"
+honours = ["resolution", "fps", "bitrate", "iframe_interval"]
+[video]
+codec = "libx264"
+filter = "scale={width}:{height},format=yuv420p"
+[video.options]
+preset = "veryfast"
+tune = "zerolatency"
+"profile:v" = "high"
+r = "{fps}"
+"b:v" = "{bitrate}k"
+maxrate = "{bitrate}k"
+bufsize = "{bufsize}k"
+g = "{gop}"
+bf = "0"
+[audio]
+codec = "aac"
 """
 #: The camera's main stream: H.264 at 640x360, 15 fps, a keyframe a second, with AAC audio; in
 #: MPEG-TS (SPS/PPS in band, as an RTSP camera sends them), so High is the stream passed through.
@@ -57,7 +81,8 @@ async def watch_both_tiers(pairing: Any, view: Any, proc: Any, tmp_path: Path) -
     tiers = {t.quality: t for t in view.video_tiers.tiers}
     high, low = tiers[sv.Quality.HIGH], tiers[sv.Quality.LOW]
     assert (high.width, high.height) == (640, 360) and 12 <= high.fps <= 15  # what the probe measured
-    for tier, session, copied in ((high, b"hub-tier-high-01", True), (low, b"hub-tier-low-001", False)):
+    for tier, session, copied, h264_profile in ((high, b"hub-tier-high-01", True, "Main"),
+                                                (low, b"hub-tier-low-001", False, "High")):
         mark = proc.mark()
         async with watch_tier(pairing, view, tier, tmp_path, session_id=session) as watch:
             started = await proc.wait_for_line(r"live session [0-9a-f]{8} (copying|encoding) (\d+)x(\d+)@(\d+)",
@@ -69,6 +94,7 @@ async def watch_both_tiers(pairing: Any, view: Any, proc: Any, tmp_path: Path) -
             decoded = watch.frames_within(window, after=warm)
             assert tier.fps * window * 0.5 <= decoded <= tier.fps * window * 1.5 + 2, (decoded, tier)
             assert watch.decoded_size() == (tier.width, tier.height)
+            assert f"Video: h264 ({h264_profile})" in watch.stderr  # the camera's own, or the tier profile's
             assert "Audio: opus" in watch.stderr and "48000 Hz" in watch.stderr
             assert {p.ssrc for p in watch.video.packets} == {watch.answer["video_ssrc"]}
             assert {p.payload_type for p in watch.video.packets} == {99}
@@ -86,7 +112,10 @@ async def test_the_hub_finds_the_model_writes_zones_and_records(sidecar: Any, mo
                                                 str(clip))
     assert await make.wait() == 0
     config = tmp_path / "sidecar.yaml"
-    config.write_text(CONFIG.format(clip=clip, pin=PIN))
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "x264high.toml").write_text(TIER_PROFILE)
+    config.write_text(CONFIG.format(clip=clip, pin=PIN, profiles=profiles))
     proc = await sidecar("--config", str(config))
     port = int((await proc.wait_for_line(r"HAP port: (\d+)")).group(1))
     http_port = int((await proc.wait_for_line(r"motion triggers: http://[\d.]+:(\d+)")).group(1))

@@ -16,12 +16,23 @@ from pathlib import Path
 
 import pytest
 
+from sidecar.camera.live.talkback import free_port_pair
 from sidecar.camera.secure_video import tlv as sv
 from sidecar.camera.secure_video.tiers import TierSpec
 from tests.e2e.test_live_stream import Decoder, video_size
 from tests.hub.characteristics import SETUP_ENDPOINTS
 from tests.hub.hap_setup import setup_write
-from tests.support.live_view import LiveViewRig, Viewer, make_rig, srtp_ports, wait_until
+from tests.support.live_view import (
+    KEY,
+    SALT,
+    LiveViewRig,
+    Viewer,
+    decode_setup_response,
+    make_rig,
+    setup_tlv,
+    srtp_ports,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 CONTROL = ("8031", "8045")
@@ -113,6 +124,40 @@ async def test_a_tier_with_a_source_is_that_substream(tmp_path: Path) -> None:
         assert video_size(err) == (480, 270)
         assert len(frames) == 3 * 480 * 270
         assert sum(frames) / len(frames) > 200  # white: the substream, not the demo picture
+        assert await control(rig, viewer, sv.ControlCommand.END) == sv.ControlStatus.OK
+        live = rig.camera.live
+        await wait_until(lambda live=live: not live._runners, 10, "the tier to end")
+
+
+async def test_setup_endpoints_answers_on_read_and_refuses_a_write_response_by_default(rig: LiveViewRig) -> None:
+    """``setup_endpoints_answer: read`` (the default): SetupEndpoints has no write-response
+    permission, so a hub that asks for the answer in the write is refused (docs/secure-video.md
+    §Certain and uncertain); reading it back works (every other test here)."""
+    entry = await setup_write(rig.pairing, rig.ids[SETUP_ENDPOINTS], setup_tlv(b"tier-wr-refused1"))
+    assert entry["status"] == -70410
+
+
+async def test_setup_endpoints_answers_in_the_write_response_when_configured(tmp_path: Path) -> None:
+    """``setup_endpoints_answer: write_response``: the write's response carries the answer (the
+    same a read gives), and a tier started on it is sent with its SSRCs and keys."""
+    async for rig in make_rig(tmp_path, homekit_model="secure_video", setup_endpoints_answer="write_response",
+                              tiers=(TierSpec(name="low", width=320, height=180, fps=15),)):
+        video_port, audio_port = free_port_pair(), free_port_pair()
+        session = b"tier-write-resp1"
+        entry = await setup_write(rig.pairing, rig.ids[("8031", "118")],
+                                  setup_tlv(session, video_port=video_port, audio_port=audio_port, key=KEY, salt=SALT))
+        assert entry.get("status", 0) == 0, entry
+        answer = decode_setup_response(base64.b64decode(entry["value"]))
+        assert answer["status"] == 0 and answer["session_id"] == session
+        rig.ids[SETUP_ENDPOINTS] = rig.ids[("8031", "118")]
+        assert decode_setup_response(base64.b64decode(await rig.get(SETUP_ENDPOINTS))) == answer
+        viewer = Viewer(session.decode(), video_port, audio_port, answer)
+        async with srtp_ports(viewer) as (video, audio):
+            assert await control(rig, viewer, sv.ControlCommand.START, 3) == sv.ControlStatus.OK
+            await video.wait_for_count(5, timeout=20)
+            await audio.wait_for_count(5, timeout=20)
+            assert {p.ssrc for p in video.packets} == {answer["video_ssrc"]}
+            assert {p.ssrc for p in audio.packets} == {answer["audio_ssrc"]}
         assert await control(rig, viewer, sv.ControlCommand.END) == sv.ControlStatus.OK
         live = rig.camera.live
         await wait_until(lambda live=live: not live._runners, 10, "the tier to end")

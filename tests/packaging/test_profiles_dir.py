@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,25 @@ def test_broken_user_profile_and_missing_directory_are_exit_2(tmp_path: Path) ->
     assert r.returncode == 2
     assert f"ffmpeg_profiles_dir: {tmp_path / 'nowhere'} is not a directory" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_tier_profile_must_exist_and_encode_h264(tmp_path: Path) -> None:
+    """A secure-video tier's ``profile`` is honoured, so it is checked like the camera's: it must
+    exist, and encode H.264 (a tier is always encoded, and its RTP payload is H.264)."""
+    (tmp_path / "mine.toml").write_text(USER_PROFILE)
+
+    def check(profile: str) -> None:
+        check_profiles(build_config({"ffmpeg_profiles_dir": str(tmp_path), "cameras": [{
+            "name": "a", "source": "demo", "homekit_model": "secure_video",
+            "tiers": {"low": {"width": 320, "height": 180, "profile": profile}}}]}))
+
+    check("mine")
+    check("libx264")
+    for profile, words in (("nope", r"unknown ffmpeg profile 'nope' \(for a tier: .*libx264.*mine"),
+                           ("copy", "'copy' does not encode H.264"), ("libx265", "'libx265' does not encode H.264")):
+        try:
+            check(profile)
+        except ConfigError as exc:
+            assert re.search(rf"cameras\.0\.tiers\.low\.profile: {words}", str(exc)), exc
+        else:
+            raise AssertionError(f"tier profile {profile} was accepted")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,9 +28,9 @@ RIGHT_HALF = ((960, 0), (1920, 0), (1920, 1080), (960, 1080))
 LEFT_HALF = ((0, 0), (960, 0), (960, 1080), (0, 1080))
 
 
-def secure_camera(tmp_path: Path) -> Camera:
-    return Camera(CameraSpec(name="Zone Cam", source="demo", setup_code="031-45-154", homekit_model="secure_video"),
-                  tmp_path, host="127.0.0.1", port=0, advertiser=None)
+def secure_camera(tmp_path: Path, **fields: Any) -> Camera:
+    return Camera(CameraSpec(name="Zone Cam", source="demo", setup_code="031-45-154", homekit_model="secure_video",
+                             **fields), tmp_path, host="127.0.0.1", port=0, advertiser=None)
 
 
 def hub_write(char: Characteristic, value: object) -> None:
@@ -82,6 +83,36 @@ async def test_motion_inside_an_excluded_zone_raises_nothing(tmp_path: Path) -> 
 async def test_motion_outside_every_included_zone_raises_nothing(tmp_path: Path) -> None:
     cam = secure_camera(tmp_path)
     write_zones(cam, (1, LEFT_HALF))
+    assert await events_for(cam, RIGHT_CAT, 12.0) == []
+    assert [active for _, active in await events_for(cam, LEFT_CAT, 12.0)] == [True, False]
+
+
+#: The right half in ``zone_coordinates: normalized`` (0-65535 across the picture).
+NORMALIZED_RIGHT_HALF = ((32768, 0), (65535, 0), (65535, 65535), (32768, 65535))
+
+
+@pytest.mark.parametrize("space", ["sensor_pixels", "normalized"])
+async def test_zone_corners_are_read_in_the_configured_coordinate_space(tmp_path: Path, space: str) -> None:
+    """Which space real hubs write in is unknown (docs/secure-video.md §Certain and uncertain):
+    each setting maps its own reading of the right half onto the detector's right half, and
+    reads the other's corners as something else."""
+    cam = secure_camera(tmp_path, zone_coordinates=space)
+    seen: list[Any] = []
+    stop = cam.add_zones_observer(seen.append)
+    native, other = (RIGHT_HALF, NORMALIZED_RIGHT_HALF) if space == "sensor_pixels" else (NORMALIZED_RIGHT_HALF,
+                                                                                           RIGHT_HALF)
+    write_zones(cam, (2, native))
+    ((exclude,),) = [z.exclude for z in seen[-1:]]
+    assert [(round(x, 3), round(y, 3)) for x, y in exclude] == [(0.5, 0.0), (1.0, 0.0), (1.0, 1.0), (0.5, 1.0)]
+    write_zones(cam, (2, other))
+    ((exclude,),) = [z.exclude for z in seen[-1:]]
+    assert [(round(x, 3), round(y, 3)) for x, y in exclude] != [(0.5, 0.0), (1.0, 0.0), (1.0, 1.0), (0.5, 1.0)]
+    stop()
+
+
+async def test_normalized_zones_mask_the_detector(tmp_path: Path) -> None:
+    cam = secure_camera(tmp_path, zone_coordinates="normalized")
+    write_zones(cam, (2, NORMALIZED_RIGHT_HALF))
     assert await events_for(cam, RIGHT_CAT, 12.0) == []
     assert [active for _, active in await events_for(cam, LEFT_CAT, 12.0)] == [True, False]
 

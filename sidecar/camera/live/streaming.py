@@ -35,6 +35,8 @@ from ...media import (
     LiveStreamProcess,
     LiveStreamSpec,
     LiveVideo,
+    Profile,
+    RecordingSettings,
     Source,
     build_live_argv,
     copy_bsf_for,
@@ -106,6 +108,7 @@ class LiveStreaming:
         self._prepared_timers: dict[bytes, asyncio.TimerHandle] = {}
         self._pending_sockets: list[socket.socket] = []  # bound by _bind, taken by write_setup
         self._session_sources: dict[bytes, Source] = {}  # sessions fed by another stream than the camera's
+        self._session_profiles: dict[bytes, Profile] = {}  # sessions encoded with an encoding profile
         self.stall_timeout_s = 6.0
         self.startup_timeout_s = 15.0
         self.rtcp_timeout_s = 30.0
@@ -137,16 +140,21 @@ class LiveStreaming:
     def write_selected(self, value: bytes, ctx: WriteContext) -> None:
         self._carry_out(self.manager.select(value, ctx.session.session_id))
 
-    def start_selected(self, selected: SelectedCommand, ctx: WriteContext, source: Source | None = None) -> None:
+    def start_selected(self, selected: SelectedCommand, ctx: WriteContext, source: Source | None = None,
+                       profile: Profile | None = None) -> None:
         """A decoded selection from another model's control (a secure-video tier start or end).
 
         ``source``: the session's pictures come from this stream (a camera's substream) instead
         of the camera's main stream; it is always encoded at the selected size, and carries audio
-        only when the source says it has some.
+        only when the source says it has some. ``profile``: the session is encoded with this
+        encoding profile (never copied) instead of the built-in libx264 settings.
         """
         action = self.manager.select_command(selected, ctx.session.session_id)
-        if source is not None and isinstance(action, Start):
-            self._session_sources[action.session.session_id] = source
+        if isinstance(action, Start):
+            if source is not None:
+                self._session_sources[action.session.session_id] = source
+            if profile is not None:
+                self._session_profiles[action.session.session_id] = profile
         self._carry_out(action)
 
     def has_session(self, session_id: bytes, ctx: WriteContext) -> bool:
@@ -256,6 +264,7 @@ class LiveStreaming:
         if self._runners.get(runner.session.session_id) is runner:
             del self._runners[runner.session.session_id]
             self._session_sources.pop(runner.session.session_id, None)
+            self._session_profiles.pop(runner.session.session_id, None)
             for sock in runner.sockets:
                 sock.close()
             log.info("%s: live session %s ended: %s", self.name, runner.session.label, reason)
@@ -270,13 +279,29 @@ class LiveStreaming:
         assert response.video_srtp is not None and response.audio_srtp is not None
         source = self._session_sources.get(session.session_id, self.source)
         own = source is self.source
-        copy = own and source_fits(self._probe(), video, copy_allowed=self._copy_allowed)
+        profile = self._session_profiles.get(session.session_id)
+        copy = own and profile is None and source_fits(self._probe(), video, copy_allowed=self._copy_allowed)
+        inputs: tuple[InputSpec, ...] = source.inputs()
+        encoder, encoder_filter, encoder_options = None if copy else "libx264", None, None
+        if profile is not None:
+            # The profile's own encoder, filter and options, rendered for this stream (its input
+            # options too: a hardware profile decodes on the device its filter scales on).
+            settings = RecordingSettings(
+                width=video.width, height=video.height, fps=video.fps, bitrate_kbps=max(50, video.bitrate_kbps),
+                profile=video.profile.ffmpeg, level=video.level.ffmpeg,
+                iframe_interval_ms=max(500, round(self.keyframe_interval_s * 1000)), audio=False)
+            encoder = profile.video_codec
+            encoder_filter, options = profile.render_video(settings)
+            encoder_options = tuple(options.items())
+            first = inputs[0]
+            inputs = (InputSpec(first.url, {**profile.render_input(settings), **first.options}), *inputs[1:])
         live_video = LiveVideo(
             port=session.request.video_port, ssrc=response.video_ssrc, width=video.width, height=video.height,
             fps=video.fps, bitrate_kbps=video.bitrate_kbps, mtu=session.mtu, payload_type=video.payload_type,
-            encoder=None if copy else "libx264", profile=video.profile.ffmpeg,
+            encoder=encoder, profile=video.profile.ffmpeg,
             level=video.level.ffmpeg, keyframe_interval_s=self.keyframe_interval_s,
-            srtp_key_b64=response.video_srtp.key_salt_b64, copy_bsf=copy_bsf_for(source))
+            srtp_key_b64=response.video_srtp.key_salt_b64, copy_bsf=copy_bsf_for(source),
+            encoder_filter=encoder_filter, encoder_options=encoder_options)
         audio: LiveAudio | None = None
         audio_map = self._audio_map() if own else ("0:a:0" if source.has_audio else None)
         sel = session.audio
@@ -285,7 +310,6 @@ class LiveStreaming:
                               sample_rate_hz=sel.sample_rate_hz, packet_time_ms=sel.packet_time_ms,
                               bitrate_kbps=max(8, min(sel.bitrate_kbps, 64)), channels=1,
                               payload_type=sel.payload_type, srtp_key_b64=response.audio_srtp.key_salt_b64)
-        inputs: tuple[InputSpec, ...] = source.inputs()
         return LiveStreamSpec(inputs=inputs, address=session.request.address, video=live_video, audio=audio,
                               audio_map=audio_map if audio is not None else None)
 

@@ -19,7 +19,7 @@ from ...media.frames import DetectionZones
 from ...tlv8 import TLVError
 from . import tlv
 
-__all__ = ["STATE_KEY", "SecureVideoState", "ZoneRegion", "detection_zones", "zone_regions"]
+__all__ = ["NORMALIZED_FULL_SCALE", "STATE_KEY", "SecureVideoState", "ZoneRegion", "detection_zones", "zone_regions"]
 
 #: Where the state lives in the accessory's app state (``state.app``).
 STATE_KEY = "secure_video"
@@ -106,12 +106,20 @@ class SecureVideoState:
         return tlv8.encode([(1, session), (2, 1)])
 
 
-def detection_zones(regions: list[ZoneRegion], sensor_width: int, sensor_height: int) -> DetectionZones:
-    """The zones as the detector takes them: corners relative to the sensor (0-1, clamped), so
-    they fit the detector's frame size whatever it is. Zone corners are taken as sensor pixels
-    (docs/secure-video.md §Certain and uncertain)."""
+#: The full scale of a normalized zone corner (``zone_coordinates: normalized``): u16's range.
+NORMALIZED_FULL_SCALE = 0xFFFF
+
+
+def detection_zones(regions: list[ZoneRegion], sensor_width: int, sensor_height: int, *,
+                    normalized: bool = False) -> DetectionZones:
+    """The zones as the detector takes them: corners relative to the picture (0-1, clamped), so
+    they fit the detector's frame size whatever it is. Zone corners are sensor pixels (divided by
+    the sensor's size), or with ``normalized`` fractions of :data:`NORMALIZED_FULL_SCALE`: which
+    one real hubs write is not known (docs/secure-video.md §Certain and uncertain)."""
+    width, height = (NORMALIZED_FULL_SCALE, NORMALIZED_FULL_SCALE) if normalized else (sensor_width, sensor_height)
+
     def relative(points: tuple[tuple[int, int], ...]) -> tuple[tuple[float, float], ...]:
-        return tuple((min(1.0, x / max(1, sensor_width)), min(1.0, y / max(1, sensor_height))) for x, y in points)
+        return tuple((min(1.0, x / max(1, width)), min(1.0, y / max(1, height))) for x, y in points)
 
     include = tuple(relative(r.points) for r in regions if not r.exclude)
     exclude = tuple(relative(r.points) for r in regions if r.exclude)

@@ -54,8 +54,11 @@ class SecureVideoServices:
     services: list[Service]
 
 
-def build_secure_video(classic: CameraServices, sensor_id: bytes) -> SecureVideoServices:
-    """The published services, built around ``classic`` (which must have the indicator)."""
+def build_secure_video(classic: CameraServices, sensor_id: bytes, *,
+                       setup_write_response: bool = False) -> SecureVideoServices:
+    """The published services, built around ``classic`` (which must have the indicator).
+    ``setup_write_response``: SetupEndpoints also has the write-response permission (``wr``), for
+    hubs that take its answer from the write (docs/secure-video.md §Certain and uncertain)."""
     assert classic.indicator is not None, "the secure-video model always has the indicator"
     capabilities = Characteristic("8011", Format.TLV8, PR_EV)
     capabilities_service = Service("8010", [Characteristic("37", Format.STRING, PR, value=tlv.MODEL_VERSION),
@@ -74,7 +77,8 @@ def build_secure_video(classic: CameraServices, sensor_id: bytes) -> SecureVideo
     def sensor_uuid() -> Characteristic:
         return Characteristic("805B", Format.DATA, PR, value=sensor_id)
 
-    setup_endpoints = Characteristic("118", Format.TLV8, PR_PW, value=bytes.fromhex("020102"))
+    setup_endpoints = Characteristic("118", Format.TLV8, PR_PW_WR if setup_write_response else PR_PW,
+                                     value=bytes.fromhex("020102"))
     control = Characteristic("8045", Format.TLV8, PR_PW_WR)
     tier_status_active = Characteristic("75", Format.BOOL, PR_EV, value=True)
     tier_streaming_enabled = Characteristic("8041", Format.BOOL, PR_EV, value=True)

@@ -34,7 +34,8 @@ _NAMESPACE = uuid.UUID("5b0f1f0e-6f4c-4d0a-9a8e-3c1d2e4f5a60")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TierSpec:
-    """A configured Medium or Low tier: a substream (``source``) or an encoder ``profile``."""
+    """A configured Medium or Low tier: the camera's substream (``source``) or its main stream,
+    encoded at the tier's size with the encoding ``profile`` named (None: the live view's libx264)."""
 
     name: Literal["medium", "low"]
     width: int
@@ -56,7 +57,7 @@ class TierPlan:
     avg_kbps: int
     peak_kbps: int
     source: str | None = None
-    profile: str | None = None  # None: passed through
+    profile: str | None = None  # the encoding profile of ``tiers:`` (None: High passed through, else libx264)
 
     @property
     def quality(self) -> int:
@@ -81,8 +82,7 @@ def plan_tiers(probe: Mapping[str, Any] | None, configured: Sequence[TierSpec]) 
     plans = [TierPlan("high", TIER_IDS["high"], width, height, max(1, min(fps, 255)), *bitrates(height))]
     for spec in sorted(configured, key=lambda t: TIER_IDS[t.name]):
         plans.append(TierPlan(spec.name, TIER_IDS[spec.name], spec.width, spec.height, spec.fps,
-                              *bitrates(spec.height), source=spec.source,
-                              profile=None if spec.source is not None else (spec.profile or "libx264")))
+                              *bitrates(spec.height), source=spec.source, profile=spec.profile))
     return plans
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...hap import HapError, HapStatus, WriteContext
 from ...hds import CloseReason, SnapshotStream, StreamClosedError
-from ...media import parse_source
+from ...media import Profile, Source, load_profiles, parse_source
 from ...media.frames import DetectionZones
 from ..live.tlv import CODEC_OPUS as LIVE_CODEC_OPUS
 from ..live.tlv import AudioSelection, SelectedCommand
@@ -56,7 +56,7 @@ class SecureVideoWiring:
                  jpeg: Callable[[int, int, int | None], Awaitable[bytes]], save_state: Callable[[], None],
                  act: Callable[[list[Action]], None],
                  spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[Any]],
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], profiles: Mapping[str, Profile] | None = None) -> None:
         self.spec = spec
         self.name = spec.name
         self.core = core
@@ -69,6 +69,7 @@ class SecureVideoWiring:
         self._act = act
         self._spawn = spawn
         self.clock = clock
+        self._profiles = profiles  # None: the profile directories, read when a tier names a profile
         self._zone_observers: list[Callable[[DetectionZones], None]] = []
 
     def wire(self, sv: SecureVideoServices) -> None:
@@ -80,7 +81,8 @@ class SecureVideoWiring:
         sv.zones_active.on_write = lambda value, ctx: self._write_secure_flag("zones_active", value)
         sv.motion_enabled.value = state.motion_enabled
         sv.motion_enabled.on_write = lambda value, ctx: self._write_secure_flag("motion_enabled", value)
-        sv.setup_endpoints.on_write = self.live.write_setup
+        answering = self.spec.setup_endpoints_answer == "write_response"
+        sv.setup_endpoints.on_write = self._write_setup_answering if answering else self.live.write_setup
         sv.setup_endpoints.on_read = self.live.read_setup
         sv.solicit_offer.on_write = lambda value, ctx: state.solicit_offer(value)
         sv.provide_answer.on_write = lambda value, ctx: state.unknown_session(value)
@@ -127,7 +129,8 @@ class SecureVideoWiring:
         if self.secure is None:
             return DetectionZones()
         high = plan_tiers(self.core.offer.cached_probe(), ())[0]
-        return detection_zones(self.secure_state.regions(), high.width, high.height)
+        return detection_zones(self.secure_state.regions(), high.width, high.height,
+                               normalized=self.spec.zone_coordinates == "normalized")
 
     def add_zones_observer(self, observer: Callable[[DetectionZones], None]) -> Callable[[], None]:
         """Be told the detector's zones now and whenever the hub changes them; returns the
@@ -174,6 +177,18 @@ class SecureVideoWiring:
         for observer in list(self._zone_observers):
             observer(zones)
 
+    def _write_setup_answering(self, value: bytes, ctx: WriteContext) -> bytes:
+        """SetupEndpoints with ``setup_endpoints_answer: write_response``: the answer a read would
+        give comes back in the write's response too (a hub that does not ask for one reads it)."""
+        self.live.write_setup(value, ctx)
+        return self.live.manager.read_setup(ctx.session.session_id)
+
+    def _profile(self, name: str) -> Profile:
+        """A tier's encoding profile (the configuration was checked: it exists and encodes H.264)."""
+        if self._profiles is None:
+            self._profiles = load_profiles()
+        return self._profiles[name]
+
     def _write_tier_control(self, value: bytes, ctx: WriteContext) -> bytes:
         """RTPStreamingControl: start a tier of a session set up with SetupEndpoints, or end it.
 
@@ -188,7 +203,8 @@ class SecureVideoWiring:
 
         if not self.live.has_session(session, ctx):
             return answer(ControlStatus.UNKNOWN)
-        source = None
+        source: Source | None = None
+        profile: Profile | None = None
         if command.command is ControlCommand.END:
             selected = SelectedCommand(session, LiveCommand.END)
         else:
@@ -203,9 +219,11 @@ class SecureVideoWiring:
                 payload_type=AUDIO_PAYLOAD_TYPE, ssrc=command.audio_ssrc or 0)
             selected = SelectedCommand(session, LiveCommand.START, video, audio)
             source = None if plan.source is None else parse_source(plan.source)
-            log.info("%s: tier %s (%dx%d@%d) asked for", self.name, plan.name, plan.width, plan.height, plan.fps)
+            profile = None if plan.profile is None else self._profile(plan.profile)
+            log.info("%s: tier %s (%dx%d@%d%s) asked for", self.name, plan.name, plan.width, plan.height, plan.fps,
+                     "" if profile is None else f", profile {profile.name}")
         try:
-            self.live.start_selected(selected, ctx, source)
+            self.live.start_selected(selected, ctx, source, profile)
         except HapError as exc:
             log.info("%s: tier control refused: %s", self.name, exc)
             return answer(ControlStatus.BUSY if exc.status is HapStatus.RESOURCE_BUSY else ControlStatus.ERROR)
