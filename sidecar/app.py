@@ -14,7 +14,7 @@ import logging
 import signal
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -31,7 +31,7 @@ from .hap import StateError, local_addresses, open_zeroconf
 from .hap.advertiser import Advertiser
 from .hap.state import DamagedStateError
 from .hds.sealing_pool import SealingPool
-from .media import load_profiles, profile_dirs
+from .media import Profile, load_profiles, profile_dirs
 from .media.frames import DetectOutput
 from .triggers.detector_params import DETECTOR_EXTRA, DetectorParams, missing_dependencies
 from .triggers.mqtt_presets import Binding, frigate_snapshot_url
@@ -90,6 +90,13 @@ def mqtt_bridge(config: Config, cameras: list[Camera]) -> MqttBridge | None:
                       prefix=cam.mqtt.topic_prefix or "")
         for cam in config.cameras if cam.mqtt is not None and cam.name in started]
     return MqttBridge(settings, cameras, bindings)
+
+
+def _recording_ffmpeg(cfg: Config, cam: CameraConfig, profiles: Mapping[str, Profile]) -> str | None:
+    """``copy_ffmpeg`` for a camera whose profile copies the stream; None (ffmpeg on PATH) for the
+    rest: encoding and hardware profiles keep the system's ffmpeg and its drivers."""
+    profile = profiles.get(cam.profile)
+    return cfg.copy_ffmpeg if profile is not None and profile.is_copy else None
 
 
 def print_pairing_info(camera: Camera, out: TextIO) -> None:
@@ -228,7 +235,7 @@ class App:
             try:
                 camera = Camera(camera_spec(cam_cfg), cfg.state_dir, host=cfg.bind, port=port, advertiser=advertiser,
                                 reset_damaged_state=cfg.reset_damaged_state, profiles=profiles,
-                                sealing_pool=sealing_pool)
+                                sealing_pool=sealing_pool, recording_ffmpeg=_recording_ffmpeg(cfg, cam_cfg, profiles))
                 if self.on_camera is not None:
                     self.on_camera(camera)
                 await camera.start()

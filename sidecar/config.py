@@ -266,6 +266,10 @@ class Config(_Strict):
     archive_max_mb: int = Field(default=2000, ge=10, le=10_000_000, description="delete the oldest beyond this")
     ffmpeg_profiles_dir: Path | None = Field(
         default=None, description="your own ffmpeg profiles (<name>.toml); a name here replaces the built-in one")
+    copy_ffmpeg: str | None = Field(
+        default=None, min_length=1,
+        description="the ffmpeg that copy-mode cameras' recording pipelines run (e.g. a static build, which holds "
+                    "about a third of the private memory); unset: ffmpeg on PATH, as every other ffmpeg")
     mqtt: MqttConfig | None = Field(default=None, description="the MQTT broker (motion in, state out)")
     cameras: list[CameraConfig] = Field(default_factory=list)
     reset_damaged_state: bool = Field(

@@ -73,12 +73,16 @@ log = logging.getLogger(__name__)
 CATEGORY_IP_CAMERA = 17
 
 class Camera:
-    """One camera. ``start()``/``stop()`` own every task and process it creates."""
+    """One camera. ``start()``/``stop()`` own every task and process it creates.
+
+    ``ffmpeg`` is the binary every ffmpeg of the camera runs, except the long-lived recording
+    pipeline's when ``recording_ffmpeg`` is given (the App's ``copy_ffmpeg`` for copy-mode cameras).
+    """
 
     def __init__(self, spec: CameraSpec, state_dir: Path, *, host: str, port: int,
                  advertiser: Advertiser | None, ffmpeg: str = "ffmpeg", reset_damaged_state: bool = False,
                  profiles: Mapping[str, Profile] | None = None, clock: Callable[[], float] = time.monotonic,
-                 sealing_pool: SealingPool | None = None) -> None:
+                 sealing_pool: SealingPool | None = None, recording_ffmpeg: str | None = None) -> None:
         self.spec = spec
         self.clock = clock  # monotonic seconds, for the pipeline, the recordings and motion alike
         self.name = spec.name
@@ -109,7 +113,7 @@ class Camera:
         audio = bool(CameraSettings.load(self.state.app).recording_audio_active)
         self.pipeline = MediaPipeline(PipelineConfig(
             source=self.source, profile=spec.profile, name=spec.name,
-            transcode_fallback=spec.transcode_fallback, ffmpeg_bin=ffmpeg, profiles=profiles,
+            transcode_fallback=spec.transcode_fallback, ffmpeg_bin=recording_ffmpeg or ffmpeg, profiles=profiles,
             record_codec="h264" if spec.record_codec == "h264" else "hevc",
             prebuffer_capacity_s=max(12.0, spec.prebuffer_ms / 1000 + 8),
             settings=RecordingSettings(audio=audio),  # no selection yet: the source's size, our audio

@@ -1,0 +1,30 @@
+"""``copy_ffmpeg``: only copy-mode cameras' recording pipelines run it (docs/scaling.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sidecar.app import _recording_ffmpeg, camera_spec
+from sidecar.camera import Camera
+from sidecar.config import build_config
+from sidecar.media import load_profiles
+
+
+def test_copy_cameras_record_with_copy_ffmpeg_and_the_others_with_ffmpeg_on_path() -> None:
+    cfg = build_config({"copy_ffmpeg": "/opt/ffmpeg/ffmpeg", "cameras": [
+        {"name": "Copy", "source": "rtsp://127.0.0.1/a", "profile": "copy", "setup_code": "031-45-154"},
+        {"name": "Encode", "source": "rtsp://127.0.0.1/b", "profile": "libx264", "setup_code": "031-45-154"},
+        {"name": "Hardware", "source": "rtsp://127.0.0.1/c", "profile": "vaapi", "setup_code": "031-45-154"}]})
+    profiles = load_profiles()
+    chosen = [_recording_ffmpeg(cfg, cam, profiles) for cam in cfg.cameras]
+    assert chosen == ["/opt/ffmpeg/ffmpeg", None, None]
+    unset = build_config({"cameras": [cfg.cameras[0].model_dump()]})
+    assert _recording_ffmpeg(unset, unset.cameras[0], profiles) is None
+
+
+async def test_the_camera_runs_it_for_the_recording_pipeline_only(tmp_path: Path) -> None:
+    cfg = build_config({"cameras": [{"name": "Copy", "source": "rtsp://127.0.0.1/a", "setup_code": "031-45-154"}]})
+    camera = Camera(camera_spec(cfg.cameras[0]), tmp_path, host="127.0.0.1", port=0, advertiser=None,
+                    recording_ffmpeg="/opt/ffmpeg/ffmpeg")
+    assert camera.pipeline.config.ffmpeg_bin == "/opt/ffmpeg/ffmpeg"
+    assert camera.live.ffmpeg == camera.media.ffmpeg == "ffmpeg"  # live views and snapshots: ffmpeg on PATH
