@@ -180,6 +180,9 @@ class CameraConfig(_Strict):
         default="sensor_pixels", description="secure_video: how the hub's motion-zone corners map to the picture: "
         "sensor_pixels (pixels of the advertised sensor size) or normalized (0-65535 across the picture); "
         "unverified with real hubs (secure-video.md)")
+    tier_codec: Literal["h264", "auto"] = Field(
+        default="h264", description="secure_video: the live tiers' codec: h264, or auto (H.265 when the camera "
+        "sends H.265: High passed through, Medium and Low encoded with libx265); secure-video.md")
     setup_endpoints_answer: Literal["read", "write_response"] = Field(
         default="read", description="secure_video: how the hub gets the SetupEndpoints answer: read (read back "
         "after the write) or write_response (also in the write's own response); unverified (secure-video.md)")
@@ -203,9 +206,18 @@ class CameraConfig(_Strict):
             return self
         if self.tiers:
             raise ValueError("has tiers: but homekit_model is not secure_video (only that model has tiers)")
-        for name, default in (("zone_coordinates", "sensor_pixels"), ("setup_endpoints_answer", "read")):
+        for name, default in (("zone_coordinates", "sensor_pixels"), ("setup_endpoints_answer", "read"),
+                              ("tier_codec", "h264")):
             if getattr(self, name) != default:
                 raise ValueError(f"has {name}: but homekit_model is not secure_video (only that model reads it)")
+        return self
+
+    @model_validator(mode="after")
+    def _tier_profiles_need_one_codec(self) -> CameraConfig:
+        named = sorted(name for name, tier in self.tiers.items() if tier.profile is not None)
+        if self.tier_codec == "auto" and named:
+            raise ValueError(f"has tier_codec: auto and a profile on tier {named[0]}: a profile encodes one codec, "
+                             "while auto follows the camera's; remove the tier's profile or use tier_codec: h264")
         return self
 
     @model_validator(mode="after")

@@ -99,3 +99,16 @@ def test_the_uncertain_secure_video_readings_default_to_the_best_supported_and_n
         path.write_text(f"cameras:\n  - {{name: A, source: 'rtsp://a/s', {setting}}}\n")
         with pytest.raises(ConfigError, match=f"cameras.0: has {setting.split(':')[0]}: but homekit_model is not"):
             parse_args(["--config", str(path)])
+
+
+def test_tier_codec_auto_is_secure_video_only_and_not_with_a_tier_profile(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("cameras:\n  - {name: A, source: 'rtsp://a/s', homekit_model: secure_video, tier_codec: auto}\n")
+    assert parse_args(["--config", str(path)]).cameras[0].tier_codec == "auto"
+    path.write_text("cameras:\n  - {name: A, source: 'rtsp://a/s', tier_codec: auto}\n")
+    with pytest.raises(ConfigError, match="has tier_codec: but homekit_model is not secure_video"):
+        parse_args(["--config", str(path)])
+    path.write_text("cameras:\n  - {name: A, source: 'rtsp://a/s', homekit_model: secure_video, tier_codec: auto,"
+                    " tiers: {low: {width: 320, height: 180, profile: libx264}}}\n")
+    with pytest.raises(ConfigError, match="tier_codec: auto and a profile on tier low"):
+        parse_args(["--config", str(path)])

@@ -13,7 +13,7 @@ from typing import Literal
 from ..media.frames import DetectOutput
 from .secure_video.tiers import TierSpec
 
-__all__ = ["CameraSpec", "HomeKitModel", "KeepWarm", "RecordCodec", "SetupEndpointsAnswer", "TwoWayAudio",
+__all__ = ["CameraSpec", "HomeKitModel", "KeepWarm", "RecordCodec", "SetupEndpointsAnswer", "TierCodec", "TwoWayAudio",
            "ZoneCoordinates"]
 
 #: When ffmpeg runs (and so the prebuffer is warm): ``always`` whenever HomeKitCameraActive is 1,
@@ -28,6 +28,7 @@ RecordCodec = Literal["h264", "hevc", "auto"]
 HomeKitModel = Literal["classic", "secure_video"]
 ZoneCoordinates = Literal["sensor_pixels", "normalized"]
 SetupEndpointsAnswer = Literal["read", "write_response"]
+TierCodec = Literal["h264", "auto"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +83,7 @@ class CameraSpec:
     # secure_video, where real hubs are not known for sure (docs/secure-video.md §Certain and uncertain):
     zone_coordinates: ZoneCoordinates = "sensor_pixels"  # zone corners: sensor pixels, or 0-65535 normalized
     setup_endpoints_answer: SetupEndpointsAnswer = "read"  # read back only, or also as the write's response
+    tier_codec: TierCodec = "h264"  # live tiers: H.264, or auto (H.265 from an H.265 camera)
 
     @property
     def secure_video(self) -> bool:

@@ -47,8 +47,9 @@ OPUS_RTP_CLOCK_HZ = 48000  # the clock ffmpeg's RTP muxer gives every Opus strea
 class LiveVideo:
     """The selected video stream, in ffmpeg's terms.
 
-    ``encoder`` ``None`` means copy (the source already is H.264 at this size); otherwise it
-    is the encoder name (``libx264``) and width/height/fps/bitrate/profile/level apply.
+    ``encoder`` ``None`` means copy (the source already is H.264, or H.265 for a secure-video
+    H.265 tier, at this size); otherwise it is the encoder name (``libx264``, or ``libx265`` for an
+    H.265 tier) and width/height/fps/bitrate/profile/level apply.
     ``encoder_options`` set: the encoder comes from an encoding profile (``ffmpeg_profiles/``,
     a secure-video tier's ``profile``), whose rendered filter and options replace the built-in
     libx264 ones (payload type, SSRC and SRTP stay ours).
@@ -143,6 +144,14 @@ def build_live_argv(spec: LiveStreamSpec, ffmpeg: str = "ffmpeg") -> list[str]:
             argv += ["-vf", v.encoder_filter]
         for key, value in v.encoder_options:
             argv += [f"-{key}"] if value is None else [f"-{key}", value]
+    elif v.encoder == "libx265":
+        # A secure-video H.265 tier: every keyframe an IDR with VPS/SPS/PPS in band (a hub gets no
+        # SDP from us), no B-frames, the lowest latency x265 has.
+        gop = max(1, round(v.fps * v.keyframe_interval_s))
+        argv += ["-c:v", "libx265", "-preset", "ultrafast", "-tune", "zerolatency", "-x265-params",
+                 f"keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:bframes=0:repeat-headers=1:log-level=error",
+                 "-pix_fmt", "yuv420p", "-vf", f"scale={v.width}:{v.height}", "-r", str(v.fps),
+                 "-b:v", f"{v.bitrate_kbps}k", "-maxrate", f"{v.bitrate_kbps}k", "-bufsize", f"{v.bitrate_kbps * 2}k"]
     else:
         gop = max(1, round(v.fps * v.keyframe_interval_s))
         argv += ["-c:v", v.encoder]
@@ -192,10 +201,11 @@ def _opus_output(address: str, a: LiveAudio) -> list[str]:
     return ["-f", "tee", f"[{':'.join(options)}]{scheme}://{host}:{a.port}?rtcpport={a.port}&pkt_size=188"]
 
 
-def copy_bsf_for(source: Source) -> str | None:
-    """The copy-mode bitstream filter for a source (see :class:`LiveVideo`)."""
+def copy_bsf_for(source: Source, *, hevc: bool = False) -> str | None:
+    """The copy-mode bitstream filter for a source (see :class:`LiveVideo`); ``hevc``: the source
+    sends H.265 (a secure-video H.265 tier)."""
     if source.kind is SourceKind.FILE:
-        return None if source.loop else "h264_mp4toannexb"
+        return None if source.loop else ("hevc_mp4toannexb" if hevc else "h264_mp4toannexb")
     return "dump_extra=freq=keyframe"
 
 

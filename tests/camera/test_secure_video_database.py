@@ -74,7 +74,7 @@ async def test_capabilities_and_tiers_follow_the_probe_and_the_configured_tiers(
     assert cam.secure is not None
     cam.secure_video.advertise_tiers(cam.secure)
     tiers = sv.parse_video_tiers(cam.secure.video_tiers.value)
-    assert tiers.codec == sv.CODEC_H264  # what the live sender sends, even from an H.265 camera
+    assert tiers.codec == sv.CODEC_H264  # tier_codec h264 (the default), even from an H.265 camera
     assert [(t.tier_id, t.quality, t.width, t.height, t.fps, t.avg_kbps) for t in tiers.tiers] == [
         (1, sv.Quality.HIGH, 2560, 1440, 20, 2800), (3, sv.Quality.LOW, 640, 360, 15, 180)]  # no Medium
     (sensor,) = sv.parse_capabilities(cam.secure.capabilities.value).sensors
@@ -84,6 +84,19 @@ async def test_capabilities_and_tiers_follow_the_probe_and_the_configured_tiers(
     assert all(c.value == sensor.sensor_id for c in cam.secure.sensor_ids)
     audio = sv.parse_audio_tiers(cam.secure.audio_tiers.value)
     assert (audio.codec, audio.tiers[0].sample_rate) == (sv.CODEC_OPUS, 4)  # Opus, 48 kHz
+
+
+@pytest.mark.parametrize(("tier_codec", "camera_codec", "expected"), [
+    ("h264", "hvc1", sv.CODEC_H264), ("auto", "hvc1", sv.CODEC_H265), ("auto", "hev1", sv.CODEC_H265),
+    ("auto", "avc1", sv.CODEC_H264)])
+async def test_tier_codec_auto_advertises_h265_for_an_h265_camera_only(
+        tmp_path: Path, tier_codec: str, camera_codec: str, expected: int) -> None:
+    cam = camera(tmp_path, tier_codec=tier_codec)
+    cam.state.app["probe"] = {**PROBE, "codec": camera_codec}
+    assert cam.secure is not None
+    cam.secure_video.advertise_tiers(cam.secure)
+    assert sv.parse_video_tiers(cam.secure.video_tiers.value).codec == expected
+    assert sv.parse_video_tiers(cam.secure.webrtc_video_tiers.value).codec == expected
 
 
 async def test_its_own_identity_and_pairing_state(tmp_path: Path) -> None:

@@ -339,6 +339,15 @@ def test_argv_of_an_encoding_profile_uses_its_encoder_filter_and_options() -> No
         ("99", "1234", "S0VZ")
 
 
+def test_argv_of_an_h265_tier_encodes_with_libx265_and_parameter_sets_in_band() -> None:
+    argv = build_live_argv(_spec(encoder="libx265", keyframe_interval_s=1.0))
+    assert (_after(argv, "-c:v"), _after(argv, "-vf"), _after(argv, "-r")) == ("libx265", "scale=320:240", "15")
+    params = _after(argv, "-x265-params").split(":")
+    assert {"keyint=15", "min-keyint=15", "bframes=0", "open-gop=0", "repeat-headers=1"} <= set(params)
+    assert "-profile:v" not in argv and "-level:v" not in argv  # H.264's names mean nothing to x265
+    assert copy_bsf_for(parse_source("/clips/a.mp4"), hevc=True) == "hevc_mp4toannexb"
+
+
 def test_argv_copies_and_can_be_video_only_and_ipv6() -> None:
     spec = _spec(encoder=None)
     spec = LiveStreamSpec(inputs=spec.inputs, address="::1", video=spec.video, audio=None)

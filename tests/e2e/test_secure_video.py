@@ -74,17 +74,17 @@ CLIP_ARGS = ("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=15", "-f", "lavfi"
              "-profile:v", "main", "-g", "15", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k")
 
 
-async def watch_both_tiers(pairing: Any, view: Any, proc: Any, tmp_path: Path) -> None:
-    """The hub starts High, then Low: each is received as SRTP with the SSRCs of our
-    SetupEndpoints answer, decoded by ffmpeg at the tier's size at about the tier's frame rate,
-    with Opus audio on a 48 kHz clock; each ends when the hub says end."""
-    tiers = {t.quality: t for t in view.video_tiers.tiers}
-    high, low = tiers[sv.Quality.HIGH], tiers[sv.Quality.LOW]
-    assert (high.width, high.height) == (640, 360) and 12 <= high.fps <= 15  # what the probe measured
-    for tier, session, copied, h264_profile in ((high, b"hub-tier-high-01", True, "Main"),
-                                                (low, b"hub-tier-low-001", False, "High")):
+async def watch_tiers(pairing: Any, view: Any, proc: Any, tmp_path: Path,
+                      cases: list[tuple[sv.VideoTier, bytes, bool, str]], *, audio: bool = True) -> None:
+    """The hub starts each tier in turn: each is received as SRTP with the SSRCs of our
+    SetupEndpoints answer, decoded by ffmpeg at the tier's size at about the tier's frame rate
+    (with Opus audio on a 48 kHz clock when ``audio``), and ends when the hub says end. A case is
+    (tier, session id, whether the camera's stream is copied, what the decoder calls the video)."""
+    h265 = view.video_tiers.codec == sv.CODEC_H265
+    for tier, session, copied, decoded_as in cases:
         mark = proc.mark()
-        async with watch_tier(pairing, view, tier, tmp_path, session_id=session) as watch:
+        async with watch_tier(pairing, view, tier, tmp_path, session_id=session, audio=audio,
+                              payload="H265" if h265 else "H264") as watch:
             started = await proc.wait_for_line(r"live session [0-9a-f]{8} (copying|encoding) (\d+)x(\d+)@(\d+)",
                                                after=mark)
             assert (started.group(1) == "copying") is copied
@@ -94,12 +94,13 @@ async def watch_both_tiers(pairing: Any, view: Any, proc: Any, tmp_path: Path) -
             decoded = watch.frames_within(window, after=warm)
             assert tier.fps * window * 0.5 <= decoded <= tier.fps * window * 1.5 + 2, (decoded, tier)
             assert watch.decoded_size() == (tier.width, tier.height)
-            assert f"Video: h264 ({h264_profile})" in watch.stderr  # the camera's own, or the tier profile's
-            assert "Audio: opus" in watch.stderr and "48000 Hz" in watch.stderr
+            assert f"Video: {decoded_as}" in watch.stderr
             assert {p.ssrc for p in watch.video.packets} == {watch.answer["video_ssrc"]}
             assert {p.payload_type for p in watch.video.packets} == {99}
-            assert {p.ssrc for p in watch.audio.packets} == {watch.answer["audio_ssrc"]}
-            assert watch.audio_steps() == {960}  # 20 ms on the 48 kHz clock
+            if audio:
+                assert "Audio: opus" in watch.stderr
+                assert {p.ssrc for p in watch.audio.packets} == {watch.answer["audio_ssrc"]}
+                assert watch.audio_steps() == {960}  # 20 ms on the 48 kHz clock
             assert watch.video.rejected == watch.audio.rejected == 0
         await proc.wait_for_line(rf"live session {session.hex()[:8]} ended: the controller ended it", after=mark)
 
@@ -150,7 +151,13 @@ async def test_the_hub_finds_the_model_writes_zones_and_records(sidecar: Any, mo
         assert await timed_write(pairing, view, ("8032", "8041"), True) == {}
         untimed = await write_value(pairing, view, ("8032", "8041"), True)
         assert next(iter(untimed.values()))["status"] == -70410  # StreamingEnabled takes timed writes only
-        await watch_both_tiers(pairing, view, proc, tmp_path)
+        # High is the camera's H.264 (Main) passed through; Low is encoded with the tier's profile (High).
+        tiers = {t.quality: t for t in view.video_tiers.tiers}
+        high, low = tiers[sv.Quality.HIGH], tiers[sv.Quality.LOW]
+        assert view.video_tiers.codec == sv.CODEC_H264
+        assert (high.width, high.height) == (640, 360) and 12 <= high.fps <= 15  # what the probe measured
+        await watch_tiers(pairing, view, proc, tmp_path, [(high, b"hub-tier-high-01", True, "h264 (Main)"),
+                                                         (low, b"hub-tier-low-001", False, "h264 (High)")])
 
         ids = {**view.ids, HOMEKIT_CAMERA_ACTIVE: view.ids[("8032", "21B")]}
         # The camera's own stream is recorded as it is: its size, measured frame rate and level.
@@ -190,18 +197,21 @@ async def test_the_hub_finds_the_model_writes_zones_and_records(sidecar: Any, mo
 async def test_a_secure_video_h265_camera_records_h265_that_meets_the_hub_rules(
         sidecar: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The model's recordings are the classic HDS path, so an H.265 camera with ``record_codec:
-    hevc`` records its own H.265 under every rule a tvOS 27 hub checks (docs/h265.md); its live
-    tiers are H.264, what the live sender sends."""
-    clip = tmp_path / "h265.mp4"
+    hevc`` records its own H.265 under every rule a tvOS 27 hub checks (docs/h265.md). With
+    ``tier_codec: auto`` its live tiers are H.265: High its own stream passed through, Low encoded
+    with libx265, each sent as H.265 RTP and decoded at its size."""
+    clip = tmp_path / "h265.ts"
     proc = await asyncio.create_subprocess_exec(
         "ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=15",
         "-t", "12", "-c:v", "libx265", "-preset", "ultrafast", "-x265-params",
-        "keyint=60:min-keyint=60:scenecut=0:log-level=error", "-tag:v", "hvc1", "-pix_fmt", "yuv420p", str(clip))
+        "keyint=60:min-keyint=60:scenecut=0:open-gop=0:bframes=0:log-level=error", "-pix_fmt", "yuv420p",
+        str(clip))
     assert await proc.wait() == 0
     capture = DeriveCapture.install(monkeypatch)
     config = tmp_path / "sidecar.yaml"
     config.write_text(f"http_port: 0\ncameras:\n  - name: Secure\n    source: loop:{clip}\n    profile: copy\n"
-                      f"    setup_code: {PIN}\n    homekit_model: secure_video\n    record_codec: hevc\n")
+                      f"    setup_code: {PIN}\n    homekit_model: secure_video\n    record_codec: hevc\n"
+                      "    tier_codec: auto\n    tiers:\n      low: {width: 320, height: 180}\n")
     sc = await sidecar("--config", str(config))
     port = int((await sc.wait_for_line(r"HAP port: (\d+)")).group(1))
     http_port = int((await sc.wait_for_line(r"motion triggers: http://[\d.]+:(\d+)")).group(1))
@@ -209,7 +219,11 @@ async def test_a_secure_video_h265_camera_records_h265_that_meets_the_hub_rules(
     try:
         await sc.wait_for_line(r"Secure: source is 640x360@[\d.]+ h(?:vc|ev)1", timeout=60)
         view = await read_model(pairing)
-        assert view.video_tiers.codec == sv.CODEC_H264  # live view is H.264 (docs/secure-video.md §Tiers)
+        assert view.video_tiers.codec == sv.CODEC_H265  # tier_codec: auto, an H.265 camera
+        high, low = view.video_tiers.tiers
+        assert (high.width, high.height, low.width, low.height) == (640, 360, 320, 180)
+        await watch_tiers(pairing, view, sc, tmp_path, [(high, b"hub-h265-high-01", True, "hevc"),
+                                                       (low, b"hub-h265-low-001", False, "hevc")], audio=False)
         ids = {**view.ids, HOMEKIT_CAMERA_ACTIVE: view.ids[("8032", "21B")]}
         # The camera's own stream is recorded as it is: its size, measured frame rate and level.
         await enable_recording(pairing, ids, recording_selection(width=640, height=360, level=H264Level.L3_1,

@@ -78,8 +78,8 @@ class TierWatch:
     stderr: str = ""
 
     def decoded_size(self) -> tuple[int, int]:
-        """The picture size the decoder reported (``Video: h264 ..., WxH``)."""
-        m = re.search(r"Video: h264[^\n]*?, (\d+)x(\d+)", self.stderr)
+        """The picture size the decoder reported (``Video: h264 ..., WxH`` or ``Video: hevc ...``)."""
+        m = re.search(r"Video: (?:h264|hevc)[^\n]*?, (\d+)x(\d+)", self.stderr)
         assert m, self.stderr
         return int(m.group(1)), int(m.group(2))
 

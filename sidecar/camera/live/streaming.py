@@ -109,6 +109,7 @@ class LiveStreaming:
         self._pending_sockets: list[socket.socket] = []  # bound by _bind, taken by write_setup
         self._session_sources: dict[bytes, Source] = {}  # sessions fed by another stream than the camera's
         self._session_profiles: dict[bytes, Profile] = {}  # sessions encoded with an encoding profile
+        self._session_hevc: set[bytes] = set()  # H.265 sessions (a secure-video H.265 tier)
         self.stall_timeout_s = 6.0
         self.startup_timeout_s = 15.0
         self.rtcp_timeout_s = 30.0
@@ -141,13 +142,14 @@ class LiveStreaming:
         self._carry_out(self.manager.select(value, ctx.session.session_id))
 
     def start_selected(self, selected: SelectedCommand, ctx: WriteContext, source: Source | None = None,
-                       profile: Profile | None = None) -> None:
+                       profile: Profile | None = None, hevc: bool = False) -> None:
         """A decoded selection from another model's control (a secure-video tier start or end).
 
         ``source``: the session's pictures come from this stream (a camera's substream) instead
         of the camera's main stream; it is always encoded at the selected size, and carries audio
         only when the source says it has some. ``profile``: the session is encoded with this
-        encoding profile (never copied) instead of the built-in libx264 settings.
+        encoding profile (never copied) instead of the built-in libx264 settings. ``hevc``: the
+        session is H.265 (the camera's H.265 copied when it fits, else encoded with libx265).
         """
         action = self.manager.select_command(selected, ctx.session.session_id)
         if isinstance(action, Start):
@@ -155,6 +157,8 @@ class LiveStreaming:
                 self._session_sources[action.session.session_id] = source
             if profile is not None:
                 self._session_profiles[action.session.session_id] = profile
+            if hevc:
+                self._session_hevc.add(action.session.session_id)
         self._carry_out(action)
 
     def has_session(self, session_id: bytes, ctx: WriteContext) -> bool:
@@ -265,6 +269,7 @@ class LiveStreaming:
             del self._runners[runner.session.session_id]
             self._session_sources.pop(runner.session.session_id, None)
             self._session_profiles.pop(runner.session.session_id, None)
+            self._session_hevc.discard(runner.session.session_id)
             for sock in runner.sockets:
                 sock.close()
             log.info("%s: live session %s ended: %s", self.name, runner.session.label, reason)
@@ -280,9 +285,11 @@ class LiveStreaming:
         source = self._session_sources.get(session.session_id, self.source)
         own = source is self.source
         profile = self._session_profiles.get(session.session_id)
-        copy = own and profile is None and source_fits(self._probe(), video, copy_allowed=self._copy_allowed)
+        hevc = session.session_id in self._session_hevc
+        copy = own and profile is None and source_fits(self._probe(), video, copy_allowed=self._copy_allowed,
+                                                       hevc=hevc)
         inputs: tuple[InputSpec, ...] = source.inputs()
-        encoder, encoder_filter, encoder_options = None if copy else "libx264", None, None
+        encoder, encoder_filter, encoder_options = None if copy else ("libx265" if hevc else "libx264"), None, None
         if profile is not None:
             # The profile's own encoder, filter and options, rendered for this stream (its input
             # options too: a hardware profile decodes on the device its filter scales on).
@@ -300,7 +307,7 @@ class LiveStreaming:
             fps=video.fps, bitrate_kbps=video.bitrate_kbps, mtu=session.mtu, payload_type=video.payload_type,
             encoder=encoder, profile=video.profile.ffmpeg,
             level=video.level.ffmpeg, keyframe_interval_s=self.keyframe_interval_s,
-            srtp_key_b64=response.video_srtp.key_salt_b64, copy_bsf=copy_bsf_for(source),
+            srtp_key_b64=response.video_srtp.key_salt_b64, copy_bsf=copy_bsf_for(source, hevc=hevc),
             encoder_filter=encoder_filter, encoder_options=encoder_options)
         audio: LiveAudio | None = None
         audio_map = self._audio_map() if own else ("0:a:0" if source.has_audio else None)

@@ -37,6 +37,8 @@ from .tlv import (
 )
 
 __all__ = [
+    "H264_CODECS",
+    "HEVC_CODECS",
     "Action",
     "LiveSession",
     "Reconfigure",
@@ -217,15 +219,22 @@ class StreamingManager:
         return ended
 
 
-def source_fits(probe: Mapping[str, Any] | None, video: VideoSelection, *, copy_allowed: bool) -> bool:
+#: What the probe calls an H.264 and an H.265 camera (MP4 sample entries, or the codec's name).
+H264_CODECS = frozenset({"avc1", "avc3", "h264"})
+HEVC_CODECS = frozenset({"hvc1", "hev1", "hevc", "h265"})
+
+
+def source_fits(probe: Mapping[str, Any] | None, video: VideoSelection, *, copy_allowed: bool,
+                hevc: bool = False) -> bool:
     """Copy the camera's H.264 as is when it already has the selected size.
 
     ``probe`` is the camera's cached probe (its codec is the MP4 sample entry: ``avc1``/``avc3``
-    for H.264). Only the size is compared: a copied stream keeps the camera's frame rate and
-    bit rate, which the controller's selection cannot change (a transcoding profile can).
+    for H.264); with ``hevc`` the stream must be H.265 instead (a secure-video H.265 tier). Only
+    the size is compared: a copied stream keeps the camera's frame rate and bit rate, which the
+    controller's selection cannot change (a transcoding profile can).
     """
     codec = str(probe.get("codec", "")).lower() if probe is not None else ""
-    if not copy_allowed or probe is None or codec not in ("avc1", "avc3", "h264"):
+    if not copy_allowed or probe is None or codec not in (HEVC_CODECS if hevc else H264_CODECS):
         return False
     return (int(probe.get("width", 0)), int(probe.get("height", 0))) == (video.width, video.height)
 

@@ -95,10 +95,17 @@ def _stream_id(identity: str, name: str) -> bytes:
     return uuid.uuid5(_NAMESPACE, f"stream:{identity}:{name}").bytes
 
 
-def video_codec(probe: Mapping[str, Any] | None) -> int:
-    """The codec the tiers advertise: what the live sender sends. It sends H.264 (a copied H.264
-    camera, or its encoder), so an H.265 camera's tiers are H.264 too (docs/secure-video.md §Tiers)."""
-    return tlv.CODEC_H264
+#: What the probe calls an H.265 camera (as ``live.streaming_manager.HEVC_CODECS``; importing the
+#: live package here would be circular: the camera's spec imports this module).
+HEVC_CODECS = frozenset({"hvc1", "hev1", "hevc", "h265"})
+
+
+def video_codec(probe: Mapping[str, Any] | None, tier_codec: str = "h264") -> int:
+    """The codec every tier advertises and the live sender sends (one codec per characteristic):
+    H.264 (a copied H.264 camera, or its encoder), or with ``tier_codec`` ``auto`` H.265 when the
+    probe found an H.265 camera (docs/secure-video.md §Tiers)."""
+    codec = str(probe.get("codec", "")).lower() if probe is not None else ""
+    return tlv.CODEC_H265 if tier_codec == "auto" and codec in HEVC_CODECS else tlv.CODEC_H264
 
 
 def video_tiers(plans: Sequence[TierPlan], codec: int) -> tlv.VideoTiers:

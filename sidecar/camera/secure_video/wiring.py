@@ -34,7 +34,7 @@ from .tiers import (
     video_codec,
     video_tiers,
 )
-from .tlv import ControlCommand, ControlStatus, StreamingControlResponse, parse_streaming_control
+from .tlv import CODEC_H265, ControlCommand, ControlStatus, StreamingControlResponse, parse_streaming_control
 
 if TYPE_CHECKING:
     from ..core import Action, CameraCore
@@ -94,7 +94,7 @@ class SecureVideoWiring:
         """Capabilities and tiers from what the camera delivers (the cached probe) and ``tiers:``."""
         probe = self.core.offer.cached_probe()
         plans = plan_tiers(probe, self.spec.tiers)
-        video = video_tiers(plans, video_codec(probe)).encode()
+        video = video_tiers(plans, video_codec(probe, self.spec.tier_codec)).encode()
         audio = audio_tiers().encode()
         for char, value in ((sv.capabilities, capabilities(plans, self.spec.state_file).encode()),
                             (sv.video_tiers, video), (sv.webrtc_video_tiers, video),
@@ -205,10 +205,13 @@ class SecureVideoWiring:
             return answer(ControlStatus.UNKNOWN)
         source: Source | None = None
         profile: Profile | None = None
+        hevc = False
         if command.command is ControlCommand.END:
             selected = SelectedCommand(session, LiveCommand.END)
         else:
-            plans = plan_tiers(self.core.offer.cached_probe(), self.spec.tiers)
+            probe = self.core.offer.cached_probe()
+            plans = plan_tiers(probe, self.spec.tiers)
+            hevc = video_codec(probe, self.spec.tier_codec) == CODEC_H265
             plan = next((p for p in plans if p.tier_id == command.video_tier), None)
             if plan is None:
                 return answer(ControlStatus.NO_SUCH_STREAM)
@@ -220,10 +223,10 @@ class SecureVideoWiring:
             selected = SelectedCommand(session, LiveCommand.START, video, audio)
             source = None if plan.source is None else parse_source(plan.source)
             profile = None if plan.profile is None else self._profile(plan.profile)
-            log.info("%s: tier %s (%dx%d@%d%s) asked for", self.name, plan.name, plan.width, plan.height, plan.fps,
-                     "" if profile is None else f", profile {profile.name}")
+            log.info("%s: tier %s (%dx%d@%d %s%s) asked for", self.name, plan.name, plan.width, plan.height,
+                     plan.fps, "H.265" if hevc else "H.264", "" if profile is None else f", profile {profile.name}")
         try:
-            self.live.start_selected(selected, ctx, source, profile)
+            self.live.start_selected(selected, ctx, source, profile, hevc)
         except HapError as exc:
             log.info("%s: tier control refused: %s", self.name, exc)
             return answer(ControlStatus.BUSY if exc.status is HapStatus.RESOURCE_BUSY else ControlStatus.ERROR)
