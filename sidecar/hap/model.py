@@ -93,6 +93,11 @@ class Perm(StrEnum):
     WRITE_RESPONSE = "wr"
 
 
+def _invalid() -> HapError:
+    """The error a value that does not fit its characteristic gets (made only when raised)."""
+    return HapError(HapStatus.INVALID_VALUE)
+
+
 class SessionView(Protocol):
     """What handlers may know of the controller session behind a request."""
 
@@ -180,40 +185,39 @@ class Characteristic:
     def validate(self, value: Any) -> Any:
         """Return the value in canonical Python form, or raise HapError(-70410)."""
         fmt = self.format
-        invalid = HapError(HapStatus.INVALID_VALUE)
         if fmt is Format.BOOL:
             if isinstance(value, bool):
                 return value
             if isinstance(value, int) and value in (0, 1):
                 return bool(value)
-            raise invalid
+            raise _invalid()
         if fmt in _INT_RANGES:
             if isinstance(value, bool):
                 value = int(value)
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             if not isinstance(value, int):
-                raise invalid
+                raise _invalid()
             low, high = _INT_RANGES[fmt]
             if not low <= value <= high:
-                raise invalid
+                raise _invalid()
             self._check_range(value)
             if self.valid_values is not None and value not in self.valid_values:
-                raise invalid
+                raise _invalid()
             return value
         if fmt is Format.FLOAT:
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise invalid
+                raise _invalid()
             number = float(value)
             if not math.isfinite(number):
-                raise invalid
+                raise _invalid()
             self._check_range(number)
             return number
         if fmt is Format.STRING:
             if not isinstance(value, str):
-                raise invalid
+                raise _invalid()
             if len(value) > (self.max_len if self.max_len is not None else 64):
-                raise invalid
+                raise _invalid()
             return value
         # tlv8 and data travel as base64 in JSON; Python callers may pass bytes directly.
         if isinstance(value, bytes | bytearray):
@@ -222,18 +226,18 @@ class Characteristic:
             try:
                 raw = base64.b64decode(value.encode("ascii"), validate=True)
             except (binascii.Error, UnicodeEncodeError):
-                raise invalid from None
+                raise _invalid() from None
         else:
-            raise invalid
+            raise _invalid()
         if self.max_data_len is not None and len(raw) > self.max_data_len:
-            raise invalid
+            raise _invalid()
         return raw
 
     def _check_range(self, number: float) -> None:
         if self.min_value is not None and number < self.min_value:
-            raise HapError(HapStatus.INVALID_VALUE)
+            raise _invalid()
         if self.max_value is not None and number > self.max_value:
-            raise HapError(HapStatus.INVALID_VALUE)
+            raise _invalid()
 
     def to_json_value(self, value: Any) -> Any:
         if self.format is Format.TLV8 or self.format is Format.DATA:
