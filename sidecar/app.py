@@ -228,7 +228,7 @@ class App:
                 raise ConfigError(f"mdns_interfaces {cfg.mdns_interfaces or 'all'}: cannot advertise: "
                                   f"{exc.strerror or exc}") from None
             addresses = local_addresses(cfg.mdns_interfaces)
-        sealing_pool = SealingPool()  # one for every camera: idle sealing memory does not grow with cameras
+        sealing_pool = SealingPool(cfg.sealing_buffers)  # one for every camera: bounded, not per camera
         for index, cam_cfg in enumerate(cfg.cameras):
             advertiser = Advertiser(self._zeroconf, addresses) if self._zeroconf is not None else None
             port = cfg.port_for(index, cam_cfg)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .config_env import EnvError, expand_env
 from .config_mqtt import CameraMqttConfig, MqttConfig
 from .hap.state import is_valid_setup_code
+from .hds.sealing_pool import DEFAULT_POOL_BUFFERS
 from .media.profiles import Profile, ProfileError, load_profiles, profile_dirs
 
 __all__ = ["LOG_LEVELS", "CameraConfig", "Config", "ConfigError", "TwoWayAudioConfig", "check_profiles", "load_config",
@@ -278,6 +279,10 @@ class Config(_Strict):
     archive_max_mb: int = Field(default=2000, ge=10, le=10_000_000, description="delete the oldest beyond this")
     ffmpeg_profiles_dir: Path | None = Field(
         default=None, description="your own ffmpeg profiles (<name>.toml); a name here replaces the built-in one")
+    sealing_buffers: int = Field(
+        default=DEFAULT_POOL_BUFFERS, ge=0, le=1024,
+        description="recordings that may open in the same instant without waiting for fresh memory: one sealing "
+                    "buffer (about 1.4 MB at 2 Mbps) is kept ready per camera, up to this many for all cameras")
     copy_ffmpeg: str | None = Field(
         default=None, min_length=1,
         description="the ffmpeg that copy-mode cameras' recording pipelines run (e.g. a static build, which holds "

@@ -1,7 +1,8 @@
-"""``copy_ffmpeg``: only copy-mode cameras' recording pipelines run it (docs/scaling.md)."""
+"""The memory settings: `copy_ffmpeg` (only copy-mode recording pipelines run it) and `sealing_buffers`."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from sidecar.app import _recording_ffmpeg, camera_spec
@@ -28,3 +29,18 @@ async def test_the_camera_runs_it_for_the_recording_pipeline_only(tmp_path: Path
                     recording_ffmpeg="/opt/ffmpeg/ffmpeg")
     assert camera.pipeline.config.ffmpeg_bin == "/opt/ffmpeg/ffmpeg"
     assert camera.live.ffmpeg == camera.media.ffmpeg == "ffmpeg"  # live views and snapshots: ffmpeg on PATH
+
+
+async def test_sealing_buffers_bounds_the_pool_every_camera_shares(tmp_path: Path) -> None:
+    from sidecar.app import App
+
+    cfg = build_config({"state_dir": str(tmp_path), "bind": "127.0.0.1", "mdns": False, "sealing_buffers": 1,
+                        "cameras": [{"name": f"Cam {i}", "source": "rtsp://127.0.0.1:9/x", "setup_code": "031-45-154",
+                                     "keep_warm": "recording"} for i in range(2)]})
+    app = App(cfg, out=io.StringIO())
+    await app.start()
+    try:
+        pools = {id(camera.hds.pool) for camera in app.cameras}
+        assert len(pools) == 1 and app.cameras[0].hds.pool.limit == 1
+    finally:
+        await app.stop()
