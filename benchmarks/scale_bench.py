@@ -55,6 +55,7 @@ from benchmarks.kit.cpu import machine_busy_s, process_cpu_s
 from benchmarks.kit.stats import percentile as pct
 from benchmarks.recording_bench import CameraRig, HubProcess, StreamResult, hds_job, select_and_enable, wait_probed
 from sidecar.camera import Camera, CameraSpec
+from sidecar.hds.sealing_pool import SealingPool
 from sidecar.media.start_gate import START_LIMIT
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
@@ -136,7 +137,9 @@ async def measure(clip: Path, state: Path, n: int, pairings: list[dict[str, Any]
     capture = DeriveCapture()
     original = vars(aio_connection)["get_session_keys"]
     aio_connection.get_session_keys = capture  # type: ignore[attr-defined, assignment]
-    cameras = [Camera(spec(i, clip), state / f"cam{i:03d}", host="127.0.0.1", port=0, advertiser=None)
+    pool = SealingPool()  # shared by every camera, as App does
+    cameras = [Camera(spec(i, clip), state / f"cam{i:03d}", host="127.0.0.1", port=0, advertiser=None,
+                      sealing_pool=pool)
                for i in range(n)]
     rigs: list[CameraRig] = []
     hubs = HubProcess()

@@ -115,8 +115,8 @@ def main() -> None:
     counts = sorted(int(x) for x in args.cameras.split(","))
     now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"# sidecar_memory: load average {os.getloadavg()[0]:.1f}, {now}"
-          f"{', ffmpeg ' + args.ffmpeg if args.ffmpeg else ''}{', env ' + ' '.join(args.env) if args.env else ''}",
-          flush=True)
+          f"{', ffmpeg ' + args.ffmpeg if args.ffmpeg else ''}{', env ' + ' '.join(args.env) if args.env else ''}"
+          f"{'' if args.sealing_buffers is None else f', sealing_buffers {args.sealing_buffers}'}", flush=True)
     with tempfile.TemporaryDirectory(prefix="sidecar-memory-") as tmp:
         clip, state = setup(Path(tmp), max(counts))
         rows = [measure(clip, state, n, args) for n in counts]
