@@ -88,6 +88,7 @@ from sidecar.camera import Camera, CameraSpec
 from sidecar.hds import RecordingStream, SessionKeys, frames, messages
 from sidecar.hds.datasend import MAX_CHUNK
 from sidecar.hds.messages import Kind, Message
+from sidecar.hds.sealing_pool import SealingPool
 from sidecar.media import Fragment, HevcRecording
 from sidecar.media.hevc_recording import PRFT_SIZE, RewrittenFragment
 from sidecar.media.prebuffer import Subscription
@@ -742,6 +743,7 @@ async def run(clips: dict[str, Path], state: Path, args: argparse.Namespace) -> 
     sample_entries: dict[str, int] = {}
     try:
         await hubs.start(args.hub_cpu)
+        pool = SealingPool()  # shared by every camera, as App does
         for i in range(args.cameras):
             # keep_warm "recording": ffmpeg starts when the hub turns recording on, so the fragment
             # phases can be spread (or aligned) below.
@@ -754,7 +756,7 @@ async def run(clips: dict[str, Path], state: Path, args: argparse.Namespace) -> 
                                     setup_code=PIN, keep_warm="recording")
             directory = state / f"cam{i + 1:02d}"
             directory.mkdir()
-            camera = Camera(config, directory, host="127.0.0.1", port=0, advertiser=None)
+            camera = Camera(config, directory, host="127.0.0.1", port=0, advertiser=None, sealing_pool=pool)
             rig = CameraRig(i, camera, hevc=hevc)
             rig.instrument()
             rigs.append(rig)
