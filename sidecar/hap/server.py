@@ -2,8 +2,9 @@
 
 Deliberately thin: it moves bytes between sockets and the core, arms the single timer the
 core asks for, runs ``/resource`` requests as tasks under a timeout (so a hung camera can
-never stall the server), runs the cores' CPU-heavy steps (pair-setup's SRP) in a short-lived
-worker thread so they never stall the event loop, writes the state file when told, and keeps the mDNS record in step.
+never stall the server), runs the cores' CPU-heavy steps (pair-setup's SRP) in a worker thread
+so they never stall the event loop, writes the state file when told (in a worker thread too: an
+fsync must not stall the loop), and keeps the mDNS record in step.
 A client that stops reading while events pile up is disconnected once its write buffer passes
 ``MAX_WRITE_BUFFER``: memory stays bounded whatever the peer does.
 """
@@ -14,11 +15,11 @@ import asyncio
 import contextlib
 import logging
 import socket
-import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from ..worker_thread import WorkerThread
 from .advertiser import Advertiser
 from .connection import Connection
 from .core import CoreConfig, ServerCore
@@ -26,6 +27,7 @@ from .model import Accessory
 from .notices import PairingNotice
 from .setup_payload import setup_uri
 from .state import AccessoryState, DamagedStateError, move_aside
+from .state_file import WriteBehind
 from .status import HapError, HapStatus
 
 __all__ = ["AccessoryServer", "ResourceHandler"]
@@ -36,15 +38,15 @@ MAX_WRITE_BUFFER = 1 << 20
 ResourceHandler = Callable[[int, int, "int | None"], Awaitable[bytes]]
 
 
-_crypto_turn = threading.Lock()
+_crypto_worker = WorkerThread("hap-crypto")
 
 
 def run_off_loop(loop: asyncio.AbstractEventLoop, compute: Callable[[], Any]) -> asyncio.Future[Any]:
-    """``compute()`` in a short-lived worker thread; its result (or exception) on the loop.
+    """``compute()`` in the crypto worker thread; its result (or exception) on the loop.
 
-    The steps take turns (one lock for the process): several at once would only fight the
-    event loop for the interpreter lock. A thread per step, not a pool, so a server that pairs
-    nobody keeps no idle thread around.
+    One worker for the process, so the steps take turns (several at once would only fight the
+    event loop for the interpreter lock) and a burst of pairings costs one thread start; it
+    ends when no step is left, so a server that pairs nobody keeps no idle thread around.
     """
     future: asyncio.Future[Any] = loop.create_future()
 
@@ -59,15 +61,14 @@ def run_off_loop(loop: asyncio.AbstractEventLoop, compute: Callable[[], Any]) ->
     def work() -> None:
         result: Any = None
         error: BaseException | None = None
-        with _crypto_turn:
-            try:
-                result = compute()
-            except Exception as exc:
-                error = exc
+        try:
+            result = compute()
+        except Exception as exc:
+            error = exc
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
             loop.call_soon_threadsafe(deliver, result, error)
 
-    threading.Thread(target=work, name="hap-crypto", daemon=True).start()
+    _crypto_worker.submit(work)
     return future
 
 
@@ -230,15 +231,20 @@ class AccessoryServer:
         self.state_path = state_path
         self.host = host
         self._requested_port = port
+        self.loop = asyncio.get_running_loop()
+        self._state_file = WriteBehind(state_path, self.loop)
+
+        def save(state: AccessoryState) -> None:
+            self._state_file.write(state.to_bytes())
+
         try:
-            self.state = AccessoryState.load_or_create(state_path, setup_code)
+            self.state = AccessoryState.load_or_create(state_path, setup_code, save=save)
         except DamagedStateError:
             if not reset_damaged_state:
                 raise
             kept = move_aside(state_path)
             log.warning("%s: damaged state file moved to %s; starting unpaired", name, kept.name)
-            self.state = AccessoryState.load_or_create(state_path, setup_code)
-        self.loop = asyncio.get_running_loop()
+            self.state = AccessoryState.load_or_create(state_path, setup_code, save=save)
         self.core = ServerCore(accessory, self.state, clock=self.loop.time, config=config)
         if self.core.state_changed_at_start:
             self.save_state()
@@ -314,6 +320,7 @@ class AccessoryServer:
             self._timer = None
         self.core.close()
         self.save_state()
+        await self._state_file.drain()
 
     def remove_all_pairings(self) -> bool:
         """Forget every controller (a parent's "unpair"): back to factory state, pairable again.
@@ -335,7 +342,12 @@ class AccessoryServer:
 
     # -- callbacks from the core --------------------------------------------------------------
     def save_state(self) -> None:
-        self.state.save(self.state_path)
+        """Write the state file, off the event loop (in order; :meth:`stop` waits for it)."""
+        self._state_file.write(self.state.to_bytes())
+
+    async def drain_state(self) -> None:
+        """Return once every state written so far is on disk."""
+        await self._state_file.drain()
 
     def _on_output(self, conn: Connection) -> None:
         proto = self._protocols.get(conn.id)

@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -208,9 +209,13 @@ class AccessoryState:
 
     @classmethod
     def load_or_create(
-        cls, path: Path, setup_code: str | None = None, setup_id: str | None = None
+        cls, path: Path, setup_code: str | None = None, setup_id: str | None = None,
+        save: Callable[[AccessoryState], None] | None = None,
     ) -> AccessoryState:
         """Load the state, or create and save a fresh identity when there is no file yet.
+
+        ``save`` writes a state that had to change (default: :meth:`save` to ``path`` at once; a
+        server on an event loop passes its write-behind writer).
 
         A damaged file is an error, never silently replaced: replacing it would orphan the
         user's pairings without telling them (see :func:`move_aside` for the user's way out).
@@ -223,14 +228,18 @@ class AccessoryState:
                 if not is_valid_setup_code(setup_code):
                     raise StateError("setup code must look like 123-45-678 and not be trivial")
                 state.setup_code = setup_code
-                state.save(path)
+                (save or (lambda s: s.save(path)))(state)
             return state
         state = cls.create(setup_code, setup_id)
-        state.save(path)
+        (save or (lambda s: s.save(path)))(state)
         return state
 
+    def to_bytes(self) -> bytes:
+        """The state file's content."""
+        return json.dumps(self.to_json(), indent=1, sort_keys=True).encode()
+
     def save(self, path: Path) -> None:
-        atomic_write(path, json.dumps(self.to_json(), indent=1, sort_keys=True).encode())
+        atomic_write(path, self.to_bytes())
 
 
 def _temp_pattern(path: Path) -> re.Pattern[str]:
