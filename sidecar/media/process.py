@@ -9,9 +9,10 @@ a lock held by another thread at fork time stays locked forever in the child, an
 ``setpriv --pdeathsig KILL -- ffmpeg ...``: a C program that sets the flag and execs ffmpeg
 (same pid, the flag survives exec), so nothing but the kernel and libc runs in the forked
 child. ``setpriv`` is in util-linux, which is Essential in Debian, so every Debian machine and
-image has it. The death signal is tied to the *thread* that forked the child: we always spawn
-from the event loop's thread, which lives as long as the loop. Without ``setpriv`` (another OS)
-we spawn ffmpeg directly and rely on SIGPIPE on its next write to our closed pipes.
+image has it. The death signal is tied to the *thread* that forked the child: children are
+started off the event loop by one spawner thread that lives while any of them does
+(:mod:`.child`). Without ``setpriv`` (another OS) we spawn ffmpeg directly and rely on SIGPIPE
+on its next write to our closed pipes.
 
 Stopping (:func:`terminate_and_reap`): SIGTERM first (ffmpeg then flushes its last fragment),
 SIGKILL after a grace period, always reaped. The caller's reader tasks keep draining
@@ -31,6 +32,8 @@ import shutil
 import signal
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from .child import Child, start_child
 
 __all__ = ["FfmpegNotFound", "death_signal_wrapper", "spawn", "terminate_and_reap"]
 
@@ -58,7 +61,7 @@ async def spawn(
     stderr: int | None = asyncio.subprocess.PIPE,
     pass_fds: Sequence[int] = (),
     limit: int = 1 << 16,
-) -> asyncio.subprocess.Process:
+) -> Child:
     """Start ``argv`` (``argv[0]`` is ffmpeg) as a child that dies with the sidecar.
 
     ``pass_fds`` are inherited by ffmpeg at the same numbers (for ``pipe:<fd>`` outputs); the
@@ -71,14 +74,14 @@ async def spawn(
     if binary is None:
         raise FfmpegNotFound(f"ffmpeg not found: {argv[0]!r} is not an executable file (install ffmpeg or "
                              "set the ffmpeg path)")
-    return await asyncio.create_subprocess_exec(
-        *death_signal_wrapper(), binary, *argv[1:],
+    return await start_child(
+        (*death_signal_wrapper(), binary, *argv[1:]),
         stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=tuple(pass_fds), limit=limit,
     )
 
 
 async def terminate_and_reap(
-    proc: asyncio.subprocess.Process,
+    proc: Child,
     readers: Iterable[asyncio.Task[Any]],
     *,
     grace_s: float,

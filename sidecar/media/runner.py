@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..redact import redact
+from .child import Child
 from .process import FfmpegNotFound, spawn, terminate_and_reap
 from .stderr import Cause, CauseKind, StderrTail, cause_in_words, seconds
 
@@ -292,7 +293,7 @@ class FfmpegRun:
             except Exception:  # a logging bug must not stop the drain (ffmpeg would block)
                 log.exception("%s: stderr handler failed", self.name)
 
-    async def _feed_stdin(self, proc: asyncio.subprocess.Process) -> None:
+    async def _feed_stdin(self, proc: Child) -> None:
         stdin = proc.stdin
         assert stdin is not None and self._stdin_data is not None
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
