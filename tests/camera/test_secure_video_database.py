@@ -120,6 +120,7 @@ async def test_zones_and_motion_enabled_are_kept_with_the_camera(tmp_path: Path)
     zones = sv.Zones((sv.Zone(2, (sv.Polygon(bytes(16), ((0, 0), (10, 0), (10, 10))),)),))
     write(cam.secure.zones, zones.encode())
     write(cam.secure.motion_enabled, False)
+    await cam.server.drain_state()  # the state file is written off the loop; a restart waits for it
     again = camera(tmp_path)
     assert again.secure is not None
     assert sv.parse_zones(cam.secure.zones.value) == zones
