@@ -3,11 +3,21 @@ cameras start in one sidecar (in this process, so its loop is the one measured),
 pair with 8 of them at once and all 8 record at once. The hubs run in a process of their own
 (tests/hub/fleet.py): their aiohomekit pair-setup would otherwise weigh on the loop measured.
 
-What is bounded is the CPU time the loop's thread spends in each callback (every handle and
-task step), 50 ms: the work the sidecar itself puts on its loop. Wall time per callback is
-what the suite's slow-callback guard watches; on a shared, loaded machine the kernel preempts
-the process for longer than 50 ms at random, so that guard keeps its looser suite-wide bound
-(``HKSV_TEST_BLOCK_LIMIT=0.05`` tightens it on an idle machine). The worst callback by either
+Every callback (every handle and task step) is measured three ways on the loop's thread: its
+CPU time, its wall time, and the time the kernel kept the thread waiting for a CPU meanwhile
+(the run delay, from ``/proc/self/task/<tid>/schedstat``). Two bounds, 50 ms each:
+
+* CPU time: the work the sidecar itself puts on its loop.
+* Wall time less the run delay: what is left is the CPU time plus every wait the thread chose,
+  on a disk (an fsync), on a lock (the interpreter lock held by a worker thread) or on another
+  process. On a shared, loaded machine the kernel keeps a thread off the CPU for longer than
+  50 ms at random; that is the run delay, not our code, so it is the one part not bounded.
+
+Two waits are the run queue's all the same, and are counted as run delay: ``Thread.start``
+waits until the new thread has run, which on a loaded machine is the new thread's wait for a
+CPU (read from its own schedstat as it starts); and a callback in which the loop spawned a
+process (nothing in the sidecar does any more, but a library might) waits until the child has
+exec'd: such a callback is held to the CPU bound only, and printed. The worst callback by each
 measure, and the loop's worst lag (how late a 10 ms timer fires), are printed.
 """
 
@@ -18,11 +28,15 @@ import gc
 import io
 import json
 import os
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,28 +49,99 @@ LIMIT_S = 0.050
 pytestmark = pytest.mark.slow
 
 
+@dataclass
+class Tally:
+    """What the measurement found: the callbacks over a bound, and the worst of each measure."""
+
+    over_cpu: list[str] = field(default_factory=list)
+    over_wall: list[str] = field(default_factory=list)
+    spawning: list[str] = field(default_factory=list)  # over the wall bound while spawning
+    worst_cpu: float = 0.0
+    worst_wall: float = 0.0
+    worst_waited: float = 0.0  # wall time less run delay
+    worst_run_delay: float = 0.0
+
+
+def run_delay_reader(native_id: int | None = None) -> Any:
+    """A function giving a thread's total run delay in seconds (0 without schedstat)."""
+    try:
+        fd = os.open(f"/proc/self/task/{native_id or threading.get_native_id()}/schedstat", os.O_RDONLY)
+    except OSError:
+        return lambda: 0.0
+    return lambda: int(os.pread(fd, 128, 0).split()[1]) / 1e9
+
+
+def describe(handle: asyncio.Handle) -> str:
+    """The handle, or the task it steps (its name, coroutine and line)."""
+    task = getattr(getattr(handle, "_callback", None), "__self__", None)
+    if isinstance(task, asyncio.Task):
+        coro: Any = task.get_coro()
+        while getattr(coro, "cr_await", None) is not None and getattr(coro.cr_await, "cr_frame", None) is not None:
+            coro = coro.cr_await  # the innermost coroutine: where the step ran
+        frame = getattr(coro, "cr_frame", None)
+        where = f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno}" if frame is not None else "-"
+        return f"task {task.get_name()}: {getattr(coro, '__qualname__', coro)} at {where}"
+    return repr(handle)[:300]
+
+
 @contextmanager
-def callback_cpu_times(over: list[tuple[float, str]], worst: list[float]) -> Iterator[None]:
-    """Measure the loop thread's CPU time (``worst[0]``) and wall time (``worst[1]``) in every
-    callback (``Handle._run``), keeping those over the bound in CPU time."""
+def measured_callbacks(tally: Tally) -> Iterator[None]:
+    """Measure every callback (``Handle._run``) on this thread: CPU, wall, run delay."""
     original = asyncio.events.Handle._run
+    original_popen = subprocess.Popen.__init__
+    original_start = threading.Thread.start
+    run_delay = run_delay_reader()
+    loop_thread = threading.get_ident()
+    spawns = [0]
+    started_threads = [0.0]  # run delay of threads the loop started, up to the moment they ran
+
+    def popen(self: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> None:
+        if threading.get_ident() == loop_thread:
+            spawns[0] += 1
+        original_popen(self, *args, **kwargs)
+
+    def start(self: threading.Thread) -> None:
+        if threading.get_ident() != loop_thread:
+            original_start(self)
+            return
+        began = time.perf_counter()
+        original_start(self)
+        waited = time.perf_counter() - began
+        if self.native_id is not None:
+            started_threads[0] += min(waited, run_delay_reader(self.native_id)())
 
     def run(handle: asyncio.Handle) -> None:
-        start, wall = time.thread_time(), time.perf_counter()
+        spawned = spawns[0]
+        delay = run_delay() + started_threads[0]
+        cpu, wall = time.thread_time(), time.perf_counter()
         try:
             original(handle)
         finally:
-            spent = time.thread_time() - start
-            worst[0] = max(worst[0], spent)
-            worst[1] = max(worst[1], time.perf_counter() - wall)
-            if spent > LIMIT_S:
-                over.append((spent, repr(handle)[:300]))
+            wall = time.perf_counter() - wall
+            cpu = time.thread_time() - cpu
+            delay = run_delay() + started_threads[0] - delay
+            waited = wall - delay
+            tally.worst_cpu = max(tally.worst_cpu, cpu)
+            tally.worst_wall = max(tally.worst_wall, wall)
+            tally.worst_run_delay = max(tally.worst_run_delay, delay)
+            what = (f"{cpu * 1000:.0f} ms CPU, {wall * 1000:.0f} ms wall, {delay * 1000:.0f} ms run delay: "
+                    f"{describe(handle)}")
+            if cpu > LIMIT_S:
+                tally.over_cpu.append(what)
+            if waited > LIMIT_S:
+                (tally.spawning if spawns[0] != spawned else tally.over_wall).append(what)
+            elif spawns[0] == spawned:
+                tally.worst_waited = max(tally.worst_waited, waited)
 
     asyncio.events.Handle._run = run  # type: ignore[method-assign]
+    subprocess.Popen.__init__ = popen  # type: ignore[method-assign]
+    threading.Thread.start = start  # type: ignore[method-assign]
     try:
         yield
     finally:
         asyncio.events.Handle._run = original  # type: ignore[method-assign]
+        subprocess.Popen.__init__ = original_popen  # type: ignore[method-assign]
+        threading.Thread.start = original_start  # type: ignore[method-assign]
 
 
 async def lag_monitor(worst: list[float], stop: asyncio.Event) -> None:
@@ -74,22 +159,26 @@ async def line(proc: asyncio.subprocess.Process, timeout: float) -> str:
 
 async def test_16_cameras_start_8_hubs_pair_and_record_at_once_with_no_callback_over_50_ms(
         tmp_path: Path, camera_clip: Path) -> None:
-    over: list[tuple[float, str]] = []
-    worst = [0.0, 0.0]
+    tally = Tally()
     # The test runner's own heap (every earlier test's objects) is not the sidecar's: collect it
     # and keep it out of the collector while measuring, so a full collection of the suite's
     # garbage (219 ms of CPU in one clean-clone run) is not charged to a sidecar callback.
     gc.collect()
     gc.freeze()
     try:
-        with callback_cpu_times(over, worst):
+        with measured_callbacks(tally):
             await asyncio.sleep(0)  # from the next step on, every step is measured
             await run_the_busy_minute(tmp_path, camera_clip)
     finally:
         gc.unfreeze()
-    print(f"worst callback: {worst[0] * 1000:.0f} ms of CPU, {worst[1] * 1000:.0f} ms of wall time "
-          f"(debug mode, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-    assert not over, "callbacks over 50 ms of CPU:\n" + "\n".join(f"{t * 1000:.0f} ms {h}" for t, h in over)
+    print(f"worst callback: {tally.worst_cpu * 1000:.0f} ms of CPU, {tally.worst_wall * 1000:.0f} ms of wall "
+          f"time, {tally.worst_waited * 1000:.0f} ms of wall time less run delay; worst run delay "
+          f"{tally.worst_run_delay * 1000:.0f} ms (debug mode, load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores)")
+    for what in tally.spawning:
+        print(f"spawning a process, excluded from the wall bound: {what}")
+    assert not tally.over_cpu, "callbacks over 50 ms of CPU:\n" + "\n".join(tally.over_cpu)
+    assert not tally.over_wall, "callbacks over 50 ms of wall time less run delay:\n" + "\n".join(tally.over_wall)
 
 
 async def run_the_busy_minute(tmp_path: Path, camera_clip: Path) -> None:
