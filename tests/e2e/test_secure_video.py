@@ -28,6 +28,7 @@ from tests.hub.secure_video import read_model, solicit_offer, timed_write, write
 from tests.hub.tier_viewer import wait_for_span, watch_tier
 from tests.support.clips import decodes_cleanly, probe
 from tests.support.hap_client import aio_pair
+from tests.support.live_view import wait_until
 
 PIN = "031-45-154"
 pytestmark = pytest.mark.slow
@@ -120,7 +121,9 @@ async def test_the_hub_finds_the_model_writes_zones_and_records(sidecar: Any, mo
     proc = await sidecar("--config", str(config))
     port = int((await proc.wait_for_line(r"HAP port: (\d+)")).group(1))
     http_port = int((await proc.wait_for_line(r"motion triggers: http://[\d.]+:(\d+)")).group(1))
-    assert (tmp_path / "state" / "secure.secure-video.json").exists()
+    # The state file is written off the sidecar's event loop: wait for it rather than race it.
+    state_file = tmp_path / "state" / "secure.secure-video.json"
+    await wait_until(state_file.exists, 10, "the secure-video accessory's state file")
     pairing = await aio_pair(port, PIN)
     try:
         await proc.wait_for_line(r"Secure: source is 640x360@[\d.]+ avc1", timeout=60)
