@@ -90,6 +90,7 @@ class _HapProtocol(asyncio.BufferedProtocol):
         self.conn: Connection | None = None
         self._resource_task: asyncio.Task[None] | None = None
         self._offload_task: asyncio.Task[None] | None = None
+        self._held: asyncio.Task[None] | None = None  # answers wait for the pairing state on disk
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -115,7 +116,27 @@ class _HapProtocol(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         if self.conn is None:
             return
+        saves = self._server.pairing_saves
         self.conn.receive_data(bytes(self._server.read_buffer[:nbytes]), self._server.loop.time())
+        self._flush_after(saves)
+
+    def _flush_after(self, saves: int) -> None:
+        """Flush, unless the request changed the pairings: then once their state file is on disk.
+
+        A hub that has our M6 (or an add/remove-pairing answer) believes the pairing exists, so
+        the answer must not go out before the write that keeps it: a crash in between would leave
+        the hub paired with an accessory that forgot it (docs/hap-server.md, checklist item 24).
+        """
+        if self._server.pairing_saves != saves and self._held is None:
+            self._held = self._server.loop.create_task(self._flush_when_durable())
+        else:
+            self.flush()
+
+    async def _flush_when_durable(self) -> None:
+        try:
+            await self._server.drain_state()
+        finally:
+            self._held = None
         self.flush()
 
     def eof_received(self) -> bool | None:
@@ -124,8 +145,8 @@ class _HapProtocol(asyncio.BufferedProtocol):
     def flush(self) -> None:
         """Write what the core produced, start deferred work, close if asked."""
         conn, transport = self.conn, self._transport
-        if conn is None or transport is None or transport.is_closing():
-            return
+        if conn is None or transport is None or transport.is_closing() or self._held is not None:
+            return  # (held: the waiting task flushes everything, in order, once the state is on disk)
         if conn.evicted:  # made room for a newcomer: release the socket at once
             transport.abort()
             return
@@ -159,8 +180,9 @@ class _HapProtocol(asyncio.BufferedProtocol):
         finally:
             self._offload_task = None
         if self.conn is conn:
+            saves = self._server.pairing_saves
             conn.complete_offload(result, error, self._server.loop.time())
-            self.flush()
+            self._flush_after(saves)
 
     async def _run_resource(self) -> None:
         conn = self.conn
@@ -193,6 +215,9 @@ class _HapProtocol(asyncio.BufferedProtocol):
         if self._offload_task is not None:
             self._offload_task.cancel()  # the worker finishes its step; nobody waits for it
             self._offload_task = None
+        if self._held is not None:
+            self._held.cancel()  # the write goes on (stop() drains it); there is nobody to answer
+            self._held = None
         if self.conn is not None:
             self._server._protocols.pop(self.conn.id, None)
             self.conn.connection_lost()
@@ -253,7 +278,8 @@ class AccessoryServer:
         self.advertiser = advertiser
         self._on_factory_reset = on_factory_reset
         self.core.callbacks.on_output = self._on_output
-        self.core.callbacks.on_state_dirty = self.save_state
+        self.pairing_saves = 0  # the core's saves (pairings, failed attempts): answers wait for them
+        self.core.callbacks.on_state_dirty = self._save_pairing_state
         self.core.callbacks.on_advertise = self._advertise
         self.core.callbacks.on_factory_reset = self._factory_reset
         self.core.callbacks.has_resource = resource_handler is not None
@@ -344,6 +370,10 @@ class AccessoryServer:
     def save_state(self) -> None:
         """Write the state file, off the event loop (in order; :meth:`stop` waits for it)."""
         self._state_file.write(self.state.to_bytes())
+
+    def _save_pairing_state(self) -> None:
+        self.pairing_saves += 1
+        self.save_state()
 
     async def drain_state(self) -> None:
         """Return once every state written so far is on disk."""
