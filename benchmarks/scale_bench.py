@@ -13,6 +13,8 @@ no earlier phase's heap counts in its memory):
   another as ``App.start`` does (paired, so each one's ffmpeg is wanted at once; the sidecar's start
   gate, ``sidecar/media/start_gate.py``, lets 8 start at a time); the figure runs from the first
   ``start()`` until every prebuffer holds ``PREBUFFER_MS`` of video.
+* **idle CPU**: the same ratio over ``--idle`` seconds before any hub connects (every camera warm,
+  nobody recording): what the cameras cost the sidecar on their own.
 * **CPU**: this process's CPU against the sum of its ffmpeg children's, over ``--window`` seconds
   during which 16 cameras record to hubs (the hubs' HDS readers run in another process,
   ``benchmarks.recording_bench --hub-worker``; their HAP sessions are verified here).
@@ -24,7 +26,7 @@ no earlier phase's heap counts in its memory):
 
 It prints a table; it never passes or fails. Loopback only, no mDNS. Usage::
 
-    .venv/bin/python -m benchmarks.scale_bench [--cameras 32,64,128] [--recording 16] [--window 20]
+    .venv/bin/python -m benchmarks.scale_bench [--cameras 32,64,128] [--recording 16] [--window 20] [--idle 10]
 """
 
 from __future__ import annotations
@@ -122,6 +124,9 @@ class Row:
     ffmpeg_cpu_pct: float
     other_cpu_pct: float
     hub_cpu_pct: float
+    idle_self_cpu_pct: float
+    idle_ffmpeg_cpu_pct: float
+    idle_other_cpu_pct: float
     self_mem: dict[str, float]
     base_mem: dict[str, float]
     ffmpeg_mem: dict[str, float]
@@ -152,6 +157,26 @@ async def measure(clip: Path, state: Path, n: int, pairings: list[dict[str, Any]
         warm_s = time.monotonic() - t0
         print(f"# N={n}: every prebuffer warm {warm_s:.1f} s after the first start", flush=True)
 
+        me = psutil.Process()
+        kids = ffmpeg_children()
+
+        def kids_cpu() -> float:
+            total = 0.0
+            for k in kids:
+                with contextlib.suppress(psutil.Error):
+                    total += process_cpu_s(k)
+            return total
+
+        # Idle: every camera warm, nobody recording, no hub connected (the sidecar's own cost).
+        idle = [0.0, 0.0, 0.0]
+        if args.idle > 0:
+            print(f"# N={n}: idle window ({args.idle:.0f} s) starts", file=sys.stderr, flush=True)
+            a0 = (process_cpu_s(me), kids_cpu(), machine_busy_s(), time.monotonic())
+            await asyncio.sleep(args.idle)
+            b0 = (process_cpu_s(me), kids_cpu(), machine_busy_s(), time.monotonic())
+            d0 = [y - x for x, y in zip(a0, b0, strict=True)]
+            idle = [100 * d0[0] / d0[3], 100 * d0[1] / d0[3], 100 * max(0.0, d0[2] - d0[0] - d0[1]) / d0[3]]
+
         # The recording cameras: a verified HAP session each (one at a time, so each HKDF is its own).
         await hubs.start()
         for i, camera in enumerate(cameras[: args.recording]):
@@ -172,17 +197,8 @@ async def measure(clip: Path, state: Path, n: int, pairings: list[dict[str, Any]
         jobs = [await hds_job(r, 1, 0.0, args.window) for r in rigs]
         await hubs.ask({"connect": jobs}, within=60)
 
-        me = psutil.Process()
-        kids = ffmpeg_children()
         restarts0 = sum(c.pipeline.restarts for c in cameras)
-
-        def kids_cpu() -> float:
-            total = 0.0
-            for k in kids:
-                with contextlib.suppress(psutil.Error):
-                    total += process_cpu_s(k)
-            return total
-
+        print(f"# N={n}: recording window ({args.window:.0f} s) starts", file=sys.stderr, flush=True)
         a = (process_cpu_s(me), kids_cpu(), machine_busy_s(), hubs.cpu_s(), time.monotonic())
         start_at = time.monotonic() + 0.2
         answer = await hubs.ask({"start_at": start_at}, within=args.window + 60)
@@ -202,7 +218,8 @@ async def measure(clip: Path, state: Path, n: int, pairings: list[dict[str, Any]
         prebuffer = sum(c.pipeline.prebuffer.bytes for c in cameras) / n / MB
         restarts = sum(c.pipeline.restarts for c in cameras) - restarts0
         return Row(n, warm_s, 100 * d[0] / wall, 100 * d[1] / wall, 100 * max(0.0, d[2] - d[0] - d[1] - d[3]) / wall,
-                   100 * d[3] / wall, self_mem, base_mem, ffmpeg_mem, len(mems), prebuffer, first, errors, restarts)
+                   100 * d[3] / wall, *idle, self_mem, base_mem, ffmpeg_mem, len(mems), prebuffer, first, errors,
+                   restarts)
     finally:
         await hubs.stop()
         for rig in rigs:
@@ -232,17 +249,20 @@ def child(*argv: str) -> str:
 
 def report(rows: list[Row], args: argparse.Namespace) -> None:
     print()
-    print("| cameras | start -> every prebuffer warm, s | sidecar CPU % | ffmpeg children CPU % | ratio "
-          "(target <= 0.2) | sidecar RSS / PSS / USS, MB | sidecar USS per camera, MB (prebuffer + 2 target) | "
+    print("| cameras | start -> every prebuffer warm, s | idle: sidecar / ffmpeg CPU %, ratio | "
+          "sidecar CPU % | ffmpeg children CPU % | ratio (target <= 0.2) | sidecar RSS / PSS / USS, MB | "
+          "sidecar USS per camera, MB (prebuffer + 2 target) | "
           "per ffmpeg RSS / PSS / USS, MB | first byte of the recordings, p50 / p99 / max ms | hub process CPU % | "
           "others' CPU % |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ratio = r.self_cpu_pct / r.ffmpeg_cpu_pct if r.ffmpeg_cpu_pct else float("nan")
         per_cam = (r.self_mem["uss"] - r.base_mem["uss"]) / r.n
         fb = sorted(r.first_byte_ms)
         first = f"{pct(fb, 50):.1f} / {pct(fb, 99):.1f} / {fb[-1]:.1f} ({len(fb)})" if fb else "-"
-        print(f"| {r.n} | {r.warm_s:.1f} | {r.self_cpu_pct:.1f} | {r.ffmpeg_cpu_pct:.1f} | {ratio:.2f} | "
+        idle_ratio = r.idle_self_cpu_pct / r.idle_ffmpeg_cpu_pct if r.idle_ffmpeg_cpu_pct else float("nan")
+        print(f"| {r.n} | {r.warm_s:.1f} | {r.idle_self_cpu_pct:.1f} / {r.idle_ffmpeg_cpu_pct:.1f}, {idle_ratio:.2f} | "
+              f"{r.self_cpu_pct:.1f} | {r.ffmpeg_cpu_pct:.1f} | {ratio:.2f} | "
               f"{r.self_mem['rss']:.0f} / {r.self_mem['pss']:.0f} / {r.self_mem['uss']:.0f} | "
               f"{per_cam:.2f} ({r.prebuffer_mb + 2:.2f}) | "
               f"{r.ffmpeg_mem['rss']:.1f} / {r.ffmpeg_mem['pss']:.1f} / {r.ffmpeg_mem['uss']:.1f} ({r.ffmpeg_count}) | "
@@ -263,6 +283,8 @@ def main() -> None:
     parser.add_argument("--cameras", default="32,64,128")
     parser.add_argument("--recording", type=int, default=16, help="cameras recording to hubs during the window")
     parser.add_argument("--window", type=float, default=20.0, help="recording (and CPU) window, seconds")
+    parser.add_argument("--idle", type=float, default=10.0,
+                        help="idle window before the recordings (every camera warm, nobody recording), seconds")
     parser.add_argument("--start-concurrency", type=int, default=8, help="cameras probing at once during the setup")
     parser.add_argument("--setup", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)
@@ -302,7 +324,7 @@ def main() -> None:
         rows = []
         for n in counts:
             line = child("--measure", str(n), "--clip", str(clip), "--state", str(state), "--pairings", str(pairings),
-                         "--recording", str(args.recording), "--window", str(args.window))
+                         "--recording", str(args.recording), "--window", str(args.window), "--idle", str(args.idle))
             rows.append(Row(**json.loads(line)))
     report(rows, args)
     print(json.dumps([r.__dict__ for r in rows]), file=sys.stderr)
