@@ -190,6 +190,8 @@ class Connection:
 
     def sent(self) -> None:
         """The adapter wrote everything from data_to_send(); run the deferred actions."""
+        if not self._after_send:
+            return
         actions, self._after_send = self._after_send, []
         for action in actions:
             action()

@@ -86,6 +86,8 @@ class _HapProtocol(asyncio.BufferedProtocol):
 
     def __init__(self, server: AccessoryServer) -> None:
         self._server = server
+        self._time = server.loop.time  # looked up once: the per-request path is mostly overhead
+        self._read_buffer = server.read_buffer
         self._transport: asyncio.Transport | None = None
         self.conn: Connection | None = None
         self._resource_task: asyncio.Task[None] | None = None
@@ -111,14 +113,18 @@ class _HapProtocol(asyncio.BufferedProtocol):
         self._server._rearm()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._server.read_buffer
+        return self._read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
         if self.conn is None:
             return
-        saves = self._server.pairing_saves
-        self.conn.receive_data(bytes(self._server.read_buffer[:nbytes]), self._server.loop.time())
-        self._flush_after(saves)
+        server = self._server
+        saves = server.pairing_saves
+        self.conn.receive_data(bytes(self._read_buffer[:nbytes]), self._time())
+        if server.pairing_saves != saves:
+            self._flush_after(saves)
+        else:
+            self.flush()
 
     def _flush_after(self, saves: int) -> None:
         """Flush, unless the request changed the pairings: then once their state file is on disk.
@@ -145,7 +151,7 @@ class _HapProtocol(asyncio.BufferedProtocol):
     def flush(self) -> None:
         """Write what the core produced, start deferred work, close if asked."""
         conn, transport = self.conn, self._transport
-        if conn is None or transport is None or transport.is_closing() or self._held is not None:
+        if conn is None or transport is None or self._held is not None or transport.is_closing():
             return  # (held: the waiting task flushes everything, in order, once the state is on disk)
         if conn.evicted:  # made room for a newcomer: release the socket at once
             transport.abort()
@@ -154,7 +160,8 @@ class _HapProtocol(asyncio.BufferedProtocol):
         if data:
             transport.write(data)
         conn.sent()
-        if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+        # Only a write grows the buffer, and a flush that found it over the limit aborted.
+        if data and transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
             log.warning("%s: connection %d is not reading; dropping it", self._server.name, conn.id)
             transport.abort()
             return
@@ -164,7 +171,9 @@ class _HapProtocol(asyncio.BufferedProtocol):
             self._offload_task = self._server.loop.create_task(self._run_offload())
         if conn.close_after_send:
             transport.close()
-        self._server._rearm()
+        server = self._server
+        if server.core.next_deadline() != server._timer_at:  # the common case: the timer stands
+            server._rearm()
 
     async def _run_offload(self) -> None:
         """Run the connection's CPU-heavy step in the crypto worker, then let it answer."""
