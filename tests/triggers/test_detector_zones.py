@@ -135,6 +135,7 @@ async def test_zones_reach_a_running_detector_and_survive_a_restart(tmp_path: Pa
     assert len(seen) == 2 and seen[-1] == cam.detection_zones()
     (excluded,) = cam.detection_zones().exclude
     assert excluded == ((0.5, 0.0), (1.0, 0.0), (1.0, 1.0), (0.5, 1.0))
+    await cam.server.drain_state()  # the state file is written off the loop; a restart waits for it
     assert secure_camera(tmp_path).detection_zones() == cam.detection_zones()
 
 
