@@ -62,13 +62,27 @@ class Tally:
     worst_run_delay: float = 0.0
 
 
-def run_delay_reader(native_id: int | None = None) -> Any:
-    """A function giving a thread's total run delay in seconds (0 without schedstat)."""
+def run_delay_reader() -> Any:
+    """A function giving this thread's total run delay in seconds (0 without schedstat)."""
     try:
-        fd = os.open(f"/proc/self/task/{native_id or threading.get_native_id()}/schedstat", os.O_RDONLY)
+        fd = os.open(f"/proc/self/task/{threading.get_native_id()}/schedstat", os.O_RDONLY)
     except OSError:
         return lambda: 0.0
     return lambda: int(os.pread(fd, 128, 0).split()[1]) / 1e9
+
+
+def thread_run_delay(native_id: int) -> float:
+    """Another thread's total run delay in seconds, read once.
+
+    The thread may have ended already (a worker thread with one short job, on a fast machine):
+    its file is then gone or fails with ESRCH, and its run delay counts as 0, the stricter
+    reading (the wait is charged to the callback that started it).
+    """
+    try:
+        with open(f"/proc/self/task/{native_id}/schedstat", "rb") as f:
+            return int(f.read().split()[1]) / 1e9
+    except OSError:
+        return 0.0
 
 
 def describe(handle: asyncio.Handle) -> str:
@@ -108,7 +122,7 @@ def measured_callbacks(tally: Tally) -> Iterator[None]:
         original_start(self)
         waited = time.perf_counter() - began
         if self.native_id is not None:
-            started_threads[0] += min(waited, run_delay_reader(self.native_id)())
+            started_threads[0] += min(waited, thread_run_delay(self.native_id))
 
     def run(handle: asyncio.Handle) -> None:
         spawned = spawns[0]
