@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-__all__ = ["Child", "start_child"]
+__all__ = ["Child", "PipeSource", "start_child"]
 
 
 class _Spawner:
@@ -85,7 +85,7 @@ class Child:
         self.pid = popen.pid
         self.returncode: int | None = None
         self.stdin: asyncio.StreamWriter | None = None
-        self.stdout: asyncio.StreamReader | None = None
+        self.stdout: asyncio.StreamReader | PipeSource | None = None
         self.stderr: asyncio.StreamReader | None = None
         self._exited: asyncio.Future[int] = loop.create_future()
         self._pidfd: int | None = None
@@ -110,10 +110,10 @@ class Child:
         self.send_signal(signal.SIGKILL)
 
     # -- on the loop ----------------------------------------------------------------------------
-    async def _connect(self, limit: int) -> None:
+    async def _connect(self, limit: int, direct_stdout: bool) -> None:
         popen, loop = self._popen, self._loop
         if popen.stdout is not None:
-            self.stdout = await _reader(loop, popen.stdout, limit)
+            self.stdout = PipeSource(loop, popen.stdout) if direct_stdout else await _reader(loop, popen.stdout, limit)
         if popen.stderr is not None:
             self.stderr = await _reader(loop, popen.stderr, limit)
         if popen.stdin is not None:
@@ -161,6 +161,82 @@ class Child:
             self._exited.set_result(code)
 
 
+class PipeSource:
+    """A child's output pipe read straight into its consumer's buffers, from the loop's reader
+    callback (``loop.add_reader``).
+
+    Through ``connect_read_pipe`` and a ``StreamReader``, every read allocates a ``bytes`` of
+    the transport's read size, copies it into the reader's buffer, wakes the consumer's task
+    and copies it out again: for a camera's fMP4 that is three copies of every byte, and a task
+    wake-up per pipe read. Here the consumer says where the next bytes go (``get_buffer``,
+    e.g. the end of the fragment being received) and ``os.readv`` puts them there; the pipe is
+    non-blocking and each readiness callback reads once, what is there, as the transport did.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, pipe: IO[bytes]) -> None:
+        self._loop = loop
+        self._pipe = pipe
+        self._fd = pipe.fileno()
+        os.set_blocking(self._fd, False)
+        self.at_eof = False
+
+    async def pump(self, get_buffer: Callable[[], memoryview], buffer_updated: Callable[[int], bool]) -> None:
+        """Read into ``get_buffer()``, then call ``buffer_updated(n)`` with the count, until EOF
+        (then return, the pipe closed) or until ``buffer_updated`` returns True (stop: later calls
+        go on where this one stopped). An exception in either callable ends the pump and is
+        raised here."""
+        if self.at_eof:
+            return
+        done: asyncio.Future[None] = self._loop.create_future()
+
+        def ready() -> None:
+            if done.done():
+                return
+            try:
+                n = os.readv(self._fd, [get_buffer()])
+            except (BlockingIOError, InterruptedError):
+                return
+            except Exception as exc:  # the pipe failed, or get_buffer did
+                done.set_exception(exc)
+                return
+            if n == 0:
+                self.close()
+                done.set_result(None)
+                return
+            try:
+                if buffer_updated(n):
+                    done.set_result(None)
+            except Exception as exc:
+                done.set_exception(exc)
+
+        self._loop.add_reader(self._fd, ready)
+        try:
+            await done
+        finally:
+            if not self._pipe.closed:
+                self._loop.remove_reader(self._fd)
+
+    async def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes, ``b""`` at EOF (as ``StreamReader.read``; for a drain)."""
+        buf = memoryview(bytearray(n))
+        got = 0
+
+        def updated(k: int) -> bool:
+            nonlocal got
+            got = k
+            return True
+
+        await self.pump(lambda: buf, updated)
+        return bytes(buf[:got])
+
+    def close(self) -> None:
+        """Close our end (idempotent): after EOF, or when nobody will read it any more."""
+        self.at_eof = True
+        if not self._pipe.closed:
+            self._loop.remove_reader(self._fd)
+            self._pipe.close()
+
+
 async def _reader(loop: asyncio.AbstractEventLoop, pipe: IO[bytes], limit: int) -> asyncio.StreamReader:
     reader = asyncio.StreamReader(limit=limit, loop=loop)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe)
@@ -174,8 +250,9 @@ async def _writer(loop: asyncio.AbstractEventLoop, pipe: IO[bytes]) -> asyncio.S
 
 
 async def start_child(argv: Sequence[str], *, stdin: int | None, stdout: int | None, stderr: int | None,
-                      pass_fds: Sequence[int] = (), limit: int = 1 << 16) -> Child:
-    """Start ``argv`` in the spawner thread; its pipes (``subprocess.PIPE``) come back as streams.
+                      pass_fds: Sequence[int] = (), limit: int = 1 << 16, direct_stdout: bool = False) -> Child:
+    """Start ``argv`` in the spawner thread; its pipes (``subprocess.PIPE``) come back as streams
+    (stdout as a :class:`PipeSource` with ``direct_stdout``).
 
     Raises what ``subprocess.Popen`` raises (``OSError`` when the program cannot be run).
     """
@@ -221,7 +298,7 @@ async def start_child(argv: Sequence[str], *, stdin: int | None, stdout: int | N
     child = Child(popen, loop)
     child._watch_exit(pidfd)
     try:
-        await child._connect(limit)
+        await child._connect(limit, direct_stdout)
     except BaseException:
         with contextlib.suppress(ProcessLookupError):
             child.kill()

@@ -32,6 +32,7 @@ from typing import Literal
 
 from ..redact import redact
 from .backoff import Backoff
+from .child import PipeSource
 from .fmp4_boxes import Fmp4Error
 from .frames import FrameCallback, FramePipe, GrayFrame
 from .pipeline_config import PipelineConfig
@@ -356,7 +357,7 @@ class MediaPipeline:
         log.log(logging.DEBUG if quiet else logging.INFO, "%s: starting ffmpeg (%s, audio %s): %s", cfg.name,
                 command.profile.name, command.audio.value, redact(" ".join(command.argv)))
         run = FfmpegRun(
-            command.argv, name=cfg.name, consume=self._pump,
+            command.argv, name=cfg.name, consume_direct=self._pump,
             startup_timeout_s=cfg.startup_timeout_s, stall_timeout_s=cfg.silence_timeout_s,
             startup_message="no video from the source within {s} s", stall_message="no keyframe for {s} s",
             stop_timeout_s=cfg.stop_timeout_s, on_stderr=self._stderr.line, read_limit=_READ_SIZE, clock=self._clock,
@@ -382,19 +383,23 @@ class MediaPipeline:
             self._last_error = result.reason
         return result
 
-    async def _pump(self, stdout: asyncio.StreamReader, run: FfmpegRun) -> str | None:
-        """The run's stdout consumer: fMP4 into the intake, the policy's answers carried out.
-        Returns ``None`` at EOF, or the reason to stop (the runner keeps draining stdout while
-        ffmpeg is stopped)."""
+    async def _pump(self, stdout: PipeSource, run: FfmpegRun) -> str | None:
+        """The run's stdout consumer: fMP4 read straight into the intake's buffers (a fragment's
+        payload into the fragment's own, :meth:`.Fmp4Reader.get_buffer`), the policy's answers
+        carried out. Returns ``None`` at EOF, or the reason to stop (the runner keeps draining
+        stdout while ffmpeg is stopped)."""
         intake, name = self._intake, self.config.name
-        while chunk := await stdout.read(_READ_SIZE):
+        failed: str | None = None
+
+        def updated(nbytes: int) -> bool:  # in the loop's reader callback, after each read
+            nonlocal failed
             now = self._clock()
             try:
-                events = intake.feed(chunk)
+                events = intake.buffer_updated(nbytes)
             except Fmp4Error as exc:
                 failed = f"malformed fMP4 from ffmpeg: {exc}"
                 log.warning("%s: %s", name, failed)
-                return failed
+                return True
             for event in events:
                 run.progress()  # an init segment or a fragment (which starts on a keyframe)
                 if isinstance(event, InitSegment):
@@ -416,7 +421,10 @@ class MediaPipeline:
                         self._signals.emit(PipelineEvent("running"))
                     self._act(intake.on_fragment(event, now))
                 self._signals.changed()
-        return None
+            return False
+
+        await stdout.pump(intake.get_buffer, updated)
+        return failed
 
     def _act(self, actions: list[Action]) -> None:
         """Carry out what the stream policy answered: log its notices, ask for its restarts."""

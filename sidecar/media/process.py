@@ -61,6 +61,7 @@ async def spawn(
     stderr: int | None = asyncio.subprocess.PIPE,
     pass_fds: Sequence[int] = (),
     limit: int = 1 << 16,
+    direct_stdout: bool = False,
 ) -> Child:
     """Start ``argv`` (``argv[0]`` is ffmpeg) as a child that dies with the sidecar.
 
@@ -77,6 +78,7 @@ async def spawn(
     return await start_child(
         (*death_signal_wrapper(), binary, *argv[1:]),
         stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=tuple(pass_fds), limit=limit,
+        direct_stdout=direct_stdout,
     )
 
 

@@ -32,12 +32,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..redact import redact
-from .child import Child
+from .child import Child, PipeSource
 from .process import FfmpegNotFound, spawn, terminate_and_reap
 from .stderr import Cause, CauseKind, StderrTail, cause_in_words, seconds
 
 __all__ = [
-    "Compilable", "Consumer", "EndKind", "FfmpegRun", "RunResult", "StderrLog", "argv_of", "run_to_completion",
+    "Compilable", "Consumer", "DirectConsumer", "EndKind", "FfmpegRun", "RunResult", "StderrLog", "argv_of",
+    "run_to_completion",
 ]
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,11 @@ class RunResult:
 #: Reads ffmpeg's stdout until EOF (return ``None``) or until it has a verdict (return a
 #: reason: the run is then stopped at once). Call ``run.progress()`` on every sign of life.
 Consumer = Callable[[asyncio.StreamReader, "FfmpegRun"], Coroutine[Any, Any, str | None]]
+#: The same, reading stdout as a :class:`~.child.PipeSource` (straight into its own buffers).
+DirectConsumer = Callable[[PipeSource, "FfmpegRun"], Coroutine[Any, Any, str | None]]
 
 
-async def _drain(stdout: asyncio.StreamReader) -> None:
+async def _drain(stdout: asyncio.StreamReader | PipeSource) -> None:
     while await stdout.read(1 << 16):
         pass
 
@@ -108,6 +111,8 @@ class FfmpegRun:
         command: an argv (``argv[0]`` is the ffmpeg binary) or an ``ffmpeg-python`` stream.
         name: for logs (``<camera>`` or ``<camera>:live``).
         consume: the stdout consumer; default: read and discard, every read counts as progress.
+        consume_direct: a consumer of stdout as a :class:`~.child.PipeSource` instead (when set,
+            ``consume`` is not used).
         stdin_data: bytes written to ffmpeg's stdin, which is then closed (``None``: /dev/null).
         pass_fds: extra descriptors ffmpeg inherits (``-f rawvideo pipe:<fd>``); the caller
             closes its copies of the child's ends once ffmpeg runs (``on_spawn``).
@@ -127,6 +132,7 @@ class FfmpegRun:
         *,
         name: str,
         consume: Consumer | None = None,
+        consume_direct: DirectConsumer | None = None,
         stdin_data: bytes | None = None,
         pass_fds: Sequence[int] = (),
         on_spawn: Callable[[int], None] | None = None,
@@ -144,6 +150,7 @@ class FfmpegRun:
         self.argv = argv_of(command)
         self.name = name
         self._consume = consume or _discard
+        self._consume_direct = consume_direct
         self._stdin_data = stdin_data
         self.pass_fds = tuple(pass_fds)
         self._on_spawn = on_spawn
@@ -196,6 +203,7 @@ class FfmpegRun:
                 stdin=asyncio.subprocess.PIPE if self._stdin_data is not None else asyncio.subprocess.DEVNULL,
                 pass_fds=self.pass_fds,
                 limit=self._read_limit,
+                direct_stdout=self._consume_direct is not None,
             )
         except FfmpegNotFound as exc:
             return self._result(EndKind.SPAWN_FAILED, str(exc), Cause(str(exc), CauseKind.CONFIG), None, started)
@@ -211,7 +219,13 @@ class FfmpegRun:
                 log.exception("%s: on_spawn failed", self.name)
         assert proc.stdout is not None and proc.stderr is not None
         loop = asyncio.get_running_loop()
-        consumer = loop.create_task(self._consume(proc.stdout, self), name=f"ffmpeg:{self.name}:stdout")
+        stdout = proc.stdout
+        if isinstance(stdout, PipeSource):
+            assert self._consume_direct is not None
+            reading = self._consume_direct(stdout, self)
+        else:
+            reading = self._consume(stdout, self)
+        consumer = loop.create_task(reading, name=f"ffmpeg:{self.name}:stdout")
         consumer.add_done_callback(lambda _t: self._wake.set())
         helpers = [consumer, loop.create_task(self._drain_stderr(proc.stderr), name=f"ffmpeg:{self.name}:stderr")]
         if self._stdin_data is not None:
@@ -230,6 +244,8 @@ class FfmpegRun:
                         await proc.wait()
         finally:
             await terminate_and_reap(proc, helpers, grace_s=self.stop_timeout_s, name=self.name, log=log)
+            if isinstance(stdout, PipeSource):
+                stdout.close()  # a reader cancelled before EOF leaves it open (a transport closes itself)
             self.returncode = proc.returncode
         cause: Cause | None = None
         if end is EndKind.EXITED:

@@ -128,9 +128,10 @@ class TrackFragment:
 class Fragment:
     """A ``moof`` and its ``mdat`` (plus anything ffmpeg put between them), ready to relay.
 
-    ``data`` is a read-only ``memoryview``: a slice of the pipe chunk when the fragment fits in
-    one (no copy), otherwise a view of the single join of the chunks it spans. Hold it only as
-    long as needed (it keeps the underlying chunk alive).
+    ``data`` is a read-only ``memoryview``: a slice of the piece fed when the fragment came whole
+    in one (no copy), otherwise a view of the fragment's own buffer, which the reader filled as
+    it arrived (:meth:`.Fmp4Reader.get_buffer`). Hold it only as long as needed (it keeps the
+    underlying buffer alive).
     """
 
     data: memoryview

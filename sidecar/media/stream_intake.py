@@ -47,6 +47,19 @@ class StreamIntake:
         self.bytes_in += len(chunk)
         return self._reader.feed(chunk)
 
+    def get_buffer(self) -> memoryview:
+        """Where the next pipe read goes (:meth:`.Fmp4Reader.get_buffer`); then :meth:`buffer_updated`."""
+        return self._reader.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> list[Fmp4Event]:
+        """:meth:`feed` for bytes read into :meth:`get_buffer`.
+
+        Raises:
+            Fmp4Error: the run's output is corrupt; only a new run recovers.
+        """
+        self.bytes_in += nbytes
+        return self._reader.buffer_updated(nbytes)
+
     def on_init(self, init: InitSegment, now: float) -> tuple[int, list[Action]]:
         """The run's init segment starts a prebuffer generation: its number, and what to do."""
         generation = self.prebuffer.start_generation(init, now)

@@ -11,7 +11,7 @@ import threading
 import psutil
 import pytest
 
-from sidecar.media.child import start_child
+from sidecar.media.child import PipeSource, start_child
 from sidecar.media.process import death_signal_wrapper
 
 
@@ -72,3 +72,50 @@ async def test_a_start_cancelled_midway_leaves_no_child() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     # the suite's guard fails the test if the sleep (or the spawner) is still around at the end
+
+
+async def test_direct_stdout_is_read_into_the_consumers_buffers_and_closed_at_eof() -> None:
+    """A PipeSource reads into exactly the buffer the consumer hands out, stops when told and
+    goes on where it stopped, and at EOF closes the pipe and returns."""
+    payload = bytes(range(256)) * 4096  # 1 MiB, more than a pipe holds: several reads
+    child = await start_child(["sh", "-c", f"head -c {len(payload)} /dev/stdin"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=None, direct_stdout=True)
+    assert isinstance(child.stdout, PipeSource) and child.stdin is not None
+    child.stdin.write(payload)
+    child.stdin.close()
+    out = bytearray(len(payload))
+    pos = 0
+    calls: list[int] = []
+
+    def get_buffer() -> memoryview:
+        return memoryview(out)[pos : pos + 1000 if not calls else len(out)]  # the first read: 1000 bytes at most
+
+    def updated(n: int) -> bool:
+        nonlocal pos
+        pos += n
+        calls.append(n)
+        return len(calls) == 1  # stop after the first read
+
+    await asyncio.wait_for(child.stdout.pump(get_buffer, updated), 10)
+    assert calls == [1000] and not child.stdout.at_eof
+    await asyncio.wait_for(child.stdout.pump(get_buffer, updated), 10)
+    assert bytes(out) == payload and child.stdout.at_eof and len(calls) > 2
+    assert await child.stdout.read(10) == b""
+    assert await asyncio.wait_for(child.wait(), 10) == 0
+
+
+async def test_an_error_in_the_consumer_ends_the_pump_and_reaches_its_caller() -> None:
+    child = await start_child(["sh", "-c", "echo hello; sleep 30"], stdin=None, stdout=subprocess.PIPE,
+                              stderr=None, direct_stdout=True)
+    assert isinstance(child.stdout, PipeSource)
+    buf = memoryview(bytearray(100))
+
+    def updated(n: int) -> bool:
+        raise RuntimeError(bytes(buf[:n]).decode())
+
+    with pytest.raises(RuntimeError, match="hello"):
+        await asyncio.wait_for(child.stdout.pump(lambda: buf, updated), 10)
+    child.stdout.close()  # idempotent; the pipe is ours to close when nobody reads it
+    child.stdout.close()
+    child.kill()
+    assert await asyncio.wait_for(child.wait(), 10) == -signal.SIGKILL

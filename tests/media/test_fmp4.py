@@ -61,6 +61,61 @@ def test_reads_ffmpeg_output(sample_fmp4: bytes) -> None:
         assert f.keyframe_times_s[0] == pytest.approx(f.start_s)
 
 
+def _read_all(data: bytes, sizes: list[int], feeds: list[bool]) -> tuple[list[InitSegment | Fragment], Fmp4Reader]:
+    """Like a pipe reader: each read of ``sizes[i]`` bytes (at most what get_buffer offers) goes
+    into get_buffer() + buffer_updated(), or through feed() when ``feeds[i]`` (the two mixed)."""
+    reader = Fmp4Reader()
+    events: list[InitSegment | Fragment] = []
+    pos, i = 0, 0
+    while pos < len(data):
+        size = sizes[i % len(sizes)] if sizes else 65536
+        if feeds and feeds[i % len(feeds)]:
+            events += reader.feed(data[pos : pos + size])
+            pos += len(data[pos : pos + size])
+        else:
+            buf = reader.get_buffer()
+            piece = data[pos : pos + min(size, len(buf))]
+            buf[: len(piece)] = piece
+            events += reader.buffer_updated(len(piece))
+            pos += len(piece)
+        i += 1
+    reader.eof()
+    return events, reader
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(min_value=1, max_value=300_000), max_size=20), st.lists(st.booleans(), max_size=7))
+def test_reads_into_get_buffer_give_identical_events(sample_fmp4: bytes, sizes: list[int], feeds: list[bool]) -> None:
+    events, reader = _read_all(sample_fmp4, sizes, feeds)
+    assert _summary(events) == _summary(_feed_all(sample_fmp4, []))
+    assert reader.buffered == 0 and reader.bytes_in == len(sample_fmp4)
+
+
+def test_a_fragment_is_read_straight_into_its_own_buffer(sample_fmp4: bytes) -> None:
+    """Once the mdat header is in, get_buffer() is the rest of that fragment and nothing more:
+    the payload lands where it stays (the fragment's data), so it is never copied or joined."""
+    init = _feed_all(sample_fmp4, [])[0]
+    reader = Fmp4Reader()
+    assert reader.feed(init.data)[0] == init
+    rest = sample_fmp4[len(init.data) :]
+    buf = reader.get_buffer()
+    head = len(buf)  # the scratch: the moof, the mdat header and the first payload bytes
+    buf[:] = rest[:head]
+    assert reader.buffer_updated(head) == []
+    assert reader.buffered == head
+    unit = reader.get_buffer()
+    first_size = head + len(unit)
+    unit[: len(unit) - 1] = rest[head : first_size - 1]
+    assert reader.buffer_updated(len(unit) - 1) == []
+    last = reader.get_buffer()
+    assert len(last) == 1  # never past the fragment's end
+    last[0] = rest[first_size - 1]
+    (fragment,) = reader.buffer_updated(1)
+    assert isinstance(fragment, Fragment) and bytes(fragment.data) == rest[:first_size]
+    assert fragment.data.readonly and fragment.data.obj is unit.obj
+    assert reader.buffered == 0 and len(reader.get_buffer()) == head  # the scratch again
+
+
 def test_single_chunk_fragments_are_zero_copy_slices(sample_fmp4: bytes) -> None:
     reader = Fmp4Reader()
     events = reader.feed(sample_fmp4)
@@ -110,8 +165,17 @@ def test_mutated_headers_raise_only_fmp4error(sample_fmp4: bytes, data: st.DataO
     split = data.draw(st.integers(0, len(head)))
     reader = Fmp4Reader()
     try:
-        reader.feed(bytes(head[:split]))
-        reader.feed(bytes(head[split:]))
+        if data.draw(st.booleans()):  # as a pipe reader does: into get_buffer(), a piece at a time
+            pos = 0
+            while pos < len(head):
+                buf = reader.get_buffer()
+                piece = head[pos : pos + min(len(buf), split or 1)]
+                buf[: len(piece)] = piece
+                reader.buffer_updated(len(piece))
+                pos += len(piece)
+        else:
+            reader.feed(bytes(head[:split]))
+            reader.feed(bytes(head[split:]))
     except Fmp4Error:
         pass
 
@@ -192,3 +256,4 @@ def test_a_second_init_segment_starts_over(sample_fmp4: bytes) -> None:
     assert isinstance(init, InitSegment) and isinstance(f1, Fragment)
     got = _feed_all(init.data + bytes(f1.data) + init.data + bytes(f1.data), [])
     assert [type(e).__name__ for e in got] == ["InitSegment", "Fragment", "InitSegment", "Fragment"]
+

@@ -20,6 +20,7 @@ from sidecar.media import (
     EndKind,
     FfmpegRun,
     Fmp4Reader,
+    Fragment,
     InitSegment,
     MediaPipeline,
     PipelineConfig,
@@ -29,6 +30,7 @@ from sidecar.media import (
     parse_source,
     probe_source,
 )
+from sidecar.media.child import PipeSource
 from tests.support.ports import free_port as closed_port
 from tests.support.processes import gone
 from tests.support.rtsp_camera import CameraFactory
@@ -133,6 +135,35 @@ async def test_second_output_on_an_extra_pipe(tmp_path: Path) -> None:
     assert result.ok, result
     assert len(frames) == 10 * 32 * 18  # 2 s at 5 fps, 32x18 gray
     assert isinstance(events[0], InitSegment) and len(events) >= 2
+
+
+async def test_a_direct_consumer_reads_stdout_in_place_and_a_verdict_still_drains_and_reaps() -> None:
+    """``consume_direct``: stdout comes as a PipeSource; when the consumer has its verdict,
+    ffmpeg is stopped, what it still writes is drained (or it would block), it is reaped, and
+    the pipe is closed."""
+    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "warning", "-re", "-f", "lavfi", "-i",
+            "testsrc2=size=160x120:rate=10", "-c:v", "libx264", "-preset", "ultrafast", "-g", "5",
+            "-f", "mp4", "-movflags", MOVFLAGS, "pipe:1"]
+    reader = Fmp4Reader()
+    events: list[object] = []
+    sources: list[PipeSource] = []
+
+    async def consume(stdout: PipeSource, run: FfmpegRun) -> str | None:
+        sources.append(stdout)
+
+        def updated(n: int) -> bool:
+            events.extend(reader.buffer_updated(n))
+            run.progress()
+            return len(events) >= 3  # the init segment and two fragments: enough
+
+        await stdout.pump(reader.get_buffer, updated)
+        return "seen enough"
+
+    run = FfmpegRun(argv, name="direct", consume_direct=consume, startup_timeout_s=20)
+    result = await asyncio.wait_for(run.run(), 30)
+    assert (result.end, result.reason) == (EndKind.CONSUMER, "seen enough") and gone(run.pid)
+    assert isinstance(events[0], InitSegment) and all(isinstance(e, Fragment) for e in events[1:])
+    assert sources[0].at_eof  # closed: no descriptor left behind
 
 
 async def test_ffmpeg_python_compile_is_accepted() -> None:
