@@ -65,6 +65,11 @@ class KeyframeMonitor:
         self._intervals: deque[float] = deque(maxlen=window * 4)
         self._aligned: deque[bool] = deque(maxlen=window)
         self._last_key: float | None = None
+        # Both are worked out from the deques above, which only observe() and reset() change,
+        # and read several times per fragment (the policy, the probe, the status page): kept
+        # until the next change.
+        self._measurement: StreamMeasurement | None = None
+        self._verdict: GopVerdict | None = None
 
     def reset(self, init: InitSegment | None = None) -> None:
         """Start over for a new run (its timestamps restart at 0)."""
@@ -77,9 +82,11 @@ class KeyframeMonitor:
         self._intervals.clear()
         self._aligned.clear()
         self._last_key = None
+        self._measurement = self._verdict = None
 
     def observe(self, fragment: Fragment) -> None:
         """Account for one fragment, in stream order."""
+        self._measurement = self._verdict = None
         self._seen += 1
         if self._seen == 1:
             if fragment.keyframe_times_s:
@@ -97,14 +104,17 @@ class KeyframeMonitor:
 
     @property
     def measurement(self) -> StreamMeasurement:
+        if self._measurement is not None:
+            return self._measurement
         total = sum(self._durations)
-        return StreamMeasurement(
+        self._measurement = StreamMeasurement(
             keyframe_interval_s=max(self._intervals) if self._intervals else None,
             max_fragment_s=max(self._durations) if self._durations else None,
             fps=(sum(self._samples) / total) if total > 0 and self._video_track is not None else None,
             bitrate_kbps=(sum(self._sizes) * 8 / total / 1000) if total > 0 else None,
             fragments=len(self._durations),
         )
+        return self._measurement
 
     @property
     def frame_s(self) -> float:
@@ -114,6 +124,11 @@ class KeyframeMonitor:
 
     @property
     def verdict(self) -> GopVerdict:
+        if self._verdict is None:
+            self._verdict = self._judge()
+        return self._verdict
+
+    def _judge(self) -> GopVerdict:
         if len(self._durations) < self.min_fragments:
             return GopVerdict.UNKNOWN
         if not all(self._aligned):

@@ -76,7 +76,9 @@ class StreamIntake:
         self.prebuffer.push(fragment, now)
         copy = self.policy.profile.is_copy  # before the policy may fall back to transcoding
         actions = self.policy.on_fragment(fragment)
-        if copy and self.probe is not None and self.prebuffer.init is not None:
+        probe = self.probe
+        if copy and probe is not None and self.prebuffer.init is not None:
             m = self.policy.monitor.measurement
-            self.probe = replace(self.probe, fps=m.fps, keyframe_interval_s=m.keyframe_interval_s)
+            if (probe.fps, probe.keyframe_interval_s) != (m.fps, m.keyframe_interval_s):  # a new probe when it changes
+                self.probe = replace(probe, fps=m.fps, keyframe_interval_s=m.keyframe_interval_s)
         return actions
