@@ -11,6 +11,7 @@ reader's cut of the pipe bytes alike. Every problem, whatever its cause, surface
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Iterator
 
@@ -348,21 +349,32 @@ def _parse_traf(buf: memoryview, start: int, end: int, init: InitSegment) -> Tra
                 duration += n * default_duration
                 count += n
                 continue
-            has_dur = bool(tflags & 0x100)
-            has_flags = bool(tflags & 0x400)
-            flags_index = (1 if has_dur else 0) + (1 if tflags & 0x200 else 0)
-            for i, row in enumerate(struct.iter_unpack(fmt, buf[p : p + n * entry])):
-                if i == 0 and first_flags is not None:
-                    sflags = first_flags
-                elif has_flags:
-                    sflags = row[flags_index]
-                else:
-                    sflags = default_flags
+            # The sample table in one unpack, every field as unsigned 32 bits (the only signed
+            # one, the composition offset, is not used), then the columns we need by slicing.
+            width = entry // 4
+            table = struct.unpack_from(f">{n * width}I", buf, p)
+            durations = table[0::width] if tflags & 0x100 else None
+            if tflags & 0x400:
+                column = table[(1 if tflags & 0x100 else 0) + (1 if tflags & 0x200 else 0) :: width]
+                f0 = column[0] if n else 0
+                later_sync = [i for i in range(1, n) if not column[i] & _NON_SYNC] if want_sync else []
+            else:
+                f0 = default_flags
+                later_sync = list(range(1, min(n, _MAX_SYNC + 1))) if want_sync and not f0 & _NON_SYNC else []
+            if n:
+                f0 = first_flags if first_flags is not None else f0
                 if first_sync is None:
-                    first_sync = not sflags & _NON_SYNC
-                if want_sync and not sflags & _NON_SYNC and len(sync_offsets) < _MAX_SYNC:
-                    sync_offsets.append(duration)
-                duration += row[0] if has_dur else default_duration
+                    first_sync = not f0 & _NON_SYNC
+                room = _MAX_SYNC - len(sync_offsets)
+                if want_sync and room > 0:
+                    sync = ([0] if not f0 & _NON_SYNC else []) + later_sync
+                    del sync[room:]
+                    if durations is None:
+                        sync_offsets.extend(duration + i * default_duration for i in sync)
+                    else:
+                        starts = list(itertools.accumulate(durations, initial=duration))
+                        sync_offsets.extend(starts[i] for i in sync)
+            duration += sum(durations) if durations is not None else n * default_duration
             count += n
     return TrackFragment(
         track_id, count, duration, base_time, bool(first_sync), tuple(sync_offsets)
