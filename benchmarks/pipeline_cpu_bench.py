@@ -6,7 +6,9 @@ nobody subscribed: what an idle camera costs the sidecar. After a warm-up, each 
 the CPU time of the thread running the event loop (``time.thread_time()`` read in that thread,
 so neither the other core's load nor the spawner thread count) and divides it by the fragments
 the pipelines read during the window (bytes read / the mean fragment size, so that where the
-fragment boundaries fall does not count); beside it, the ffmpeg children's CPU per
+fragment boundaries fall does not count) and counts the loop thread's minor page faults per
+fragment (``RUSAGE_THREAD``: while the process's heap still grows to its steady size, every new
+fragment's megabyte is faulted in, which is why the warm-up is 40 s); beside it, the ffmpeg children's CPU per
 fragment (the reference the issue compares with).
 
 To compare two versions of the product under the same load, ``--tree NAME=DIR`` (repeatable)
@@ -41,6 +43,7 @@ def _worker(args: argparse.Namespace) -> None:
     import contextlib
     import cProfile
     import logging
+    import resource
 
     import psutil  # type: ignore[import-untyped]
 
@@ -86,7 +89,9 @@ def _worker(args: argparse.Namespace) -> None:
                 if profiler is not None:
                     profiler.enable()
                 (f0, b0), loop0, kids0, wall0 = fragments(), time.thread_time(), kids_cpu(), time.monotonic()
+                faults0 = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
                 await asyncio.sleep(args.window)
+                faults1 = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
                 (f1, b1), loop1, kids1, wall1 = fragments(), time.thread_time(), kids_cpu(), time.monotonic()
                 if profiler is not None:
                     profiler.disable()
@@ -97,7 +102,8 @@ def _worker(args: argparse.Namespace) -> None:
                                                                                for p in pipelines))
                 n = max(1e-9, (b1 - b0) / mean)
                 windows.append({"fragments": f1 - f0, "read_fragments": n, "loop_ms": 1000 * (loop1 - loop0) / n,
-                                "ffmpeg_ms": 1000 * (kids1 - kids0) / n, "wall_s": wall1 - wall0})
+                                "ffmpeg_ms": 1000 * (kids1 - kids0) / n, "wall_s": wall1 - wall0,
+                                "faults": (faults1 - faults0) / n})
             if profiler is not None:
                 profiler.dump_stats(args.profile_out)
             return {"windows": windows, "restarts": sum(p.restarts for p in pipelines) - restarts0,
@@ -123,7 +129,7 @@ def _run_tree(tree: Path, clip: Path, args: argparse.Namespace, profile_out: str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cameras", type=int, default=32)
-    parser.add_argument("--warmup", type=float, default=20.0, help="seconds after every camera's first fragment")
+    parser.add_argument("--warmup", type=float, default=40.0, help="seconds after every camera's first fragment")
     parser.add_argument("--window", type=float, default=20.0, help="seconds per window")
     parser.add_argument("--windows", type=int, default=3)
     parser.add_argument("--runs", type=int, default=1, help="runs per tree, the trees taking turns")
@@ -158,17 +164,19 @@ def main() -> None:
                 assert isinstance(windows, list)
                 loop = [w["loop_ms"] for w in windows]
                 kids = [w["ffmpeg_ms"] for w in windows]
+                faults = [w["faults"] for w in windows]
                 rows.append((name, run + 1, load0, r["load"], loop, kids, sum(w["fragments"] for w in windows),
-                             r["restarts"]))
+                             r["restarts"], faults))
                 print(f"# {name} run {run + 1}: loop ms/fragment {', '.join(f'{x:.2f}' for x in loop)}", flush=True)
     print()
     print("| tree | run | load avg (start / end) | fragments | loop CPU ms per fragment, each window |"
-          " median | ffmpeg CPU ms per fragment (median) | ratio | restarts |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, run, l0, l1, loop, kids, frags, restarts in rows:
+          " median | loop thread's page faults per fragment (median) | ffmpeg CPU ms per fragment (median) | ratio |"
+          " restarts |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, run, l0, l1, loop, kids, frags, restarts, faults in rows:
         med, kmed = statistics.median(loop), statistics.median(kids)
         print(f"| {name} | {run} | {l0:.2f} / {l1:.2f} | {frags} | {' / '.join(f'{x:.2f}' for x in loop)} |"
-              f" {med:.2f} | {kmed:.1f} | {med / kmed:.3f} | {restarts} |")
+              f" {med:.2f} | {statistics.median(faults):.0f} | {kmed:.1f} | {med / kmed:.3f} | {restarts} |")
 
 
 if __name__ == "__main__":
