@@ -13,6 +13,14 @@ no earlier phase's heap counts in its memory):
   another as ``App.start`` does (paired, so each one's ffmpeg is wanted at once; the sidecar's start
   gate, ``sidecar/media/start_gate.py``, lets 8 start at a time); the figure runs from the first
   ``start()`` until every prebuffer holds ``PREBUFFER_MS`` of video.
+* **settling** (``--settle full``, the default): before any window, until every camera's
+  prebuffer ring has filled to its capacity (``prebuffer_capacity_s``, 12 s behind the newest
+  fragment, against the 4 s that make it warm) and then one more fragment interval, so that the
+  windows see what a camera costs for months, not the first minute's heap growth (every new
+  fragment in fresh pages, faulted in one by one). ``--settle 0`` measures right after warm-up
+  as before; ``--settle S`` waits S seconds.
+* **the heap**: the measuring process fixes glibc's heap thresholds as the ``hksv-sidecar``
+  command does (``sidecar/malloc_tuning.py``); ``--malloc default`` leaves glibc's defaults.
 * **idle CPU**: the same ratio over ``--idle`` seconds before any hub connects (every camera warm,
   nobody recording): what the cameras cost the sidecar on their own.
 * **CPU**: this process's CPU against the sum of its ffmpeg children's, over ``--window`` seconds
@@ -27,6 +35,7 @@ no earlier phase's heap counts in its memory):
 It prints a table; it never passes or fails. Loopback only, no mDNS. Usage::
 
     .venv/bin/python -m benchmarks.scale_bench [--cameras 32,64,128] [--recording 16] [--window 20] [--idle 10]
+                                               [--settle full|SECONDS] [--malloc tuned|default]
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ from benchmarks.kit.stats import percentile as pct
 from benchmarks.recording_bench import CameraRig, HubProcess, StreamResult, hds_job, select_and_enable, wait_probed
 from sidecar.camera import Camera, CameraSpec
 from sidecar.hds.sealing_pool import SealingPool
+from sidecar.malloc_tuning import keep_freed_memory
 from sidecar.media.start_gate import START_LIMIT
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
@@ -120,6 +130,7 @@ async def pair_all(clip: Path, state: Path, n: int, concurrency: int) -> list[di
 class Row:
     n: int
     warm_s: float
+    settle_s: float
     self_cpu_pct: float
     ffmpeg_cpu_pct: float
     other_cpu_pct: float
@@ -135,6 +146,27 @@ class Row:
     first_byte_ms: list[float]
     errors: list[str]
     restarts: int
+
+
+FRAGMENT_S = 4.0  # the clip's keyframe interval, so its fragment length
+
+
+async def settle(cameras: list[Camera], how: str) -> float:
+    """Wait as ``--settle`` says; the seconds waited.
+
+    ``full``: until every ring holds its capacity (it then starts dropping its oldest fragment
+    for each new one, and the process's memory stops growing), then one fragment more.
+    """
+    t0 = time.monotonic()
+    if how == "full":
+        while not all(c.pipeline.prebuffer.duration_s >= c.pipeline.prebuffer.capacity_s for c in cameras):
+            if time.monotonic() - t0 > 120:
+                raise RuntimeError("the prebuffers did not fill within 120 s")
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(FRAGMENT_S)
+    elif float(how) > 0:
+        await asyncio.sleep(float(how))
+    return time.monotonic() - t0
 
 
 async def measure(clip: Path, state: Path, n: int, pairings: list[dict[str, Any]], args: argparse.Namespace,
@@ -156,6 +188,10 @@ async def measure(clip: Path, state: Path, n: int, pairings: list[dict[str, Any]
         await asyncio.gather(*(c.pipeline.wait_ready(PREBUFFER_MS, timeout_s=120) for c in cameras))
         warm_s = time.monotonic() - t0
         print(f"# N={n}: every prebuffer warm {warm_s:.1f} s after the first start", flush=True)
+
+        settle_s = await settle(cameras, args.settle)
+        if settle_s:
+            print(f"# N={n}: settled {settle_s:.1f} s after warm-up ({args.settle})", file=sys.stderr, flush=True)
 
         me = psutil.Process()
         kids = ffmpeg_children()
@@ -217,7 +253,8 @@ async def measure(clip: Path, state: Path, n: int, pairings: list[dict[str, Any]
         ffmpeg_mem = {key: sum(m[key] for m in mems) / max(1, len(mems)) for key in ("rss", "pss", "uss")}
         prebuffer = sum(c.pipeline.prebuffer.bytes for c in cameras) / n / MB
         restarts = sum(c.pipeline.restarts for c in cameras) - restarts0
-        return Row(n, warm_s, 100 * d[0] / wall, 100 * d[1] / wall, 100 * max(0.0, d[2] - d[0] - d[1] - d[3]) / wall,
+        return Row(n, warm_s, settle_s, 100 * d[0] / wall, 100 * d[1] / wall,
+                   100 * max(0.0, d[2] - d[0] - d[1] - d[3]) / wall,
                    100 * d[3] / wall, *idle, self_mem, base_mem, ffmpeg_mem, len(mems), prebuffer, first, errors,
                    restarts)
     finally:
@@ -249,19 +286,20 @@ def child(*argv: str) -> str:
 
 def report(rows: list[Row], args: argparse.Namespace) -> None:
     print()
-    print("| cameras | start -> every prebuffer warm, s | idle: sidecar / ffmpeg CPU %, ratio | "
+    print("| cameras | start -> every prebuffer warm, s | then settled, s | idle: sidecar / ffmpeg CPU %, ratio | "
           "sidecar CPU % | ffmpeg children CPU % | ratio (target <= 0.2) | sidecar RSS / PSS / USS, MB | "
           "sidecar USS per camera, MB (prebuffer + 2 target) | "
           "per ffmpeg RSS / PSS / USS, MB | first byte of the recordings, p50 / p99 / max ms | hub process CPU % | "
           "others' CPU % |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ratio = r.self_cpu_pct / r.ffmpeg_cpu_pct if r.ffmpeg_cpu_pct else float("nan")
         per_cam = (r.self_mem["uss"] - r.base_mem["uss"]) / r.n
         fb = sorted(r.first_byte_ms)
         first = f"{pct(fb, 50):.1f} / {pct(fb, 99):.1f} / {fb[-1]:.1f} ({len(fb)})" if fb else "-"
         idle_ratio = r.idle_self_cpu_pct / r.idle_ffmpeg_cpu_pct if r.idle_ffmpeg_cpu_pct else float("nan")
-        print(f"| {r.n} | {r.warm_s:.1f} | {r.idle_self_cpu_pct:.1f} / {r.idle_ffmpeg_cpu_pct:.1f}, {idle_ratio:.2f} | "
+        print(f"| {r.n} | {r.warm_s:.1f} | {r.settle_s:.1f} | "
+              f"{r.idle_self_cpu_pct:.1f} / {r.idle_ffmpeg_cpu_pct:.1f}, {idle_ratio:.2f} | "
               f"{r.self_cpu_pct:.1f} | {r.ffmpeg_cpu_pct:.1f} | {ratio:.2f} | "
               f"{r.self_mem['rss']:.0f} / {r.self_mem['pss']:.0f} / {r.self_mem['uss']:.0f} | "
               f"{per_cam:.2f} ({r.prebuffer_mb + 2:.2f}) | "
@@ -275,7 +313,7 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
     base = rows[0].base_mem
     print(f"# the process before any camera: RSS {base['rss']:.0f} MB, USS {base['uss']:.0f} MB; "
           f"{args.recording} cameras recording, window {args.window:.0f} s; at most {START_LIMIT} ffmpeg starting "
-          "at once (sidecar/media/start_gate.py)")
+          f"at once (sidecar/media/start_gate.py); heap thresholds: {args.malloc}; settling: {args.settle}")
 
 
 def main() -> None:
@@ -285,6 +323,10 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=20.0, help="recording (and CPU) window, seconds")
     parser.add_argument("--idle", type=float, default=10.0,
                         help="idle window before the recordings (every camera warm, nobody recording), seconds")
+    parser.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
+                        help="the heap thresholds the command sets (sidecar/malloc_tuning.py), or glibc's defaults")
+    parser.add_argument("--settle", default="full",
+                        help="before the windows: 'full' (every prebuffer ring filled; default) or seconds")
     parser.add_argument("--start-concurrency", type=int, default=8, help="cameras probing at once during the setup")
     parser.add_argument("--setup", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)
@@ -299,6 +341,8 @@ def main() -> None:
         print("paired")
         return
     if args.measure:
+        if args.malloc == "tuned":
+            keep_freed_memory()  # as the hksv-sidecar command does before anything else
         pairings = json.loads(args.pairings.read_text())
         row = asyncio.run(measure_in_this_process(args.clip, args.state, args.measure, pairings, args))
         print(json.dumps(row.__dict__))
@@ -324,7 +368,8 @@ def main() -> None:
         rows = []
         for n in counts:
             line = child("--measure", str(n), "--clip", str(clip), "--state", str(state), "--pairings", str(pairings),
-                         "--recording", str(args.recording), "--window", str(args.window), "--idle", str(args.idle))
+                         "--recording", str(args.recording), "--window", str(args.window), "--idle", str(args.idle),
+                         "--settle", args.settle, "--malloc", args.malloc)
             rows.append(Row(**json.loads(line)))
     report(rows, args)
     print(json.dumps([r.__dict__ for r in rows]), file=sys.stderr)

@@ -14,6 +14,7 @@ from . import __version__
 from .app import App
 from .config import LOG_LEVELS, Config, ConfigError, build_config, check_profiles, load_config, parse_camera_flag
 from .control import JsonFormatter, configure_logging, run_stdio_json
+from .malloc_tuning import keep_freed_memory
 from .redact import redact
 
 __all__ = ["main", "parse_args"]
@@ -112,6 +113,7 @@ def _stdio_json(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    keep_freed_memory()  # before any camera allocates (sidecar/malloc_tuning.py says why)
     args = _parser().parse_args(argv)
     if args.stdio_json:
         return _stdio_json(args)
