@@ -32,6 +32,7 @@ from typing import Literal
 
 import psutil
 
+from benchmarks.kit.cpu import children_cpu_s
 from sidecar.media import (
     Fragment,
     HevcRecording,
@@ -106,12 +107,7 @@ async def measure(clip: Path, mode: str, profile: str, codec: Literal["h264", "h
         children = [c for c in me.children() if c.name().startswith("ffmpeg")]
 
         def child_cpu() -> float:
-            total = 0.0
-            for c in children:
-                with contextlib.suppress(psutil.Error):
-                    t = c.cpu_times()
-                    total += t.user + t.system
-            return total
+            return children_cpu_s(children)
 
         self0, kids0, wall0 = sum(me.cpu_times()[:2]), child_cpu(), time.monotonic()
         rs0, rb0 = rewrite_s, rewrite_bytes

@@ -3,6 +3,7 @@ programs used while a benchmark ran: their load makes latencies unreliable)."""
 
 from __future__ import annotations
 
+import contextlib
 import resource
 
 import psutil  # type: ignore[import-untyped]
@@ -12,6 +13,15 @@ def process_cpu_s(proc: psutil.Process) -> float:
     """User+sys CPU seconds of ``proc``, all its threads."""
     t = proc.cpu_times()
     return float(t.user + t.system)
+
+
+def children_cpu_s(children: list[psutil.Process]) -> float:
+    """User+sys CPU seconds of ``children`` together; one that has ended counts for nothing."""
+    total = 0.0
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            total += process_cpu_s(child)
+    return total
 
 
 def own_cpu_s() -> float:
