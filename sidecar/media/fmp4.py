@@ -167,10 +167,10 @@ class Fmp4Reader:
         if self._unit_buf is not None:  # the rest of a fragment whose size is known: copied in place
             k = min(len(view), len(self._unit_buf) - self._unit_pos)
             self._unit_buf[self._unit_pos : self._unit_pos + k] = view[:k]
-            self._unit_pos += k
-            if self._unit_pos < len(self._unit_buf):
+            fragment = self._unit_filled(k)
+            if fragment is None:
                 return events
-            events.append(self._finish_unit())
+            events.append(fragment)
             view = view[k:]
             if not len(view):
                 return events
@@ -232,10 +232,8 @@ class Fmp4Reader:
             return self.feed(bytes(self._scratch[:nbytes]))
         assert self._unit_buf is not None and 0 <= nbytes <= len(self._unit_buf) - self._unit_pos
         self.bytes_in += nbytes
-        self._unit_pos += nbytes
-        if self._unit_pos < len(self._unit_buf):
-            return []
-        return [self._finish_unit()]
+        fragment = self._unit_filled(nbytes)
+        return [] if fragment is None else [fragment]
 
     # -- parsing ----------------------------------------------------------------------------
 
@@ -325,9 +323,13 @@ class Fmp4Reader:
         self._avail = 0
         self._unit_buf, self._unit_pos = buf, pos
 
-    def _finish_unit(self) -> Fragment:
+    def _unit_filled(self, nbytes: int) -> Fragment | None:
+        """``nbytes`` more of the unit buffer hold the fragment; the fragment once it is whole."""
         buf = self._unit_buf
         assert buf is not None
+        self._unit_pos += nbytes
+        if self._unit_pos < len(buf):
+            return None
         self._unit_buf, self._unit_pos = None, 0
         self._need = 8
         return self._finish_fragment(len(buf), memoryview(buf).toreadonly())
