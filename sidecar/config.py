@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .config_env import EnvError, expand_env
@@ -20,6 +19,9 @@ from .config_mqtt import CameraMqttConfig, MqttConfig
 from .hap.state import is_valid_setup_code
 from .hds.sealing_pool import DEFAULT_POOL_BUFFERS
 from .media.profiles import Profile, ProfileError, load_profiles, profile_dirs
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = ["LOG_LEVELS", "CameraConfig", "Config", "ConfigError", "TwoWayAudioConfig", "check_profiles", "load_config",
            "parse_camera_flag"]
@@ -32,7 +34,11 @@ class ConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: pydantic builds a model's validator and serializer on its first use instead of
+    # at class creation. Only ``Config`` is ever validated on its own, and its validator holds the
+    # nested models' schemas, so the nested models' own validators and serializers (about 0.8 MB
+    # in all) are never built (benchmarks/RESULTS.md, issue 23).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 MotionSourceName = Literal["detector", "http", "mqtt"]
@@ -387,7 +393,12 @@ def _check_tier_profile(where: str, name: str | None, profiles: Mapping[str, Pro
 
 
 def load_config(path: Path) -> dict[str, Any]:
-    """Read a YAML file into a plain dict (validated later, merged with flags first)."""
+    """Read a YAML file into a plain dict (validated later, merged with flags first).
+
+    PyYAML is imported here, not with the module: a command given only flags (or a parent's
+    ``config`` command) never loads it (about 1 MB; benchmarks/RESULTS.md, issue 23)."""
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -32,7 +32,9 @@ _TOPIC_PART = re.compile(r"[^+#\x00]+")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: built when first used; these are only ever validated inside ``Config`` (see
+    # sidecar/config.py's _Strict).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def _plain_topic(value: str | None, what: str) -> str | None:

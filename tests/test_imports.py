@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +51,23 @@ def test_the_package_face_still_gives_the_python_api() -> None:
 @pytest.mark.parametrize("module", ["sidecar.app", "sidecar.cli", "sidecar.camera"])
 def test_the_application_loads_what_only_some_configurations_run_when_they_run_it(module: str) -> None:
     # The detector's numpy and scipy, the MQTT client and the web server load in App.start when a
-    # camera or the configuration uses them; the config model (pydantic, yaml) is always read. The
-    # QR code library loads only to print an unpaired camera's code (or with the status page).
-    assert set(loaded_after(module)).isdisjoint({"numpy", "scipy", "aiohttp", "aiomqtt", "prometheus_client", "segno"})
+    # camera or the configuration uses them; the config model (pydantic) is always built, PyYAML
+    # only reads a YAML file. The QR code library loads only to print an unpaired camera's code
+    # (or with the status page).
+    assert set(loaded_after(module)).isdisjoint(
+        {"numpy", "scipy", "aiohttp", "aiomqtt", "prometheus_client", "segno", "yaml"})
+
+
+def _yaml_loaded_after_parsing(argv: list[str]) -> bool:
+    code = (f"import sys; from sidecar.cli import parse_args; parse_args({argv!r}); "
+            "print('yaml' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    return out.stdout.split() == ["True"]
+
+
+def test_the_command_reads_yaml_only_from_a_configuration_file(tmp_path: Path) -> None:
+    # A command given only flags never loads PyYAML (about 1 MB of the process); a file does.
+    assert not _yaml_loaded_after_parsing(["--camera", "Door=rtsp://127.0.0.1:9/x"])
+    config = tmp_path / "config.yaml"
+    config.write_text("cameras:\n  - name: Door\n    source: rtsp://127.0.0.1:9/x\n", encoding="utf-8")
+    assert _yaml_loaded_after_parsing(["--config", str(config)])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 from sidecar.app import _recording_ffmpeg, camera_spec
@@ -44,3 +46,21 @@ async def test_sealing_buffers_bounds_the_pool_every_camera_shares(tmp_path: Pat
         assert len(pools) == 1 and app.cameras[0].hds.pool.limit == 1
     finally:
         await app.stop()
+
+
+def test_validating_a_configuration_builds_only_the_top_models_validator() -> None:
+    # The configuration models are built on first use (defer_build): validating a Config builds
+    # Config's validator, which holds the nested models' schemas, and never the nested models' own
+    # validators and serializers (DetectorConfig's is: a camera without detector settings gets
+    # DetectorConfig(), its default_factory). A fresh interpreter, as the command starts.
+    code = """
+from sidecar.config import CameraConfig, Config, DetectorConfig, TierConfig, TwoWayAudioConfig, build_config
+from sidecar.config_mqtt import CameraMqttConfig, MqttConfig
+nested = (CameraConfig, TierConfig, TwoWayAudioConfig, CameraMqttConfig, MqttConfig)
+before = Config.__pydantic_complete__
+cfg = build_config({"cameras": [{"name": "Door", "source": "rtsp://127.0.0.1:9/x", "setup_code": "031-45-154"}]})
+print(before, Config.__pydantic_complete__, DetectorConfig.__pydantic_complete__,
+      *(m.__pydantic_complete__ for m in nested), cfg.cameras[0].name)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["False", "True", "True", *["False"] * 5, "Door"]
