@@ -17,6 +17,22 @@ RUN /opt/hksv/bin/pip install --no-cache-dir --disable-pip-version-check --no-de
     && /opt/hksv/bin/pip uninstall --yes --disable-pip-version-check pip setuptools \
     && find /opt/hksv -name __pycache__ -prune -exec rm -rf {} +
 
+# -- ffmpeg-copy: Debian's own ffmpeg source (the version the runtime installs), built with only
+#    what a copy-mode camera's recording pipeline runs (deploy/ffmpeg-copy.sh): it links 13 small
+#    libraries instead of 214, so each copy-mode camera's ffmpeg holds about 3.6 MB of private
+#    memory instead of 12.5 (docs/scaling.md) --
+FROM debian:bookworm-slim AS ffmpeg-copy
+WORKDIR /src
+COPY deploy/ffmpeg-copy.sh /src/
+RUN sed -i 's/^Types: deb$/Types: deb deb-src/' /etc/apt/sources.list.d/debian.sources \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends dpkg-dev=1.21.* gcc=4:12.* libc6-dev=2.36-* make=4.3-* \
+        libgnutls28-dev=3.7.* zlib1g-dev=1:1.2.* xz-utils=5.4.* pkg-config=1.8.* \
+    && apt-get source --only-source ffmpeg \
+    && mkdir /out \
+    && sh /src/ffmpeg-copy.sh /src/ffmpeg-5.1.* /out/ffmpeg-copy \
+    && rm -rf /var/lib/apt/lists/*
+
 # -- runtime: Debian's Python and ffmpeg (libx264 and the native AAC encoder HKSV needs; VAAPI/QSV
 #    drivers for the hardware profiles come with --device /dev/dri) --
 # ffmpeg's libraries depend on libGL, which brings Mesa's OpenGL drivers and the LLVM and Z3 they
@@ -31,7 +47,11 @@ RUN printf '%s\n' 'path-exclude /usr/lib/*/dri/*_dri.so' 'path-exclude /usr/lib/
     && mkdir -p /config /data \
     && chown hksv:hksv /data
 COPY --from=build /opt/hksv /opt/hksv
+COPY --from=ffmpeg-copy /out/ffmpeg-copy /usr/local/lib/hksv/ffmpeg-copy
+# Copy-mode cameras' recording pipelines run the ffmpeg built for copying; `copy_ffmpeg: ffmpeg` in
+# the configuration file runs Debian's for them too (for an input the copy build does not read).
 ENV PATH=/opt/hksv/bin:$PATH \
+    HKSV_COPY_FFMPEG=/usr/local/lib/hksv/ffmpeg-copy \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HKSV_HTTP_PORT=8099

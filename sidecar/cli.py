@@ -84,6 +84,10 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         data["reset_damaged_state"] = True
     if os.environ.get("HKSV_WEB_PASSWORD"):  # kept off the command line, where `ps` would show it
         data["web_password"] = os.environ["HKSV_WEB_PASSWORD"]
+    if "copy_ffmpeg" not in data and os.environ.get("HKSV_COPY_FFMPEG"):
+        # The Docker image's default: its ffmpeg built for copying (docs/scaling.md); a copy_ffmpeg
+        # in the configuration file wins (`copy_ffmpeg: ffmpeg` for the full one on PATH).
+        data["copy_ffmpeg"] = os.environ["HKSV_COPY_FFMPEG"]
     config = build_config(data)
     if not config.cameras:
         raise ConfigError("no cameras: add --camera NAME=URL, --demo, or a config file with cameras")

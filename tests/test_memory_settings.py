@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sidecar.app import _recording_ffmpeg, camera_spec
 from sidecar.camera import Camera
 from sidecar.config import build_config
@@ -25,11 +27,27 @@ def test_copy_cameras_record_with_copy_ffmpeg_and_the_others_with_ffmpeg_on_path
     assert _recording_ffmpeg(unset, unset.cameras[0], profiles) is None
 
 
+def test_hksv_copy_ffmpeg_is_the_default_and_the_configuration_file_wins(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The Docker image sets HKSV_COPY_FFMPEG to its ffmpeg built for copying (Dockerfile).
+    from sidecar.cli import parse_args
+
+    camera = ["--camera", "Door=rtsp://127.0.0.1:9/x", "--setup-code", "031-45-154"]
+    monkeypatch.delenv("HKSV_COPY_FFMPEG", raising=False)
+    assert parse_args(camera).copy_ffmpeg is None
+    monkeypatch.setenv("HKSV_COPY_FFMPEG", "/usr/local/lib/hksv/ffmpeg-copy")
+    assert parse_args(camera).copy_ffmpeg == "/usr/local/lib/hksv/ffmpeg-copy"
+    config = tmp_path / "config.yaml"
+    config.write_text("copy_ffmpeg: ffmpeg\n", encoding="utf-8")
+    assert parse_args(["--config", str(config), *camera]).copy_ffmpeg == "ffmpeg"
+
+
 async def test_the_camera_runs_it_for_the_recording_pipeline_only(tmp_path: Path) -> None:
     cfg = build_config({"cameras": [{"name": "Copy", "source": "rtsp://127.0.0.1/a", "setup_code": "031-45-154"}]})
     camera = Camera(camera_spec(cfg.cameras[0]), tmp_path, host="127.0.0.1", port=0, advertiser=None,
                     recording_ffmpeg="/opt/ffmpeg/ffmpeg")
-    assert camera.pipeline.config.ffmpeg_bin == "/opt/ffmpeg/ffmpeg"
+    assert camera.pipeline.config.copy_ffmpeg_bin == "/opt/ffmpeg/ffmpeg"
+    assert camera.pipeline.config.ffmpeg_bin == "ffmpeg"  # what a transcode fallback runs
     assert camera.live.ffmpeg == camera.media.ffmpeg == "ffmpeg"  # live views and snapshots: ffmpeg on PATH
 
 
@@ -64,3 +82,26 @@ print(before, Config.__pydantic_complete__, DetectorConfig.__pydantic_complete__
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split() == ["False", "True", "True", *["False"] * 5, "Door"]
+
+
+def test_a_copy_run_uses_copy_ffmpeg_and_a_transcode_fallback_the_full_ffmpeg() -> None:
+    # The image's copy_ffmpeg can only copy (no libx264): an H.265 camera whose recordings fall
+    # back to H.264, or a copy camera that must encode, has to run the full ffmpeg again.
+    from sidecar.media import parse_source
+    from sidecar.media.frames import DetectOutput
+    from sidecar.media.pipeline_config import PipelineConfig
+    from sidecar.media.stream_policy import StreamPolicy
+
+    profiles = load_profiles()
+    rtsp = parse_source("rtsp://127.0.0.1:9/cam")
+    policy = StreamPolicy(PipelineConfig(source=rtsp, copy_ffmpeg_bin="/copy/ffmpeg", record_codec="hevc"), profiles)
+    assert policy.start_run().argv[0] == "/copy/ffmpeg"
+    policy.source_hevc = True
+    policy.set_record_codec("h264")  # record_codec auto, after failed H.265 recordings
+    assert policy.profile_name == "libx264" and policy.start_run().argv[0] == "ffmpeg"
+    encoder = StreamPolicy(PipelineConfig(source=rtsp, profile="libx264", copy_ffmpeg_bin="/copy/ffmpeg"), profiles)
+    assert encoder.start_run().argv[0] == "ffmpeg"
+    # A copy camera whose pipeline also decodes frames for the built-in detector needs the full one.
+    detector = StreamPolicy(PipelineConfig(source=rtsp, copy_ffmpeg_bin="/copy/ffmpeg", detect=DetectOutput()),
+                            profiles)
+    assert detector.start_run().argv[0] == "ffmpeg"

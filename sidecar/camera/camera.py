@@ -76,7 +76,8 @@ class Camera:
     """One camera. ``start()``/``stop()`` own every task and process it creates.
 
     ``ffmpeg`` is the binary every ffmpeg of the camera runs, except the long-lived recording
-    pipeline's when ``recording_ffmpeg`` is given (the App's ``copy_ffmpeg`` for copy-mode cameras).
+    pipeline's while it copies, when ``recording_ffmpeg`` is given (the App's ``copy_ffmpeg`` for
+    copy-mode cameras); a transcode fallback runs ``ffmpeg`` again.
     """
 
     def __init__(self, spec: CameraSpec, state_dir: Path, *, host: str, port: int,
@@ -113,7 +114,8 @@ class Camera:
         audio = bool(CameraSettings.load(self.state.app).recording_audio_active)
         self.pipeline = MediaPipeline(PipelineConfig(
             source=self.source, profile=spec.profile, name=spec.name,
-            transcode_fallback=spec.transcode_fallback, ffmpeg_bin=recording_ffmpeg or ffmpeg, profiles=profiles,
+            transcode_fallback=spec.transcode_fallback, ffmpeg_bin=ffmpeg, copy_ffmpeg_bin=recording_ffmpeg,
+            profiles=profiles,
             record_codec="h264" if spec.record_codec == "h264" else "hevc",
             prebuffer_capacity_s=max(12.0, spec.prebuffer_ms / 1000 + 8),
             settings=RecordingSettings(audio=audio),  # no selection yet: the source's size, our audio

@@ -49,6 +49,10 @@ class PipelineConfig:
     hevc_fallback_profile: str = "libx265"
     merge_short_gops: bool = True
     ffmpeg_bin: str = "ffmpeg"
+    # The ffmpeg a run of a copy profile uses (the App's ``copy_ffmpeg``, e.g. the image's build
+    # for copying); a transcoding run, a fallback from copy included, and a pipeline that feeds
+    # the detector (``detect``: it decodes and scales frames) always use ``ffmpeg_bin``.
+    copy_ffmpeg_bin: str | None = None
     profiles: Mapping[str, Profile] | None = None  # None: load_profiles()
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 60.0

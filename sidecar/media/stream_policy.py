@@ -125,6 +125,15 @@ class StreamPolicy:
         return self.config.fallback_profile
 
     @property
+    def ffmpeg_bin(self) -> str:
+        """The ffmpeg for the profile in use: a copy profile may run a build that can only copy
+        (``copy_ffmpeg_bin``), so a transcode fallback goes back to the full one, and so does a
+        pipeline that also decodes frames for the built-in detector (``detect``)."""
+        if self.profile.is_copy and self.config.copy_ffmpeg_bin and self.config.detect is None:
+            return self.config.copy_ffmpeg_bin
+        return self.config.ffmpeg_bin
+
+    @property
     def profile(self) -> Profile:
         """The profile in use (it changes on a transcode fallback)."""
         return self._profiles[self.profile_name]
@@ -139,7 +148,7 @@ class StreamPolicy:
             settings,
             source_has_audio=self.source_has_audio,
             min_frag_duration_us=self.min_frag_us if profile.is_copy else None,
-            ffmpeg_bin=self.config.ffmpeg_bin,
+            ffmpeg_bin=self.ffmpeg_bin,
             detect=self.config.detect,
             detect_target=detect_target,
             source_hevc=self.source_hevc and self.record_codec == "hevc",

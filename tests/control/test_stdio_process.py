@@ -40,7 +40,7 @@ def decode_setup_uri(uri: str) -> tuple[str, int, int, str]:
 
 def ffmpeg_children(pid: int) -> list[psutil.Process]:
     try:
-        return [p for p in psutil.Process(pid).children(recursive=True) if p.name() == "ffmpeg"]
+        return [p for p in psutil.Process(pid).children(recursive=True) if p.name().startswith("ffmpeg")]
     except psutil.NoSuchProcess:
         return []
 

@@ -17,6 +17,7 @@ import psutil
 import pytest
 import yaml
 
+from sidecar.media.command import MOVFLAGS
 from tests.docker.image import IMAGE, build, buildah, buildah_cmd, image_size_mb
 from tests.support.hap_client import aio_pair, unverified_status
 from tests.support.ports import free_port
@@ -80,7 +81,7 @@ def test_image_is_small_in_layers_non_root_and_has_no_build_tools(image: dict[st
     assert "/data" in oci["Volumes"]
     assert oci["Entrypoint"][:2] == ["tini", "--"] and oci["Cmd"] == ["--config", "/config/config.yaml"]
     assert image["Docker"]["config"]["Healthcheck"]["Test"][0] == "CMD"
-    assert len(image["OCIv1"]["rootfs"]["diff_ids"]) <= 4  # base, apt, venv, and nothing else
+    assert len(image["OCIv1"]["rootfs"]["diff_ids"]) <= 5  # base, apt, venv, the copy ffmpeg, nothing else
     r = run_in(container, "sh", "-c", "id -u; ls -ld /data | cut -d' ' -f3; "
                "for t in pip pip3 gcc cc make apt-get; do command -v $t || true; done; "
                "ffmpeg -hide_banner -encoders > /tmp/enc; for e in libx264 aac h264_vaapi h264_qsv; do "
@@ -107,6 +108,42 @@ def test_image_is_at_most_500_mb_without_the_detectors_libraries_or_opengl(
     listed = r.stdout.split()
     assert "cryptography" in listed and "numpy" not in listed and "scipy" not in listed
     assert not [f for f in listed if f.endswith("_dri.so") or "libLLVM" in f]
+
+
+def test_copy_mode_cameras_record_with_an_ffmpeg_built_for_copying(image: dict[str, Any], container: str) -> None:
+    # The image's default copy_ffmpeg (Dockerfile, deploy/ffmpeg-copy.sh): Debian's own ffmpeg
+    # source with only what a copy-mode recording runs, so it links none of the 214 libraries whose
+    # relocated data cost every Debian ffmpeg 8 MB of private memory (benchmarks/RESULTS.md).
+    env = dict(item.split("=", 1) for item in image["OCIv1"]["config"]["Env"])
+    copy = env["HKSV_COPY_FFMPEG"]
+    assert copy == "/usr/local/lib/hksv/ffmpeg-copy"
+    # The copy-mode argv's parts (the copy profile, sidecar/media/command.py's MOVFLAGS): the video
+    # copied into fragmented MP4 must be the same bytes Debian's ffmpeg writes, the audio
+    # re-encoded to AAC-LC, and a camera without audio gets lavfi's silent track.
+    out = f"-f mp4 -movflags {MOVFLAGS}"
+    script = f"""set -e
+cd /tmp
+ffmpeg -v error -f lavfi -i testsrc2=size=320x240:rate=15 -f lavfi -i sine=frequency=440:sample_rate=32000 \\
+    -t 3 -c:v libx264 -g 15 -c:a aac -shortest clip.mp4
+ffmpeg -v error -fflags +genpts -i clip.mp4 -map 0:v:0 -c:v copy -an {out} debian.mp4
+{copy} -v error -fflags +genpts -i clip.mp4 -map 0:v:0 -c:v copy -an {out} copy.mp4
+cmp debian.mp4 copy.mp4 && echo video-identical
+{copy} -v error -fflags +genpts -i clip.mp4 -map 0:v:0 -map 0:a:0 -c:v copy -c:a aac -profile:a aac_low -ar 32000 \\
+    -ac 1 -b:a 32k {out} audio.mp4
+{copy} -v error -i clip.mp4 -f lavfi -i anullsrc=channel_layout=mono:sample_rate=16000 -map 0:v:0 -map 1:a:0 \\
+    -c:v copy -c:a aac -ac 1 -shortest {out} silent.mp4
+for f in audio.mp4 silent.mp4; do grep -c -a -E 'avc1|mp4a|moof' $f > /dev/null && echo $f-ok; done
+grep -q -a mp4a audio.mp4 && grep -q -a mp4a silent.mp4 && grep -q -a moof audio.mp4 && echo aac-fragments
+ldd {copy} | grep -c -E 'libav|libsw|librsvg|libflite|libplacebo' || true
+{copy} -hide_banner -version | head -1 | cut -d' ' -f3 | cut -d- -f1
+ffmpeg -hide_banner -version | head -1 | cut -d' ' -f3 | cut -d- -f1
+"""
+    r = run_in(container, "sh", "-c", script, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split()
+    assert lines[:4] == ["video-identical", "audio.mp4-ok", "silent.mp4-ok", "aac-fragments"], r.stdout
+    assert lines[4] == "0", "the copy build links one of Debian's ffmpeg libraries"
+    assert lines[5] == lines[6] and lines[5].startswith("5."), r.stdout  # the same FFmpeg version as Debian's
 
 
 async def test_container_runs_the_demo_config_and_pairs_over_hap(image: dict[str, Any], container: str,

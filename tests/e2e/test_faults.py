@@ -59,7 +59,8 @@ class Sidecar:
 
     def ffmpeg_children(self) -> list[psutil.Process]:
         try:
-            return [c for c in psutil.Process(self.proc.pid).children() if c.name() == "ffmpeg"]
+            # startswith: a copy-mode camera may run the image's ffmpeg-copy (HKSV_COPY_FFMPEG)
+            return [c for c in psutil.Process(self.proc.pid).children() if c.name().startswith("ffmpeg")]
         except psutil.Error:
             return []
 
