@@ -20,9 +20,11 @@ are SIGKILLed and cameras go away (the RTSP server killed, or stopped with SIGST
 At the end it checks and prints: every motion that rose while its camera's source was up, its
 hub was recording and no fault touched it produced a clip that decodes; fds, threads, tasks and
 ffmpeg children are back at their counts after warm-up (listening sockets apart, at most a HAP
-and an HDS listener per camera); RSS grew less than 10 %; no log line
-holds a secret (the RTSP password, an accessory's long-term key); the journal holds every
-recording a hub opened, each ended. Exit status 0 when every check passes.
+and an HDS listener per camera; the loop's default executor apart, at most its size); RSS grew
+less than 10 % (printed every 5 minutes too); no log line holds a secret (the RTSP password, an
+accessory's long-term key); the journal holds every recording a hub opened, each ended (but those
+older than a camera's last 100 events, which the journal drops by design). Exit status 0 when
+every check passes.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ import random
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +54,7 @@ from aiohomekit.controller.ip import connection as aio_connection
 import sidecar
 from sidecar import tlv8
 from sidecar.camera.recording.configuration import SampleRate, encode_selection
+from sidecar.web import journal as journal_module
 from tests.hub.characteristics import (
     DATA_STREAM_SETUP,
     MOTION_DETECTED,
@@ -301,17 +306,26 @@ class Hub:
             await self.pairing.shutdown()
 
 
+EXECUTOR_PREFIX = "soak-executor"
+EXECUTOR_WORKERS = min(32, (os.cpu_count() or 1) + 4)  # asyncio's own default size
+
+
 def usage() -> dict[str, float]:
     """The counts compared. Listening sockets are counted apart from ``fds``: each camera binds
     its HDS listener on the first data stream a hub sets up and keeps it (one per camera), so
-    how many there are depends on which cameras had recorded by the warm-up's end."""
+    how many there are depends on which cameras had recorded by the warm-up's end. The loop's
+    default executor's threads are counted apart from ``threads`` too: the pool starts a thread
+    when work finds none idle and keeps it, up to ``EXECUTOR_WORKERS`` (bounded by design), so
+    a busier moment late in a long run adds one without anything leaking."""
     proc = psutil.Process()
+    executor = sum(1 for t in threading.enumerate() if t.name.startswith(EXECUTOR_PREFIX))
     ffmpeg = sum(1 for c in proc.children(recursive=True)
-                 if c.name() == "ffmpeg" and c.status() != psutil.STATUS_ZOMBIE)
+                 if c.name().startswith("ffmpeg") and c.status() != psutil.STATUS_ZOMBIE)
     tasks = len([t for t in asyncio.all_tasks() if not t.done()])
     listening = sum(1 for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN)
-    return {"fds": proc.num_fds() - listening, "listening": listening, "threads": proc.num_threads(),
-            "tasks": tasks, "ffmpeg": ffmpeg, "rss_mib": round(proc.memory_info().rss / 2**20, 1)}
+    return {"fds": proc.num_fds() - listening, "listening": listening, "threads": proc.num_threads() - executor,
+            "executor_threads": executor, "tasks": tasks, "ffmpeg": ffmpeg,
+            "rss_mib": round(proc.memory_info().rss / 2**20, 1)}
 
 
 def inventory(hap_ports: set[int]) -> Counter[str]:
@@ -345,6 +359,9 @@ async def wait_for(condition: Any, timeout: float, step: float = 1.0) -> bool:
 
 async def soak(minutes: float, seed: int, work: Path) -> int:
     rng = random.Random(seed)
+    # asyncio's default executor at its default size, with names the thread count can tell apart
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=EXECUTOR_WORKERS, thread_name_prefix=EXECUTOR_PREFIX))
     tally = Tally()
     log_path = work / "sidecar.log"
     logs = log_path.open("a", encoding="utf-8")
@@ -456,7 +473,16 @@ async def soak(minutes: float, seed: int, work: Path) -> int:
                 cam.resume()
                 tally.disturb("RTSP Copy", down, time.monotonic() + 15)
 
-        await asyncio.gather(motions(), hub_moves(), kills(), dropper(), stalls())
+        rss_series: list[float] = []
+
+        async def rss_every_5_minutes() -> None:  # the shape of the growth, not only its end
+            while time.monotonic() < faults_end:
+                await asyncio.sleep(min(300.0, max(0.0, faults_end - time.monotonic())))
+                rss_series.append(usage()["rss_mib"])
+                print(f"RSS at +{(time.monotonic() - tally.start) / 60:.0f} min: {rss_series[-1]} MiB", flush=True)
+
+        await asyncio.gather(motions(), hub_moves(), kills(), dropper(), stalls(), rss_every_5_minutes())
+        figures["rss_mib_every_5_minutes"] = rss_series
         print("faults over; settling", flush=True)
         for hub in hubs.values():  # back to the selection of the warm-up, so the prebuffers compare
             async with hub.busy:
@@ -484,6 +510,8 @@ async def soak(minutes: float, seed: int, work: Path) -> int:
         for key in ("fds", "threads", "tasks", "ffmpeg"):
             if final[key] > baseline[key]:
                 failures.append(f"{key}: {baseline[key]} after warm-up, {final[key]} at the end")
+        if final["executor_threads"] > EXECUTOR_WORKERS:
+            failures.append(f"{final['executor_threads']} executor threads (at most {EXECUTOR_WORKERS})")
         if final["listening"] > 2 * len(CAMERAS) + 1:  # a HAP and an HDS listener per camera, the web server
             failures.append(f"{final['listening']} listening sockets for {len(CAMERAS)} cameras")
         grew = {k: after[k] - before[k] for k in after.keys() | before.keys() if after[k] != before[k]}
@@ -500,12 +528,21 @@ async def soak(minutes: float, seed: int, work: Path) -> int:
         in_journal: dict[str, dict[int, Any]] = {}
         for name, entries in journal.items():
             in_journal[name] = {r["stream_id"]: r for e in entries for r in e["recordings"]}
-        missing = [(c.camera, c.stream_id) for c in tally.clips if c.opened and c.stream_id not in in_journal[c.camera]]
+        # The journal keeps each camera's last MAX_ENTRIES events (bounded by design): in a long
+        # run the oldest recordings of a busy camera leave it. Those are the ones older than every
+        # recording it still holds, and only once it is full; any other gap is a lost recording.
+        full = {name for name, entries in journal.items() if len(entries) >= journal_module.MAX_ENTRIES}
+        oldest = {name: min(ids) for name, ids in in_journal.items() if ids}
+        rotated = [(c.camera, c.stream_id) for c in tally.clips if c.opened and c.stream_id not in in_journal[c.camera]
+                   and c.camera in full and c.stream_id < oldest.get(c.camera, 0)]
+        missing = [(c.camera, c.stream_id) for c in tally.clips if c.opened and c.stream_id not in in_journal[c.camera]
+                   and (c.camera, c.stream_id) not in rotated]
         unended = [(c.camera, c.stream_id) for c in tally.clips
                    if c.opened and c.stream_id in in_journal[c.camera]
                    and in_journal[c.camera][c.stream_id]["ended"] is None]
         figures["journal"] = {"recordings opened": sum(c.opened for c in tally.clips), "missing": len(missing),
-                              "not ended": len(unended)}
+                              "not ended": len(unended),
+                              f"older than the last {journal_module.MAX_ENTRIES} events of a camera": len(rotated)}
         if missing:
             failures.append(f"recordings missing from the journal: {missing}")
         if unended:
