@@ -106,13 +106,10 @@ async def measure(clip: Path, mode: str, profile: str, codec: Literal["h264", "h
         await asyncio.sleep(warmup)
         children = [c for c in me.children() if c.name().startswith("ffmpeg")]
 
-        def child_cpu() -> float:
-            return children_cpu_s(children)
-
-        self0, kids0, wall0 = sum(me.cpu_times()[:2]), child_cpu(), time.monotonic()
+        self0, kids0, wall0 = sum(me.cpu_times()[:2]), children_cpu_s(children), time.monotonic()
         rs0, rb0 = rewrite_s, rewrite_bytes
         await asyncio.sleep(window)
-        self1, kids1, wall1 = sum(me.cpu_times()[:2]), child_cpu(), time.monotonic()
+        self1, kids1, wall1 = sum(me.cpu_times()[:2]), children_cpu_s(children), time.monotonic()
         rs1, rb1 = rewrite_s, rewrite_bytes
         status = pipeline.status()
         profile_used = pipeline.profile.name
