@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -54,6 +56,7 @@ from aiohomekit.controller.ip import connection as aio_connection
 import sidecar
 from sidecar import tlv8
 from sidecar.camera.recording.configuration import SampleRate, encode_selection
+from sidecar.malloc_tuning import keep_freed_memory
 from sidecar.web import journal as journal_module
 from tests.hub.characteristics import (
     DATA_STREAM_SETUP,
@@ -328,6 +331,27 @@ def usage() -> dict[str, float]:
             "rss_mib": round(proc.memory_info().rss / 2**20, 1)}
 
 
+class _Mallinfo2(ctypes.Structure):  # glibc's struct mallinfo2 (mallinfo(3)), every field a size_t
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def heap() -> dict[str, float]:
+    """The C heap over every arena (glibc's ``mallinfo2``), in MiB: what the program holds
+    (``in_use``) apart from what the allocator keeps free (``free``) and maps directly
+    (``mmapped``). RSS growing while ``in_use`` stays flat is the allocator's fragmentation or
+    high-water mark, not a leak. Empty where the C library has no ``mallinfo2``."""
+    try:
+        fn = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return {}
+    fn.restype = _Mallinfo2
+    info = fn()
+    mib = 2**20
+    return {"in_use": round((info.uordblks + info.hblkhd) / mib, 1), "free": round(info.fordblks / mib, 1),
+            "mmapped": round(info.hblkhd / mib, 1)}
+
+
 def inventory(hap_ports: set[int]) -> Counter[str]:
     """What the fds, connections and tasks are (for the diagnosis when a count grew)."""
     found: Counter[str] = Counter()
@@ -357,7 +381,7 @@ async def wait_for(condition: Any, timeout: float, step: float = 1.0) -> bool:
     return bool(condition())
 
 
-async def soak(minutes: float, seed: int, work: Path) -> int:
+async def soak(minutes: float, seed: int, work: Path, trace: bool = False) -> int:
     rng = random.Random(seed)
     # asyncio's default executor at its default size, with names the thread count can tell apart
     asyncio.get_running_loop().set_default_executor(
@@ -414,7 +438,10 @@ async def soak(minutes: float, seed: int, work: Path) -> int:
         await asyncio.sleep(max(0.0, tally.start + WARMUP_S - time.monotonic()))
         await wait_for(lambda: all(c.pipeline.pid for c in app.cameras), 60)
         baseline, before = usage(), inventory(hap_ports)
-        print(f"baseline after warm-up: {baseline}", flush=True)
+        print(f"baseline after warm-up: {baseline}; C heap {heap()}", flush=True)
+        if trace:  # from here: what is allocated after the warm-up and still held at the end
+            tracemalloc.start(8)
+            traced_at_baseline = tracemalloc.take_snapshot()
 
         async def motions() -> None:  # the driver's motion on every camera but the detector's
             while time.monotonic() < faults_end:
@@ -479,7 +506,10 @@ async def soak(minutes: float, seed: int, work: Path) -> int:
             while time.monotonic() < faults_end:
                 await asyncio.sleep(min(300.0, max(0.0, faults_end - time.monotonic())))
                 rss_series.append(usage()["rss_mib"])
-                print(f"RSS at +{(time.monotonic() - tally.start) / 60:.0f} min: {rss_series[-1]} MiB", flush=True)
+                traced = (f", traced {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MiB (tracing itself "
+                          f"{tracemalloc.get_tracemalloc_memory() / 2**20:.1f})" if trace else "")
+                print(f"RSS at +{(time.monotonic() - tally.start) / 60:.0f} min: {rss_series[-1]} MiB; "
+                      f"C heap {heap()}{traced}", flush=True)
 
         await asyncio.gather(motions(), hub_moves(), kills(), dropper(), stalls(), rss_every_5_minutes())
         figures["rss_mib_every_5_minutes"] = rss_series
@@ -504,7 +534,15 @@ async def soak(minutes: float, seed: int, work: Path) -> int:
             if all(final[k] <= baseline[k] for k in ("fds", "threads", "tasks", "ffmpeg")):
                 break
         figures["settled_after_s"] = round(time.monotonic() - settled_at, 1)
-        print(f"at the end: {final}", flush=True)
+        print(f"at the end: {final}; C heap {heap()}", flush=True)
+        if trace:
+            held = tracemalloc.take_snapshot().compare_to(traced_at_baseline, "traceback")
+            print("held since the warm-up, by where it was allocated (the 8 largest):", flush=True)
+            for stat in held[:8]:
+                print(f"  {stat.size_diff / 2**20:+.2f} MiB in {stat.count_diff:+d} blocks", flush=True)
+                for line in stat.traceback.format()[-8:]:
+                    print("   ", line, flush=True)
+            tracemalloc.stop()
         figures.update(baseline=baseline, final=final)
 
         for key in ("fds", "threads", "tasks", "ffmpeg"):
@@ -599,12 +637,15 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="keep clips and the log in this directory")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="trace Python's allocations after the warm-up and print what is still held at the end")
     args = parser.parse_args()
+    keep_freed_memory()  # the heap settings the hksv-sidecar command runs with (sidecar/malloc_tuning.py)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-        sys.exit(asyncio.run(soak(args.minutes, args.seed, args.keep)))
+        sys.exit(asyncio.run(soak(args.minutes, args.seed, args.keep, args.tracemalloc)))
     with tempfile.TemporaryDirectory(prefix="hksv-soak-") as tmp:
-        sys.exit(asyncio.run(soak(args.minutes, args.seed, Path(tmp))))
+        sys.exit(asyncio.run(soak(args.minutes, args.seed, Path(tmp), args.tracemalloc)))
 
 
 if __name__ == "__main__":
