@@ -86,8 +86,11 @@ from benchmarks.kit.stats import percentile as pct
 from sidecar import tlv8
 from sidecar.camera import Camera, CameraSpec
 from sidecar.hds import RecordingStream, SessionKeys, frames, messages
+from sidecar.hds.connection import HDSConnection
 from sidecar.hds.datasend import MAX_CHUNK
+from sidecar.hds.hub_connection import HubConnection
 from sidecar.hds.messages import Kind, Message
+from sidecar.hds.outbox import Outbox
 from sidecar.hds.sealing_pool import SealingPool
 from sidecar.hds.socket_transport import SocketTransport
 from sidecar.media import Fragment, HevcRecording
@@ -168,36 +171,49 @@ class RewriteMeter:
 
 
 class StepMeter:
-    """This thread's CPU in each step of the send path, so the send path's ratio to the AEAD can
-    be read as parts: the cipher itself (``FrameEncryptor._seal_one``: ``encrypt_into``), the
+    """This thread's CPU in each step of the send path, wherever the step runs, so the send
+    path's ratio to the AEAD can be read whole and as parts.
+
+    A recording's segment is queued as plaintext inside ``send_fragment`` and sealed a batch at
+    a time as the socket drains, mostly from the writer's callback, outside ``send_fragment``
+    (docs/hds.md). So the send path is the sum of its steps' own CPU (each step's time less the
+    wrapped steps it calls): the cipher (``FrameEncryptor._seal_one``: ``encrypt_into``), the
     staging copy (``_gather``), the chunks' OPACK (``messages.encode_data_event_parts``), the
-    socket's first send of each segment (``SocketTransport.write``, inside ``send_fragment``),
-    and the writer's later sends (``SocketTransport._write_ready``, outside it: the kernel's
-    share of the send path that the figure timed inside ``send_fragment`` does not include).
-    Wraps the classes' methods for the run; each wrapper costs about a microsecond per call,
-    a few calls per MB."""
+    connection core's queueing (``HDSConnection.send_init``/``send_fragment``), the batching
+    (``Outbox.take``), the adapter (``HubConnection.flush`` and ``sent``), the socket's sends
+    from a write (``SocketTransport.write``) and from the writer's callback (``_write_ready``).
+    Wraps the classes' methods for the run; each wrapper costs about a microsecond per call, a
+    few dozen calls per MB."""
 
     STEPS = (("cipher", frames.FrameEncryptor, "_seal_one"), ("gather", frames.FrameEncryptor, "_gather"),
-             ("opack", messages, "encode_data_event_parts"), ("write", SocketTransport, "write"),
-             ("write_ready", SocketTransport, "_write_ready"))
+             ("opack", messages, "encode_data_event_parts"),
+             ("queue", HDSConnection, "send_fragment"), ("queue", HDSConnection, "send_init"),
+             ("batch", Outbox, "take"), ("adapter", HubConnection, "flush"), ("adapter", HubConnection, "sent"),
+             ("write", SocketTransport, "write"), ("write_ready", SocketTransport, "_write_ready"))
 
     def __init__(self) -> None:
         self.cpu_s = dict.fromkeys((name for name, _, _ in self.STEPS), 0.0)
         self._originals = [(owner, attr, getattr(owner, attr)) for _, owner, attr in self.STEPS]
+        self._stack: list[list[float]] = []  # per running step: [thread CPU at entry, CPU of wrapped callees]
 
     def install(self) -> None:
         for (name, owner, attr), (_, _, original) in zip(self.STEPS, self._originals, strict=True):
             setattr(owner, attr, self._timed(name, original))
 
     def _timed(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-        totals = self.cpu_s
+        totals, stack = self.cpu_s, self._stack
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.thread_time()
+            frame = [time.thread_time(), 0.0]
+            stack.append(frame)
             try:
                 return original(*args, **kwargs)
             finally:
-                totals[name] += time.thread_time() - t0
+                stack.pop()
+                elapsed = time.thread_time() - frame[0]
+                totals[name] += elapsed - frame[1]
+                if stack:
+                    stack[-1][1] += elapsed
 
         return timed
 
@@ -1028,14 +1044,13 @@ def report(o: Outcome, args: argparse.Namespace) -> None:
           f"(thread getrusage); minor page faults inside the sends: {faults / per_mb:.0f} per MB")
     if o.steps and per_mb:
         step = {k: 1000 * v / per_mb for k, v in o.steps.items()}
-        rest = 1000 * send_s / per_mb - step["cipher"] - step["gather"] - step["opack"] - step["write"]
-        print(f"# ... by step, ms/MB: the cipher (encrypt_into) {step['cipher']:.2f} ({step['cipher'] / seal:.2f}x "
-              f"the AEAD reference), the staging copy {step['gather']:.2f}, the chunks' OPACK {step['opack']:.2f}, "
-              f"the rest of the Python (chunking, sealing's bookkeeping, the stream core, the wrappers) {rest:.2f}, "
-              f"the socket's first send of each segment (transport.write) {step['write']:.2f}; outside "
-              f"send_fragment, the writer's later sends {step['write_ready']:.2f} (send path with them "
-              f"{1000 * send_s / per_mb + step['write_ready']:.2f} ms/MB, "
-              f"{(1000 * send_s / per_mb + step['write_ready']) / seal:.2f}x)")
+        whole = sum(step.values())
+        print(f"# the send path by step, each step's own CPU wherever it ran, ms/MB: the cipher (encrypt_into) "
+              f"{step['cipher']:.2f} ({step['cipher'] / seal:.2f}x the AEAD reference), the staging copy "
+              f"{step['gather']:.2f}, the chunks' OPACK {step['opack']:.2f}, queueing {step['queue']:.2f}, batching "
+              f"{step['batch']:.2f}, the adapter {step['adapter']:.2f}, the socket's sends from a write "
+              f"{step['write']:.2f} and from the writer's callback {step['write_ready']:.2f}; "
+              f"the whole send path {whole:.2f} ms/MB, {whole / seal:.2f}x the AEAD seal")
     for codec, ((c_s, c_bytes), (c_user, c_sys, c_faults)) in o.by_codec.items():
         c_mb = c_bytes / MB
         if not c_mb:

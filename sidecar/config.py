@@ -288,7 +288,8 @@ class Config(_Strict):
     sealing_buffers: int = Field(
         default=DEFAULT_POOL_BUFFERS, ge=0, le=1024,
         description="recordings that may open in the same instant without waiting for fresh memory: one sealing "
-                    "buffer (about 1.4 MB at 2 Mbps) is kept ready per camera, up to this many for all cameras")
+                    "buffer (260 KiB: one batch of a recording, sealed as the socket drains) is kept ready per camera, "
+                    "up to this many for all cameras")
     copy_ffmpeg: str | None = Field(
         default=None, min_length=1,
         description="the ffmpeg that copy-mode cameras' recording pipelines run (e.g. a static build, which holds "

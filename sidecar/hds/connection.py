@@ -1,10 +1,17 @@
 """One HDS connection as a sans-IO state machine (in the manner of h11 and aioquic).
 
-Feed it received bytes with ``receive_data(data, now)``; take ``data_to_send()`` (whole frames,
-each one buffer) and ``events()``; arm a timer for ``next_deadline()`` and call
-``handle_timeout(now)`` when it fires. No sockets, no asyncio, no clock inside. An adapter that
-hands a recording segment's buffer back with ``spare.keep`` once the socket has taken all of it gets
-the next segment sealed into the same memory (no fresh megabyte per fragment).
+Feed it received bytes with ``receive_data(data, now)``; take ``data_to_send(limit)`` (whole
+frames, sealed on demand) and ``events()``; arm a timer for ``next_deadline()`` and call
+``handle_timeout(now)`` when it fires. No sockets, no asyncio, no clock inside.
+
+What the connection sends is queued as plaintext, in order, and encrypted only when the adapter
+asks for the next ``limit`` bytes: a recording is sealed a batch at a time as its socket drains,
+so a connection holds about one batch of ciphertext (:data:`~.frames.SEAL_BATCH`, 260 KiB), not
+a sealed megabyte per fragment, and each batch goes to the socket while it is still in the
+processor's cache. Frames are sealed in the order they were queued, so the nonce counter follows
+the wire whatever mix of control messages and media is queued (docs/hds.md, "Sealing"). An adapter
+that hands a sent batch's buffer back with ``outbox.spare.keep`` gets the next batch sealed into
+the same memory.
 
 States::
 
@@ -38,9 +45,10 @@ from .datasend import (
 )
 from .datasend import PROTOCOL as DATASEND
 from .errors import DecodeError, EncodeError, FrameError, ProtocolError, StreamClosedError
-from .frames import FRAME_TYPE_ENCRYPTED, MAX_PAYLOAD, Frame, FrameDecryptor, FrameEncryptor, FrameReader, SpareBuffer
+from .frames import FRAME_TYPE_ENCRYPTED, MAX_PAYLOAD, Frame, FrameDecryptor, FrameEncryptor, FrameReader
 from .messages import HDSStatus, Kind
 from .opack import Value
+from .outbox import Outbox
 from .transport import PreparedSession
 
 __all__ = [
@@ -116,6 +124,20 @@ class ConnectionClosed:
 Event = Identified | HelloReceived | StreamOpened | StreamEnded | SnapshotRequested | ConnectionClosed
 
 
+def _unchanging(data: Segment) -> Segment:
+    """``data`` as memory that stays as it is until it is sealed, which may be later than the
+    call that queued it: ``bytes`` and read-only views as they are (a camera's fragments are
+    read-only views of buffers nothing writes again, and whoever passes a read-only view makes
+    that promise), anything writable copied once."""
+    if isinstance(data, tuple):
+        return tuple(p if _kept_as_is(p) else bytes(p) for p in data)
+    return data if _kept_as_is(data) else bytes(data)
+
+
+def _kept_as_is(piece: bytes | bytearray | memoryview) -> bool:
+    return isinstance(piece, bytes) or (isinstance(piece, memoryview) and piece.readonly)
+
+
 class HDSConnection:
     """Accessory side of one HDS TCP connection."""
 
@@ -147,11 +169,8 @@ class HDSConnection:
         self._reader = FrameReader(min(MAX_FIRST_FRAME, max_payload))
         self._decryptor: FrameDecryptor | None = None
         self._encryptor: FrameEncryptor | None = None
-        self._out: list[bytearray | memoryview] = []
-        #: A sent segment's buffer, to seal the next one into: the adapter gives it back with
-        #: ``spare.keep`` once every byte of a :meth:`data_to_send` view (its ``obj``) is sent,
-        #: and ``spare.take``s it for the next connection once this one is over.
-        self.spare = SpareBuffer()
+        #: What is queued for the wire, sealed a batch at a time by :meth:`data_to_send`.
+        self.outbox = Outbox(max_payload)
         self._events: list[Event] = []
         self.frames_skipped = 0
 
@@ -229,11 +248,14 @@ class HDSConnection:
 
     # -- outputs ---------------------------------------------------------------------------
 
-    def data_to_send(self) -> list[bytearray | memoryview]:
-        """Frames to write, in order (each one complete buffer; a recording segment's is a view
-        whose ``obj`` may be handed back to ``spare.keep`` once every byte of it is sent)."""
-        out, self._out = self._out, []
-        return out
+    def data_to_send(self, limit: int | None = None) -> list[bytearray | memoryview]:
+        """Seal the next queued frames, in order, and return them as one buffer (an empty list
+        when nothing is queued): whole frames up to ``limit`` bytes, at least one frame, or
+        every queued frame when ``limit`` is None (:meth:`.Outbox.take`). What is still queued
+        is ``outbox.unsealed_bytes``; ``outbox.drop()`` forgets it once the socket is gone."""
+        if self._encryptor is None:  # only a connection with keys queues anything
+            return []
+        return self.outbox.take(self._encryptor, limit)
 
     def events(self) -> list[Event]:
         """Events since the last call, in order."""
@@ -245,7 +267,7 @@ class HDSConnection:
     def send_init(self, stream: DataSendStream, data: Segment) -> None:
         """Queue every chunk of the init segment."""
         self._check_stream(stream)
-        self._send_all(stream, stream.init_segment(data))
+        self._send_all(stream, stream.init_segment(_unchanging(data)))
 
     def send_fragment(
         self,
@@ -257,14 +279,14 @@ class HDSConnection:
     ) -> None:
         """Queue every chunk of one fragment."""
         self._check_stream(stream)
-        self._send_all(stream, stream.fragment(data, end_of_stream=end_of_stream, now=now))
+        self._send_all(stream, stream.fragment(_unchanging(data), end_of_stream=end_of_stream, now=now))
 
     def send_snapshot(self, stream: DataSendStream, data: Segment, data_type: str, now: float) -> None:
         """Queue the one payload of a snapshot stream; the stream is over once it is queued."""
         if self._snapshots.get(stream.stream_id) is not stream or self.state != "ready":
             raise StreamClosedError(f"snapshot stream {stream.stream_id} is not open on this connection")
         del self._snapshots[stream.stream_id]
-        self._send_all(stream, stream.payload(data, data_type, now=now))
+        self._send_all(stream, stream.payload(_unchanging(data), data_type, now=now))
         stream.mark_closed("accessory", CloseReason.NORMAL)
 
     def fail_snapshot(self, stream: DataSendStream, reason: CloseReason) -> None:
@@ -289,19 +311,14 @@ class HDSConnection:
             raise StreamClosedError(f"stream {stream.stream_id} is not running on this connection")
 
     def _send_all(self, stream: DataSendStream, bodies: Iterable[dict[str, Value]]) -> None:
-        """All of one segment's ``data`` events, sealed into one buffer (one socket write)."""
-        assert self._encryptor is not None
-        payloads = [messages.encode_data_event_parts(body) for body in bodies]
-        sealed = self._encryptor.seal_batch(payloads, into=self.spare.buffer)
-        if sealed.obj is self.spare.buffer:
-            self.spare.buffer = None  # in use until the adapter gives it back
-        self._out.append(sealed)
+        """Queue all of one segment's ``data`` events (sealed later, by :meth:`data_to_send`)."""
+        for body in bodies:
+            self.outbox.put(messages.encode_data_event_parts(body))
 
     # -- internals -------------------------------------------------------------------------
 
     def _send(self, payload: bytearray) -> None:
-        assert self._encryptor is not None
-        self._out.append(self._encryptor.seal(payload))
+        self.outbox.put([memoryview(payload)])  # a message just encoded: nothing else holds it
 
     def _identify_with(self, frame: Frame, now: float) -> None:
         match = self._identify(frame, now) if frame.frame_type == FRAME_TYPE_ENCRYPTED else None

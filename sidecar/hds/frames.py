@@ -27,12 +27,14 @@ __all__ = [
     "FRAME_TYPE_ENCRYPTED",
     "HEADER_LENGTH",
     "MAX_PAYLOAD",
+    "SEAL_BATCH",
     "TAG_LENGTH",
     "Frame",
     "FrameDecryptor",
     "FrameEncryptor",
     "FrameReader",
     "SpareBuffer",
+    "batch_bound",
     "buffer_for",
     "nonce",
     "sealed_bound",
@@ -73,11 +75,24 @@ def sealed_bound(segment_bytes: int) -> int:
     return segment_bytes + segment_bytes // 256 + 4096
 
 
+SEAL_BATCH: Final = 262_144 + 4096
+"""Sealed bytes asked for per socket write (``HDSConnection.data_to_send(limit)``): one full
+256 KiB ``data`` chunk with its frame header, OPACK and tag, or several small frames. A
+recording is sealed a batch at a time as the socket drains (docs/hds.md, "Sealing"), so this,
+not a fragment, is what a connection's sealing buffer has to hold."""
+
+
+def batch_bound(segment_bytes: int) -> int:
+    """The largest batch sealed for segments of about ``segment_bytes``: the whole sealed
+    segment, but never more than :data:`SEAL_BATCH`."""
+    return min(sealed_bound(segment_bytes), SEAL_BATCH)
+
+
 def buffer_for(segment_bytes: int) -> bytearray:
-    """A sealing buffer for segments of about ``segment_bytes`` (with the headroom ``seal_batch``
-    gives new buffers), every page of it written now: made ahead of time, off any hub's clock,
+    """A sealing buffer for the batches of segments of about ``segment_bytes``
+    (:func:`batch_bound`), every page of it written now. Made ahead of time, off any hub's clock,
     the first recording after a start does not pay the page faults while hubs wait."""
-    return bytearray(_with_headroom(sealed_bound(segment_bytes)))
+    return bytearray(batch_bound(segment_bytes))
 
 
 class SpareBuffer:

@@ -34,6 +34,7 @@ from .connection import (
 )
 from .datasend import ClosedBy, CloseReason, DataSendStream, Segment, StreamRegistry
 from .errors import StreamClosedError
+from .frames import SEAL_BATCH
 from .transport import TransportManager
 
 __all__ = ["PROGRESS_CHECK_S", "HubConnection", "ListenerSide", "RecordingStream"]
@@ -74,6 +75,11 @@ def _unacked_in_kernel(sock: socket.socket | None) -> int:
         return 0
     value: int = struct.unpack("i", raw)[0]
     return max(0, value)
+
+
+def _in_flight(transport: asyncio.Transport, sock: socket.socket | None) -> int:
+    """Bytes written to the transport that the hub has not acknowledged yet."""
+    return transport.get_write_buffer_size() + _unacked_in_kernel(sock)
 
 
 class RecordingStream:
@@ -127,8 +133,8 @@ class RecordingStream:
             await self._flush_and_drain()
 
     async def _flush_and_drain(self) -> None:
-        """The segment went into the connection core whole (every chunk sealed, one buffer):
-        hand it to the socket, then wait while the hub is behind."""
+        """The segment is queued in the connection core (as plaintext): send what the socket
+        takes now, then wait while the hub is more than the high-water mark behind."""
         self._protocol.flush()
         await self._protocol.drain(self)
 
@@ -200,6 +206,7 @@ class HubConnection(asyncio.Protocol):
         self._progress_at = self.opened_at
         self._progress_timer: asyncio.TimerHandle | None = None
         self._closing = False  # closed with a reason; waiting for the hub to read it
+        self._flushing = False
 
     # -- asyncio callbacks -----------------------------------------------------------------
 
@@ -244,7 +251,7 @@ class HubConnection(asyncio.Protocol):
         self.conn.connection_lost(f"socket closed: {exc}" if exc else "socket closed")
         self.transport = None
         self.pump()
-        self.server.keep_spare(self.conn.spare.take())
+        self.server.keep_spare(self.conn.outbox.spare.take())
         for timer in (self._timer, self._abort_timer):
             if timer is not None:
                 timer.cancel()
@@ -262,10 +269,14 @@ class HubConnection(asyncio.Protocol):
         self._paused = True
 
     def sent(self, owner: object) -> None:
-        """The transport has handed all of ``owner`` to the kernel: a recording segment's buffer
-        (a view of the connection's sealing buffer) can take the next segment."""
+        """The transport has handed all of ``owner`` to the kernel: its sealing buffer can take
+        the next batch, which is sealed now if one is queued, and a producer waiting for the
+        backlog to shrink is woken."""
         if isinstance(owner, memoryview) and isinstance(owner.obj, bytearray):
-            self.conn.spare.keep(owner.obj)
+            self.conn.outbox.spare.keep(owner.obj)
+        self.flush()
+        if self._drained is not None and self._backlog() <= self.server.config.high_water:
+            self._wake_writer()
 
     def resume_writing(self) -> None:
         self._paused = False
@@ -278,18 +289,41 @@ class HubConnection(asyncio.Protocol):
             self._drained.set_result(None)
 
     def flush(self) -> None:
-        """Write queued frames (each one buffer; the transport sends from it without copying)."""
-        frames = self.conn.data_to_send()
+        """Seal the next batch of queued frames and write it, again while the socket takes all
+        of it at once. The transport then holds at most one batch (it sends from that buffer
+        without copying); the rest stays queued as plaintext in the connection and is sealed
+        when that batch has gone to the kernel (:meth:`sent`), so memory per connection is one
+        batch and each batch is sent while it is still in the processor's cache."""
         transport = self.transport
         if transport is None or transport.is_closing():
+            self.conn.outbox.drop()  # nobody will send it
             return
-        for frame in frames:
-            self._handed += len(frame)
-            transport.write(frame)
-        if frames:
-            if self._progress_timer is None:  # nothing was outstanding: the hub is behind on nothing
-                self._progress_at = self.server.clock()
+        if self._flushing:  # called back from a write below: the loop goes on by itself
+            return
+        self._flushing = True
+        wrote = False
+        try:
+            while transport.get_write_buffer_size() == 0 and not transport.is_closing():
+                frames = self.conn.data_to_send(SEAL_BATCH)
+                if not frames:
+                    break
+                if not wrote and self._progress_timer is None:  # nothing was outstanding
+                    self._progress_at = self.server.clock()
+                wrote = True
+                for frame in frames:
+                    self._handed += len(frame)
+                    transport.write(frame)
+        finally:
+            self._flushing = False
+        if wrote:
             self._watch_progress()
+
+    def _backlog(self) -> int:
+        """Bytes a producer has queued that are not yet in the kernel: unsealed in the
+        connection, sealed in the transport."""
+        transport = self.transport
+        buffered = transport.get_write_buffer_size() if transport is not None else 0
+        return self.conn.outbox.unsealed_bytes + buffered
 
     def pump(self) -> None:
         """Flush, then act on the connection's events."""
@@ -322,7 +356,7 @@ class HubConnection(asyncio.Protocol):
     def _stream_opened(self, stream: DataSendStream) -> None:
         spare = self.server.take_spare()
         if spare is not None:
-            self.conn.spare.keep(spare)
+            self.conn.outbox.spare.keep(spare)
         handle = RecordingStream(self, stream)
         self.handles[id(stream)] = handle
         try:
@@ -367,10 +401,10 @@ class HubConnection(asyncio.Protocol):
     # -- progress: a stall counts from the last byte the hub acknowledged --------------------
 
     def _outstanding(self) -> int:
-        transport = self.transport
-        if transport is None:
+        """Everything the hub has still to read: in flight, and queued but not yet sealed."""
+        if self.transport is None:
             return 0
-        return transport.get_write_buffer_size() + _unacked_in_kernel(self._sock)
+        return _in_flight(self.transport, self._sock) + self.conn.outbox.unsealed_bytes
 
     def _watch_progress(self) -> None:
         if self._progress_timer is None and self.transport is not None:
@@ -389,8 +423,12 @@ class HubConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return False
-        outstanding = self._outstanding()
-        acked = self._handed - outstanding
+        in_flight = _in_flight(transport, self._sock)
+        if in_flight == 0 and self.conn.outbox.unsealed_bytes:
+            self.flush()  # the socket took everything: the next batch goes now
+            in_flight = _in_flight(transport, self._sock)
+        outstanding = in_flight + self.conn.outbox.unsealed_bytes
+        acked = self._handed - in_flight
         if outstanding == 0 or acked > self._acked:
             self._acked = acked
             self._progress_at = now
@@ -434,14 +472,17 @@ class HubConnection(asyncio.Protocol):
         self.pump()
 
     async def drain(self, handle: RecordingStream | None = None) -> None:
-        """Wait while the socket buffer is above the high-water mark, or until the connection or
-        ``handle`` (a recording; ``None`` for a snapshot) ends. A stalled hub is closed by the
-        progress watch, which wakes us."""
+        """Wait while more than the high-water mark is queued and not yet in the kernel (sealed
+        or not), or until the connection or ``handle`` (a recording; ``None`` for a snapshot)
+        ends. A stalled hub is closed by the progress watch, which wakes us."""
 
         def ended() -> bool:
             return self.transport is None or (handle is not None and handle.closed)
 
-        while self._paused and not ended():
+        def behind() -> bool:
+            return self._paused or self._backlog() > self.server.config.high_water
+
+        while behind() and not ended():
             self._drained = asyncio.get_running_loop().create_future()
             try:
                 await self._drained

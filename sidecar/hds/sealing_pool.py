@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from .frames import buffer_for, sealed_bound
+from .frames import batch_bound, buffer_for
 
 __all__ = ["DEFAULT_POOL_BUFFERS", "SealingPool"]
 
@@ -62,7 +62,7 @@ class SealingPool:
         large enough for the largest segment asked for. Buffers lent to recordings do not count,
         so an owner asks again only when none of its recordings holds one."""
         self._wanted[owner] = max(segment_bytes, self._wanted.get(owner, 0))
-        need = sealed_bound(self._size())
+        need = batch_bound(self._size())
         self._idle = [b for b in self._idle if len(b) >= need]  # too small for the new largest
         while len(self._idle) < self._target():
             self._idle.append(buffer_for(self._size()))

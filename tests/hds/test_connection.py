@@ -346,7 +346,7 @@ def test_a_large_segment_is_sealed_into_the_buffer_handed_back() -> None:
     pair.conn.send_fragment(stream, os.urandom(1_000_000), now=1.0)
     first = sealed()
     assert isinstance(first, memoryview) and isinstance(first.obj, bytearray)
-    pair.conn.spare.keep(first.obj)
+    pair.conn.outbox.spare.keep(first.obj)
     pair.conn.send_fragment(stream, os.urandom(4000), now=2.0)  # small: a buffer of its own
     assert sealed().obj is not first.obj  # type: ignore[union-attr]
     second_data = os.urandom(1_100_000)  # a bit larger: the headroom still fits it
@@ -382,7 +382,137 @@ def test_a_buffer_waiting_to_be_sent_is_never_written_into(ops: list[tuple[str, 
         elif op == "recycle" and delivered:
             out = delivered.pop(pick % len(delivered))
             if isinstance(out, memoryview) and isinstance(out.obj, bytearray):
-                pair.conn.spare.keep(out.obj)
+                pair.conn.outbox.spare.keep(out.obj)
         for out, sealed in waiting:
             assert bytes(out) == sealed
     assert _fragments_received(pair, wire) == fragments  # type: ignore[arg-type]
+
+
+# -- sealing on demand: what is queued is encrypted only when the adapter asks for it ------------
+
+
+def _sizes_on_wire(out: list[bytearray | memoryview]) -> int:
+    return sum(memoryview(b).nbytes for b in out)
+
+
+def _media(received: list[messages.Message]) -> list[bytes]:
+    """The mediaFragments in the hub's decoded messages, reassembled per sequence."""
+    pieces: dict[int, bytearray] = {}
+    for message in received:
+        if message.header.topic != "data":
+            continue
+        packet = message.body["packets"][0]  # type: ignore[index]
+        if packet["metadata"]["dataType"] == "mediaFragment":
+            pieces.setdefault(packet["metadata"]["dataSequenceNumber"], bytearray()).extend(packet["data"])
+    return [bytes(pieces[k]) for k in sorted(pieces)]
+
+
+def test_frames_are_sealed_in_batches_on_demand_in_the_order_they_were_queued() -> None:
+    """A 1 MB fragment, then a response and a close queued behind it: each ``data_to_send(limit)``
+    seals whole frames up to ``limit`` (one 256 KiB chunk per batch here), the backlog shrinks by
+    exactly what was returned, and the hub decrypts everything in order (the nonce counter
+    follows the wire, whatever was queued between the chunks)."""
+    pair = ready_pair()
+    stream = open_stream(pair, 3)
+    media = os.urandom(1_000_000)
+    pair.conn.send_init(stream, b"init")
+    pair.conn.send_fragment(stream, media, now=1.0)
+    pair.conn.receive_data(pair.hub.hello(), 1.0)  # a request answered while the media waits
+    pair.conn.close_stream(stream, CloseReason.NORMAL)
+    wire: list[bytes] = []
+    while (left := pair.conn.outbox.unsealed_bytes) > 0:
+        out = pair.conn.data_to_send(frames.SEAL_BATCH)
+        assert len(out) == 1
+        size = _sizes_on_wire(out)
+        assert size <= frames.SEAL_BATCH
+        assert pair.conn.outbox.unsealed_bytes == left - size
+        wire.append(bytes(out[0]))
+    assert pair.conn.data_to_send(frames.SEAL_BATCH) == []
+    assert len(wire) == 4  # 4 chunks of media: the init rides with the first, the response and close with the last
+    received = pair.hub.receive(wire)  # type: ignore[arg-type]
+    assert [(m.header.kind, m.header.topic) for m in received] == (
+        [(Kind.EVENT, "data")] * 5 + [(Kind.RESPONSE, "hello"), (Kind.EVENT, "close")])
+    assert _media(received) == [media]
+
+
+def test_a_frame_larger_than_the_limit_is_sealed_alone() -> None:
+    pair = ready_pair()
+    stream = open_stream(pair, 3)
+    pair.conn.send_init(stream, b"init")
+    pair.conn.data_to_send()
+    pair.conn.send_fragment(stream, os.urandom(300_000), now=1.0)
+    first = pair.conn.data_to_send(1000)  # at least one frame, whatever the limit
+    assert _sizes_on_wire(first) > 262_144
+    second = pair.conn.data_to_send(1000)
+    assert 300_000 - 262_144 < _sizes_on_wire(second) < 300_000 - 262_144 + 1000
+    assert pair.conn.outbox.unsealed_bytes == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["fragment", "request", "pull"]), st.integers(1, 700_000)),
+                    min_size=1, max_size=30))
+def test_any_mix_of_queueing_and_pulling_reaches_the_hub_intact(ops: list[tuple[str, int]]) -> None:
+    """Fragments and requests queued, batches pulled with any limit in between: every batch is
+    within its limit unless it is one frame, and the hub decodes every response and every
+    fragment exactly as queued."""
+    pair = ready_pair()
+    stream = open_stream(pair, 3)
+    pair.conn.send_init(stream, b"init")
+    wire: list[bytes] = []
+    fragments: list[bytes] = []
+    requests = 0
+
+    def pull(limit: int | None) -> None:
+        before = pair.conn.outbox.unsealed_bytes
+        out = pair.conn.data_to_send(limit)
+        size = _sizes_on_wire(out)
+        assert pair.conn.outbox.unsealed_bytes == before - size
+        if limit is not None and size > limit:  # over the limit only as one frame alone
+            reader = frames.FrameReader()
+            reader.feed(out[0])
+            assert reader.next_frame() is not None and reader.next_frame() is None
+        wire.extend(bytes(b) for b in out)
+
+    for op, number in ops:
+        if op == "fragment":
+            fragments.append(os.urandom(number))
+            pair.conn.send_fragment(stream, fragments[-1], now=1.0)
+        elif op == "request":
+            pair.conn.receive_data(pair.hub.hello(), 1.0)
+            requests += 1
+        else:
+            pull(number)
+    pull(None)
+    received = pair.hub.receive(wire)  # type: ignore[arg-type]
+    assert sum(m.header.kind is Kind.RESPONSE for m in received) == requests
+    assert _media(received) == fragments
+
+
+def test_a_writable_buffer_is_copied_when_queued_and_a_read_only_one_is_not() -> None:
+    """Sealing happens after the call returns, so a buffer its owner may change is copied at
+    once; a read-only view (how a camera's fragments come) is kept as it is, without a copy."""
+    pair = ready_pair()
+    stream = open_stream(pair, 3)
+    pair.conn.send_init(stream, b"init")
+    writable = bytearray(os.urandom(10_000))
+    sent = bytes(writable)
+    pair.conn.send_fragment(stream, writable, now=1.0)
+    writable[:] = bytes(len(writable))  # the owner reuses its buffer before anything was sealed
+    owned = bytearray(os.urandom(10_000))
+    view = memoryview(owned).toreadonly()
+    pair.conn.send_fragment(stream, view, now=2.0)
+    with pytest.raises(BufferError):  # the queued frame still refers to the caller's memory
+        owned.extend(b"x")
+    wire = [bytes(b) for b in pair.conn.data_to_send()]
+    assert _fragments_received(pair, wire) == [sent, bytes(owned)]  # type: ignore[arg-type]
+
+
+def test_dropping_what_is_unsent_releases_the_media() -> None:
+    pair = ready_pair()
+    stream = open_stream(pair, 3)
+    pair.conn.send_init(stream, b"init")
+    owned = bytearray(os.urandom(10_000))
+    pair.conn.send_fragment(stream, memoryview(owned).toreadonly(), now=1.0)
+    pair.conn.outbox.drop()
+    assert pair.conn.outbox.unsealed_bytes == 0 and pair.conn.data_to_send() == []
+    owned.extend(b"x")  # nothing refers to it any more

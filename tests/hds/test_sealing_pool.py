@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.hds.frames import sealed_bound
+from sidecar.hds.frames import SEAL_BATCH, batch_bound, sealed_bound
 from sidecar.hds.sealing_pool import SealingPool
 
 
@@ -14,19 +14,20 @@ def test_one_buffer_per_reserving_camera_up_to_the_limit() -> None:
     for count, owner in enumerate(owners, start=1):
         pool.reserve(owner, 1_000_000)
         assert pool.idle == min(count, 3)
-    assert all(len(b) >= sealed_bound(1_000_000) for b in pool._idle)
+    assert all(len(b) == batch_bound(1_000_000) == SEAL_BATCH for b in pool._idle)  # a batch, not a fragment
     bytes_at_limit = pool.idle_bytes
     for owner in owners:  # asking again makes nothing more
         pool.reserve(owner, 1_000_000)
     assert pool.idle_bytes == bytes_at_limit
 
 
-def test_every_buffer_fits_the_largest_segment_asked_for() -> None:
+def test_every_buffer_fits_the_largest_batch_asked_for() -> None:
     pool = SealingPool(limit=4)
     small, large = object(), object()
-    pool.reserve(small, 200_000)
+    pool.reserve(small, 20_000)  # a camera with small fragments: a batch is its whole fragment
+    assert pool.idle == 1 and pool.idle_bytes == sealed_bound(20_000)
     pool.reserve(large, 1_500_000)
-    assert pool.idle == 2 and all(len(b) >= sealed_bound(1_500_000) for b in pool._idle)
+    assert pool.idle == 2 and all(len(b) == SEAL_BATCH for b in pool._idle)
 
 
 def test_a_lent_buffer_is_not_handed_out_twice_and_comes_back() -> None:
