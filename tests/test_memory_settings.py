@@ -105,3 +105,39 @@ def test_a_copy_run_uses_copy_ffmpeg_and_a_transcode_fallback_the_full_ffmpeg() 
     detector = StreamPolicy(PipelineConfig(source=rtsp, copy_ffmpeg_bin="/copy/ffmpeg", detect=DetectOutput()),
                             profiles)
     assert detector.start_run().argv[0] == "ffmpeg"
+
+
+def test_a_copy_build_that_lacks_a_part_the_camera_needs_gives_way_to_the_full_ffmpeg() -> None:
+    """Only ffmpeg's own words for a part missing from the build (a protocol, a format, a filter,
+    a codec, an option), in a copy-build run that produced nothing, switch the camera; a camera's
+    own failure (refused, 401, bad data), a run that streamed, or a run of the full ffmpeg never do."""
+    from sidecar.media import PipelineConfig, parse_source
+    from sidecar.media.profiles import load_profiles
+    from sidecar.media.stream_policy import Notice, StreamPolicy
+
+    profiles = load_profiles()
+    srt = parse_source("srt://127.0.0.1:9")
+
+    def policy() -> StreamPolicy:
+        p = StreamPolicy(PipelineConfig(source=srt, copy_ffmpeg_bin="/copy/ffmpeg"), profiles)
+        assert p.start_run().argv[0] == "/copy/ffmpeg"
+        return p
+
+    for camera_fault in ("Connection refused", "method DESCRIBE failed: 401 Unauthorized",
+                         "Invalid data found when processing input", "No such file or directory"):
+        p = policy()
+        assert p.run_ended(("srt://127.0.0.1:9: " + camera_fault,), progressed=False) == []
+        assert p.start_run().argv[0] == "/copy/ffmpeg"
+    streamed = policy()
+    assert streamed.run_ended(("srt://127.0.0.1:9: Protocol not found",), progressed=True) == []
+    for lacks in ("srt://127.0.0.1:9: Protocol not found", "Unknown input format: 'v4l2'", "No such filter: 'scale'",
+                  "Unknown bitstream filter h264_mp4toannexb", "Unrecognized option 'rtsp_transport'.",
+                  "Decoder (codec pcm_alaw) not found for input stream #0:1", "Unknown encoder 'libopus'"):
+        p = policy()
+        (notice,) = p.run_ended(("[in#0] opening...", lacks, "Exiting"), progressed=False)
+        assert isinstance(notice, Notice) and notice.warning and lacks in notice.text
+        assert p.start_run().argv[0] == "ffmpeg" and p.copy_build_refused
+        assert p.run_ended((lacks,), progressed=False) == []  # said once: the full one is in use
+    full = StreamPolicy(PipelineConfig(source=srt), profiles)
+    full.start_run()
+    assert full.run_ended(("srt://127.0.0.1:9: Protocol not found",), progressed=False) == []

@@ -326,6 +326,9 @@ class MediaPipeline:
                 if self.restart_pending:
                     log.info("%s: restarting ffmpeg: %s", self.config.name, self._requests.reason)
                     continue
+                if result is not None and (switched := self._policy.run_ended(result.stderr, result.progressed)):
+                    self._act(switched)  # copy_ffmpeg lacks what this camera needs: the full one, now
+                    continue
                 cause = self._last_cause or Cause(self._last_error or "unknown", CauseKind.OTHER)
                 await self._backoff.wait(cause, result.exit_code if result is not None else None)
         finally:

@@ -18,6 +18,10 @@ restarts the sidecar makes on its own has one place to look). The rules:
   fallback profile (docs/media.md §Copy mode: what the camera must do).
 * Copy mode, keyframes every 1-2 s: merge them into ~4 s fragments with ``-min_frag_duration``
   (once, after the measuring run; docs/field-lessons.md #5).
+* Copy mode with ``copy_ffmpeg`` (a build that can only copy, docs/scaling.md): a run that ended
+  before its first segment because that build lacks what this camera needs (a protocol, a
+  format, a filter: ffmpeg's own words in its stderr) makes the camera run the full ffmpeg from
+  then on, with a warning that names the missing part (:meth:`StreamPolicy.run_ended`).
 
 No clock: every rule counts fragments or reads the stream's own timestamps
 (:class:`~.keyframes.KeyframeMonitor`), so the tests feed synthetic init segments and fragments.
@@ -26,6 +30,7 @@ No clock: every rule counts fragments or reads the stream's own timestamps
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -44,6 +49,13 @@ __all__ = ["Action", "Notice", "ReconfigureResult", "Restart", "RestartCause", "
 SILENT_FRAGMENTS = 3
 #: The detector pipe in argv built between runs (each run's real pipe number differs).
 DETECT_PLACEHOLDER = "pipe:detect"
+#: What ffmpeg (5.1 to 9.0) prints when the build lacks a part the command needs, rather than
+#: anything about the camera: an unknown protocol, input format, filter, bitstream filter, codec
+#: or option. tests/docker/test_image.py checks the image's copy build says it in these words.
+BUILD_LACKS = re.compile(
+    r"Protocol not found|Unknown input format|No such filter|Unknown bitstream filter|Unrecognized option"
+    r"|Option \S+ not found|Unknown (?:de|en)coder|(?:De|En)coder (?:\(codec \S+\) |\S+ )?not found",
+    re.IGNORECASE)
 
 
 class RestartCause(enum.Enum):
@@ -116,6 +128,8 @@ class StreamPolicy:
         self._warned_verdict: GopVerdict | None = None
         #: Learned from the first init segment: the camera sends H.265 (copy mode tags it hvc1).
         self.source_hevc = False
+        #: ``copy_ffmpeg_bin`` could not read this camera: every run uses ``ffmpeg_bin``.
+        self.copy_build_refused = False
 
     @property
     def fallback_profile(self) -> str:
@@ -129,9 +143,26 @@ class StreamPolicy:
         """The ffmpeg for the profile in use: a copy profile may run a build that can only copy
         (``copy_ffmpeg_bin``), so a transcode fallback goes back to the full one, and so does a
         pipeline that also decodes frames for the built-in detector (``detect``)."""
-        if self.profile.is_copy and self.config.copy_ffmpeg_bin and self.config.detect is None:
+        if (self.profile.is_copy and self.config.copy_ffmpeg_bin and self.config.detect is None
+                and not self.copy_build_refused):
             return self.config.copy_ffmpeg_bin
         return self.config.ffmpeg_bin
+
+    def run_ended(self, stderr: tuple[str, ...] | list[str], progressed: bool) -> list[Action]:
+        """A run ended; ``stderr`` is its last lines (masked), ``progressed`` whether it produced
+        any segment. A run of ``copy_ffmpeg_bin`` that produced none and whose ffmpeg said it
+        lacks a part (:data:`BUILD_LACKS`) switches this camera to ``ffmpeg_bin`` for good: the
+        answer is a warning to log, and the caller starts the next run at once (the source
+        is not at fault, so no back-off). Anything else: no action."""
+        if progressed or self.command is None or self.command.argv[0] != self.config.copy_ffmpeg_bin:
+            return []
+        said = next((line for line in reversed(stderr) if BUILD_LACKS.search(line)), None)
+        if said is None:
+            return []
+        self.copy_build_refused = True
+        return [Notice(f"copy_ffmpeg ({self.config.copy_ffmpeg_bin}) cannot read this camera ({said}); its "
+                       f"recordings run {self.config.ffmpeg_bin} from now on (set copy_ffmpeg: "
+                       f"{self.config.ffmpeg_bin} to start with it)", warning=True)]
 
     @property
     def profile(self) -> Profile:

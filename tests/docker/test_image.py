@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from sidecar.media.command import MOVFLAGS
+from sidecar.media.stream_policy import BUILD_LACKS
 from tests.docker.image import IMAGE, build, buildah, buildah_cmd, image_size_mb
 from tests.support.hap_client import aio_pair, unverified_status
 from tests.support.ports import free_port
@@ -144,6 +145,10 @@ ffmpeg -hide_banner -version | head -1 | cut -d' ' -f3 | cut -d- -f1
     assert lines[:4] == ["video-identical", "audio.mp4-ok", "silent.mp4-ok", "aac-fragments"], r.stdout
     assert lines[4] == "0", "the copy build links one of Debian's ffmpeg libraries"
     assert lines[5] == lines[6] and lines[5].startswith("5."), r.stdout  # the same FFmpeg version as Debian's
+    # A camera the build cannot read (it has no SRT): ffmpeg's words are the ones the stream policy
+    # takes as "this build lacks it", so such a camera switches to the full ffmpeg by itself.
+    r = run_in(container, copy, "-v", "error", "-i", "srt://127.0.0.1:9", "-c", "copy", "-f", "mp4", "/dev/null")
+    assert r.returncode != 0 and BUILD_LACKS.search(r.stderr), r.stderr
 
 
 async def test_container_runs_the_demo_config_and_pairs_over_hap(image: dict[str, Any], container: str,

@@ -603,3 +603,24 @@ async def test_a_gated_restart_waits_for_its_release_and_the_users_restart_does_
         assert not pipeline.release_restart()  # nothing held
     finally:
         await pipeline.stop()
+
+
+async def test_a_copy_build_that_lacks_what_the_camera_needs_gives_way_to_the_full_ffmpeg(
+        clip: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``copy_ffmpeg`` is a build that can only copy; one that cannot read this camera (here a
+    script answering as ffmpeg does for a protocol it was built without) fails once, with a
+    warning naming what it lacks, and the camera's next run, at once, is the full ffmpeg."""
+    lacking = _fake_ffmpeg(tmp_path, "echo 'srt://127.0.0.1:9: Protocol not found' >&2\nexit 1")
+    pipeline = MediaPipeline(PipelineConfig(source=Source(str(clip), loop=True, has_audio=False), profile="copy",
+                                            settings=SMALL, name="lacks", copy_ffmpeg_bin=lacking,
+                                            backoff_initial_s=30.0, backoff_max_s=30.0))
+    caplog.set_level(logging.INFO, logger="sidecar.media")
+    try:
+        await pipeline.start()
+        await pipeline.wait_for(lambda: pipeline.prebuffer.init is not None, 20)  # well before a 30 s back-off
+        assert pipeline.starts == 2
+        assert pipeline.status().argv[0] == "ffmpeg"
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert sum("cannot read this camera (srt://127.0.0.1:9: Protocol not found)" in w for w in warnings) == 1
+    finally:
+        await pipeline.stop()
