@@ -43,6 +43,7 @@ from sidecar.media import (
     Source,
     SubscriptionClosed,
 )
+from tests.support.processes import ffmpeg_children
 
 SETTINGS = RecordingSettings(width=1920, height=1080, fps=15, bitrate_kbps=2000, profile="main", level="4.0",
                              audio=False)
@@ -104,7 +105,7 @@ async def measure(clip: Path, mode: str, profile: str, codec: Literal["h264", "h
         await pipeline.wait_for(lambda: pipeline.prebuffer.fragment_count > 0, 120)
         task = asyncio.create_task(record_everything())
         await asyncio.sleep(warmup)
-        children = [c for c in me.children() if c.name().startswith("ffmpeg")]
+        children = ffmpeg_children()
 
         self0, kids0, wall0 = sum(me.cpu_times()[:2]), children_cpu_s(children), time.monotonic()
         rs0, rb0 = rewrite_s, rewrite_bytes

@@ -42,6 +42,7 @@ from sidecar.media import (
     RecordingSettings,
     Source,
 )
+from tests.support.processes import ffmpeg_children
 
 SETTINGS = RecordingSettings(width=1920, height=1080, fps=30, bitrate_kbps=2000, audio=False)
 
@@ -131,7 +132,7 @@ async def measure(clip: Path, n: int, warmup: float, window: float) -> dict[str,
         for p in pipelines:
             await p.wait_for(lambda p=p: p.prebuffer.fragment_count > 0, max(1.0, deadline - time.monotonic()))
         await asyncio.sleep(warmup)  # let every ring fill to capacity before measuring
-        children = {c.pid: c for c in me.children() if c.name().startswith("ffmpeg")}
+        children = {c.pid: c for c in ffmpeg_children()}
 
         def child_cpu() -> float:
             total = 0.0

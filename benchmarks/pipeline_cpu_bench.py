@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.support.processes import ffmpeg_children
+
 HERE = Path(__file__).resolve().parent.parent
 
 
@@ -54,7 +56,6 @@ def _worker(args: argparse.Namespace) -> None:
     settings = RecordingSettings(width=1920, height=1080, fps=30, bitrate_kbps=2000, audio=False)
 
     async def measure() -> dict[str, object]:
-        me = psutil.Process()
         pipelines = [
             MediaPipeline(PipelineConfig(source=Source(args.clip, loop=True, has_audio=False), profile="copy",
                                          settings=settings, name=f"cam{i}", startup_timeout_s=60,
@@ -68,7 +69,7 @@ def _worker(args: argparse.Namespace) -> None:
             for p in pipelines:
                 await p.wait_for(lambda p=p: p.prebuffer.fragment_count > 0, max(1.0, deadline - time.monotonic()))
             await asyncio.sleep(args.warmup)
-            children = [c for c in me.children() if c.name().startswith("ffmpeg")]
+            children = ffmpeg_children()
 
             def kids_cpu() -> float:
                 total = 0.0

@@ -72,6 +72,7 @@ from sidecar.media.start_gate import START_LIMIT
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
 from tests.support.hap_client import aio_pair
+from tests.support.processes import ffmpeg_children
 
 PIN = "031-45-154"
 PREBUFFER_MS = 4000
@@ -90,10 +91,6 @@ def rollup(pid: int) -> dict[str, float]:
             if len(parts) >= 3 and parts[2] == "kB":
                 values[parts[0].rstrip(":")] = int(parts[1]) * 1024 / MB
     return {"rss": values["Rss"], "pss": values["Pss"], "uss": values["Private_Clean"] + values["Private_Dirty"]}
-
-
-def ffmpeg_children() -> list[psutil.Process]:
-    return [c for c in psutil.Process().children() if c.name().startswith("ffmpeg")]
 
 
 def spec(i: int, clip: Path) -> CameraSpec:

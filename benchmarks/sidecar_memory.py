@@ -29,12 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil  # type: ignore[import-untyped]
-
 from benchmarks.ffmpeg_memory import by_mapping
 from benchmarks.kit import REPO
 from benchmarks.kit.clips import test_pattern_clip
 from benchmarks.scale_bench import CLIP, PIN, rollup, spec
+from tests.support.processes import ffmpeg_children
 
 SIDECAR = Path(sys.executable).with_name("hksv-sidecar")
 
@@ -90,8 +89,7 @@ def measure(clip: Path, state: Path, n: int, args: argparse.Namespace) -> dict[s
         time.sleep(args.settle)
         me = rollup(proc.pid)
         where = by_mapping(proc.pid)
-        kids = [rollup(k.pid) for k in psutil.Process(proc.pid).children(recursive=True)
-                if "ffmpeg" in k.name()]
+        kids = [rollup(k.pid) for k in ffmpeg_children(proc.pid, recursive=True)]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)

@@ -73,6 +73,7 @@ from tests.support.clips import advertised_codec, advertised_resolutions, decode
 from tests.support.hap_client import aio_pair
 from tests.support.motion_clip import make_motion_clip
 from tests.support.ports import free_port
+from tests.support.processes import ffmpeg_children
 from tests.support.rtsp_camera import RtspCamera
 
 PIN = "031-45-154"
@@ -322,8 +323,7 @@ def usage() -> dict[str, float]:
     a busier moment late in a long run adds one without anything leaking."""
     proc = psutil.Process()
     executor = sum(1 for t in threading.enumerate() if t.name.startswith(EXECUTOR_PREFIX))
-    ffmpeg = sum(1 for c in proc.children(recursive=True)
-                 if c.name().startswith("ffmpeg") and c.status() != psutil.STATUS_ZOMBIE)
+    ffmpeg = len(ffmpeg_children(recursive=True, running=True))
     tasks = len([t for t in asyncio.all_tasks() if not t.done()])
     listening = sum(1 for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN)
     return {"fds": proc.num_fds() - listening, "listening": listening, "threads": proc.num_threads() - executor,

@@ -20,6 +20,7 @@ from tests.hub.characteristics import MOTION_DETECTED
 from tests.hub.database import iids_by_type
 from tests.hub.recording import enable_recording
 from tests.support.hap_client import pair_off_loop, second_session, watch
+from tests.support.processes import ffmpeg_children
 
 from .conftest import SIDECAR, StdioChild, demo_config
 
@@ -37,12 +38,6 @@ def decode_setup_uri(uri: str) -> tuple[str, int, int, str]:
     digits = f"{code:08d}"
     return f"{digits[:3]}-{digits[3:5]}-{digits[5:]}", category, flags, uri[16:]
 
-
-def ffmpeg_children(pid: int) -> list[psutil.Process]:
-    try:
-        return [p for p in psutil.Process(pid).children(recursive=True) if p.name().startswith("ffmpeg")]
-    except psutil.NoSuchProcess:
-        return []
 
 
 def gone(proc: psutil.Process) -> bool:
@@ -128,7 +123,7 @@ async def test_parent_configures_pairs_raises_motion_and_closes_stdin(stdio_chil
     finally:
         await pairing.shutdown()
 
-    ffmpegs = ffmpeg_children(child.proc.pid)
+    ffmpegs = ffmpeg_children(child.proc.pid, recursive=True)
     assert ffmpegs, "the recording pipeline should be running"
     # The parent dies: its end of stdin closes. The child stops everything within 5 s.
     started = time.monotonic()

@@ -20,6 +20,7 @@ from tests.hub.hap_setup import DeriveCapture, open_hds
 from tests.hub.recording import advertised_video, enable_recording, paired, recording_selection
 from tests.support.hap_client import aio_pair
 from tests.support.ports import free_port
+from tests.support.processes import ffmpeg_children
 from tests.support.sidecar_process import launch
 
 PIN = "031-45-154"
@@ -58,11 +59,7 @@ class Sidecar:
                 await self._new.wait()
 
     def ffmpeg_children(self) -> list[psutil.Process]:
-        try:
-            # startswith: a copy-mode camera may run the image's ffmpeg-copy (HKSV_COPY_FFMPEG)
-            return [c for c in psutil.Process(self.proc.pid).children() if c.name().startswith("ffmpeg")]
-        except psutil.Error:
-            return []
+        return ffmpeg_children(self.proc.pid)
 
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> tuple[int, float]:
         sent = time.monotonic()

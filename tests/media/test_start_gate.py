@@ -9,11 +9,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from sidecar.media import MediaPipeline, PipelineConfig, RecordingSettings, Source
 from sidecar.media.start_gate import _GATES, START_LIMIT, StartGate, start_gate
+from tests.support.processes import ffmpeg_children
 
 SETTINGS = RecordingSettings(width=320, height=240, fps=15, bitrate_kbps=300, audio=False)
 
@@ -52,8 +52,8 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def ffmpeg_children() -> int:
-    return sum(1 for c in psutil.Process().children() if c.name().startswith("ffmpeg"))
+def ffmpeg_count() -> int:
+    return len(ffmpeg_children())
 
 
 async def test_many_pipelines_start_at_most_the_limit_at_once_and_all_start(clip: Path) -> None:
@@ -91,11 +91,11 @@ async def test_a_pipeline_stopped_while_waiting_for_a_slot_stops_at_once_without
                                                 profile="copy", settings=SETTINGS, name="waiting"))
         await pipeline.start()
         await asyncio.sleep(0.2)
-        assert ffmpeg_children() == 0 and pipeline.prebuffer.init is None
+        assert ffmpeg_count() == 0 and pipeline.prebuffer.init is None
         t0 = time.monotonic()
         await asyncio.wait_for(pipeline.stop(), 5)
         assert time.monotonic() - t0 < 1.0
-        assert ffmpeg_children() == 0
+        assert ffmpeg_count() == 0
     finally:
         held()
         del _GATES[loop]
