@@ -14,7 +14,7 @@ from . import __version__
 from .app import App
 from .config import LOG_LEVELS, Config, ConfigError, build_config, check_profiles, load_config, parse_camera_flag
 from .control import JsonFormatter, configure_logging, run_stdio_json
-from .malloc_tuning import keep_freed_memory
+from .malloc_tuning import give_back_free_memory_every, keep_freed_memory
 from .redact import redact
 
 __all__ = ["main", "parse_args"]
@@ -116,6 +116,16 @@ def _stdio_json(args: argparse.Namespace) -> int:
                           validate=check_profiles)
 
 
+async def _run(app: App) -> None:
+    """The application, and the heap's free pages given back once a minute meanwhile."""
+    giving_back = asyncio.create_task(give_back_free_memory_every(), name="give back free memory")
+    try:
+        await app.run()
+    finally:
+        giving_back.cancel()
+        await asyncio.gather(giving_back, return_exceptions=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     keep_freed_memory()  # before any camera allocates (sidecar/malloc_tuning.py says why)
     args = _parser().parse_args(argv)
@@ -130,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(formatter, JsonFormatter):  # JSON lines name the camera they are about
         formatter.cameras = tuple(c.name for c in config.cameras)
     try:
-        asyncio.run(App(config).run())
+        asyncio.run(_run(App(config)))
     except ConfigError as exc:  # a setting that only fails once used (a port in use, a state dir)
         print(f"hksv-sidecar: {redact(str(exc))}", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import Config
+from ..malloc_tuning import give_back_free_memory_every
 from .logs import JsonFormatter, configure_logging
 from .protocol import BadLine, Command, LineDecoder
 from .session import ControlSession
@@ -221,6 +222,7 @@ async def serve(overrides: dict[str, Any], formatter: logging.Formatter,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
     session.ready()
+    giving_back = asyncio.create_task(give_back_free_memory_every(), name="give back free memory")
     try:
         while not session.stopping.is_set():
             if inbound.items:
@@ -233,6 +235,8 @@ async def serve(overrides: dict[str, Any], formatter: logging.Formatter,
             wake.clear()
             await wake.wait()
     finally:
+        giving_back.cancel()
+        await asyncio.gather(giving_back, return_exceptions=True)
         await session.close()
         session.emit("bye", {"reason": reason}, session.shutdown_seq)
         await outbound.flush()
