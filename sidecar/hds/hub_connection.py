@@ -82,6 +82,16 @@ def _in_flight(transport: asyncio.Transport, sock: socket.socket | None) -> int:
     return transport.get_write_buffer_size() + _unacked_in_kernel(sock)
 
 
+def _spare_to_pool_when_idle(protocol: HubConnection) -> None:
+    """No recording on the connection and nothing left to send: its sealing buffer goes back to
+    the pool every camera shares. A hub keeps its data stream open for hours between recordings;
+    an idle connection must not hold a buffer all that time while the camera reserves another."""
+    if protocol.conn.stream is None and protocol.transport is not None and protocol._backlog() == 0:
+        spare = protocol.conn.outbox.spare.take()
+        if spare is not None:
+            protocol.server.keep_spare(spare)
+
+
 class RecordingStream:
     """What the camera layer holds while a hub records: feed init, then fragments.
 
@@ -277,6 +287,7 @@ class HubConnection(asyncio.Protocol):
         self.flush()
         if self._drained is not None and self._backlog() <= self.server.config.high_water:
             self._wake_writer()
+        _spare_to_pool_when_idle(self)
 
     def resume_writing(self) -> None:
         self._paused = False
@@ -339,6 +350,7 @@ class HubConnection(asyncio.Protocol):
                 if handle is not None:
                     handle._ended()
                 self._wake_writer()  # a producer waiting for drain learns at once that it is over
+                _spare_to_pool_when_idle(self)
             elif isinstance(event, SnapshotRequested) and self.server.on_snapshot is not None:
                 try:
                     self.server.on_snapshot(SnapshotStream(self, event.stream))

@@ -413,6 +413,30 @@ async def test_the_next_recording_seals_its_prebuffer_into_the_memory_the_last_o
         await server.aclose()
 
 
+async def test_an_idle_connection_gives_its_sealing_buffer_back_to_the_pool(
+    camera: Camera, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub keeps its data stream open between recordings: once a recording is over and every
+    byte is sent, the connection's buffer is back in the pool (not held by the idle connection
+    while the camera reserves another), and the next recording on it takes it again."""
+    reused = spy_on_reuse(monkeypatch)
+    server = HDSServer(Gate(), camera.on_stream, host=HOST)
+    client = await connect(server)
+    try:
+        await client.hello()
+        for stream_id in (1, 2):
+            assert (await client.open(stream_id)).body == {"status": 0}
+            fragments, _ = await client.collect(stream_id, fragments=5)
+            assert [bytes(f.data) for f in fragments[1:]] == camera.fragments
+            await client.close_stream(stream_id, reason=0)
+            await eventually(lambda: server.pool.idle == 1)  # back while the connection stays open
+            assert len(server.connections) == 1
+        assert reused == [False] + [True] * 7  # the second recording sealed into the pooled buffer
+    finally:
+        await client.aclose()
+        await server.aclose()
+
+
 async def test_a_reserved_buffer_takes_the_first_recordings_prebuffer(
     camera: Camera, monkeypatch: pytest.MonkeyPatch
 ) -> None:
