@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import socket
 import struct
-import termios
 from collections.abc import Callable
 from typing import Final, Protocol
 
@@ -35,6 +33,7 @@ from .connection import (
 from .datasend import ClosedBy, CloseReason, DataSendStream, Segment, StreamRegistry
 from .errors import StreamClosedError
 from .frames import SEAL_BATCH
+from .socket_transport import unacked_in_kernel
 from .transport import TransportManager
 
 __all__ = ["PROGRESS_CHECK_S", "HubConnection", "ListenerSide", "RecordingStream"]
@@ -65,21 +64,9 @@ class ListenerSide(Protocol):
         """Keep a finished connection's sealing buffer for the next recording."""
 
 
-def _unacked_in_kernel(sock: socket.socket | None) -> int:
-    """Bytes the kernel holds for this socket that the peer has not acknowledged (0 if unknown)."""
-    if sock is None:
-        return 0
-    try:
-        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ on Linux
-    except (OSError, ValueError):
-        return 0
-    value: int = struct.unpack("i", raw)[0]
-    return max(0, value)
-
-
 def _in_flight(transport: asyncio.Transport, sock: socket.socket | None) -> int:
     """Bytes written to the transport that the hub has not acknowledged yet."""
-    return transport.get_write_buffer_size() + _unacked_in_kernel(sock)
+    return transport.get_write_buffer_size() + unacked_in_kernel(sock)
 
 
 def _spare_to_pool_when_idle(protocol: HubConnection) -> None:

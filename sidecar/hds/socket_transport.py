@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import fcntl
 import logging
 import socket
+import struct
+import termios
 from collections.abc import Callable
 from typing import Any, Final
 
-__all__ = ["MAX_READ", "SocketTransport", "accept_ready"]
+__all__ = ["MAX_READ", "SocketTransport", "accept_ready", "unacked_in_kernel"]
 
 _log = logging.getLogger(__name__)
 
@@ -282,3 +285,15 @@ def accept_ready(
             paused()
             return
         start(conn)
+
+
+def unacked_in_kernel(sock: socket.socket | None) -> int:
+    """Bytes the kernel holds for this socket that the peer has not acknowledged (0 if unknown)."""
+    if sock is None:
+        return 0
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ on Linux
+    except (OSError, ValueError):
+        return 0
+    value: int = struct.unpack("i", raw)[0]
+    return max(0, value)
