@@ -270,7 +270,8 @@ class FrameEncryptor:
         return out
 
     def seal_batch(
-        self, payloads: list[list[bytes | memoryview]], into: bytearray | None = None
+        self, payloads: list[list[bytes | memoryview]], into: bytearray | None = None,
+        lengths: list[int] | None = None,
     ) -> memoryview:
         """Several frames, back to back in one buffer, for one socket write.
 
@@ -284,8 +285,10 @@ class FrameEncryptor:
         new page (benchmarks/RESULTS.md). Otherwise a new buffer is made, with headroom so that
         the next, slightly larger fragment still fits. The result is a view of the frames'
         bytes; its ``obj`` is the buffer to hand back as ``into`` once it has been sent.
+        ``lengths`` are the payloads' plaintext lengths when the caller already knows them.
         """
-        lengths = [sum(memoryview(p).nbytes for p in parts) for parts in payloads]
+        if lengths is None:
+            lengths = [sum(memoryview(p).nbytes for p in parts) for parts in payloads]
         self._check(lengths)
         total = sum(lengths) + len(payloads) * (HEADER_LENGTH + TAG_LENGTH)
         reuse = into is not None and len(into) >= total >= REUSE_FROM

@@ -55,13 +55,15 @@ class Outbox:
         if not queue:
             return []
         batch: list[list[bytes | memoryview]] = []
+        lengths: list[int] = []
         total = 0
         while queue and (not batch or limit is None or total + queue[0][1] <= limit):
             parts, size = queue.popleft()
             batch.append(parts)
+            lengths.append(size - HEADER_LENGTH - TAG_LENGTH)  # measured once, in put
             total += size
         self.unsealed_bytes -= total
-        sealed = encryptor.seal_batch(batch, into=self.spare.buffer)
+        sealed = encryptor.seal_batch(batch, into=self.spare.buffer, lengths=lengths)
         if sealed.obj is self.spare.buffer:
             self.spare.buffer = None  # in use until the adapter gives it back
         return [sealed]

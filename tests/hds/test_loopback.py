@@ -374,8 +374,8 @@ def spy_on_reuse(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     seal_batch = frames.FrameEncryptor.seal_batch
 
     def spy(self: frames.FrameEncryptor, payloads: list[list[bytes | memoryview]],
-            into: bytearray | None = None) -> memoryview:
-        out = seal_batch(self, payloads, into)
+            into: bytearray | None = None, lengths: list[int] | None = None) -> memoryview:
+        out = seal_batch(self, payloads, into, lengths)
         if out.nbytes >= frames.REUSE_FROM:
             reused.append(into is not None and out.obj is into)
         return out
