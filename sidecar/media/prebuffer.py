@@ -21,13 +21,30 @@ from dataclasses import dataclass
 from .segments import Fragment, InitSegment
 
 __all__ = [
+    "SPARE_FRAGMENT_S",
     "Prebuffer",
     "PrebufferNotReady",
     "PrebufferSnapshot",
     "StoredFragment",
     "Subscription",
     "SubscriptionEnd",
+    "ring_capacity_s",
 ]
+
+SPARE_FRAGMENT_S = 4.0
+"""One nominal fragment kept beyond what a request needs (docs/scaling.md, "The prebuffer ring")."""
+
+
+def ring_capacity_s(prebuffer_ms: int) -> float:
+    """The ring's ``capacity_s`` for a camera whose hubs may ask for up to ``prebuffer_ms``.
+
+    :meth:`Prebuffer.fragments_since` serves the newest fragment plus the fewest behind it that
+    cover the request, and every fragment starts on a keyframe (``frag_keyframe``), so what it
+    can ever reach lies within ``prebuffer_ms`` behind the newest fragment. One spare fragment
+    covers a fragment that does not start on a keyframe. Anything older is memory no hub is
+    ever sent: at 2 Mbps each 4 s fragment is 1 MB per camera.
+    """
+    return prebuffer_ms / 1000 + SPARE_FRAGMENT_S
 
 
 class SubscriptionEnd(enum.Enum):

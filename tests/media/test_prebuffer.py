@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecar.media import (
     Fragment,
@@ -15,6 +17,7 @@ from sidecar.media import (
     SubscriptionClosed,
     SubscriptionEnd,
 )
+from sidecar.media.prebuffer import ring_capacity_s
 
 from .fakes import make_fragment, make_init
 
@@ -46,6 +49,43 @@ def test_ring_keeps_capacity_plus_the_newest_fragment() -> None:
     assert [f.sequence_number for f in pb.fragments()] == [7, 8, 9, 10]
     assert pb.duration_s == pytest.approx(16.0)
     assert pb.bytes == 4000
+
+
+def test_a_cameras_ring_holds_the_longest_request_and_one_spare_fragment() -> None:
+    """Hubs may ask for up to ``prebuffer_ms`` (8 s by default): two 4 s fragments. The ring
+    keeps those, one more in case a fragment does not start on a keyframe, and the newest;
+    a fifth fragment (1 MB per camera at 2 Mbps) could never be sent."""
+    pb = Prebuffer(capacity_s=ring_capacity_s(8000))
+    pb.start_generation(make_init(), 100.0)
+    now = fill(pb, 10)
+    assert pb.fragment_count == 4
+    snap = pb.fragments_since(8000, now + 3.9)  # the next fragment is nearly complete
+    assert snap is not None and [f.sequence_number for f in snap.fragments] == [9, 10]
+
+
+@settings(max_examples=200, deadline=None)
+@given(prebuffer_ms=st.integers(4000, 30000),
+       durations=st.lists(st.floats(0.5, 10.0), min_size=12, max_size=40))
+def test_a_cameras_ring_serves_every_request_it_allows_and_holds_at_most_one_spare(
+        prebuffer_ms: int, durations: list[float]) -> None:
+    """Whatever the fragments' lengths (keyframe-started, as ``frag_keyframe`` cuts them), once
+    the ring has filled, a request of ``prebuffer_ms`` is served in full right after each
+    fragment, and what the ring holds behind the newest fragment stays under ``prebuffer_ms``
+    plus the spare plus one fragment."""
+    capacity = ring_capacity_s(prebuffer_ms)
+    pb = Prebuffer(capacity_s=capacity)
+    pb.start_generation(make_init(), 0.0)
+    now, start, filled = 0.0, 0.0, False
+    for i, d in enumerate(durations):
+        now += d
+        pb.push(make_fragment(i + 1, start_s=start, duration_s=d), now)
+        start += d
+        filled = filled or start - d >= capacity
+        behind = pb.duration_s - d
+        assert behind < capacity + max(durations)
+        if filled:
+            snap = pb.fragments_since(prebuffer_ms, now)
+            assert snap is not None and snap.duration_s * 1000 >= prebuffer_ms - 1
 
 
 def test_ring_byte_and_count_caps() -> None:
