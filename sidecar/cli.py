@@ -14,7 +14,7 @@ from . import __version__
 from .app import App
 from .config import LOG_LEVELS, Config, ConfigError, build_config, check_profiles, load_config, parse_camera_flag
 from .control import JsonFormatter, configure_logging, run_stdio_json
-from .malloc_tuning import give_back_free_memory_every, keep_freed_memory
+from .malloc_tuning import giving_back_free_memory, keep_freed_memory
 from .redact import redact
 
 __all__ = ["main", "parse_args"]
@@ -118,12 +118,8 @@ def _stdio_json(args: argparse.Namespace) -> int:
 
 async def _run(app: App) -> None:
     """The application, and the heap's free pages given back once a minute meanwhile."""
-    giving_back = asyncio.create_task(give_back_free_memory_every(), name="give back free memory")
-    try:
+    async with giving_back_free_memory():
         await app.run()
-    finally:
-        giving_back.cancel()
-        await asyncio.gather(giving_back, return_exceptions=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

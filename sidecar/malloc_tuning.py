@@ -27,12 +27,14 @@ own allocator settings. No imports from the rest of the package.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import os
+from collections.abc import AsyncIterator
 
 __all__ = ["GIVE_BACK_EVERY_S", "MMAP_THRESHOLD", "TRIM_THRESHOLD", "give_back_free_memory",
-           "give_back_free_memory_every", "keep_freed_memory"]
+           "give_back_free_memory_every", "giving_back_free_memory", "keep_freed_memory"]
 
 log = logging.getLogger(__name__)
 
@@ -88,3 +90,16 @@ async def give_back_free_memory_every(seconds: float = GIVE_BACK_EVERY_S) -> Non
     while True:
         await asyncio.sleep(seconds)
         await asyncio.to_thread(give_back_free_memory)
+
+
+@contextlib.asynccontextmanager
+async def giving_back_free_memory(seconds: float = GIVE_BACK_EVERY_S) -> AsyncIterator[None]:
+    """:func:`give_back_free_memory_every` for as long as the ``async with`` block runs: the
+    command's application and a parent's control channel each run inside one, and the task
+    ends with the block however it ends."""
+    task = asyncio.create_task(give_back_free_memory_every(seconds), name="give back free memory")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

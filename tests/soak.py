@@ -56,7 +56,7 @@ from aiohomekit.controller.ip import connection as aio_connection
 import sidecar
 from sidecar import tlv8
 from sidecar.camera.recording.configuration import SampleRate, encode_selection
-from sidecar.malloc_tuning import give_back_free_memory_every, keep_freed_memory
+from sidecar.malloc_tuning import giving_back_free_memory, keep_freed_memory
 from sidecar.web import journal as journal_module
 from tests.hub.characteristics import (
     DATA_STREAM_SETUP,
@@ -424,7 +424,8 @@ async def soak(minutes: float, seed: int, work: Path, trace: bool = False) -> in
         "state_dir": str(work / "state"), "bind": "127.0.0.1", "mdns": False, "http_port": free_port(),
         "cameras": [{"name": name, "setup_code": PIN, **source(kind)} for name, kind in CAMERAS]})
     app = sidecar.App(config, out=logs)
-    giving_back = asyncio.ensure_future(give_back_free_memory_every())  # as the command does (sidecar/cli.py)
+    giving_back = contextlib.AsyncExitStack()  # the heap's give-back, as the command runs it (sidecar/cli.py)
+    await giving_back.enter_async_context(giving_back_free_memory())
     await app.start()
     cameras = {c.name: c for c in app.cameras}
     hap_ports = {c.server.port for c in app.cameras}
@@ -591,8 +592,7 @@ async def soak(minutes: float, seed: int, work: Path, trace: bool = False) -> in
             with contextlib.suppress(Exception):
                 await hub.close()
         await app.stop()
-        giving_back.cancel()
-        await asyncio.gather(giving_back, return_exceptions=True)
+        await giving_back.aclose()
         for cam in rtsp.values():
             await cam.kill()
         logging.getLogger().removeHandler(handler)

@@ -10,12 +10,13 @@ memory.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
 import pytest
 
-from sidecar.malloc_tuning import _is_glibc
+from sidecar.malloc_tuning import _is_glibc, giving_back_free_memory
 
 SCRIPT = """
 import resource, sys
@@ -100,7 +101,7 @@ def test_the_heaps_free_pages_go_back_to_the_kernel_while_the_program_runs() -> 
 def test_the_command_gives_free_memory_back_while_it_runs() -> None:
     """``hksv-sidecar`` runs the give-back beside the application and ends it with it."""
     probe = """
-import asyncio, sidecar.cli as c
+import asyncio, sidecar.cli as c, sidecar.malloc_tuning as m
 ran = []
 async def every(seconds=60.0):
     ran.append("started")
@@ -109,7 +110,7 @@ async def every(seconds=60.0):
     except asyncio.CancelledError:
         ran.append("ended")
         raise
-c.give_back_free_memory_every = every
+m.give_back_free_memory_every = every
 class App:
     async def run(self):
         await asyncio.sleep(0.01)
@@ -120,3 +121,20 @@ asyncio.run(outer())
 """
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split() == ["started", "ended"]
+
+
+def _give_back_tasks() -> list[asyncio.Task[object]]:
+    return [t for t in asyncio.all_tasks() if t.get_name() == "give back free memory" and not t.done()]
+
+
+async def test_the_give_back_runs_for_its_block_and_ends_with_it_however_the_block_ends() -> None:
+    """The command and a parent's control channel share one way to run it: one task for the
+    ``async with`` block, none left after it, whether the block returns or raises."""
+    async with giving_back_free_memory(3600):
+        assert len(_give_back_tasks()) == 1
+    assert _give_back_tasks() == []
+    with pytest.raises(RuntimeError, match="camera"):
+        async with giving_back_free_memory(3600):
+            assert len(_give_back_tasks()) == 1
+            raise RuntimeError("camera failed")
+    assert _give_back_tasks() == []

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import Config
-from ..malloc_tuning import give_back_free_memory_every
+from ..malloc_tuning import giving_back_free_memory
 from .logs import JsonFormatter, configure_logging
 from .protocol import BadLine, Command, LineDecoder
 from .session import ControlSession
@@ -222,21 +222,19 @@ async def serve(overrides: dict[str, Any], formatter: logging.Formatter,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
     session.ready()
-    giving_back = asyncio.create_task(give_back_free_memory_every(), name="give back free memory")
     try:
-        while not session.stopping.is_set():
-            if inbound.items:
-                await session.handle(inbound.pop())
-                continue
-            if inbound.closed or outbound.gone:
-                reason = "parent closed the channel" if inbound.closed else "parent stopped reading"
-                log.info("%s; shutting down", reason)
-                break
-            wake.clear()
-            await wake.wait()
+        async with giving_back_free_memory():
+            while not session.stopping.is_set():
+                if inbound.items:
+                    await session.handle(inbound.pop())
+                    continue
+                if inbound.closed or outbound.gone:
+                    reason = "parent closed the channel" if inbound.closed else "parent stopped reading"
+                    log.info("%s; shutting down", reason)
+                    break
+                wake.clear()
+                await wake.wait()
     finally:
-        giving_back.cancel()
-        await asyncio.gather(giving_back, return_exceptions=True)
         await session.close()
         session.emit("bye", {"reason": reason}, session.shutdown_seq)
         await outbound.flush()
