@@ -3,7 +3,8 @@
 The controller (aiohomekit) sets up and starts a session with Opus at 16 kHz, receives our SRTP
 on its own UDP ports, checks and decrypts every packet with the keys of our read-back, and sets
 the RTP time of each stream (video on its 90 kHz clock, Opus on the selected sample rate, as
-HomeKit clocks it) against the time the packets took to arrive. Over more than 20 s both ratios
+HomeKit clocks it) against the time the packets took to arrive (the slope of a fit over every
+packet, ``tests/support/srtp.py`` says why). Over more than 20 s both rates
 must be within 5 % of 1: a stream that runs slow leaves the viewer further behind every second.
 Two sources: the demo camera (encoded with libx264, its tone a second ffmpeg input) and the
 GStreamer RTSP camera in copy mode (one input, AAC audio re-encoded to Opus).
@@ -57,8 +58,8 @@ async def _watch(rig: LiveViewRig, session: str, *, expect_copy: bool) -> None:
     video_ratio, video_span = rtp_rate(_after_warm_up(video_packets), VIDEO_CLOCK_HZ)
     audio_ratio, audio_span = rtp_rate(_after_warm_up(audio_packets), AUDIO_RATE_HZ)
     frames = len({p.timestamp for p in video_packets})
-    print(f"\n{session}: video {frames} frames, RTP/arrival {video_ratio:.3f} over {video_span:.1f} s; "
-          f"audio {len(audio_packets)} packets, RTP/arrival {audio_ratio:.3f} over {audio_span:.1f} s")
+    print(f"\n{session}: video {frames} frames, RTP s per s of arrival {video_ratio:.3f} over {video_span:.1f} s; "
+          f"audio {len(audio_packets)} packets, RTP s per s of arrival {audio_ratio:.3f} over {audio_span:.1f} s")
     assert video_span >= 20 and audio_span >= 20
     assert 0.95 <= video_ratio <= 1.05
     assert 0.95 <= audio_ratio <= 1.05
