@@ -20,7 +20,8 @@ no earlier phase's heap counts in its memory):
   fragment in fresh pages, faulted in one by one). ``--settle 0`` measures right after warm-up
   as before; ``--settle S`` waits S seconds.
 * **the heap**: the measuring process fixes glibc's heap thresholds as the ``hksv-sidecar``
-  command does (``sidecar/malloc_tuning.py``); ``--malloc default`` leaves glibc's defaults.
+  command does (``sidecar/malloc_tuning.py``) and gives the heap's free pages back once a minute
+  as it does; ``--malloc default`` leaves glibc's defaults and gives nothing back.
 * **idle CPU**: the same ratio over ``--idle`` seconds before any hub connects (every camera warm,
   nobody recording): what the cameras cost the sidecar on their own.
 * **CPU**: this process's CPU against the sum of its ffmpeg children's, over ``--window`` seconds
@@ -67,7 +68,7 @@ from benchmarks.kit.stats import percentile as pct
 from benchmarks.recording_bench import CameraRig, HubProcess, StreamResult, hds_job, select_and_enable, wait_probed
 from sidecar.camera import Camera, CameraSpec
 from sidecar.hds.sealing_pool import SealingPool
-from sidecar.malloc_tuning import keep_freed_memory
+from sidecar.malloc_tuning import giving_back_free_memory, keep_freed_memory
 from sidecar.media.start_gate import START_LIMIT
 from tests.hub.database import iids_by_type
 from tests.hub.hap_setup import DeriveCapture
@@ -267,7 +268,11 @@ async def measure(clip: Path, state: Path, n: int, pairings: list[dict[str, Any]
 async def measure_in_this_process(clip: Path, state: Path, n: int, pairings: list[dict[str, Any]],
                                   args: argparse.Namespace) -> Row:
     gc.collect()
-    return await measure(clip, state, n, pairings, args, rollup(os.getpid()))
+    before = rollup(os.getpid())
+    if args.malloc == "tuned":  # the heap's free pages given back once a minute, as the command does
+        async with giving_back_free_memory():
+            return await measure(clip, state, n, pairings, args, before)
+    return await measure(clip, state, n, pairings, args, before)
 
 
 def child(*argv: str) -> str:
