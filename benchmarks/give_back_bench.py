@@ -27,7 +27,7 @@ import sys
 import time
 
 WORKER = r"""
-import asyncio, json, random, sys, time
+import asyncio, contextlib, json, random, sys, time
 from sidecar.malloc_tuning import giving_back_free_memory, give_back_free_memory, keep_freed_memory
 import sidecar.malloc_tuning as tuning
 
@@ -68,10 +68,7 @@ async def main():
                 rings[cam].append(buf)
                 cam = (cam + 1) % cameras
                 next_fragment += interval
-    if trim:
-        async with giving_back_free_memory(every):
-            await run()
-    else:
+    async with giving_back_free_memory(every) if trim else contextlib.nullcontext():
         await run()
     return lags, allocs
 

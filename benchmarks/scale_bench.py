@@ -269,10 +269,9 @@ async def measure_in_this_process(clip: Path, state: Path, n: int, pairings: lis
                                   args: argparse.Namespace) -> Row:
     gc.collect()
     before = rollup(os.getpid())
-    if args.malloc == "tuned":  # the heap's free pages given back once a minute, as the command does
-        async with giving_back_free_memory():
-            return await measure(clip, state, n, pairings, args, before)
-    return await measure(clip, state, n, pairings, args, before)
+    tuned = args.malloc == "tuned"  # then the heap's free pages go back once a minute, as the command does
+    async with giving_back_free_memory() if tuned else contextlib.nullcontext():
+        return await measure(clip, state, n, pairings, args, before)
 
 
 def child(*argv: str) -> str:

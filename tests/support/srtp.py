@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import itertools
+import statistics
 import struct
 import time
 from dataclasses import dataclass, field
@@ -161,9 +162,5 @@ def rtp_rate(packets: list[RtpPacket], clock_hz: int) -> tuple[float, float]:
         ticks += step - 2**32 if step >= 2**31 else step
         times.append(ticks / clock_hz)
     arrivals = [p.arrival for p in packets]
-    mean_a, mean_t = sum(arrivals) / len(arrivals), sum(times) / len(times)
-    spread = sum((a - mean_a) ** 2 for a in arrivals)
-    if spread == 0:
-        raise ValueError("every packet arrived at the same instant")
-    slope = sum((a - mean_a) * (t - mean_t) for a, t in zip(arrivals, times, strict=True)) / spread
+    slope, _ = statistics.linear_regression(arrivals, times)  # StatisticsError if all arrived at once
     return slope, arrivals[-1] - arrivals[0]
