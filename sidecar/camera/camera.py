@@ -58,6 +58,7 @@ from .core import (
 from .events import EventBus, LiveSessionsChanged, MotionSource
 from .live import LiveStreaming
 from .recording import Recorder, RecordingSession, RecordingSink
+from .recording.configuration import MIN_PREBUFFER_MS
 from .secure_video.handlers import SecureVideoState
 from .secure_video.services import SecureVideoServices, build_secure_video
 from .secure_video.tiers import sensor_id
@@ -118,7 +119,7 @@ class Camera:
             transcode_fallback=spec.transcode_fallback, ffmpeg_bin=ffmpeg, copy_ffmpeg_bin=recording_ffmpeg,
             profiles=profiles,
             record_codec="h264" if spec.record_codec == "h264" else "hevc",
-            prebuffer_capacity_s=ring_capacity_s(spec.prebuffer_ms),
+            prebuffer_capacity_s=ring_capacity_s(MIN_PREBUFFER_MS),  # the stored selection's, from startup()
             settings=RecordingSettings(audio=audio),  # no selection yet: the source's size, our audio
             detect=spec.detect if spec.detect_source is None else None), on_event=self._on_pipeline_event, clock=clock)
         self.core = CameraCore(spec, self.state.app, copy=self.pipeline.profile.is_copy, paired=self.server.paired)
@@ -234,6 +235,7 @@ class Camera:
                 self.pipeline.set_record_codec("hevc" if action.codec == "hevc" else "h264")
         if self.secure is not None:
             self.secure_video.sync(self.secure)
+        self.pipeline.keep_prebuffer(self.core.prebuffer_ms)  # the selection may have changed
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -300,9 +302,8 @@ class Camera:
 
     # -- recordings -----------------------------------------------------------------------------
     def _on_stream(self, stream: RecordingStream) -> None:
-        selection = self.core.selection
         session = RecordingSession(stream.stream_id, self.clock(),
-                                   prebuffer_ms=selection.prebuffer_ms if selection else 4000,
+                                   prebuffer_ms=self.core.prebuffer_ms,
                                    max_event_s=self.spec.max_event_s,
                                    wall_clock_offset_s=time.time() - self.clock())
         recorder = Recorder(self.name, stream, session, self.pipeline, clock=self.clock, sinks=self.recording_sinks)

@@ -117,8 +117,7 @@ class CameraMedia:
         follows every run, across the camera switched off and on (one per start would pile up,
         each logging every run again)."""
         while True:
-            selection = self.core.selection
-            snap = await self.pipeline.wait_ready(selection.prebuffer_ms if selection else 4000)
+            snap = await self.pipeline.wait_ready(self.core.prebuffer_ms)
             log.info("%s: prebuffer ready (generation %d, %.1f s from a keyframe)", self.name, snap.generation,
                      snap.duration_s)
             if snap.fragments:  # the memory a recording will seal the prebuffer into, made now rather than then

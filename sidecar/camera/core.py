@@ -53,7 +53,7 @@ from .events import (
 )
 from .motion import MotionState
 from .recording.codec_choice import CodecChoice
-from .recording.configuration import RecordingSelection
+from .recording.configuration import MIN_PREBUFFER_MS, RecordingSelection
 from .recording.offer import RecordingOffer
 from .settings import CameraSettings, snapshot_refusal
 from .spec import CameraSpec
@@ -218,6 +218,15 @@ class CameraCore:
     @property
     def selection(self) -> RecordingSelection | None:
         return self.offer.selection
+
+    @property
+    def prebuffer_ms(self) -> int:
+        """The prebuffer every recording is sent: the hub's selection, or, while none is stored,
+        the least a hub may select. The camera keeps only this much of its stream (plus a spare
+        fragment) in memory, not the most it advertises: hubs select 4000 ms (docs/scaling.md,
+        "The prebuffer ring")."""
+        sel = self.selection
+        return sel.prebuffer_ms if sel is not None else MIN_PREBUFFER_MS
 
     # -- start ----------------------------------------------------------------------------------
     def startup(self) -> list[Action]:

@@ -37,7 +37,7 @@ from .fmp4_boxes import Fmp4Error
 from .frames import FrameCallback, FramePipe, GrayFrame
 from .pipeline_config import PipelineConfig
 from .pipeline_status import PipelineEvent, PipelineSignals, PipelineState, PipelineStatus
-from .prebuffer import Prebuffer, PrebufferSnapshot, SubscriptionEnd
+from .prebuffer import Prebuffer, PrebufferSnapshot, SubscriptionEnd, ring_capacity_s
 from .prebuffer_subscription import PrebufferSubscription
 from .probe import SourceProbe, probe_source
 from .profiles import Profile, load_profiles
@@ -215,6 +215,11 @@ class MediaPipeline:
     def set_record_codec(self, codec: Literal["h264", "hevc"]) -> None:
         """Switch what the recordings carry (docs/h265.md); ffmpeg restarts if its command changes."""
         self._act(self._policy.set_record_codec(codec))
+
+    def keep_prebuffer(self, prebuffer_ms: int) -> None:
+        """Keep what a request for ``prebuffer_ms`` can reach (:func:`ring_capacity_s`) from now
+        on. Shrinking drops the older fragments with the next one; growing fills as ffmpeg goes."""
+        self.prebuffer.capacity_s = ring_capacity_s(prebuffer_ms)
 
     def fragments_since(self, ms: int) -> PrebufferSnapshot | None:
         """Init + fragments covering the last ``ms`` ms, from a keyframe (see :class:`Prebuffer`)."""

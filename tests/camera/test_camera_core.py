@@ -176,6 +176,18 @@ def test_a_selection_is_validated_persisted_and_survives_a_restart() -> None:
     assert again.selection == SELECTION
 
 
+def test_the_prebuffer_a_recording_is_sent_is_the_selected_one_and_4_s_without_one() -> None:
+    """What the camera keeps in memory follows this, not the most it advertises (8 s here)."""
+    app: dict[str, Any] = {}
+    core = make_core(app, prebuffer_ms=8000)
+    assert core.offer.supported.prebuffer_ms == 8000 and core.prebuffer_ms == 4000  # nothing selected yet
+    core.write("selection", encode_selection(dataclasses.replace(SELECTION, prebuffer_ms=6000)))
+    assert core.prebuffer_ms == 6000
+    assert make_core(app, prebuffer_ms=8000).prebuffer_ms == 6000  # the stored selection, after a restart
+    core.factory_reset()
+    assert core.prebuffer_ms == 4000
+
+
 def test_what_the_source_delivers_is_advertised_and_a_change_drops_the_selection() -> None:
     app: dict[str, Any] = {}
     core = make_core(app)
