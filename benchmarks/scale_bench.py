@@ -14,8 +14,8 @@ no earlier phase's heap counts in its memory):
   gate, ``sidecar/media/start_gate.py``, lets 8 start at a time); the figure runs from the first
   ``start()`` until every prebuffer holds ``PREBUFFER_MS`` of video.
 * **settling** (``--settle full``, the default): before any window, until every camera's
-  prebuffer ring has filled to its capacity (``prebuffer_capacity_s``, 12 s behind the newest
-  fragment, against the 4 s that make it warm) and then one more fragment interval, so that the
+  prebuffer ring serves its request in full (``Prebuffer.serve_ms``: what the ring keeps, the
+  selected 4 s) and then one more fragment interval, so that the
   windows see what a camera costs for months, not the first minute's heap growth (every new
   fragment in fresh pages, faulted in one by one). ``--settle 0`` measures right after warm-up
   as before; ``--settle S`` waits S seconds.
@@ -152,12 +152,12 @@ FRAGMENT_S = 4.0  # the clip's keyframe interval, so its fragment length
 async def settle(cameras: list[Camera], how: str) -> float:
     """Wait as ``--settle`` says; the seconds waited.
 
-    ``full``: until every ring holds its capacity (it then starts dropping its oldest fragment
+    ``full``: until every ring serves its request in full (it then drops its oldest fragment
     for each new one, and the process's memory stops growing), then one fragment more.
     """
     t0 = time.monotonic()
     if how == "full":
-        while not all(c.pipeline.prebuffer.duration_s >= c.pipeline.prebuffer.capacity_s for c in cameras):
+        while not all(c.pipeline.prebuffer.ready(c.pipeline.prebuffer.serve_ms, time.monotonic()) for c in cameras):
             if time.monotonic() - t0 > 120:
                 raise RuntimeError("the prebuffers did not fill within 120 s")
             await asyncio.sleep(0.5)

@@ -39,7 +39,6 @@ from ..hds.sealing_pool import SealingPool
 from ..media import MediaPipeline, PipelineConfig, PipelineEvent, Profile, RecordingSettings, parse_source
 from ..media.detect_feed import DetectFeed
 from ..media.frames import DetectionZones, FrameCallback
-from ..media.prebuffer import ring_capacity_s
 from .camera_media import SNAPSHOT_TIMEOUT_S, CameraMedia, FrameObservers
 from .characteristics import CharacteristicWiring
 from .core import (
@@ -119,7 +118,7 @@ class Camera:
             transcode_fallback=spec.transcode_fallback, ffmpeg_bin=ffmpeg, copy_ffmpeg_bin=recording_ffmpeg,
             profiles=profiles,
             record_codec="h264" if spec.record_codec == "h264" else "hevc",
-            prebuffer_capacity_s=ring_capacity_s(MIN_PREBUFFER_MS),  # the stored selection's, from startup()
+            prebuffer_serve_ms=MIN_PREBUFFER_MS,  # the stored selection's, from startup()
             settings=RecordingSettings(audio=audio),  # no selection yet: the source's size, our audio
             detect=spec.detect if spec.detect_source is None else None), on_event=self._on_pipeline_event, clock=clock)
         self.core = CameraCore(spec, self.state.app, copy=self.pipeline.profile.is_copy, paired=self.server.paired)

@@ -222,9 +222,9 @@ class CameraCore:
     @property
     def prebuffer_ms(self) -> int:
         """The prebuffer every recording is sent: the hub's selection, or, while none is stored,
-        the least a hub may select. The camera keeps only this much of its stream (plus a spare
-        fragment) in memory, not the most it advertises: hubs select 4000 ms (docs/scaling.md,
-        "The prebuffer ring")."""
+        the least a hub may select. The camera keeps only what a request for it reaches in
+        memory, not the most it advertises: hubs select 4000 ms (docs/scaling.md, "The prebuffer
+        ring")."""
         sel = self.selection
         return sel.prebuffer_ms if sel is not None else MIN_PREBUFFER_MS
 

@@ -37,7 +37,7 @@ from .fmp4_boxes import Fmp4Error
 from .frames import FrameCallback, FramePipe, GrayFrame
 from .pipeline_config import PipelineConfig
 from .pipeline_status import PipelineEvent, PipelineSignals, PipelineState, PipelineStatus
-from .prebuffer import Prebuffer, PrebufferSnapshot, SubscriptionEnd, ring_capacity_s
+from .prebuffer import Prebuffer, PrebufferSnapshot, SubscriptionEnd
 from .prebuffer_subscription import PrebufferSubscription
 from .probe import SourceProbe, probe_source
 from .profiles import Profile, load_profiles
@@ -86,7 +86,7 @@ class MediaPipeline:
         if self._policy.profile_name != config.profile:
             log.info("%s: the %s source must be encoded; using %s", config.name, config.source.describe(),
                      self._policy.profile_name)
-        self.prebuffer = Prebuffer(capacity_s=config.prebuffer_capacity_s, max_bytes=config.prebuffer_max_bytes)
+        self.prebuffer = Prebuffer(serve_ms=config.prebuffer_serve_ms, max_bytes=config.prebuffer_max_bytes)
         self._intake = StreamIntake(self.prebuffer, self._policy)
         self._signals = PipelineSignals(config.name, on_event)
         self._stderr = StderrLog(config.name, config.stderr_burst, config.stderr_refill_s, clock,
@@ -217,9 +217,9 @@ class MediaPipeline:
         self._act(self._policy.set_record_codec(codec))
 
     def keep_prebuffer(self, prebuffer_ms: int) -> None:
-        """Keep what a request for ``prebuffer_ms`` can reach (:func:`ring_capacity_s`) from now
-        on. Shrinking drops the older fragments with the next one; growing fills as ffmpeg goes."""
-        self.prebuffer.capacity_s = ring_capacity_s(prebuffer_ms)
+        """Keep what a request for ``prebuffer_ms`` reaches (:class:`Prebuffer`'s ``serve_ms``) from
+        now on. Shrinking drops the older fragments with the next one; growing fills as ffmpeg goes."""
+        self.prebuffer.serve_ms = prebuffer_ms
 
     def fragments_since(self, ms: int) -> PrebufferSnapshot | None:
         """Init + fragments covering the last ``ms`` ms, from a keyframe (see :class:`Prebuffer`)."""

@@ -61,7 +61,7 @@ class PipelineConfig:
     silence_timeout_s: float = 10.0
     startup_timeout_s: float = 20.0
     stop_timeout_s: float = 3.0
-    prebuffer_capacity_s: float = 12.0
+    prebuffer_serve_ms: int = 8000  # the longest prebuffer request served in full (Prebuffer.serve_ms)
     prebuffer_max_bytes: int = 32 * 1024 * 1024
     stderr_burst: int = 10  # stderr lines logged at once before rate limiting...
     stderr_refill_s: float = 6.0  # ...then one more line per this many seconds

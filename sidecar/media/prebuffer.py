@@ -1,10 +1,10 @@
 """Sans-IO prebuffer: a ring of recent fragments per camera, plus bounded live subscriptions.
 
 A hub asks for recordings that start *before* the motion event (``prebufferLength``, 4-8 s), so
-the newest fragments of the current ffmpeg run are kept in a ring sized by media duration and
-capped in bytes. Each ffmpeg run is a *generation*: its init segment and its fragments only make
-sense together (timestamps restart at 0, SPS/PPS may change: docs/field-lessons.md #9), so a new init
-segment empties the ring and closes every live subscription of the old generation.
+the newest fragments of the current ffmpeg run are kept in a ring holding what that request
+reaches, capped in bytes. Each ffmpeg run is a *generation*: its init segment and its fragments
+only make sense together (timestamps restart at 0, SPS/PPS may change: docs/field-lessons.md #9),
+so a new init segment empties the ring and closes every live subscription of the old generation.
 
 Nothing here sleeps, awaits or reads a clock: ``now`` (monotonic seconds) is passed in. A
 subscription's only link to the async world is an optional ``on_ready`` callback, which the
@@ -21,30 +21,18 @@ from dataclasses import dataclass
 from .segments import Fragment, InitSegment
 
 __all__ = [
-    "SPARE_FRAGMENT_S",
+    "KEYFRAME_SEARCH_S",
     "Prebuffer",
     "PrebufferNotReady",
     "PrebufferSnapshot",
     "StoredFragment",
     "Subscription",
     "SubscriptionEnd",
-    "ring_capacity_s",
 ]
 
-SPARE_FRAGMENT_S = 4.0
-"""One nominal fragment kept beyond what a request needs (docs/scaling.md, "The prebuffer ring")."""
-
-
-def ring_capacity_s(prebuffer_ms: int) -> float:
-    """The ring's ``capacity_s`` for a camera whose hubs may ask for up to ``prebuffer_ms``.
-
-    :meth:`Prebuffer.fragments_since` serves the newest fragment plus the fewest behind it that
-    cover the request, and every fragment starts on a keyframe (``frag_keyframe``), so what it
-    can ever reach lies within ``prebuffer_ms`` behind the newest fragment. One spare fragment
-    covers a fragment that does not start on a keyframe. Anything older is memory no hub is
-    ever sent: at 2 Mbps each 4 s fragment is 1 MB per camera.
-    """
-    return prebuffer_ms / 1000 + SPARE_FRAGMENT_S
+KEYFRAME_SEARCH_S = 8.0
+"""How much older media the ring keeps, at most, while it cannot yet serve its request from a
+keyframe (a source whose fragments do not start on one): beyond that, fragments go by age."""
 
 
 class SubscriptionEnd(enum.Enum):
@@ -181,12 +169,15 @@ class Subscription:
 
 
 class Prebuffer:
-    """Ring of the newest fragments of the current generation, by duration and by bytes.
+    """Ring of the newest fragments of the current generation: what a request reaches, capped.
 
     Args:
-        capacity_s: media seconds to keep *behind* the newest fragment. The default (8 s, the
-            largest prebuffer a hub may select, plus 4 s) keeps the longest request servable
-            while the next fragment is still being recorded.
+        serve_ms: the longest request (``prebuffer_ms``) the ring must serve in full. It keeps
+            exactly the fragments :meth:`fragments_since` reaches for it: the newest and the
+            fewest before it that cover it and start on a keyframe. With 4 s keyframe-started
+            fragments and the 4 s hubs select, that is the newest fragment alone; anything
+            older is memory no hub is ever sent (1 MB per camera per 4 s at 2 Mbps). Until a
+            keyframe is in reach, at most :data:`KEYFRAME_SEARCH_S` more is kept.
         max_bytes: hard cap whatever the durations say (a broken source with zero-length
             fragments must not grow memory).
         max_fragments: another hard cap, for the same reason.
@@ -197,12 +188,12 @@ class Prebuffer:
     def __init__(
         self,
         *,
-        capacity_s: float = 12.0,
+        serve_ms: int = 8000,
         max_bytes: int = 32 * 1024 * 1024,
         max_fragments: int = 64,
         stale_after_s: float = 8.0,
     ) -> None:
-        self.capacity_s = capacity_s
+        self.serve_ms = serve_ms
         self.max_bytes = max_bytes
         self.max_fragments = max_fragments
         self.stale_after_s = stale_after_s
@@ -245,18 +236,37 @@ class Prebuffer:
         self._bytes += fragment.size
         self._duration += fragment.duration_s
         self.last_fragment_at = now
-        # Evict the oldest while what remains *behind the newest fragment* still covers the
-        # capacity, or a hard cap is exceeded.
+        # Evict what a request for serve_ms no longer reaches, or the oldest while a hard cap
+        # (bytes, count, or age while no keyframe is in reach) is exceeded.
+        reach = self._reach(self.serve_ms)
+        for _ in range(reach if reach is not None else 0):
+            self._evict()
+        limit_s = self.serve_ms / 1000 + KEYFRAME_SEARCH_S
         while len(self._ring) > 1 and (
-            self._duration - self._ring[0].fragment.duration_s - fragment.duration_s >= self.capacity_s
+            self._duration - self._ring[0].fragment.duration_s >= limit_s
             or self._bytes > self.max_bytes
             or len(self._ring) > self.max_fragments
         ):
-            old = self._ring.popleft().fragment
-            self._bytes -= old.size
-            self._duration -= old.duration_s
+            self._evict()
         for sub in list(self._subscribers):
             sub._put(fragment)
+
+    def _reach(self, ms: int) -> int | None:
+        """Index in the ring of the oldest fragment a request for ``ms`` is served from (the walk
+        of :meth:`fragments_since`, without its freshness check); None while it cannot be served
+        in full from a keyframe."""
+        span = 0.0
+        for index in range(len(self._ring) - 1, -1, -1):
+            fragment = self._ring[index].fragment
+            span += fragment.duration_s
+            if fragment.keyframe and span * 1000 >= ms:
+                return index
+        return None
+
+    def _evict(self) -> None:
+        old = self._ring.popleft().fragment
+        self._bytes -= old.size
+        self._duration -= old.duration_s
 
     # -- consumer side (the camera layer) ----------------------------------------------------
 

@@ -85,7 +85,8 @@ async def test_the_gop_merge_restart_waits_for_the_recording_in_flight(
         # The recording is over: now the restart, and ~4 s fragments from the next run.
         await camera.pipeline.wait_for(lambda: camera.pipeline.prebuffer.generation > generation, 30)
         assert camera.pipeline.restart_held is None
-        await camera.pipeline.wait_for(lambda: camera.pipeline.prebuffer.fragment_count >= 2, 30)
+        count = camera.pipeline.status().fragments
+        await camera.pipeline.wait_for(lambda: camera.pipeline.status().fragments >= count + 2, 30)
         merged = camera.pipeline.prebuffer.fragments_since(60_000, camera.clock())
         assert merged is not None
         durations = [f.duration_s for f in merged.fragments]

@@ -76,6 +76,26 @@ async def _talk(rig: LiveViewRig, session: str) -> None:
     await wait_until(lambda: not rig.camera.live._runners, 15, "the session to end")
 
 
+@contextlib.asynccontextmanager
+async def fragment_arrivals(pipeline: Any) -> Any:
+    """When each of the recording pipeline's fragments arrives (monotonic) while the block runs:
+    the ring keeps only what a recording reaches, so the times are taken as fragments come."""
+    arrivals: list[float] = []
+
+    async def follow() -> None:
+        while True:
+            last = pipeline.prebuffer.last_fragment_at
+            await pipeline.wait_for(lambda last=last: pipeline.prebuffer.last_fragment_at != last)
+            arrivals.append(pipeline.prebuffer.last_fragment_at)
+
+    task = asyncio.create_task(follow())
+    try:
+        yield arrivals
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def assert_cadence(arrivals: list[float], started: float, ended: float) -> None:
     """The recording pipeline's fragments kept coming at their pace between the two moments."""
     during = [t for t in arrivals if started - 2 <= t <= ended]
@@ -92,15 +112,15 @@ async def test_talk_reaches_an_onvif_backchannel(tmp_path: Path, rtsp_camera: An
                                             two_way_audio=TwoWayAudio())) as rigs:
         async for rig in rigs:
             pipeline = rig.camera.pipeline
-            await wait_until(lambda p=pipeline: p.prebuffer.fragment_count >= 2, 60,  # type: ignore[misc]
+            await wait_until(lambda p=pipeline: p.status().fragments >= 2, 60,  # type: ignore[misc]
                              "the recording pipeline")
             await wait_until(lambda r=rig: r.camera.core.offer.cached_probe() is not None, 20,  # type: ignore[misc]
                              "the source probe")
-            pid, started = pipeline.pid, time.monotonic()
-            await _talk(rig, "talk-backchannel")
-            ended = time.monotonic()
+            async with fragment_arrivals(pipeline) as arrivals:
+                pid, started = pipeline.pid, time.monotonic()
+                await _talk(rig, "talk-backchannel")
+                ended = time.monotonic()
             assert pipeline.pid == pid  # the recording ffmpeg was never restarted
-            arrivals = [s.received_at for s in pipeline.prebuffer._ring]
     assert_cadence(arrivals, started, ended)
     data = received.read_bytes()
     peak = peak_hz(mulaw_to_float(data[len(data) // 2 - 16000:len(data) // 2 + 16000]), 8000)  # 4 s mid-talk
@@ -128,7 +148,7 @@ async def test_talk_reaches_a_file(tmp_path: Path) -> None:
 async def _refused_session(rig: LiveViewRig) -> tuple[float, float]:
     """A live view whose talk path is refused; returns when it started and ended (monotonic)."""
     pipeline = rig.camera.pipeline
-    await wait_until(lambda: pipeline.prebuffer.fragment_count >= 2, 60, "the recording pipeline")
+    await wait_until(lambda: pipeline.status().fragments >= 2, 60, "the recording pipeline")
     pid = pipeline.pid
     _status, viewer = await rig.setup("talk-refused-001")
     async with srtp_ports(viewer) as (video, _audio):
@@ -167,8 +187,8 @@ async def test_a_refusing_camera_gives_one_warning_and_the_live_view_goes_on(
     async with contextlib.aclosing(make_rig(tmp_path, source=cam.url, profile="copy", keep_warm="always",
                                             two_way_audio=TwoWayAudio())) as rigs:
         async for rig in rigs:
-            started, ended = await _refused_session(rig)
-            arrivals = [s.received_at for s in rig.camera.pipeline.prebuffer._ring]
+            async with fragment_arrivals(rig.camera.pipeline) as arrivals:
+                started, ended = await _refused_session(rig)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "talk" in r.getMessage()]
     print("\n" + "\n".join(warnings))
     assert len(warnings) == 1

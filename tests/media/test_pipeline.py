@@ -588,8 +588,8 @@ async def test_a_gated_restart_waits_for_its_release_and_the_users_restart_does_
         result = await pipeline.reconfigure(dataclasses.replace(SMALL, bitrate_kbps=200))
         assert result.restarted and asked == ["reconfigured"]
         assert pipeline.restart_held == "reconfigured" and not pipeline.restart_pending
-        count = pipeline.prebuffer.fragment_count
-        await pipeline.wait_for(lambda: pipeline.prebuffer.fragment_count >= count + 2, 20)
+        count = pipeline.status().fragments
+        await pipeline.wait_for(lambda: pipeline.status().fragments >= count + 2, 20)
         assert (pipeline.prebuffer.generation, pipeline.starts) == (generation, starts)  # the run went on
         holding = False
         assert pipeline.release_restart() and pipeline.restart_held is None

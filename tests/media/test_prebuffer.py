@@ -17,7 +17,7 @@ from sidecar.media import (
     SubscriptionClosed,
     SubscriptionEnd,
 )
-from sidecar.media.prebuffer import ring_capacity_s
+from sidecar.media.prebuffer import KEYFRAME_SEARCH_S
 
 from .fakes import make_fragment, make_init
 
@@ -41,59 +41,85 @@ def test_generation_and_init() -> None:
     assert pb.start_generation(make_init(tag=b"2"), 2.0) == 2
 
 
-def test_ring_keeps_capacity_plus_the_newest_fragment() -> None:
-    pb = Prebuffer(capacity_s=12.0)
-    pb.start_generation(make_init(), 100.0)
-    fill(pb, 10)
-    # 12 s behind the newest fragment + the newest: 4 fragments of 4 s.
-    assert [f.sequence_number for f in pb.fragments()] == [7, 8, 9, 10]
-    assert pb.duration_s == pytest.approx(16.0)
-    assert pb.bytes == 4000
-
-
-def test_a_cameras_ring_holds_the_longest_request_and_one_spare_fragment() -> None:
-    """Hubs may ask for up to ``prebuffer_ms`` (8 s by default): two 4 s fragments. The ring
-    keeps those, one more in case a fragment does not start on a keyframe, and the newest;
-    a fifth fragment (1 MB per camera at 2 Mbps) could never be sent."""
-    pb = Prebuffer(capacity_s=ring_capacity_s(8000))
+@pytest.mark.parametrize(("serve_ms", "held", "served_late"), [(4000, [10], [10]), (8000, [9, 10], [9, 10]),
+                                                           (6000, [9, 10], [9, 10])])
+def test_the_ring_holds_exactly_what_its_request_reaches(
+        serve_ms: int, held: list[int], served_late: list[int]) -> None:
+    """A recording is sent the selected prebuffer: 4 s (what hubs select) is the newest 4 s
+    fragment, 8 s the newest two, 6 s two as well. Anything older (1 MB per camera per fragment at
+    2 Mbps) could never be sent, so the ring does not keep it."""
+    pb = Prebuffer(serve_ms=serve_ms)
     pb.start_generation(make_init(), 100.0)
     now = fill(pb, 10)
-    assert pb.fragment_count == 4
-    snap = pb.fragments_since(8000, now + 3.9)  # the next fragment is nearly complete
+    assert [f.sequence_number for f in pb.fragments()] == held
+    snap = pb.fragments_since(serve_ms, now + 3.9)  # the next fragment is nearly complete
+    assert snap is not None and [f.sequence_number for f in snap.fragments] == served_late
+
+
+def test_a_newest_fragment_that_does_not_start_on_a_keyframe_keeps_the_one_before() -> None:
+    """The walk back goes on to a keyframe, so the ring keeps the fragment it ends on; and a
+    source that never sends one is bounded by age, not by its caps alone."""
+    pb = Prebuffer(serve_ms=4000)
+    pb.start_generation(make_init(), 100.0)
+    now = fill(pb, 9)
+    pb.push(make_fragment(10, start_s=36.0, keyframe=False), now + 4.0)
+    assert [f.sequence_number for f in pb.fragments()] == [9, 10]
+    snap = pb.fragments_since(4000, now + 4.0)
     assert snap is not None and [f.sequence_number for f in snap.fragments] == [9, 10]
+    none = Prebuffer(serve_ms=4000)
+    none.start_generation(make_init(), 100.0)
+    fill(none, 30, keyframe=False)
+    assert none.duration_s <= 4.0 + KEYFRAME_SEARCH_S + 4.0 and none.fragments_since(4000, 300.0) is None
 
 
-@settings(max_examples=200, deadline=None)
-@given(prebuffer_ms=st.integers(4000, 30000),
-       durations=st.lists(st.floats(0.5, 10.0), min_size=12, max_size=40))
-def test_a_cameras_ring_serves_every_request_it_allows_and_holds_at_most_one_spare(
-        prebuffer_ms: int, durations: list[float]) -> None:
-    """Whatever the fragments' lengths (keyframe-started, as ``frag_keyframe`` cuts them), once
-    the ring has filled, a request of ``prebuffer_ms`` is served in full right after each
-    fragment, and what the ring holds behind the newest fragment stays under ``prebuffer_ms``
-    plus the spare plus one fragment."""
-    capacity = ring_capacity_s(prebuffer_ms)
-    pb = Prebuffer(capacity_s=capacity)
+def test_a_larger_request_fills_the_ring_as_fragments_come_and_a_smaller_one_empties_it() -> None:
+    pb = Prebuffer(serve_ms=4000)
+    pb.start_generation(make_init(), 100.0)
+    now = fill(pb, 5)
+    pb.serve_ms = 8000
+    assert not pb.ready(8000, now)  # what went is not brought back
+    pb.push(make_fragment(6, start_s=20.0), now + 4.0)
+    assert pb.ready(8000, now + 4.0) and pb.fragment_count == 2
+    pb.serve_ms = 4000
+    pb.push(make_fragment(7, start_s=24.0), now + 8.0)
+    assert [f.sequence_number for f in pb.fragments()] == [7]
+
+
+@settings(max_examples=300, deadline=None)
+@given(serve_ms=st.integers(4000, 30000),
+       fragments=st.lists(st.tuples(st.floats(0.5, 10.0), st.booleans()), min_size=12, max_size=40))
+def test_the_ring_serves_its_request_in_full_and_holds_nothing_it_does_not_reach(
+        serve_ms: int, fragments: list[tuple[float, bool]]) -> None:
+    """Whatever the fragments' lengths, and whether each starts on a keyframe: after each
+    fragment, whenever the media so far can serve ``serve_ms`` in full from a keyframe, the ring
+    does, and its oldest fragment is one the request is sent (nothing held that no hub gets)."""
+    pb = Prebuffer(serve_ms=serve_ms, stale_after_s=1e9)
     pb.start_generation(make_init(), 0.0)
-    now, start, filled = 0.0, 0.0, False
-    for i, d in enumerate(durations):
+    now, start = 0.0, 0.0
+    pushed: list[tuple[float, bool]] = []
+    for i, (d, keyframe) in enumerate(fragments):
         now += d
-        pb.push(make_fragment(i + 1, start_s=start, duration_s=d), now)
+        pb.push(make_fragment(i + 1, start_s=start, duration_s=d, keyframe=keyframe), now)
         start += d
-        filled = filled or start - d >= capacity
-        behind = pb.duration_s - d
-        assert behind < capacity + max(durations)
-        if filled:
-            snap = pb.fragments_since(prebuffer_ms, now)
-            assert snap is not None and snap.duration_s * 1000 >= prebuffer_ms - 1
+        pushed.append((d, keyframe))
+        span, servable = 0.0, False  # could all the media so far serve the request, within the age bound?
+        for dur, kf in reversed(pushed):
+            span += dur
+            if kf and span * 1000 >= serve_ms:
+                servable = span - dur < serve_ms / 1000 + KEYFRAME_SEARCH_S
+                break
+        snap = pb.fragments_since(serve_ms, now)
+        if servable:
+            assert snap is not None and snap.duration_s * 1000 >= serve_ms - 1e-6
+            assert snap.fragments[0] is pb.fragments()[0]
 
 
 def test_ring_byte_and_count_caps() -> None:
-    pb = Prebuffer(capacity_s=1000.0, max_bytes=5000, max_fragments=64)
+    pb = Prebuffer(serve_ms=1_000_000, max_bytes=5000, max_fragments=64)
     pb.start_generation(make_init(), 0.0)
     fill(pb, 20, size=1000)  # type: ignore[arg-type]
     assert pb.bytes <= 5000 and pb.fragment_count == 5
-    pb = Prebuffer(capacity_s=1000.0, max_fragments=3)
+    pb = Prebuffer(serve_ms=1_000_000, max_fragments=3)
     pb.start_generation(make_init(), 0.0)
     fill(pb, 20, duration=0.0)
     assert pb.fragment_count == 3

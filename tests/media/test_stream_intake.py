@@ -15,7 +15,7 @@ from sidecar.media import (
 
 
 def test_a_run_is_filed_and_the_copy_probe_kept(sample_fmp4: bytes) -> None:
-    prebuffer = Prebuffer()
+    prebuffer = Prebuffer(serve_ms=60_000)  # keeps every fragment of the sample
     policy = StreamPolicy(PipelineConfig(source=parse_source("rtsp://127.0.0.1:8554/cam")), load_profiles())
     policy.start_run()
     intake = StreamIntake(prebuffer, policy)
