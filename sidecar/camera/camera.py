@@ -234,7 +234,9 @@ class Camera:
                 self.pipeline.set_record_codec("hevc" if action.codec == "hevc" else "h264")
         if self.secure is not None:
             self.secure_video.sync(self.secure)
-        self.pipeline.keep_prebuffer(self.core.prebuffer_ms)  # the selection may have changed
+        # The selection may have changed: the ring keeps what a recording is sent (a smaller
+        # request drops older fragments with the next one; a larger one fills as ffmpeg goes).
+        self.pipeline.prebuffer.serve_ms = self.core.prebuffer_ms
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

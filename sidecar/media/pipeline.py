@@ -216,11 +216,6 @@ class MediaPipeline:
         """Switch what the recordings carry (docs/h265.md); ffmpeg restarts if its command changes."""
         self._act(self._policy.set_record_codec(codec))
 
-    def keep_prebuffer(self, prebuffer_ms: int) -> None:
-        """Keep what a request for ``prebuffer_ms`` reaches (:class:`Prebuffer`'s ``serve_ms``) from
-        now on. Shrinking drops the older fragments with the next one; growing fills as ffmpeg goes."""
-        self.prebuffer.serve_ms = prebuffer_ms
-
     def fragments_since(self, ms: int) -> PrebufferSnapshot | None:
         """Init + fragments covering the last ``ms`` ms, from a keyframe (see :class:`Prebuffer`)."""
         return self.prebuffer.fragments_since(ms, self._clock())
