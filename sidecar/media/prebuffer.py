@@ -14,6 +14,7 @@ asyncio side (:class:`sidecar.media.prebuffer_subscription.PrebufferSubscription
 from __future__ import annotations
 
 import enum
+import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -238,8 +239,8 @@ class Prebuffer:
         self.last_fragment_at = now
         # Evict what a request for serve_ms no longer reaches, or the oldest while a hard cap
         # (bytes, count, or age while no keyframe is in reach) is exceeded.
-        reach = self._reach(self.serve_ms)
-        for _ in range(reach if reach is not None else 0):
+        start, covered = self._walk(self.serve_ms)
+        for _ in range(start if covered and start is not None else 0):
             self._evict()
         limit_s = self.serve_ms / 1000 + KEYFRAME_SEARCH_S
         while len(self._ring) > 1 and (
@@ -251,17 +252,23 @@ class Prebuffer:
         for sub in list(self._subscribers):
             sub._put(fragment)
 
-    def _reach(self, ms: int) -> int | None:
-        """Index in the ring of the oldest fragment a request for ``ms`` is served from (the walk
-        of :meth:`fragments_since`, without its freshness check); None while it cannot be served
-        in full from a keyframe."""
+    def _walk(self, ms: int, cutoff: float = float("-inf")) -> tuple[int | None, bool]:
+        """The walk that serves a request for ``ms``: back from the newest fragment (stopping at
+        one that arrived before ``cutoff``) until the span covers ``ms`` at a keyframe-started
+        fragment. Returns that fragment's index in the ring (else the oldest keyframe-started one
+        reached, or None if none was) and whether ``ms`` was covered."""
         span = 0.0
+        start: int | None = None
         for index in range(len(self._ring) - 1, -1, -1):
-            fragment = self._ring[index].fragment
-            span += fragment.duration_s
-            if fragment.keyframe and span * 1000 >= ms:
-                return index
-        return None
+            stored = self._ring[index]
+            if stored.received_at < cutoff:
+                break
+            span += stored.fragment.duration_s
+            if stored.fragment.keyframe:
+                start = index
+                if span * 1000 >= ms:
+                    return start, True
+        return start, False
 
     def _evict(self) -> None:
         old = self._ring.popleft().fragment
@@ -307,23 +314,10 @@ class Prebuffer:
         """
         if self.init is None or not self._ring:
             return None
-        cutoff = now - (ms / 1000.0 + self.stale_after_s)
-        span = 0.0
-        chosen: list[StoredFragment] = []
-        start_index: int | None = None
-        for index in range(len(self._ring) - 1, -1, -1):
-            stored = self._ring[index]
-            if stored.received_at < cutoff:
-                break
-            chosen.append(stored)
-            span += stored.fragment.duration_s
-            if stored.fragment.keyframe:
-                start_index = len(chosen)
-                if span * 1000 >= ms:
-                    break
-        if start_index is None:
+        start, _ = self._walk(ms, now - (ms / 1000.0 + self.stale_after_s))
+        if start is None:
             return None
-        kept = chosen[start_index - 1 :: -1]
+        kept = tuple(itertools.islice(self._ring, start, None))
         return PrebufferSnapshot(self.generation, self.init, tuple(s.fragment for s in kept),
                                  tuple(s.received_at for s in kept))
 
